@@ -1,0 +1,50 @@
+# The verbs a newcomer types: make run, make test, make bench, make lint.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+GEOIP_DB_FILE := data/geo-whois-asn-country.mmdb
+
+.PHONY: install run migrate test bench lint format geoip clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml middleware/pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[dev,bench]' -e ./middleware
+	@touch $@
+
+run: install
+	@if [ ! -f "$(GEOIP_DB_FILE)" ] && [ -z "$$GEOIP_DB" ] && command -v npm >/dev/null; then \
+		$(MAKE) --no-print-directory geoip || echo "make geoip failed: locations stay empty"; fi
+	$(PY) -m server.run
+
+migrate: install
+	$(VENV)/bin/flask --app wsgi db upgrade
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) bench/run_all.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# The CC0 country database from the npm package @ip-location-db/geo-whois-asn-country-mmdb.
+geoip:
+	@mkdir -p data/.geoip
+	cd data/.geoip && npm pack --silent @ip-location-db/geo-whois-asn-country-mmdb >/dev/null
+	tar -xzf data/.geoip/*.tgz -C data/.geoip
+	mv data/.geoip/package/geo-whois-asn-country.mmdb $(GEOIP_DB_FILE)
+	rm -rf data/.geoip
+	@echo "country database: $(GEOIP_DB_FILE)"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

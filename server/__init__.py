@@ -1,0 +1,73 @@
+"""API Analytics server: the Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from server.config import Config
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(level.upper())
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the web app: JSON API, dashboard and CLI, bound to `config`'s database and queue."""
+    from server.api import init_api
+    from server.cli import init_cli
+    from server.db import init_engine
+    from server.queue import init_queue
+
+    config = config or Config.from_env()
+    configure_logging(config.LOG_LEVEL)
+    app = Flask(__name__)
+    app.config.update(
+        SETTINGS=config,
+        SECRET_KEY=config.SECRET_KEY,
+        TESTING=config.TESTING,
+        MAX_CONTENT_LENGTH=config.MAX_BODY,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=config.production,
+    )
+    init_engine(config.DATABASE_URL)
+    queue = init_queue(config.REDIS_URL)
+    init_api(app)
+    init_cli(app)
+    _init_optional_parts(app)
+    if config.embedded_queue:
+        from worker.geo import init_geo
+
+        init_geo(config.GEOIP_DB)
+        log.info("no REDIS_URL: background jobs run in-process")
+        if not config.TESTING:
+            queue.enqueue("recovery", "worker.sweeper.recover")
+    _announce_geoip(config)
+    app.extensions["job_queue"] = queue
+    return app
+
+
+def _init_optional_parts(app: Flask) -> None:
+    """Parts that live in their own packages: the dashboard and the operators' pages."""
+    from dash_app import init_dash
+
+    init_dash(app)
+
+
+def _announce_geoip(config: Config) -> None:
+    if config.GEOIP_DB:
+        log.info("country lookup from %s", config.GEOIP_DB)
+    else:
+        log.warning(
+            "no GEOIP_DB (and no data/geo-whois-asn-country.mmdb): locations stay empty; "
+            "run `make geoip` to fetch a free country database"
+        )

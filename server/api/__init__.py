@@ -1,0 +1,72 @@
+"""The JSON API: one flask-smorest Api, one blueprint per resource."""
+
+from __future__ import annotations
+
+from flask_smorest import Api as SmorestApi
+
+from server.api.schemas import IngestPayloadSchema
+
+API_SETTINGS = {
+    "API_TITLE": "API Analytics",
+    "API_VERSION": "1",
+    "OPENAPI_VERSION": "3.0.3",
+    "OPENAPI_URL_PREFIX": "/api",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "API_SPEC_OPTIONS": {
+        "info": {
+            "description": "Self-hosted analytics and uptime monitoring for web APIs. "
+            "Send the API key in the X-AUTH-TOKEN header (never in a URL)."
+        },
+        "components": {
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": "X-AUTH-TOKEN"}
+            }
+        },
+    },
+}
+
+
+def _describe(errors: dict) -> str:
+    """Turn webargs' nested errors into one sentence that names the parameter."""
+    parts = []
+    for location, fields in errors.items():
+        if not isinstance(fields, dict):
+            parts.append(f"{location}: {fields}")
+            continue
+        for name, problems in fields.items():
+            text = "; ".join(problems) if isinstance(problems, list) else str(problems)
+            noun = "parameter" if location == "query" else "field"
+            if text == "Unknown field.":
+                parts.append(f"Unknown {noun} '{name}'.")
+            else:
+                parts.append(f"Invalid {noun} '{name}': {text}")
+    return " ".join(parts) or "Invalid request."
+
+
+class Api(SmorestApi):
+    """flask-smorest's Api with a human `message` on every error."""
+
+    def handle_http_exception(self, error):
+        payload, code, headers = super().handle_http_exception(error)
+        if "message" not in payload:
+            errors = payload.get("errors")
+            payload["message"] = _describe(errors) if errors else error.description
+        return payload, code, headers
+
+
+def init_api(app) -> Api:
+    from server.api.data.routes import blp as data_blp
+    from server.api.health.routes import blp as health_blp
+    from server.api.ingest.routes import blp as ingest_blp
+    from server.api.keys.routes import blp as keys_blp
+
+    for name, value in API_SETTINGS.items():
+        app.config.setdefault(name, value)
+    api = Api(app)
+    api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
+    for blp in (keys_blp, ingest_blp, data_blp, health_blp):
+        api.register_blueprint(blp, url_prefix="/api")
+    app.extensions["smorest_api"] = api
+    return api

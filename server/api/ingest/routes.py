@@ -1,0 +1,154 @@
+"""Ingest: a middleware posts a batch of logged requests; it is stored durably, then enriched."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import current_app, jsonify, request
+from flask.views import MethodView
+from flask_smorest import abort
+from sqlalchemy import insert
+
+from server.api.base import Blueprint
+from server.api.ingest.schemas import IngestResultSchema
+from server.api.schemas import ErrorSchema
+from server.auth import key_from_request, lookup_key, touch_key
+from server.db import get_engine, utcnow
+from server.ingest import PayloadError, encode_rows, inflate, parse_payload, validate_rows
+from server.models import ingest_batches
+from server.queue import enqueue_batch, get_queue
+
+log = logging.getLogger(__name__)
+blp = Blueprint("ingest", __name__, description="Ingest logged requests")
+
+PAYLOAD_DOC = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/IngestPayload"}}},
+    "description": "The payload the published clients send; may be Content-Encoding: gzip.",
+}
+
+
+def _read_body(max_body: int) -> bytes:
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        abort(415, message=f"Content-Type must be application/json, not {mimetype or 'missing'}.")
+    body = request.get_data(cache=False)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding == "gzip":
+        return inflate(body, max_body)
+    if encoding not in ("", "identity"):
+        abort(415, message=f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
+    return body
+
+
+def _check_rate(key_id: int, limit: int) -> None:
+    """Fixed one-minute window per key, counted in Redis; off when limit is 0."""
+    queue = get_queue()
+    if not limit or not hasattr(queue, "redis"):
+        return
+    window = int(time.time() // 60)
+    counter = f"api-analytics:rate:{key_id}:{window}"
+    try:
+        pipe = queue.redis.pipeline()
+        pipe.incr(counter)
+        pipe.expire(counter, 120)
+        count = pipe.execute()[0]
+    except Exception as exc:
+        # Refusing data because the limiter is down would lose it; let it through.
+        log.warning("rate limiter unavailable (%s); not limiting", exc)
+        return
+    if count > limit:
+        retry_after = 60 - int(time.time() % 60)
+        abort(
+            429,
+            message=f"Rate limit of {limit} batches a minute exceeded.",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def ingest():
+    settings = current_app.config["SETTINGS"]
+    try:
+        payload = parse_payload(_read_body(settings.MAX_BODY), max_batch=settings.MAX_BATCH)
+    except PayloadError as exc:
+        abort(exc.status, message=exc.message)
+    key = payload.get("api_key") or key_from_request()
+    if not key:
+        abort(401, message="Missing 'api_key'.")
+    engine = get_engine()
+    with engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    if key_id is None:
+        abort(401, message="Unknown or revoked API key.")
+    _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)
+
+    now = utcnow()
+    level = payload.get("privacy_level", 0)
+    rows, rejected = validate_rows(payload["requests"], level, now)
+    if not rows:
+        response = jsonify(
+            code=400,
+            status="Bad Request",
+            message="Every row was refused; nothing was stored.",
+            accepted=0,
+            rejected=rejected,
+        )
+        response.status_code = 400
+        return response
+    framework = payload.get("framework")
+    with engine.begin() as conn:
+        batch_id = conn.execute(
+            insert(ingest_batches)
+            .values(
+                key_id=key_id,
+                created_at=now,
+                framework=framework[:64] if framework else None,
+                privacy_level=level,
+                row_count=len(rows),
+                payload=encode_rows(rows),
+                attempts=0,
+            )
+            .returning(ingest_batches.c.id)
+        ).scalar_one()
+        touch_key(conn, key_id)
+    enqueue_batch(batch_id)
+    log.debug("batch %s stored: %s rows, %s refused", batch_id, len(rows), len(rejected))
+    return {"accepted": len(rows), "rejected": rejected}
+
+
+ERRORS = {
+    400: "Malformed JSON, a missing or ill-typed field, or every row refused.",
+    401: "Missing, unknown or revoked API key.",
+    413: "Too many rows, or the body is too large (before or after gunzip).",
+    415: "Not JSON, or an unsupported Content-Encoding.",
+    429: "Rate limit exceeded; see Retry-After.",
+}
+
+
+def _document(view):
+    for code, description in ERRORS.items():
+        view = blp.alt_response(code, schema=ErrorSchema, description=description)(view)
+    return blp.doc(requestBody=PAYLOAD_DOC, security=[])(view)
+
+
+@blp.route("/log-request")
+class LogRequest(MethodView):
+    @_document
+    @blp.response(201, IngestResultSchema)
+    def post(self):
+        """Ingest a batch of logged requests
+
+        The batch is stored before the answer, so an accepted row is never lost.
+        Bad rows are refused one by one; the answer lists them by index.
+        """
+        return ingest()
+
+
+@blp.route("/requests")
+class Requests(MethodView):
+    @_document
+    @blp.response(201, IngestResultSchema)
+    def post(self):
+        """Ingest a batch of logged requests (alias of /log-request)"""
+        return ingest()

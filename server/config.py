@@ -1,0 +1,125 @@
+"""Settings, read from environment variables in one place and typed once."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = ROOT / "data"
+DEFAULT_GEOIP = "geo-whois-asn-country.mmdb"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the process must not start."""
+
+
+def _as_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def normalise_database_url(url: str) -> str:
+    """Let operators write plain postgresql:// URLs; we always drive psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+@dataclass
+class Config:
+    """Every setting the server, worker and dashboard read.
+
+    Each field maps to the upper-case environment variable of the same name.
+    The defaults are the embedded mode: SQLite under ./data and jobs in-process.
+    """
+
+    DATABASE_URL: str = ""
+    REDIS_URL: str = ""
+    SECRET_KEY: str = ""
+    APP_ENV: str = "development"
+    DATA_DIR: str = str(DEFAULT_DATA_DIR)
+    GEOIP_DB: str = ""
+    MAX_BATCH: int = 10_000
+    MAX_BODY: int = 10 * 1024 * 1024
+    RATE_LIMIT_PER_MINUTE: int = 0
+    RETENTION_DAYS: int = 365
+    KEY_INACTIVE_DAYS: int = 182
+    PING_RETENTION_DAYS: int = 90
+    MONITOR_LIMIT: int = 10
+    MONITOR_INTERVAL_SECONDS: int = 300
+    MONITOR_ALLOW_PRIVATE: bool = False
+    SWEEP_AFTER_SECONDS: int = 60
+    ADMIN_TOKEN: str = ""
+    LOG_LEVEL: str = "INFO"
+    TESTING: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> Config:
+        """Build a Config from the environment, then apply explicit overrides."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            if f.name == "extra" or f.name not in environ:
+                continue
+            raw = environ[f.name]
+            try:
+                if f.type == "int":
+                    values[f.name] = int(raw)
+                elif f.type == "bool":
+                    values[f.name] = _as_bool(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise ConfigError(f"{f.name} must be an integer, got {raw!r}") from exc
+        values.update(overrides)
+        config = cls(**values)
+        config.finalise()
+        return config
+
+    @property
+    def production(self) -> bool:
+        return self.APP_ENV == "production"
+
+    @property
+    def embedded_queue(self) -> bool:
+        """No Redis configured: jobs run on a thread inside the web process."""
+        return not self.REDIS_URL
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.DATABASE_URL.startswith("postgresql")
+
+    def finalise(self) -> None:
+        """Fill derived defaults and refuse settings that cannot work."""
+        data_dir = Path(self.DATA_DIR)
+        if not self.DATABASE_URL:
+            if self.production:
+                raise ConfigError("DATABASE_URL is required when APP_ENV=production")
+            data_dir.mkdir(parents=True, exist_ok=True)
+            self.DATABASE_URL = f"sqlite:///{data_dir / 'analytics.db'}"
+        self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
+        if not self.GEOIP_DB:
+            candidate = data_dir / DEFAULT_GEOIP
+            self.GEOIP_DB = str(candidate) if candidate.exists() else ""
+        if not self.SECRET_KEY:
+            if self.production:
+                raise ConfigError("SECRET_KEY is required when APP_ENV=production")
+            self.SECRET_KEY = self._local_secret(data_dir)
+        for name in ("MAX_BATCH", "MAX_BODY", "RETENTION_DAYS", "MONITOR_INTERVAL_SECONDS"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive")
+
+    def _local_secret(self, data_dir: Path) -> str:
+        """Keep dashboard sessions valid across restarts of an embedded install."""
+        if self.TESTING:
+            return secrets.token_hex(32)
+        path = data_dir / "secret_key"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()

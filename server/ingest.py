@@ -1,0 +1,217 @@
+"""Validation of ingest payloads: pure functions, no I/O, so they are cheap to test."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import zlib
+from datetime import UTC, datetime, timedelta
+
+METHODS = frozenset(
+    {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"}
+)
+MAX_TEXT = 255
+MAX_RESPONSE_TIME_MS = 24 * 3600 * 1000  # a day: anything longer is a clock bug, not a request
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE_SLACK = timedelta(days=1)
+TEXT_FIELDS = ("hostname", "user_agent", "user_id")
+
+# Staged row layout: a list, to keep the staging payload small.
+ROW_FIELDS = (
+    "created_at",
+    "hostname",
+    "path",
+    "method",
+    "status",
+    "response_time",
+    "ip_address",
+    "user_agent",
+    "user_id",
+)
+
+
+class PayloadError(Exception):
+    """The whole payload is refused; status is the HTTP code to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RowError(ValueError):
+    """One row is refused; the message says which field and why."""
+
+
+def inflate(body: bytes, limit: int) -> bytes:
+    """Gunzip a body, refusing it (413) as soon as it would exceed `limit` bytes.
+
+    Decompressing in bounded steps means a gzip bomb costs at most `limit` bytes.
+    """
+    decompressor = zlib.decompressobj(wbits=31)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+        if len(out) > limit or decompressor.unconsumed_tail:
+            raise PayloadError(413, f"Body is over the {limit} byte limit once decompressed.")
+        out += decompressor.flush()
+    except zlib.error as exc:
+        raise PayloadError(400, f"Body is not valid gzip: {exc}") from None
+    if len(out) > limit:
+        raise PayloadError(413, f"Body is over the {limit} byte limit once decompressed.")
+    if not decompressor.eof:
+        raise PayloadError(400, "Body is not valid gzip: the stream is truncated.")
+    return out
+
+
+def parse_payload(body: bytes, *, max_batch: int) -> dict:
+    """Decode and check the envelope of an ingest payload (not its rows)."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise PayloadError(400, f"Malformed JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise PayloadError(400, "The body must be a JSON object.")
+    rows = payload.get("requests")
+    if rows is None:
+        raise PayloadError(400, "Missing 'requests': a list of logged requests is required.")
+    if not isinstance(rows, list):
+        raise PayloadError(400, "'requests' must be a list.")
+    if not rows:
+        raise PayloadError(400, "'requests' is empty: nothing to store.")
+    if len(rows) > max_batch:
+        raise PayloadError(
+            413, f"Too many rows: {len(rows)} in one batch, the limit is {max_batch}."
+        )
+    level = payload.get("privacy_level", 0)
+    if isinstance(level, bool) or level not in (0, 1, 2):
+        raise PayloadError(400, "'privacy_level' must be 0, 1 or 2.")
+    framework = payload.get("framework")
+    if framework is not None and not isinstance(framework, str):
+        raise PayloadError(400, "'framework' must be a string.")
+    return payload
+
+
+def validate_rows(rows: list, privacy_level: int, now: datetime) -> tuple[list, list]:
+    """Split rows into (staged rows, rejections); rejections are {"index", "error"}."""
+    accepted, rejected = [], []
+    latest = now + FUTURE_SLACK
+    for index, row in enumerate(rows):
+        try:
+            accepted.append(_validate_row(row, privacy_level, latest))
+        except RowError as exc:
+            rejected.append({"index": index, "error": str(exc)})
+    return accepted, rejected
+
+
+def _validate_row(row, privacy_level: int, latest: datetime) -> list:
+    if not isinstance(row, dict):
+        raise RowError("row must be a JSON object")
+    return [
+        _created_at(row.get("created_at"), latest),
+        _text(row, "hostname"),
+        _path(row.get("path")),
+        _method(row.get("method")),
+        _status(row.get("status")),
+        _response_time(row.get("response_time")),
+        None if privacy_level == 2 else normalise_ip(row.get("ip_address")),
+        _text(row, "user_agent"),
+        _user_id(row.get("user_id")),
+    ]
+
+
+def _created_at(value, latest: datetime) -> str:
+    if not isinstance(value, str):
+        raise RowError("created_at: required, an ISO 8601 timestamp")
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise RowError(f"created_at: not an ISO 8601 timestamp: {value[:40]!r}") from None
+    # Old clients send local time without an offset; we take it as UTC.
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    if moment < EARLIEST:
+        raise RowError("created_at: before 2000-01-01")
+    if moment > latest:
+        raise RowError("created_at: more than a day in the future")
+    return moment.isoformat()
+
+
+def _text(row: dict, name: str) -> str | None:
+    value = row.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"{name}: must be a string")
+    return value[:MAX_TEXT]
+
+
+def _path(value) -> str:
+    if not isinstance(value, str) or not value:
+        raise RowError("path: required, a non-empty string")
+    return value[:MAX_TEXT]
+
+
+def _method(value) -> str:
+    if not isinstance(value, str):
+        raise RowError("method: required, a string such as 'GET'")
+    method = value.upper()
+    if method not in METHODS:
+        raise RowError(f"method: unknown HTTP method {value[:16]!r}")
+    return method
+
+
+def _status(value) -> int:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RowError("status: required, an integer")
+    if not 100 <= value <= 599:
+        raise RowError(f"status: {int(value)} is outside 100-599")
+    return value
+
+
+def _response_time(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise RowError("response_time: required, a number of milliseconds")
+    if not math.isfinite(value) or value < 0:
+        raise RowError("response_time: must be a non-negative number")
+    if value > MAX_RESPONSE_TIME_MS:
+        raise RowError("response_time: more than a day")
+    return round(value)
+
+
+def _user_id(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise RowError("user_id: must be a string")
+    return str(value)[:MAX_TEXT]
+
+
+def normalise_ip(value) -> str | None:
+    """The first valid address in the value, or None.
+
+    Clients often map X-Forwarded-For, which may hold a list and ports; an
+    unparseable address is dropped rather than refusing the whole row.
+    """
+    if not isinstance(value, str) or not value:
+        return None
+    for part in value.split(","):
+        candidate = part.strip()
+        if candidate.startswith("[") and "]" in candidate:
+            candidate = candidate[1 : candidate.index("]")]
+        elif candidate.count(":") == 1:
+            candidate = candidate.split(":", 1)[0]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:
+            continue
+    return None
+
+
+def encode_rows(rows: list) -> bytes:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def decode_rows(payload: bytes) -> list:
+    return json.loads(payload)

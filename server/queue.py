@@ -1,0 +1,146 @@
+"""Enqueue jobs by dotted path: on RQ when REDIS_URL is set, else on an in-process thread."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import queue as stdlib_queue
+import threading
+
+log = logging.getLogger(__name__)
+
+# Queue names are constants shared by the web process, the worker and the scheduler.
+INGEST_QUEUE = "ingest"
+MONITOR_QUEUE = "monitors"
+MAINTENANCE_QUEUE = "maintenance"
+ALL_QUEUES = (INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE)
+
+PROCESS_BATCH = "worker.enrich.process_batch"
+
+
+def call_path(path: str, *args, **kwargs):
+    """Import a function by dotted path and call it (what RQ does in the worker)."""
+    module_name, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+
+
+class InlineQueue:
+    """The embedded mode's queue: one daemon thread running jobs in order.
+
+    Nothing is lost if the process dies: batches stay in the staging table
+    and the sweeper enqueues them again at the next start.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: stdlib_queue.Queue = stdlib_queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def enqueue(self, queue_name: str, path: str, *args, job_id: str | None = None) -> None:
+        self._ensure_thread()
+        self._jobs.put((path, args))
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="inline-jobs", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            path, args = self._jobs.get()
+            try:
+                call_path(path, *args)
+            except Exception:
+                log.exception("in-process job %s failed; the sweeper will retry it", path)
+            finally:
+                self._jobs.task_done()
+
+    def join(self) -> None:
+        """Block until every queued job has run (tests and shutdown)."""
+        self._jobs.join()
+
+    def depth(self) -> int:
+        return self._jobs.qsize()
+
+    def ping(self) -> None:
+        return None
+
+
+class RQQueue:
+    """Jobs go to Redis and a `python -m worker` process runs them."""
+
+    def __init__(self, redis_url: str) -> None:
+        from redis import Redis
+
+        self.redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+    def enqueue(self, queue_name: str, path: str, *args, job_id: str | None = None) -> None:
+        from rq import Queue, Retry
+
+        Queue(queue_name, connection=self.redis).enqueue_call(
+            path,
+            args=args,
+            job_id=job_id,
+            retry=Retry(max=3, interval=[5, 30, 120]),
+            result_ttl=0,
+            failure_ttl=7 * 24 * 3600,
+        )
+
+    def is_pending(self, job_id: str) -> bool:
+        """True when the job is already queued, scheduled or running."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        try:
+            status = Job.fetch(job_id, connection=self.redis).get_status()
+        except NoSuchJobError:
+            return False
+        return status in {
+            JobStatus.QUEUED,
+            JobStatus.STARTED,
+            JobStatus.SCHEDULED,
+            JobStatus.DEFERRED,
+        }
+
+    def depth(self) -> int:
+        from rq import Queue
+
+        return sum(Queue(name, connection=self.redis).count for name in ALL_QUEUES)
+
+    def ping(self) -> None:
+        self.redis.ping()
+
+
+_queue: InlineQueue | RQQueue | None = None
+
+
+def init_queue(redis_url: str) -> InlineQueue | RQQueue:
+    global _queue
+    _queue = RQQueue(redis_url) if redis_url else InlineQueue()
+    return _queue
+
+
+def get_queue() -> InlineQueue | RQQueue:
+    if _queue is None:
+        from server.config import Config
+
+        init_queue(Config.from_env().REDIS_URL)
+    return _queue
+
+
+def enqueue_batch(batch_id: int) -> bool:
+    """Hand a stored batch to the workers; False (logged) when the queue is down.
+
+    The batch is already durable, so a failure here only delays it until the sweeper runs.
+    """
+    try:
+        get_queue().enqueue(INGEST_QUEUE, PROCESS_BATCH, batch_id, job_id=batch_job_id(batch_id))
+        return True
+    except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
+        log.warning("could not enqueue batch %s (%s); the sweeper will retry", batch_id, exc)
+        return False
+
+
+def batch_job_id(batch_id: int) -> str:
+    return f"batch-{batch_id}"

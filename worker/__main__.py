@@ -1,0 +1,60 @@
+"""Worker entry: `python -m worker` runs an RQ worker on every queue."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from server import configure_logging
+from server.config import Config
+from server.db import init_engine
+from server.queue import ALL_QUEUES, init_queue
+from worker import geo
+
+log = logging.getLogger("worker")
+
+
+def run_worker(config: Config, *, burst: bool = False) -> None:
+    """Process jobs until stopped; survives Redis restarts and re-sweeps after them."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from rq import Queue, SimpleWorker
+
+    from worker.sweeper import sweep
+
+    queue = init_queue(config.REDIS_URL)
+    while True:
+        try:
+            sweep(min_age_seconds=0)
+            queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]
+            # SimpleWorker runs jobs in this process, so the user-agent cache,
+            # the GeoIP reader and the connection pool live across jobs.
+            SimpleWorker(queues, connection=queue.redis).work(burst=burst, with_scheduler=True)
+            return
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("lost Redis (%s); retrying in 2 s", exc)
+            time.sleep(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("role", nargs="?", default="worker", choices=["worker"])
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    args = parser.parse_args(argv)
+
+    config = Config.from_env()
+    configure_logging(config.LOG_LEVEL)
+    if not config.REDIS_URL:
+        log.error("REDIS_URL is not set: without Redis, jobs run inside the web process")
+        return 2
+    init_engine(config.DATABASE_URL)
+    geo.init_geo(config.GEOIP_DB)
+    log.info("worker listening on queues %s", ", ".join(ALL_QUEUES))
+    run_worker(config, burst=args.burst)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

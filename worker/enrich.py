@@ -1,0 +1,143 @@
+"""The enrichment job: a staged batch becomes request rows, exactly once."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import delete, select, update
+
+from server.db import get_engine, is_postgres
+from server.ingest import decode_rows
+from server.models import ingest_batches, requests
+from worker import geo, useragent
+
+log = logging.getLogger(__name__)
+
+# Order of the COPY / INSERT columns; EnrichedRow's first fields follow it.
+REQUEST_COLUMNS = (
+    "key_id",
+    "created_at",
+    "hostname",
+    "path",
+    "method",
+    "status",
+    "response_time",
+    "ip_address",
+    "location",
+    "user_agent_id",
+    "user_id",
+    "framework",
+)
+
+
+class EnrichedRow(NamedTuple):
+    key_id: int
+    created_at: datetime
+    hostname: str | None
+    path: str
+    method: str
+    status: int
+    response_time: int
+    ip_address: str | None
+    location: str | None
+    user_agent_id: int | None
+    user_id: str | None
+    framework: str | None
+    # Not stored on the row (they live in user_agents) but handy for rollups.
+    browser: str | None
+    os: str | None
+    device: str | None
+    is_bot: bool
+
+
+def process_batch(batch_id: int) -> int:
+    """Enrich and store one staged batch; returns the rows written (0 if already done).
+
+    Everything happens in one transaction that also deletes the staged batch,
+    so a worker killed half way leaves the batch for a retry, and a batch that
+    was already processed is simply not found.
+    """
+    engine = get_engine()
+    _count_attempt(engine, batch_id)
+    with engine.begin() as conn:
+        batch = _claim(conn, batch_id)
+        if batch is None:
+            return 0
+        staged = decode_rows(batch.payload)
+        agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
+        rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
+        write_requests(conn, rows)
+        conn.execute(delete(ingest_batches).where(ingest_batches.c.id == batch_id))
+    return len(rows)
+
+
+def _count_attempt(engine, batch_id: int) -> None:
+    """Committed before the work, so a batch that keeps crashing workers is noticed."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(ingest_batches)
+            .where(ingest_batches.c.id == batch_id)
+            .values(attempts=ingest_batches.c.attempts + 1)
+        )
+
+
+def _claim(conn, batch_id: int):
+    query = select(
+        ingest_batches.c.key_id,
+        ingest_batches.c.framework,
+        ingest_batches.c.privacy_level,
+        ingest_batches.c.payload,
+    ).where(ingest_batches.c.id == batch_id)
+    if is_postgres(conn):
+        # A second worker given the same batch skips it instead of waiting to duplicate it.
+        query = query.with_for_update(skip_locked=True)
+    return conn.execute(query).first()
+
+
+def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow]:
+    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store."""
+    rows = []
+    fromiso = datetime.fromisoformat
+    lookup = geo.country
+    for created_at, hostname, path, method, status, rt, ip, ua, user_id in staged:
+        location = lookup(ip) if ip is not None and privacy_level < 2 else None
+        if privacy_level >= 1:
+            ip = None  # level 1: the address was needed for the country only
+        agent = agents.get(ua) if ua else None
+        rows.append(
+            EnrichedRow(
+                key_id,
+                fromiso(created_at),
+                hostname,
+                path,
+                method,
+                status,
+                rt,
+                ip,
+                location,
+                agent.id if agent else None,
+                user_id,
+                framework,
+                agent.browser if agent else None,
+                agent.os if agent else None,
+                agent.device if agent else None,
+                agent.is_bot if agent else False,
+            )
+        )
+    return rows
+
+
+def write_requests(conn, rows: list[EnrichedRow]) -> None:
+    """COPY on PostgreSQL (4x faster than INSERT, MEASURED.md); executemany on SQLite."""
+    width = len(REQUEST_COLUMNS)
+    if is_postgres(conn):
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY requests ({', '.join(REQUEST_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row[:width])
+        return
+    conn.execute(
+        requests.insert(), [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]
+    )

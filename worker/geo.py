@@ -1,0 +1,72 @@
+"""Country lookup from a country .mmdb (GeoLite2 Country/City or the CC0 geo-whois-asn-country)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_state: dict = {"path": None, "lookup": None}
+
+
+def _open(path: str):
+    """A function ip -> ISO country code, reading the file once per process."""
+    import geoip2.database
+    import geoip2.errors
+
+    reader = geoip2.database.Reader(path)
+    kind = reader.metadata().database_type
+    if "GeoIP2" in kind or "GeoLite2" in kind:
+        # geoip2 checks the database type: City files answer city(), Country files country().
+        method = reader.city if "City" in kind else reader.country
+
+        def lookup(ip: str) -> str | None:
+            try:
+                return method(ip).country.iso_code
+            except (geoip2.errors.AddressNotFoundError, ValueError):
+                return None
+
+        return lookup
+
+    # Other country databases (e.g. ip-location-db) have their own record shape;
+    # geoip2 exposes the underlying maxminddb reader for them.
+    raw = reader._db_reader
+
+    def lookup(ip: str) -> str | None:
+        try:
+            record = raw.get(ip)
+        except ValueError:
+            return None
+        if not record:
+            return None
+        code = record.get("country_code") or (record.get("country") or {}).get("iso_code")
+        return code.upper()[:2] if isinstance(code, str) else None
+
+    return lookup
+
+
+def init_geo(path: str | None) -> None:
+    """Open the database at `path` (or none); later lookups reuse it."""
+    with _lock:
+        if path == _state["path"] and _state["lookup"] is not None:
+            return
+        _state["path"] = path
+        _state["lookup"] = None
+        if path:
+            try:
+                _state["lookup"] = _open(path)
+            except (OSError, ValueError) as exc:
+                log.error("cannot open GEOIP_DB %s (%s): locations stay empty", path, exc)
+
+
+def country(ip: str | None) -> str | None:
+    if ip is None:
+        return None
+    if _state["path"] is None and _state["lookup"] is None:
+        from server.config import Config
+
+        init_geo(Config.from_env().GEOIP_DB or "")
+    lookup = _state["lookup"]
+    return lookup(ip) if lookup else None

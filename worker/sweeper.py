@@ -1,0 +1,56 @@
+"""The sweeper: enqueue stored batches that no worker has processed (e.g. Redis was down)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from server.db import get_engine, utcnow
+from server.models import ingest_batches
+from server.queue import batch_job_id, enqueue_batch, get_queue
+
+log = logging.getLogger(__name__)
+
+# A batch that failed this often is left for an operator (see /api/health).
+MAX_ATTEMPTS = 10
+
+
+def pending_batches(conn, min_age_seconds: int) -> list[int]:
+    cutoff = utcnow() - timedelta(seconds=min_age_seconds)
+    return list(
+        conn.execute(
+            select(ingest_batches.c.id)
+            .where(ingest_batches.c.created_at <= cutoff, ingest_batches.c.attempts < MAX_ATTEMPTS)
+            .order_by(ingest_batches.c.id)
+        ).scalars()
+    )
+
+
+def sweep(min_age_seconds: int = 60) -> int:
+    """Enqueue unprocessed batches older than `min_age_seconds`; returns how many."""
+    queue = get_queue()
+    with get_engine().connect() as conn:
+        ids = pending_batches(conn, min_age_seconds)
+    is_pending = getattr(queue, "is_pending", None)
+    enqueued = 0
+    for batch_id in ids:
+        if is_pending is not None and is_pending(batch_job_id(batch_id)):
+            continue
+        if not enqueue_batch(batch_id):
+            break  # the queue is down; the next sweep tries again
+        enqueued += 1
+    if enqueued:
+        log.info("sweeper enqueued %s unprocessed batches", enqueued)
+    return enqueued
+
+
+def recover() -> None:
+    """At start-up in the embedded mode: pick up batches a previous process left behind."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        sweep(min_age_seconds=0)
+    except DBAPIError as exc:  # e.g. `flask db upgrade` on a database with no tables yet
+        log.debug("no recovery sweep: %s", exc)

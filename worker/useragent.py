@@ -1,0 +1,97 @@
+"""User-agent parsing (browser, OS, device type, bot) and the user_agents lookup table."""
+
+from __future__ import annotations
+
+import threading
+from functools import lru_cache
+from typing import NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from server.models import user_agents
+
+
+class Agent(NamedTuple):
+    id: int
+    browser: str
+    os: str
+    device: str
+    is_bot: bool
+
+
+@lru_cache(maxsize=20_000)
+def parse(user_agent: str) -> tuple[str, str, str, bool]:
+    """(browser family, OS family, device type, is bot); the parser is slow, strings repeat."""
+    from user_agents import parse as ua_parse
+
+    ua = ua_parse(user_agent)
+    if ua.is_bot:
+        device = "bot"
+    elif ua.is_tablet:
+        device = "tablet"
+    elif ua.is_mobile:
+        device = "mobile"
+    elif ua.is_pc:
+        device = "desktop"
+    else:
+        device = "other"
+    return ua.browser.family[:64], ua.os.family[:64], device, bool(ua.is_bot)
+
+
+# Per database URL; only committed rows go in, so a rolled-back batch never
+# leaves a dangling id behind.
+_caches: dict[str, dict[str, Agent]] = {}
+_ids_lock = threading.Lock()
+MAX_CACHED = 200_000
+
+
+def resolve(engine, strings: set[str]) -> dict[str, Agent]:
+    """Map each user-agent string to its row, inserting new ones in a short transaction."""
+    _ids = _caches.setdefault(str(engine.url), {})
+    found = {s: _ids[s] for s in strings if s in _ids}
+    missing = strings - found.keys()
+    if not missing:
+        return found
+    values = []
+    for s in sorted(missing):
+        browser, os_family, device, is_bot = parse(s)
+        values.append(
+            {
+                "user_agent": s,
+                "browser": browser,
+                "os": os_family,
+                "device": device,
+                "is_bot": is_bot,
+            }
+        )
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    with engine.begin() as conn:
+        conn.execute(
+            insert(user_agents).on_conflict_do_nothing(index_elements=["user_agent"]), values
+        )
+        rows = conn.execute(
+            select(
+                user_agents.c.user_agent,
+                user_agents.c.id,
+                user_agents.c.browser,
+                user_agents.c.os,
+                user_agents.c.device,
+                user_agents.c.is_bot,
+            ).where(user_agents.c.user_agent.in_(missing))
+        ).all()
+    with _ids_lock:
+        if len(_ids) > MAX_CACHED:
+            _ids.clear()
+        for row in rows:
+            agent = Agent(row.id, row.browser, row.os, row.device, bool(row.is_bot))
+            _ids[row.user_agent] = agent
+            found[row.user_agent] = agent
+    return found
+
+
+def forget() -> None:
+    """Drop cached ids (tests that recreate a database under the same URL)."""
+    with _ids_lock:
+        _caches.clear()

@@ -1,0 +1,5 @@
+"""The gunicorn target: `gunicorn wsgi:app`."""
+
+from server import create_app
+
+app = create_app()
