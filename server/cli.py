@@ -22,7 +22,7 @@ def alembic_config(database_url: str):
     return cfg
 
 
-def upgrade_database(database_url: str, revision: str = "head") -> None:
+def upgrade_database(database_url: str, revision: str = "heads") -> None:
     """Apply migrations up to `revision` (what `make migrate` and the image's migrate run)."""
     from alembic import command
 
@@ -30,9 +30,9 @@ def upgrade_database(database_url: str, revision: str = "head") -> None:
 
 
 @db_cli.command("upgrade")
-@click.argument("revision", default="head")
+@click.argument("revision", default="heads")
 def upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
+    """Apply migrations up to REVISION (default: every head)."""
     url = current_app.config["SETTINGS"].DATABASE_URL
     click.echo(f"migrating {_redact(url)} to {revision} ...")
     upgrade_database(url, revision)
