@@ -1,0 +1,1 @@
+"""Tests of the FastAPI client middleware (`middleware/`, import `api_analytics`)."""
