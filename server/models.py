@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -102,10 +104,112 @@ pings = Table(
     Column("status", SmallInteger),
     Column("response_time", Integer),
     Column("error", String(64)),
+    # The scheduled round a check belongs to: a check job run twice stores one ping.
+    Column("scheduled_at", TS),
     Index("ix_pings_monitor_created", "monitor_id", "created_at"),
+    UniqueConstraint("monitor_id", "scheduled_at", name="uq_pings_monitor_scheduled"),
 )
 
 
 def key_tables():
     """Every table holding a key's data, children first (delete order)."""
     return [t for t in reversed(metadata.sorted_tables) if "key_id" in t.c]
+
+
+# --- Rollups (written by worker.rollups in the enrichment transaction) ---------------------
+# Pre-aggregated counts the dashboard reads instead of raw rows. Buckets are UTC epoch
+# seconds at two grains (GRAIN_HOUR, GRAIN_DAY); empty text dimensions are stored as ''
+# so that they can be part of the primary key the upserts conflict on. Retention keeps them.
+HIST_BUCKETS = 64
+HIST_COLUMNS = tuple(f"h{i:02d}" for i in range(HIST_BUCKETS))
+
+
+def _rollup_table(name: str, *dims: Column, measures: tuple[Column, ...], hist: bool) -> Table:
+    base = (
+        Column("key_id", Integer, nullable=False),
+        Column("grain", SmallInteger, nullable=False),
+        Column("bucket", BigInteger, nullable=False),
+        Column("hostname", String(255), nullable=False),
+    )
+    # Daily rows of the dimension tables carry a histogram; hourly rows leave it NULL,
+    # which costs PostgreSQL one bit a column.
+    hist_cols = tuple(Column(c, Integer) for c in HIST_COLUMNS) if hist else ()
+    return Table(
+        name,
+        metadata,
+        *base,
+        *dims,
+        *measures,
+        *hist_cols,
+        PrimaryKeyConstraint(*(c.name for c in base + dims)),
+    )
+
+
+def _counts() -> tuple[Column, ...]:
+    return (
+        Column("n", BigInteger, nullable=False),
+        Column("rt_sum", BigInteger, nullable=False),
+    )
+
+
+rollup_traffic = _rollup_table(
+    "rollup_traffic",
+    Column("status", SmallInteger, nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    measures=_counts(),
+    hist=True,
+)
+
+rollup_endpoints = _rollup_table(
+    "rollup_endpoints",
+    Column("status", SmallInteger, nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    Column("method", String(7), nullable=False),
+    # The path without its query string, ids replaced by {id} (worker.rollups.template_path).
+    Column("endpoint", String(255), nullable=False),
+    measures=(
+        *_counts(),
+        # Rows whose raw path had a query string / ids: when both stay 0 the raw-path
+        # views are identical to the templated one and need no raw query.
+        Column("n_query", BigInteger, nullable=False),
+        Column("n_ids", BigInteger, nullable=False),
+    ),
+    hist=True,
+)
+
+rollup_locations = _rollup_table(
+    "rollup_locations",
+    Column("status", SmallInteger, nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    Column("location", String(2), nullable=False),
+    measures=_counts(),
+    hist=True,
+)
+
+rollup_clients = _rollup_table(
+    "rollup_clients",
+    Column("status", SmallInteger, nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    Column("browser", String(64), nullable=False),
+    Column("os", String(64), nullable=False),
+    Column("device", String(16), nullable=False),
+    measures=_counts(),
+    hist=True,
+)
+
+# One row per user (the IP, or the user id where there is no IP) per bucket: exact
+# distinct counts. Status is folded into n_404 so "exclude 404s" still counts users.
+rollup_users = _rollup_table(
+    "rollup_users",
+    Column("bot", SmallInteger, nullable=False),
+    Column("user_key", String(255), nullable=False),
+    measures=(
+        Column("n", BigInteger, nullable=False),
+        Column("n_404", BigInteger, nullable=False),
+        Column("last_seen", BigInteger, nullable=False),
+        Column("location", String(2), nullable=False),
+    ),
+    hist=False,
+)
+
+ROLLUP_TABLES = (rollup_traffic, rollup_endpoints, rollup_locations, rollup_clients, rollup_users)

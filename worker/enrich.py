@@ -12,6 +12,7 @@ from server.db import get_engine, is_postgres
 from server.ingest import decode_rows
 from server.models import ingest_batches, requests
 from worker import geo, useragent
+from worker.rollups import write_rollups
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def process_batch(batch_id: int) -> int:
         agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
         rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
         write_requests(conn, rows)
+        write_rollups(conn, rows)
         conn.execute(delete(ingest_batches).where(ingest_batches.c.id == batch_id))
     return len(rows)
 

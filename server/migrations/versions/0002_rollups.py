@@ -1,0 +1,111 @@
+"""Rollups: hourly and daily aggregates per key that the dashboard reads.
+
+Revision ID: 0002_rollups
+Revises: 0001_core
+Create Date: 2026-11-27
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0002_rollups"
+down_revision = "0001_core"
+branch_labels = None
+depends_on = None
+
+HIST = [f"h{i:02d}" for i in range(64)]
+BASE = ["key_id", "grain", "bucket", "hostname"]
+
+
+def _base() -> list[sa.Column]:
+    return [
+        sa.Column("key_id", sa.Integer(), nullable=False),
+        sa.Column("grain", sa.SmallInteger(), nullable=False),
+        sa.Column("bucket", sa.BigInteger(), nullable=False),
+        sa.Column("hostname", sa.String(255), nullable=False),
+    ]
+
+
+def _status_bot() -> list[sa.Column]:
+    return [
+        sa.Column("status", sa.SmallInteger(), nullable=False),
+        sa.Column("bot", sa.SmallInteger(), nullable=False),
+    ]
+
+
+def _counts() -> list[sa.Column]:
+    return [
+        sa.Column("n", sa.BigInteger(), nullable=False),
+        sa.Column("rt_sum", sa.BigInteger(), nullable=False),
+    ]
+
+
+def _hist() -> list[sa.Column]:
+    return [sa.Column(name, sa.Integer()) for name in HIST]
+
+
+def _table(name: str, dims: list[sa.Column], measures: list[sa.Column]) -> None:
+    base = _base()
+    keys = [c.name for c in base + dims]
+    op.create_table(
+        name,
+        *base,
+        *dims,
+        *measures,
+        sa.PrimaryKeyConstraint(*keys, name=op.f(f"pk_{name}")),
+    )
+
+
+def upgrade() -> None:
+    _table("rollup_traffic", _status_bot(), _counts() + _hist())
+    _table(
+        "rollup_endpoints",
+        _status_bot()
+        + [sa.Column("method", sa.String(7), nullable=False)]
+        + [sa.Column("endpoint", sa.String(255), nullable=False)],
+        _counts()
+        + [
+            sa.Column("n_query", sa.BigInteger(), nullable=False),
+            sa.Column("n_ids", sa.BigInteger(), nullable=False),
+        ]
+        + _hist(),
+    )
+    _table(
+        "rollup_locations",
+        _status_bot() + [sa.Column("location", sa.String(2), nullable=False)],
+        _counts() + _hist(),
+    )
+    _table(
+        "rollup_clients",
+        _status_bot()
+        + [
+            sa.Column("browser", sa.String(64), nullable=False),
+            sa.Column("os", sa.String(64), nullable=False),
+            sa.Column("device", sa.String(16), nullable=False),
+        ],
+        _counts() + _hist(),
+    )
+    _table(
+        "rollup_users",
+        [
+            sa.Column("bot", sa.SmallInteger(), nullable=False),
+            sa.Column("user_key", sa.String(255), nullable=False),
+        ],
+        [
+            sa.Column("n", sa.BigInteger(), nullable=False),
+            sa.Column("n_404", sa.BigInteger(), nullable=False),
+            sa.Column("last_seen", sa.BigInteger(), nullable=False),
+            sa.Column("location", sa.String(2), nullable=False),
+        ],
+    )
+
+
+def downgrade() -> None:
+    for name in (
+        "rollup_users",
+        "rollup_clients",
+        "rollup_locations",
+        "rollup_endpoints",
+        "rollup_traffic",
+    ):
+        op.drop_table(name)

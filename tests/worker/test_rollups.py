@@ -1,0 +1,211 @@
+"""Rollups: histogram buckets, path templates, folding and exact upserts on both backends."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select
+
+from server.auth import lookup_key
+from server.models import (
+    HIST_COLUMNS,
+    rollup_endpoints,
+    rollup_traffic,
+    rollup_users,
+)
+from worker.enrich import EnrichedRow
+from worker.rollups import (
+    DAY,
+    GRAIN_DAY,
+    GRAIN_HOUR,
+    HIST_LOWER,
+    Fold,
+    api_version,
+    rt_bucket,
+    template_path,
+    user_key,
+    write_rollups,
+)
+
+
+def row(
+    ts="2026-03-04T10:15:00+00:00",
+    path="/v1/users/42",
+    status=200,
+    rt=20,
+    ip="1.2.3.4",
+    user_id=None,
+    host="api.example.com",
+    bot=False,
+    location="GB",
+    method="GET",
+    key_id=1,
+):
+    return EnrichedRow(
+        key_id,
+        datetime.fromisoformat(ts),
+        host,
+        path,
+        method,
+        status,
+        rt,
+        ip,
+        location,
+        None,
+        user_id,
+        "FastAPI",
+        "Chrome",
+        "Windows",
+        "bot" if bot else "desktop",
+        bot,
+    )
+
+
+def test_histogram_buckets_are_exact_below_16_ms_and_grow_after():
+    assert [rt_bucket(v) for v in range(16)] == list(range(16))
+    assert rt_bucket(16) == 16
+    assert HIST_LOWER[17] == 22  # ceil(16 * 1.33)
+    assert rt_bucket(21) == 16
+    assert rt_bucket(22) == 17
+    assert rt_bucket(10**9) == 63
+    assert list(HIST_LOWER) == sorted(set(HIST_LOWER))
+
+
+@pytest.mark.parametrize(
+    ("path", "template"),
+    [
+        ("/v1/users/123", "/v1/users/{id}"),
+        ("/v1/users/123?x=1", "/v1/users/{id}"),
+        ("/orders/550e8400-e29b-41d4-a716-446655440000/items", "/orders/{id}/items"),
+        ("/files/5f2b9c0e8a1d4e7f", "/files/{id}"),
+        ("/v2/health", "/v2/health"),
+        ("/", "/"),
+        ("?q=1", "/"),
+    ],
+)
+def test_template_path(path, template):
+    assert template_path(path) == template
+
+
+def test_api_version_and_user_key():
+    assert api_version("/v1/users/1") == "v1"
+    assert api_version("/api/V2/x?y=/v3/") == "v2"
+    assert api_version("/health") == ""
+    assert user_key("1.2.3.4", "u1") == "1.2.3.4"
+    assert user_key(None, "u1") == "u1"
+    assert user_key(None, None) == ""
+
+
+def test_fold_counts_by_hour_and_day():
+    fold = Fold().add(
+        [
+            row(rt=5),
+            row(rt=30, ts="2026-03-04T10:59:59+00:00", status=404),
+            row(rt=7, ts="2026-03-04T11:00:00+00:00", path="/v1/users/9?x=1"),
+        ]
+    )
+    day = int(datetime(2026, 3, 4, tzinfo=UTC).timestamp())
+    hour10 = day + 10 * 3600
+    host = "api.example.com"
+    assert fold.traffic[(GRAIN_HOUR, hour10, host, 200, 0)][:2] == [1, 5]
+    assert fold.traffic[(GRAIN_DAY, day, host, 200, 0)][:2] == [2, 12]
+    endpoint = fold.endpoints[(GRAIN_DAY, day, host, 200, 0, "GET", "/v1/users/{id}")]
+    assert endpoint[:4] == [2, 12, 1, 2]  # n, rt_sum, n_query, n_ids
+    assert endpoint[-1][5] == 1 and endpoint[-1][7] == 1
+    # Hourly dimension rows carry no histogram.
+    assert fold.endpoints[(GRAIN_HOUR, hour10, host, 200, 0, "GET", "/v1/users/{id}")][-1] is None
+    users = fold.users[(GRAIN_DAY, day, host, 0, "1.2.3.4")]
+    assert users == [3, 1, day + 11 * 3600, "GB"]
+
+
+def _sum(conn, table, column, **where):
+    query = select(func.sum(table.c[column])).where(*(table.c[k] == v for k, v in where.items()))
+    return conn.execute(query).scalar()
+
+
+def _rollup_engine(stack):
+    return stack.engine
+
+
+def test_upserts_add_up_and_concurrent_writers_stay_exact(stack):
+    engine = _rollup_engine(stack)
+    rows = [row(rt=i, ip=f"10.0.0.{i % 3}", key_id=999) for i in range(40)]
+    with engine.begin() as conn:
+        write_rollups(conn, rows[:10])
+    with engine.begin() as conn:
+        write_rollups(conn, rows[10:20])
+
+    errors = []
+
+    def writer(chunk):
+        try:
+            with engine.begin() as conn:
+                write_rollups(conn, chunk)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(rows[i : i + 5],)) for i in (20, 25, 30, 35)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with engine.connect() as conn:
+        assert _sum(conn, rollup_traffic, "n", key_id=999, grain=GRAIN_DAY) == 40
+        assert _sum(conn, rollup_traffic, "rt_sum", key_id=999, grain=GRAIN_HOUR) == sum(range(40))
+        assert _sum(conn, rollup_traffic, "h05", key_id=999, grain=GRAIN_DAY) == 1
+        hist_total = sum(
+            _sum(conn, rollup_traffic, c, key_id=999, grain=GRAIN_DAY) or 0 for c in HIST_COLUMNS
+        )
+        assert hist_total == 40
+        assert _sum(conn, rollup_endpoints, "n_ids", key_id=999, grain=GRAIN_DAY) == 40
+        users = conn.execute(
+            select(rollup_users.c.user_key, rollup_users.c.n).where(
+                rollup_users.c.key_id == 999, rollup_users.c.grain == GRAIN_DAY
+            )
+        ).all()
+        assert sorted(users) == [("10.0.0.0", 14), ("10.0.0.1", 13), ("10.0.0.2", 13)]
+
+
+def test_ingest_through_the_api_writes_rollups(stack):
+    key = stack.new_key()
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "hostname": "h",
+            "ip_address": None,
+            "path": f"/v1/items/{i}",
+            "user_agent": "curl/8.0",
+            "method": "GET",
+            "status": 200 if i % 4 else 500,
+            "response_time": 10 + i,
+            "user_id": f"user{i % 2}",
+            "created_at": now.isoformat(),
+        }
+        for i in range(8)
+    ]
+    response = stack.client.post(
+        "/api/log-request", json={"api_key": key, "privacy_level": 2, "requests": rows}
+    )
+    assert response.status_code == 201, response.get_json()
+    stack.process_jobs()
+    stack.process_jobs()  # a second run finds nothing left to add
+    day = int(now.timestamp()) // DAY * DAY
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+        totals = conn.execute(
+            select(rollup_traffic.c.status, func.sum(rollup_traffic.c.n))
+            .where(rollup_traffic.c.grain == GRAIN_DAY, rollup_traffic.c.bucket == day)
+            .where(rollup_traffic.c.key_id == key_id)
+            .group_by(rollup_traffic.c.status)
+            .order_by(rollup_traffic.c.status)
+        ).all()
+        assert [tuple(t) for t in totals] == [(200, 6), (500, 2)]
+        users = conn.execute(
+            select(func.count()).where(
+                rollup_users.c.grain == GRAIN_DAY, rollup_users.c.key_id == key_id
+            )
+        ).scalar()
+        assert users == 2  # privacy level 2: no IP, counted by user id
