@@ -45,12 +45,15 @@ class Config:
     MAX_BATCH: int = 10_000
     MAX_BODY: int = 10 * 1024 * 1024
     RATE_LIMIT_PER_MINUTE: int = 0
+    DATA_PAGE_SIZE: int = 50_000
     RETENTION_DAYS: int = 365
     KEY_INACTIVE_DAYS: int = 182
     PING_RETENTION_DAYS: int = 90
     MONITOR_LIMIT: int = 10
     MONITOR_INTERVAL_SECONDS: int = 300
     MONITOR_ALLOW_PRIVATE: bool = False
+    # The whole check (DNS, connect, TLS, redirects, headers) must finish within this.
+    MONITOR_TIMEOUT_SECONDS: int = 10
     SWEEP_AFTER_SECONDS: int = 60
     ADMIN_TOKEN: str = ""
     LOG_LEVEL: str = "INFO"
@@ -109,7 +112,13 @@ class Config:
             if self.production:
                 raise ConfigError("SECRET_KEY is required when APP_ENV=production")
             self.SECRET_KEY = self._local_secret(data_dir)
-        for name in ("MAX_BATCH", "MAX_BODY", "RETENTION_DAYS", "MONITOR_INTERVAL_SECONDS"):
+        for name in (
+            "MAX_BATCH",
+            "MAX_BODY",
+            "DATA_PAGE_SIZE",
+            "RETENTION_DAYS",
+            "MONITOR_INTERVAL_SECONDS",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 
@@ -123,3 +132,21 @@ class Config:
             path.write_text(secrets.token_hex(32))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+_current: Config | None = None
+
+
+def use_config(config: Config) -> Config:
+    """Make `config` this process's settings (create_app and the worker entry call this)."""
+    global _current
+    _current = config
+    return config
+
+
+def current_config() -> Config:
+    """This process's settings, for jobs; a bare `rq worker` reads them from the environment."""
+    global _current
+    if _current is None:
+        _current = Config.from_env()
+    return _current

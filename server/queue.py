@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import queue as stdlib_queue
@@ -87,21 +88,24 @@ class RQQueue:
             failure_ttl=7 * 24 * 3600,
         )
 
-    def is_pending(self, job_id: str) -> bool:
-        """True when the job is already queued, scheduled or running."""
+    def job_status(self, job_id: str) -> str | None:
+        """RQ's status of the job ("queued", "started", ...), or None if Redis has no such job."""
         from rq.exceptions import NoSuchJobError
-        from rq.job import Job, JobStatus
+        from rq.job import Job
 
         try:
             status = Job.fetch(job_id, connection=self.redis).get_status()
         except NoSuchJobError:
-            return False
-        return status in {
-            JobStatus.QUEUED,
-            JobStatus.STARTED,
-            JobStatus.SCHEDULED,
-            JobStatus.DEFERRED,
-        }
+            return None
+        return str(status.value) if status is not None else None
+
+    def discard(self, job_id: str) -> None:
+        """Forget a job (e.g. one orphaned by a killed worker) before enqueueing it afresh."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        with contextlib.suppress(NoSuchJobError):
+            Job.fetch(job_id, connection=self.redis).delete()
 
     def depth(self) -> int:
         from rq import Queue

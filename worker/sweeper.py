@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from server.db import get_engine, utcnow
+from server.db import get_engine, is_postgres, utcnow
 from server.models import ingest_batches
 from server.queue import batch_job_id, enqueue_batch, get_queue
 
@@ -18,26 +18,46 @@ MAX_ATTEMPTS = 10
 
 
 def pending_batches(conn, min_age_seconds: int) -> list[int]:
+    """Unprocessed batches at least `min_age_seconds` old that no worker is processing now."""
     cutoff = utcnow() - timedelta(seconds=min_age_seconds)
-    return list(
-        conn.execute(
-            select(ingest_batches.c.id)
-            .where(ingest_batches.c.created_at <= cutoff, ingest_batches.c.attempts < MAX_ATTEMPTS)
-            .order_by(ingest_batches.c.id)
-        ).scalars()
+    query = (
+        select(ingest_batches.c.id)
+        .where(ingest_batches.c.created_at <= cutoff, ingest_batches.c.attempts < MAX_ATTEMPTS)
+        .order_by(ingest_batches.c.id)
     )
+    if is_postgres(conn):
+        # A worker holds its batch's row lock for the whole job: locked means in progress.
+        query = query.with_for_update(skip_locked=True)
+    with conn.begin():
+        return list(conn.execute(query).scalars())
+
+
+# Jobs in these states will run without our help.
+WAITING = {"queued", "scheduled", "deferred"}
 
 
 def sweep(min_age_seconds: int = 60) -> int:
-    """Enqueue unprocessed batches older than `min_age_seconds`; returns how many."""
+    """Enqueue unprocessed batches older than `min_age_seconds`; returns how many.
+
+    Covers a queue that lost its jobs (Redis restarted or was down during
+    ingest) and jobs orphaned by a killed worker. Enqueueing a batch twice is
+    harmless: the second run finds it gone.
+    """
     queue = get_queue()
     with get_engine().connect() as conn:
         ids = pending_batches(conn, min_age_seconds)
-    is_pending = getattr(queue, "is_pending", None)
+    job_status = getattr(queue, "job_status", None)
     enqueued = 0
     for batch_id in ids:
-        if is_pending is not None and is_pending(batch_job_id(batch_id)):
-            continue
+        job_id = batch_job_id(batch_id)
+        if job_status is not None:
+            try:
+                if job_status(job_id) in WAITING:
+                    continue
+                queue.discard(job_id)
+            except Exception as exc:
+                log.warning("sweeper cannot reach the queue (%s); trying again later", exc)
+                break
         if not enqueue_batch(batch_id):
             break  # the queue is down; the next sweep tries again
         enqueued += 1
