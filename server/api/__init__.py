@@ -61,12 +61,13 @@ def init_api(app) -> Api:
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
     from server.api.keys.routes import blp as keys_blp
+    from server.api.monitors.routes import blp as monitors_blp
 
     for name, value in API_SETTINGS.items():
         app.config.setdefault(name, value)
     api = Api(app)
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
-    for blp in (keys_blp, ingest_blp, data_blp, health_blp):
+    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, health_blp):
         api.register_blueprint(blp, url_prefix="/api")
     app.extensions["smorest_api"] = api
     return api
