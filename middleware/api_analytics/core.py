@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import threading
+import time
 import uuid
 import weakref
 import zlib
@@ -29,6 +30,7 @@ MAX_BATCH_LIMIT = 5000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 GZIP_LEVEL = 1  # level 1 compresses request logs ~10x at a fraction of level 6's CPU
 LOG_EVERY = 60.0  # seconds between repeated warnings of the same kind
+ENCODE_CHUNK = 100  # records formatted between two releases of the GIL
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -83,6 +85,7 @@ class Client:
         self._pending: deque[Batch] = deque()
         self._formatter = RowFormatter()
         self._thread: threading.Thread | None = None
+        self._slow_at = 0  # see add()
         self._closed = False
         # Counters: `dropped` is bumped on the request path, the rest by the flusher.
         self.dropped = 0
@@ -109,16 +112,25 @@ class Client:
     # ----------------------------------------------------------------- request path
 
     def add(self, record: Record) -> None:
-        """Buffer one record; called on the request path, so it only appends."""
+        """Buffer one record; called on the request path, so it only appends.
+
+        One comparison guards everything else: `_slow_at` is 0 until the flusher runs,
+        then the size at which a batch is full or the buffer overflows, so the slow path
+        runs only to start the thread, to wake it for a full batch, or to count a drop.
+        """
         buffer = self._buffer
-        size = len(buffer)
-        if size == self._max_buffer:
-            self.dropped += 1  # the deque drops the oldest record itself
+        if len(buffer) >= self._slow_at:
+            self._add_slowly(buffer)
         buffer.append(record)
-        if size + 1 >= self._max_batch and not self._wake.is_set():
-            self._wake.set()
+
+    def _add_slowly(self, buffer: deque[Record]) -> None:
         if self._thread is None:
             self._start()
+        size = len(buffer)
+        if size >= self._max_buffer:
+            self.dropped += 1  # the deque drops the oldest record itself on append
+        if size + 1 >= self._max_batch and not self._wake.is_set():
+            self._wake.set()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -138,6 +150,7 @@ class Client:
             except RuntimeError:  # the interpreter is shutting down
                 return
             self._thread = thread
+            self._slow_at = min(self._max_batch - 1, self._max_buffer)
 
     def flush(self, timeout: float) -> bool:
         """Deliver everything buffered now, waiting at most `timeout` seconds.
@@ -183,6 +196,7 @@ class Client:
         self._buffer.clear()
         self._pending.clear()
         self._thread = None
+        self._slow_at = 0
         self.dropped = self._reported_drops = 0
 
     # ----------------------------------------------------------------- flusher thread
@@ -203,6 +217,7 @@ class Client:
                 with self._lock:
                     if self._closed and not self._buffer and not self._pending:
                         self._thread = None
+                        self._slow_at = 0
                         return
 
     def _flush_pass(self, give_up_at: float | None = None) -> None:
@@ -241,7 +256,11 @@ class Client:
         return records
 
     def _encode(self, records: list[Record]) -> list[Batch]:
-        rows = self._formatter.to_rows(records)
+        rows = []
+        for start in range(0, len(records), ENCODE_CHUNK):
+            rows += self._formatter.to_json_rows(records[start : start + ENCODE_CHUNK])
+            # Hand the GIL back between chunks so requests never wait on a whole batch.
+            time.sleep(0)
         body = encode_payload(self._api_key, self._framework, self._privacy_level, rows)
         if len(body) > MAX_BODY_BYTES and len(records) > 1:
             half = len(records) // 2
