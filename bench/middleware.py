@@ -1,0 +1,369 @@
+"""What the FastAPI middleware costs the host API: throughput and latency against a bare app.
+
+Hello-world FastAPI under uvicorn (one worker, pinned to one core with taskset), load from
+wrk pinned to the other core, variants alternated round by round in one session:
+
+  bare     no middleware
+  ours     api_analytics.fastapi from middleware/, sending to a local sink that answers 201
+  noop     a pure-ASGI recorder (time, status, append to a list): the floor for any
+           analytics middleware
+  hosted   the hosted service's published client (PyPI `fastapi-analytics`), pointed at a
+           closed loopback port
+
+Prints the median req/s, p50 and p99 of each, the ratios, and whether ours meets its
+targets (>= 0.97 x noop, >= 2.5 x hosted, p99 <= noop's + 1 ms).
+
+    python bench/middleware.py            # 5 rounds of 10 s after a 3 s warm-up each
+    python bench/middleware.py --quick    # one short round, to check the set-up
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = ROOT / "bench"
+MIDDLEWARE_DIR = ROOT / "middleware"
+HOSTED_DIST = "fastapi-analytics"
+HOSTED_VERSION = "1.2.5"
+DEFAULT_VARIANTS = ["bare", "ours", "noop", "hosted"]
+ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers"]
+
+TARGET_VS_NOOP = 0.97
+TARGET_VS_HOSTED = 2.5
+TARGET_P99_SLACK_MS = 1.0
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: str = ""
+
+
+@dataclass
+class Results:
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def median(self, variant: str, attribute: str) -> float:
+        return statistics.median(getattr(run, attribute) for run in self.runs[variant])
+
+    def paired_ratio(self, variant: str, other: str) -> float:
+        """Median of the per-round throughput ratios: runs of one round are minutes
+        apart at most, so a slow drift in the machine's other load cancels out."""
+        pairs = zip(self.runs[variant], self.runs[other], strict=False)
+        return statistics.median(a.rps / b.rps for a, b in pairs)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hosted_client_dir(workdir: Path) -> Path:
+    """A directory holding only the hosted client's `api_analytics`, for PYTHONPATH.
+
+    Both packages are called `api_analytics`, so the hosted one is never imported from
+    the shared site-packages: its installed files are copied (after checking them
+    against the wheel's RECORD hashes), or installed from PyPI into this directory.
+    """
+    target = workdir / "hosted"
+    package = target / "api_analytics"
+    package.mkdir(parents=True)
+    try:
+        dist = importlib.metadata.distribution(HOSTED_DIST)
+        files = [f for f in dist.files or [] if f.parts[0] == "api_analytics" and f.suffix == ".py"]
+        for file in files:
+            data = Path(dist.locate_file(file)).read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            if file.hash is None or digest.decode() != file.hash.value:
+                raise ValueError(f"{file} differs from the {HOSTED_DIST} wheel")
+            (package / file.name).write_bytes(data)
+        if not files:
+            raise ValueError("no files")
+        print(f"hosted client: {HOSTED_DIST} {dist.version} (copied from site-packages)")
+    except (importlib.metadata.PackageNotFoundError, ValueError, OSError) as exc:
+        print(f"hosted client: installed copy unusable ({exc}); installing from PyPI")
+        shutil.rmtree(target)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+             str(target), f"{HOSTED_DIST}=={HOSTED_VERSION}"],
+            check=True,
+        )  # fmt: skip
+    return target
+
+
+def pythonpath_for(variant: str, hosted_dir: Path) -> str:
+    first = {"ours": MIDDLEWARE_DIR, "ours_mappers": MIDDLEWARE_DIR, "hosted": hosted_dir}
+    paths = [str(first[variant])] if variant in first else []
+    return os.pathsep.join([*paths, str(BENCH_DIR)])
+
+
+def check_tools(args: argparse.Namespace) -> None:
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
+    cores = os.sched_getaffinity(0)
+    if {args.server_core, args.wrk_core} - cores or args.server_core == args.wrk_core:
+        sys.exit(f"need two distinct usable cores; this process may use {sorted(cores)}")
+
+
+def niced(args: argparse.Namespace) -> list[str]:
+    return ["nice", "-n", str(args.nice)] if args.nice else []
+
+
+@contextlib.contextmanager
+def sink(args: argparse.Namespace):
+    """The local ingest stand-in, on wrk's core so it takes no time from the server's."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*niced(args), "taskset", "-c", str(args.wrk_core), sys.executable,
+         str(BENCH_DIR / "middleware_sink.py"), str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        if process.stdout.readline().strip() != "ready":
+            sys.exit("the sink did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def sink_rows(url: str) -> int:
+    with urllib.request.urlopen(url + "/count", timeout=5) as response:
+        return json.load(response)["rows"]
+
+
+@contextlib.contextmanager
+def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: str):
+    """One uvicorn worker for the variant, pinned to the server core, stopped gracefully."""
+    port = free_port()
+    closed_port = free_port()  # nothing listens here: the hosted client's server_url
+    env = {
+        **os.environ,
+        "BENCH_VARIANT": variant,
+        "BENCH_SINK_URL": f"http://127.0.0.1:{closed_port}" if variant == "hosted" else sink_url,
+        "PYTHONPATH": pythonpath_for(variant, hosted_dir),
+    }
+    command = [
+        *niced(args), "taskset", "-c", str(args.server_core), sys.executable, "-m", "uvicorn",
+        "middleware_app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=BENCH_DIR, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                sys.exit(f"the {variant} server exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline:
+                    sys.exit(f"the {variant} server did not start")
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.send_signal(signal.SIGINT)  # graceful: lifespan shutdown, final flush
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+# --------------------------------------------------------------------------- measuring
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not match:
+        raise ValueError(f"unknown latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def parse_wrk(output: str) -> Run:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))
+    requests = int(re.search(r"(\d+) requests in", output).group(1))
+    errors = [
+        line.strip() for line in output.splitlines() if "Socket errors" in line or "Non-2xx" in line
+    ]
+    return Run(rps, p50, p99, requests, "; ".join(errors))
+
+
+def wrk(url: str, seconds: int, args: argparse.Namespace) -> Run:
+    command = [
+        *niced(args), "taskset", "-c", str(args.wrk_core), "wrk", f"-t{args.threads}",
+        f"-c{args.connections}", f"-d{seconds}s", "--latency", url,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"wrk failed: {result.stderr or result.stdout}")
+    return parse_wrk(result.stdout)
+
+
+def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, str]:
+    before = sink_rows(sink_url)
+    with serve(variant, args, hosted_dir, sink_url) as url:
+        if args.warmup > 0:
+            wrk(url, args.warmup, args)
+        run = wrk(url, args.duration, args)
+    note = ""
+    if variant.startswith("ours"):
+        # Warm-up, measured run and readiness probe all went through our middleware.
+        note = f" | sink got {sink_rows(sink_url) - before:,} rows"
+    return run, note
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(results: Results, args: argparse.Namespace) -> bool:
+    variants = [v for v in args.variants if results.runs.get(v)]
+    print()
+    print(
+        f"Medians over {args.rounds} round(s) of {args.duration:g} s "
+        f"(wrk -t{args.threads} -c{args.connections}; uvicorn on core {args.server_core}, "
+        f"wrk on core {args.wrk_core})"
+    )
+    print(f"{'variant':<14}{'req/s':>10}{'x bare':>9}{'p50 ms':>9}{'p99 ms':>9}   runs (req/s)")
+    bare = results.median("bare", "rps") if "bare" in variants else None
+    for variant in variants:
+        rps = results.median(variant, "rps")
+        ratio = f"{rps / bare:.3f}" if bare else "-"
+        runs = ", ".join(f"{run.rps:,.0f}" for run in results.runs[variant])
+        print(
+            f"{variant:<14}{rps:>10,.0f}{ratio:>9}"
+            f"{results.median(variant, 'p50_ms'):>9.2f}{results.median(variant, 'p99_ms'):>9.2f}"
+            f"   {runs}"
+        )
+    ok = True
+    if "ours" in variants:
+        print()
+        ours = results.median("ours", "rps")
+        ours_p99 = results.median("ours", "p99_ms")
+        print("throughput ratios: of the medians, and the median of each round's ratio")
+        for other in ("noop", "hosted", "bare"):
+            if other in variants:
+                print(
+                    f"  ours / {other:<7} {ours / results.median(other, 'rps'):6.3f}   "
+                    f"per round {results.paired_ratio('ours', other):6.3f}"
+                )
+        print()
+        if "noop" in variants:
+            ratio = results.paired_ratio("ours", "noop")
+            ok &= _verdict(f"ours / noop      = {ratio:.3f}", ratio >= TARGET_VS_NOOP,
+                           f">= {TARGET_VS_NOOP}")  # fmt: skip
+            noop_p99 = results.median("noop", "p99_ms")
+            ok &= _verdict(
+                f"p99 ours - noop = {ours_p99 - noop_p99:+.2f} ms",
+                ours_p99 <= noop_p99 + TARGET_P99_SLACK_MS,
+                f"<= +{TARGET_P99_SLACK_MS:g} ms",
+            )
+        if "hosted" in variants:
+            ratio = results.paired_ratio("ours", "hosted")
+            ok &= _verdict(f"ours / hosted    = {ratio:.2f}", ratio >= TARGET_VS_HOSTED,
+                           f">= {TARGET_VS_HOSTED}")  # fmt: skip
+    return ok
+
+
+def _verdict(line: str, passed: bool, target: str) -> bool:
+    print(f"{line:<34} target {target:<10} {'met' if passed else 'MISSED'}")
+    return passed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
+    parser.add_argument("--warmup", type=int, default=3, help="seconds of load before each")
+    parser.add_argument("--rounds", type=int, default=5, help="runs of every variant")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--server-core", type=int, default=0)
+    parser.add_argument("--wrk-core", type=int, default=1)
+    parser.add_argument(
+        "--variants", default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated, from {','.join(ALL_VARIANTS)}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--nice", type=int, default=0,
+        help="run uvicorn, wrk and the sink at this niceness (e.g. -10 on a shared machine)",
+    )  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
+    parser.add_argument("--json", type=Path, help="also write every run to this file")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.rounds = 3, 1, 1
+    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = set(args.variants) - set(ALL_VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    check_tools(args)
+    results = Results()
+    total = args.rounds * len(args.variants)
+    done = 0
+    with tempfile.TemporaryDirectory(prefix="middleware-bench-") as workdir:
+        hosted_dir = hosted_client_dir(Path(workdir)) if "hosted" in args.variants else Path()
+        with sink(args) as sink_url:
+            for round_number in range(args.rounds):
+                # Rotate the order so no variant always runs first or after the same one.
+                shift = round_number % len(args.variants)
+                for variant in args.variants[shift:] + args.variants[:shift]:
+                    done += 1
+                    run, note = measure(variant, args, hosted_dir, sink_url)
+                    results.runs.setdefault(variant, []).append(run)
+                    errors = f" | {run.errors}" if run.errors else ""
+                    print(
+                        f"[{done:>2}/{total}] round {round_number + 1} {variant:<13}"
+                        f"{run.rps:>9,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
+                        f"p99 {run.p99_ms:6.2f} ms{note}{errors}",
+                        flush=True,
+                    )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        data = {v: [run.__dict__ for run in runs] for v, runs in results.runs.items()}
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
+                                         "runs": data}, indent=2, default=str))  # fmt: skip
+    return 0 if report(results, args) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
