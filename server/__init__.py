@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from server.config import Config
+from server.config import Config, use_config
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def create_app(config: Config | None = None) -> Flask:
     from server.db import init_engine
     from server.queue import init_queue
 
-    config = config or Config.from_env()
+    config = use_config(config or Config.from_env())
     configure_logging(config.LOG_LEVEL)
     app = Flask(__name__)
     app.config.update(
@@ -51,6 +51,9 @@ def create_app(config: Config | None = None) -> Flask:
         log.info("no REDIS_URL: background jobs run in-process")
         if not config.TESTING:
             queue.enqueue("recovery", "worker.sweeper.recover")
+            from worker.scheduler import start_in_process
+
+            start_in_process(config)
     _announce_geoip(config)
     app.extensions["job_queue"] = queue
     return app
@@ -59,8 +62,10 @@ def create_app(config: Config | None = None) -> Flask:
 def _init_optional_parts(app: Flask) -> None:
     """Parts that live in their own packages: the dashboard and the operators' pages."""
     from dash_app import init_dash
+    from server.admin import init_admin
 
     init_dash(app)
+    init_admin(app)
 
 
 def _announce_geoip(config: Config) -> None:

@@ -93,6 +93,9 @@ def _redact(url: str) -> str:
 
 
 def init_cli(app) -> None:
+    from worker.retention import retention_command
+
     app.cli.add_command(db_cli)
     app.cli.add_command(create_key_command)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(retention_command)

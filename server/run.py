@@ -46,6 +46,9 @@ def plan(config: Config, host: str, port: int) -> list[Part]:
     ]
     if not config.embedded_queue:
         parts.append(Part("worker", [python, "-m", "worker"], f"RQ worker on {_redis(config)}"))
+        parts.append(
+            Part("scheduler", [python, "-m", "worker", "scheduler"], "periodic jobs, on RQ")
+        )
     return parts
 
 

@@ -1,4 +1,4 @@
-"""Worker entry: `python -m worker` runs an RQ worker on every queue."""
+"""Worker entry: `python -m worker` runs an RQ worker; `python -m worker scheduler` the schedule."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import time
 
 from server import configure_logging
-from server.config import Config
+from server.config import Config, use_config
 from server.db import init_engine
 from server.queue import ALL_QUEUES, init_queue
 from worker import geo
@@ -38,17 +38,33 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
             time.sleep(2)
 
 
+def run_scheduler_role(config: Config) -> int:
+    """`python -m worker scheduler`: keep the periodic jobs scheduled until SIGTERM or Ctrl-C."""
+    import signal
+    import threading
+
+    from worker.scheduler import run_scheduler
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_scheduler(config, stop)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
-    parser.add_argument("role", nargs="?", default="worker", choices=["worker"])
+    parser.add_argument("role", nargs="?", default="worker", choices=["worker", "scheduler"])
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     args = parser.parse_args(argv)
 
-    config = Config.from_env()
+    config = use_config(Config.from_env())
     configure_logging(config.LOG_LEVEL)
     if not config.REDIS_URL:
         log.error("REDIS_URL is not set: without Redis, jobs run inside the web process")
         return 2
+    if args.role == "scheduler":
+        return run_scheduler_role(config)
     init_engine(config.DATABASE_URL)
     geo.init_geo(config.GEOIP_DB)
     log.info("worker listening on queues %s", ", ".join(ALL_QUEUES))

@@ -1,0 +1,151 @@
+"""Retention deletes exactly what it should (old raw requests, idle keys, old pings) and no more."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select, update
+
+from server.auth import lookup_key
+from server.db import utcnow
+from server.models import api_keys, key_tables, pings, requests
+from server.monitors_query import create_monitor
+from tests.conftest import postgres_stack, sqlite_stack
+from tests.helpers import days_ago, post_batch, row
+from worker.probe import Outcome
+from worker.retention import Cutoffs, apply_retention, plan_retention
+from worker.uptime import store_ping
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_stack(request, tmp_path):
+    """Retention acts on the whole database, so each run gets a database of its own."""
+    if request.param == "sqlite":
+        return sqlite_stack(tmp_path)
+    url = request.getfixturevalue("fresh_pg_url")
+    return postgres_stack(url, request.getfixturevalue("redis_url"), tmp_path)
+
+
+def ingest(stack, key, *ages_in_days):
+    rows = [row(created_at=days_ago(age), path=f"/v1/{i}") for i, age in enumerate(ages_in_days)]
+    response = post_batch(stack.client, key, rows)
+    assert response.status_code == 201 and response.get_json()["accepted"] == len(rows)
+
+
+def add_monitor(stack, key_id, *ping_ages_in_days) -> int:
+    with stack.engine.begin() as conn:
+        monitor_id = create_monitor(conn, key_id, f"http://1.1.1.1/{key_id}", "GET", 10)["id"]
+    for age in ping_ages_in_days:
+        moment = utcnow() - timedelta(days=age)
+        store_ping(stack.engine, monitor_id, moment, moment, Outcome(200, 5, None))
+    return monitor_id
+
+
+def key_rows(stack, key_id) -> dict[str, int]:
+    """How many rows each per-key table holds for the key."""
+    with stack.engine.connect() as conn:
+        return {
+            table.name: conn.execute(
+                select(func.count()).select_from(table).where(table.c.key_id == key_id)
+            ).scalar_one()
+            for table in key_tables()
+        }
+
+
+def ping_count(stack, monitor_id) -> int:
+    with stack.engine.connect() as conn:
+        query = select(func.count()).select_from(pings).where(pings.c.monitor_id == monitor_id)
+        return conn.execute(query).scalar_one()
+
+
+def idle_since(stack, key_id, days, demo=False):
+    with stack.engine.begin() as conn:
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id)
+            .values(last_active_at=utcnow() - timedelta(days=days), is_demo=demo)
+        )
+
+
+def test_retention_deletes_exactly_what_it_should(fresh_stack):
+    stack = fresh_stack
+    keys = {name: stack.new_key() for name in ("active", "idle", "demo")}
+    with stack.engine.connect() as conn:
+        ids = {name: lookup_key(conn, key) for name, key in keys.items()}
+    ingest(stack, keys["active"], 400, 380, 366, 364, 10, 0)
+    ingest(stack, keys["idle"], 300, 2)
+    ingest(stack, keys["demo"], 400, 1)
+    stack.process_jobs()
+    active_monitor = add_monitor(stack, ids["active"], 120, 91, 89, 1)
+    idle_monitor = add_monitor(stack, ids["idle"], 1)
+    idle_since(stack, ids["idle"], 200)
+    idle_since(stack, ids["demo"], 200, demo=True)
+    before = {name: key_rows(stack, key_id) for name, key_id in ids.items()}
+    assert before["active"]["requests"] == 6
+    assert any(n for t, n in before["active"].items() if t not in ("requests", "monitors"))
+
+    cutoffs = Cutoffs.from_config(stack.config)
+    plan = plan_retention(stack.engine, cutoffs)
+    assert plan == {"keys": [ids["idle"]], "idle_key_requests": 2, "requests": 4, "pings": 2}
+    assert {name: key_rows(stack, k) for name, k in ids.items()} == before  # a plan deletes nothing
+
+    # Tiny batches, so several transactions are needed and each must pick up where it left.
+    counts = apply_retention(stack.engine, cutoffs, batch_size=2)
+    assert counts == {"keys": 1, "requests": 4, "pings": 2}
+
+    after = {name: key_rows(stack, key_id) for name, key_id in ids.items()}
+    assert after["idle"] == dict.fromkeys(before["idle"], 0)
+    with stack.engine.connect() as conn:
+        assert (
+            conn.execute(select(api_keys.c.id).where(api_keys.c.id == ids["idle"])).first() is None
+        )
+        assert lookup_key(conn, keys["active"]) == ids["active"]
+        assert lookup_key(conn, keys["demo"]) == ids["demo"]
+        old = conn.execute(
+            select(func.count())
+            .select_from(requests)
+            .where(requests.c.created_at < cutoffs.requests)
+        ).scalar_one()
+    assert old == 0
+    # Only raw requests aged out; rollups and everything else of kept keys stay.
+    assert after["active"] == {**before["active"], "requests": 3}
+    assert after["demo"] == {**before["demo"], "requests": 1}
+    assert ping_count(stack, active_monitor) == 2
+    assert ping_count(stack, idle_monitor) == 0
+
+    # A second pass finds nothing left to do.
+    assert apply_retention(stack.engine, cutoffs) == {"keys": 0, "requests": 0, "pings": 0}
+
+
+def test_recent_activity_keeps_a_key(fresh_stack):
+    stack = fresh_stack
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    ingest(stack, key, 5)
+    stack.process_jobs()
+    idle_since(stack, key_id, 181)  # KEY_INACTIVE_DAYS is 182
+    assert apply_retention(stack.engine, Cutoffs.from_config(stack.config))["keys"] == 0
+    assert key_rows(stack, key_id)["requests"] == 1
+
+
+def test_the_command_shows_then_applies(fresh_stack):
+    stack = fresh_stack
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    ingest(stack, key, 400, 1)
+    stack.process_jobs()
+    runner = stack.app.test_cli_runner()
+
+    dry = runner.invoke(args=["retention", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "nothing is deleted" in dry.output
+    assert "before" in dry.output and ": 1 (rollups are kept)" in dry.output
+    assert key_rows(stack, key_id)["requests"] == 2
+
+    real = runner.invoke(args=["retention"])
+    assert real.exit_code == 0, real.output
+    assert "deleted 0 idle keys, 1 raw requests, 0 pings" in real.output
+    assert key_rows(stack, key_id)["requests"] == 1

@@ -1,0 +1,135 @@
+"""The schedule: declared once, reconciled with stable ids, never doubled by restarts."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from server.queue import MAINTENANCE_QUEUE
+from tests.conftest import make_config
+from worker.schedule import PeriodicJob, next_round, periodic_jobs
+from worker.scheduler import reconcile, run_id, schedule_next_runs, scheduled_runs
+
+
+@pytest.fixture
+def redis(redis_url):
+    from redis import Redis
+
+    return Redis.from_url(redis_url)
+
+
+def jobs_for(tmp_path, **overrides):
+    return periodic_jobs(make_config("sqlite://", "", tmp_path, **overrides))
+
+
+def names(ids):
+    return sorted(i.rsplit("-", 1)[0] for i in ids)
+
+
+def test_the_list_holds_every_periodic_job(tmp_path):
+    jobs = {job.name: job for job in jobs_for(tmp_path, MONITOR_INTERVAL_SECONDS=120)}
+    assert set(jobs) == {"uptime-checks", "stale-batch-sweep", "retention"}
+    assert jobs["uptime-checks"].interval == 120
+    assert jobs["stale-batch-sweep"].interval == 60
+    assert jobs["stale-batch-sweep"].args_for(1) == (60,)  # SWEEP_AFTER_SECONDS
+    assert jobs["retention"].interval == 24 * 3600
+    assert jobs["uptime-checks"].args_for(1200) == (1200,)
+
+
+def test_rounds_are_the_same_for_every_scheduler():
+    assert next_round(300, 1_000_000.0) == 1_000_200
+    assert next_round(300, 1_000_200.0) == 1_000_500  # strictly after now
+    assert next_round(60, 59.9) == 60
+
+
+def test_two_starts_leave_one_set_of_jobs(redis, tmp_path):
+    jobs = jobs_for(tmp_path)
+    first = reconcile(redis, jobs)
+    second = reconcile(redis, jobs)  # a restart, or a second scheduler
+    assert first == second
+    assert scheduled_runs(redis) == sorted(first)
+    assert names(first) == [
+        "periodic-retention",
+        "periodic-stale-batch-sweep",
+        "periodic-uptime-checks",
+    ]
+
+
+def test_concurrent_schedulers_schedule_each_round_once(redis, tmp_path):
+    from rq import Queue
+
+    jobs = jobs_for(tmp_path)
+    now = time.time()
+    barrier = threading.Barrier(4)
+
+    def start():
+        barrier.wait()
+        reconcile(redis, jobs, now)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(scheduled_runs(redis)) == len(jobs)
+    # Nothing was pushed onto a queue directly: the runs wait for their time.
+    assert all(Queue(job.queue, connection=redis).count == 0 for job in jobs)
+
+
+def test_a_round_that_already_ran_is_not_scheduled_again(redis, tmp_path):
+    from rq.registry import ScheduledJobRegistry
+
+    jobs = jobs_for(tmp_path)
+    now = time.time()
+    ids = schedule_next_runs(redis, jobs, now)
+    # A worker took the runs (they left the registry); a late scheduler comes by.
+    for job, job_id in zip(jobs, ids, strict=True):
+        ScheduledJobRegistry(job.queue, connection=redis).remove(job_id)
+    schedule_next_runs(redis, jobs, now)
+    reconcile(redis, jobs, now)
+    assert scheduled_runs(redis) == []
+
+
+def test_a_changed_schedule_replaces_the_old_runs(redis, tmp_path):
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    now = time.time()
+    old = reconcile(redis, jobs_for(tmp_path, MONITOR_INTERVAL_SECONDS=300), now)
+    new = reconcile(
+        redis, jobs_for(tmp_path, MONITOR_INTERVAL_SECONDS=7, SWEEP_AFTER_SECONDS=5), now
+    )
+    assert scheduled_runs(redis) == sorted(new)
+    assert names(new) == names(old)
+    uptime = next(i for i in new if i.startswith("periodic-uptime-checks-"))
+    assert uptime == f"periodic-uptime-checks-{next_round(7, now)}"
+    sweep = next(i for i in new if i.startswith("periodic-stale-batch-sweep-"))
+    assert tuple(Job.fetch(sweep, connection=redis).args) == (5,)
+    for job_id in set(old) - set(new):
+        with pytest.raises(NoSuchJobError):
+            Job.fetch(job_id, connection=redis)
+
+
+def test_runs_no_longer_declared_are_cancelled(redis, tmp_path):
+    gone = PeriodicJob("old-report", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, args=(0,))
+    jobs = jobs_for(tmp_path)
+    reconcile(redis, [*jobs, gone])
+    assert "periodic-old-report" in names(scheduled_runs(redis))
+    reconcile(redis, jobs)
+    assert "periodic-old-report" not in names(scheduled_runs(redis))
+    assert len(scheduled_runs(redis)) == len(jobs)
+
+
+def test_a_due_run_is_left_for_the_workers(redis, tmp_path):
+    from rq import Queue
+
+    job = PeriodicJob("soon", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, args=(0,))
+    past = int(time.time()) - 5
+    Queue(job.queue, connection=redis).enqueue_at(
+        datetime.fromtimestamp(past, UTC), job.func, args=(0,), job_id=run_id(job, past)
+    )
+    reconcile(redis, jobs_for(tmp_path))
+    assert run_id(job, past) in scheduled_runs(redis)

@@ -1,0 +1,62 @@
+"""The periodic jobs, declared once: what runs, on which queue and how often."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.config import Config
+from server.queue import MAINTENANCE_QUEUE, MONITOR_QUEUE
+
+SWEEP_INTERVAL_SECONDS = 60
+RETENTION_INTERVAL_SECONDS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job run every `interval` seconds; `name` is part of every run's job id, so keep it."""
+
+    name: str
+    func: str  # dotted path, as the web process and the workers enqueue everything
+    queue: str
+    interval: int
+    args: tuple = ()
+    # Give the function its round's start (epoch seconds) first, to make the round idempotent.
+    takes_round: bool = False
+
+    def args_for(self, round_ts: int) -> tuple:
+        return (round_ts, *self.args) if self.takes_round else tuple(self.args)
+
+
+def periodic_jobs(config: Config) -> list[PeriodicJob]:
+    """Every periodic job, for the Redis scheduler and the embedded timer alike."""
+    return [
+        PeriodicJob(
+            "uptime-checks",
+            "worker.uptime.check_all_monitors",
+            MONITOR_QUEUE,
+            config.MONITOR_INTERVAL_SECONDS,
+            takes_round=True,
+        ),
+        PeriodicJob(
+            "stale-batch-sweep",
+            "worker.sweeper.sweep",
+            MAINTENANCE_QUEUE,
+            SWEEP_INTERVAL_SECONDS,
+            args=(config.SWEEP_AFTER_SECONDS,),
+        ),
+        PeriodicJob(
+            "retention",
+            "worker.retention.run_retention",
+            MAINTENANCE_QUEUE,
+            RETENTION_INTERVAL_SECONDS,
+        ),
+    ]
+
+
+def next_round(interval: int, now: float) -> int:
+    """The next round's start, strictly after `now`.
+
+    Rounds fall on multiples of the interval since the epoch, so every
+    scheduler, and every restart of one, computes the same rounds.
+    """
+    return (int(now) // interval + 1) * interval
