@@ -1,0 +1,131 @@
+"""A full overview refresh: every panel's data for one key, filters and period.
+
+The overview page's callback and bench/dashboard.py both call `refresh`, so the
+benchmark times exactly what a user waits for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from dash_app import aggregations as agg
+from dash_app import figures
+from dash_app import queries as q
+from dash_app.countries import name_of
+from dash_app.filters import Filters, Window, window_for
+
+
+@dataclass
+class Overview:
+    """The panel data (DataFrames and numbers) for one refresh."""
+
+    window: Window
+    summary: dict
+    users: int
+    percentiles: dict
+    histogram: pd.DataFrame
+    status_codes: pd.DataFrame
+    activity: pd.DataFrame
+    hours: pd.DataFrame
+    weekdays: pd.DataFrame
+    endpoints: pd.DataFrame  # [method, endpoint, status, n, rt_sum] after hiding
+    versions: pd.DataFrame
+    locations: pd.DataFrame
+    browsers: pd.DataFrame
+    systems: pd.DataFrame
+    devices: pd.DataFrame
+    top_users: pd.DataFrame
+
+    @property
+    def empty(self) -> bool:
+        return not self.summary["requests"]
+
+
+def compute(conn, key_id: int, filters: Filters, now: datetime | None = None) -> Overview:
+    """Run every panel's query and shape the results."""
+    window = window_for(filters.period, now)
+    scope = q.Scope(conn, key_id, filters, window)
+    by_status = q.by_status(scope)
+    previous = q.total_requests(scope.at(window.previous)) if window.previous else None
+    hist = agg.histogram(by_status)
+    endpoints = agg.hide_endpoints(q.endpoints(scope), filters.hidden)
+    locations = agg.ranked(q.locations(scope), "location")
+    clients = q.clients(scope)
+    return Overview(
+        window=window,
+        summary=agg.summary(by_status, previous),
+        users=q.distinct_users(scope),
+        percentiles=agg.percentiles(hist),
+        histogram=agg.histogram_bars(hist),
+        status_codes=agg.status_codes(by_status),
+        activity=agg.activity(
+            q.by_bucket(scope), q.users_by_bucket(scope), window.since, window.until, window.step
+        ),
+        hours=(hours := q.by_hour(scope)).pipe(agg.hour_of_day),
+        weekdays=agg.day_of_week(hours),
+        endpoints=endpoints,
+        versions=agg.versions(endpoints),
+        locations=locations,
+        browsers=agg.ranked(clients, "browser", 15),
+        systems=agg.ranked(clients, "os", 15),
+        devices=agg.ranked(clients, "device"),
+        top_users=agg.top_users(q.top_users(scope)),
+    )
+
+
+def unknown(value: str) -> str:
+    return value or "Unknown"
+
+
+def render(data: Overview) -> dict:
+    """Figures and table rows for the page (what the callback sends to the browser)."""
+    countries = data.locations.head(15)
+    return {
+        "activity": figures.activity(data.activity),
+        "histogram": figures.response_histogram(data.histogram),
+        "status_codes": figures.status_codes(data.status_codes),
+        "versions": figures.pie(data.versions, "version"),
+        "map": figures.world_map(data.locations),
+        "countries": figures.bars(
+            countries.assign(label=countries["value"].map(name_of)),
+            "label",
+            filter_values=countries["value"],
+        ),
+        "browsers": figures.bars(
+            data.browsers.assign(label=data.browsers["value"].map(unknown)),
+            "label",
+            filter_values=data.browsers["value"],
+        ),
+        "systems": figures.bars(
+            data.systems.assign(label=data.systems["value"].map(unknown)),
+            "label",
+            filter_values=data.systems["value"],
+        ),
+        "devices": figures.pie(data.devices),
+        "hours": figures.bars(
+            data.hours.assign(label=data.hours["hour"].map(lambda h: f"{h:02d}:00")),
+            "label",
+            horizontal=False,
+        ),
+        "weekdays": figures.bars(data.weekdays, "day", horizontal=False),
+        "endpoints": agg.endpoint_table(data.endpoints).to_dict("records"),
+        "top_users": [
+            {
+                "user": row.user,
+                "requests": int(row.requests),
+                "last_seen": row.last_seen.strftime("%Y-%m-%d %H:%M UTC"),
+                "location": name_of(row.location) if row.location else "Unknown",
+            }
+            for row in data.top_users.itertuples()
+        ],
+    }
+
+
+def refresh(engine, key_id: int, filters: Filters, now: datetime | None = None):
+    """One full overview refresh: queries, shaping and figures."""
+    with engine.connect() as conn:
+        data = compute(conn, key_id, filters, now)
+    return data, render(data)

@@ -1,0 +1,1 @@
+"""The dashboard's pages: each module owns its layout and registers its callbacks."""

@@ -1,0 +1,161 @@
+"""The request explorer: raw rows newest first, filtered and paged 50 at a time."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from dash_app.pages.common import table
+from dash_app.pages.overview import _page_path
+from dash_app.queries import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
+from dash_app.session import is_demo_path, key_for
+from server.db import get_engine
+
+PAGE_SIZE = 50
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+LABELS = {
+    "created_at": "Time (UTC)",
+    "method": "Method",
+    "hostname": "Hostname",
+    "path": "Path",
+    "status": "Status",
+    "response_time": "ms",
+    "location": "Country",
+    "ip_address": "IP",
+    "user_id": "User id",
+    "browser": "Client",
+    "os": "OS",
+    "device": "Device",
+}
+FILTER_INPUTS = (
+    ("ex-dates", "start_date"),
+    ("ex-dates", "end_date"),
+    ("ex-status", "value"),
+    ("ex-method", "value"),
+    ("ex-hostname", "value"),
+    ("ex-path", "value"),
+    ("ex-rt-min", "value"),
+    ("ex-rt-max", "value"),
+)
+
+
+def layout(page_path: str) -> html.Div:
+    controls = html.Div(
+        [
+            dcc.DatePickerRange(
+                id="ex-dates",
+                display_format="YYYY-MM-DD",
+                clearable=True,
+                start_date_placeholder_text="From",
+                end_date_placeholder_text="To",
+            ),
+            dcc.Dropdown(
+                id="ex-status",
+                options=[{"label": c, "value": c} for c in ("1xx", "2xx", "3xx", "4xx", "5xx")],
+                placeholder="Status",
+                className="small-dropdown",
+            ),
+            dcc.Dropdown(
+                id="ex-method",
+                options=[{"label": m, "value": m} for m in METHODS],
+                placeholder="Method",
+                className="small-dropdown",
+            ),
+            dcc.Dropdown(id="ex-hostname", placeholder="Hostname", className="hostname"),
+            dcc.Input(id="ex-path", type="text", placeholder="Path contains", debounce=True),
+            dcc.Input(id="ex-rt-min", type="number", min=0, placeholder="Min ms", debounce=True),
+            dcc.Input(id="ex-rt-max", type="number", min=0, placeholder="Max ms", debounce=True),
+        ],
+        className="controls",
+    )
+    pager = html.Div(
+        [
+            html.Button("← Newer", id="ex-prev", className="button", disabled=True),
+            html.Span(id="ex-page-label", className="page-label"),
+            html.Button("Older →", id="ex-next", className="button", disabled=True),
+        ],
+        className="pager",
+    )
+    return html.Div(
+        [
+            dcc.Store(id="ex-page", data=0),
+            controls,
+            pager,
+            dcc.Loading(
+                table(
+                    "ex-rows",
+                    [(c, LABELS[c]) for c in EXPLORER_COLUMNS],
+                    page_size=PAGE_SIZE,
+                ),
+                type="dot",
+            ),
+            html.Div(id="ex-empty"),
+        ],
+        className="explorer panel wide",
+    )
+
+
+def _day(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.combine(date.fromisoformat(value[:10]), datetime.min.time(), tzinfo=UTC)
+
+
+def filters_from(start, end, status, method, hostname, path, rt_min, rt_max) -> ExplorerFilters:
+    """The explorer's inputs -> ExplorerFilters (the end date is inclusive)."""
+    until = _day(end)
+    return ExplorerFilters(
+        since=_day(start),
+        until=until + timedelta(days=1) if until else None,
+        status_class=status or None,
+        method=method or None,
+        hostname=hostname or None,
+        path_contains=(path or "").strip() or None,
+        rt_min=int(rt_min) if rt_min not in (None, "") else None,
+        rt_max=int(rt_max) if rt_max not in (None, "") else None,
+    )
+
+
+def register(app) -> None:
+    @app.callback(
+        Output("ex-rows", "data"),
+        Output("ex-page", "data"),
+        Output("ex-page-label", "children"),
+        Output("ex-prev", "disabled"),
+        Output("ex-next", "disabled"),
+        Output("ex-empty", "children"),
+        Output("ex-hostname", "options"),
+        Input("ex-prev", "n_clicks"),
+        Input("ex-next", "n_clicks"),
+        *[Input(cid, prop) for cid, prop in FILTER_INPUTS],
+        State("ex-page", "data"),
+        State("url", "pathname"),
+    )
+    def show_rows(_prev, _next, *rest):
+        """Newer/older turn the page; any filter change goes back to the newest rows."""
+        values, page, pathname = rest[:-2], rest[-2] or 0, rest[-1]
+        if ctx.triggered_id == "ex-next":
+            page += 1
+        elif ctx.triggered_id == "ex-prev":
+            page = max(0, page - 1)
+        else:
+            page = 0
+        filters = filters_from(*values)
+        with get_engine().connect() as conn:
+            key_id = key_for(conn, is_demo_path(_page_path(pathname)))
+            if key_id is None:
+                notice = html.Div("Sign in first.", className="notice")
+                return [], 0, "", True, True, notice, []
+            frame, more = explorer_page(conn, key_id, filters, page, PAGE_SIZE)
+            hosts = hostnames(conn, key_id)
+        empty = (
+            html.Div("No requests match these filters.", className="notice")
+            if frame.empty
+            else None
+        )
+        first = page * PAGE_SIZE + 1
+        label = f"Rows {first:,}–{first + len(frame) - 1:,}" if len(frame) else f"Page {page + 1}"
+        options = [{"label": h, "value": h} for h in hosts]
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        return records, page, label, page == 0, not more, empty, options or no_update

@@ -1,0 +1,125 @@
+"""Who is looking: the signed session cookie (a key id, never the key) or the demo key.
+
+Sign-in takes the pasted key from a POST body, checks it with server.auth, and keeps
+only the key's id in Flask's signed, HttpOnly, SameSite=Lax session cookie.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, redirect, request, session, stream_with_context
+from sqlalchemy import select
+
+from server.auth import lookup_key, touch_key
+from server.db import get_engine
+from server.models import api_keys
+
+log = logging.getLogger(__name__)
+bp = Blueprint("dashboard_session", __name__)
+SESSION_KEY = "dashboard_key_id"
+DEMO_PREFIX = "demo"
+EXPORT_LIMIT = 1_000_000
+
+
+def demo_key_id(conn) -> int | None:
+    from server.demo import demo_key
+
+    return demo_key(conn)
+
+
+def signed_in_key_id(conn) -> int | None:
+    """The session's key id, if that key still exists (a deleted key signs you out)."""
+    key_id = session.get(SESSION_KEY)
+    if not isinstance(key_id, int):
+        return None
+    found = conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).scalar()
+    if found is None:
+        session.pop(SESSION_KEY, None)
+    return found
+
+
+def is_demo_path(page_path: str | None) -> bool:
+    """page_path is the dashboard-relative path ('demo', 'demo/explorer', 'explorer', ...)."""
+    return (page_path or "").split("/", 1)[0] == DEMO_PREFIX
+
+
+def key_for(conn, demo: bool) -> int | None:
+    return demo_key_id(conn) if demo else signed_in_key_id(conn)
+
+
+@bp.post("/dashboard/sign-in")
+def sign_in():
+    """Check the pasted key and start a session; a wrong key goes back with a message."""
+    key = (request.form.get("api_key") or "").strip()
+    keep = _safe_query(request.form.get("next", ""))
+    with get_engine().begin() as conn:
+        key_id = lookup_key(conn, key)
+        if key_id is not None:
+            touch_key(conn, key_id)
+    if key_id is None:
+        return redirect("./?" + urlencode({"signin": "failed"}), code=303)
+    session.clear()
+    session[SESSION_KEY] = key_id
+    session.permanent = True
+    log.info("dashboard sign-in for key id=%s", key_id)
+    return redirect("./" + keep, code=303)
+
+
+@bp.post("/dashboard/sign-out")
+def sign_out():
+    session.pop(SESSION_KEY, None)
+    return redirect("./", code=303)
+
+
+@bp.get("/dashboard")
+def no_slash():
+    return redirect("dashboard/", code=308)
+
+
+def _safe_query(value: str) -> str:
+    """Only a query string may ride along a sign-in redirect (no open redirects)."""
+    value = value.strip()
+    if not value.startswith("?") or "\n" in value or "\r" in value:
+        return ""
+    return value[:2000]
+
+
+@bp.get("/dashboard/export.csv")
+def export_csv():
+    """The overview's filtered raw rows, newest first, as CSV (streamed)."""
+    from dash_app.filters import Filters, window_for
+    from dash_app.queries import Scope, export_rows
+    from server.requests_query import COLUMNS
+
+    filters = Filters.from_query(request.query_string.decode("utf-8", "replace"))
+    demo = request.args.get("demo") == "1"
+    engine = get_engine()
+    with engine.connect() as conn:
+        key_id = key_for(conn, demo)
+    if key_id is None:
+        return Response("Sign in to export data.\n", status=401, mimetype="text/plain")
+
+    def generate():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(COLUMNS)
+        with engine.connect() as conn:
+            scope = Scope(conn, key_id, filters, window_for(filters.period))
+            for i, row in enumerate(export_rows(scope, EXPORT_LIMIT)):
+                writer.writerow(row)
+                if i % 1000 == 999:
+                    yield buffer.getvalue()
+                    buffer.seek(0)
+                    buffer.truncate()
+        yield buffer.getvalue()
+
+    name = f"api-analytics-{filters.period}.csv"
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
