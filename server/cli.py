@@ -93,9 +93,11 @@ def _redact(url: str) -> str:
 
 
 def init_cli(app) -> None:
+    from server.demo import seed_demo_command
     from worker.retention import retention_command
 
     app.cli.add_command(db_cli)
     app.cli.add_command(create_key_command)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(seed_demo_command)
     app.cli.add_command(retention_command)

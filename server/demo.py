@@ -8,13 +8,16 @@ Running it again tops the demo up to the current time, so /dashboard/demo stays 
 
 from __future__ import annotations
 
+import logging
 import math
 import random
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import click
 from sqlalchemy import func, select
 
 from server.auth import create_key
@@ -24,6 +27,7 @@ from worker import useragent
 from worker.enrich import EnrichedRow, write_requests
 from worker.rollups import write_rollups
 
+log = logging.getLogger(__name__)
 DAYS = 90
 PER_DAY = 1_600
 HOSTS = (("api.acme.dev", 0.70), ("eu.api.acme.dev", 0.22), ("staging.acme.dev", 0.08))
@@ -313,3 +317,43 @@ def seed_demo(
         if progress:
             progress(done, len(hours))
     return key_id, added
+
+
+def _progress_bar(label: str):
+    """A click progress bar fed by seed_demo's (done, total) callback."""
+    import click
+
+    state: dict = {}
+
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
+            state["bar"].__enter__()
+        bar = state["bar"]
+        bar.update(done - bar.pos)
+        if done == total:
+            bar.__exit__(None, None, None)
+
+    return update
+
+
+@click.command("seed-demo")
+@click.option("--days", default=DAYS, show_default=True, help="Days of traffic to generate.")
+def seed_demo_command(days: int) -> None:
+    """Create the demo key's data (/dashboard/demo), or top it up to now."""
+    from server.db import get_engine
+
+    key_id, added = seed_demo(get_engine(), days=days, progress=_progress_bar("demo traffic"))
+    click.echo(f"demo key id={key_id}: {added:,} requests added")
+
+
+def seed_on_start(database_url: str) -> None:
+    """`make run`: seed the demo on the first start, top it up on later ones."""
+    from server.db import init_engine
+
+    engine = init_engine(database_url)
+    with engine.connect() as conn:
+        first = demo_key(conn) is None
+    label = "seeding the demo (first start)" if first else "topping up the demo"
+    key_id, added = seed_demo(engine, progress=_progress_bar(label) if first else None)
+    log.info("demo key id=%s: %s requests added", key_id, f"{added:,}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from server import configure_logging
 from server.cli import upgrade_database
 from server.config import Config
+from server.demo import seed_on_start
 
 log = logging.getLogger("run")
 
@@ -85,6 +86,7 @@ def main() -> int:
     log.info("jobs: %s", mode)
     log.info("migrating the database ...")
     upgrade_database(config.DATABASE_URL)
+    seed_on_start(config.DATABASE_URL)
 
     parts = plan(config, host, port)
     stopping = False
