@@ -59,6 +59,7 @@ class Run:
     p99_ms: float
     requests: int
     errors: str = ""
+    cpu_us: float = 0.0  # server CPU (all threads) per request during the measured run
 
 
 @dataclass
@@ -191,7 +192,7 @@ def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: st
                 if time.monotonic() > deadline:
                     sys.exit(f"the {variant} server did not start")
                 time.sleep(0.1)
-        yield url
+        yield url, process.pid
     finally:
         process.send_signal(signal.SIGINT)  # graceful: lifespan shutdown, final flush
         try:
@@ -235,12 +236,22 @@ def wrk(url: str, seconds: int, args: argparse.Namespace) -> Run:
     return parse_wrk(result.stdout)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, all its threads included."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, str]:
     before = sink_rows(sink_url)
-    with serve(variant, args, hosted_dir, sink_url) as url:
+    with serve(variant, args, hosted_dir, sink_url) as (url, pid):
         if args.warmup > 0:
             wrk(url, args.warmup, args)
+        cpu_before = cpu_seconds(pid)
         run = wrk(url, args.duration, args)
+        # CPU per request barely moves when other processes compete for the core,
+        # unlike req/s: a cross-check of the throughput ratios on a busy machine.
+        run.cpu_us = (cpu_seconds(pid) - cpu_before) / max(run.requests, 1) * 1e6
     note = ""
     if variant.startswith("ours"):
         # Warm-up, measured run and readiness probe all went through our middleware.
@@ -259,7 +270,10 @@ def report(results: Results, args: argparse.Namespace) -> bool:
         f"(wrk -t{args.threads} -c{args.connections}; uvicorn on core {args.server_core}, "
         f"wrk on core {args.wrk_core})"
     )
-    print(f"{'variant':<14}{'req/s':>10}{'x bare':>9}{'p50 ms':>9}{'p99 ms':>9}   runs (req/s)")
+    print(
+        f"{'variant':<14}{'req/s':>10}{'x bare':>9}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU us/req':>12}   runs (req/s)"
+    )
     bare = results.median("bare", "rps") if "bare" in variants else None
     for variant in variants:
         rps = results.median(variant, "rps")
@@ -268,19 +282,24 @@ def report(results: Results, args: argparse.Namespace) -> bool:
         print(
             f"{variant:<14}{rps:>10,.0f}{ratio:>9}"
             f"{results.median(variant, 'p50_ms'):>9.2f}{results.median(variant, 'p99_ms'):>9.2f}"
-            f"   {runs}"
+            f"{results.median(variant, 'cpu_us'):>12.1f}   {runs}"
         )
     ok = True
     if "ours" in variants:
         print()
         ours = results.median("ours", "rps")
         ours_p99 = results.median("ours", "p99_ms")
-        print("throughput ratios: of the medians, and the median of each round's ratio")
+        print(
+            "ours / other: req/s medians, median of each round's req/s ratio, and the\n"
+            "capacity ratio from server CPU per request (other's CPU / ours)"
+        )
         for other in ("noop", "hosted", "bare"):
             if other in variants:
+                capacity = results.median(other, "cpu_us") / results.median("ours", "cpu_us")
                 print(
                     f"  ours / {other:<7} {ours / results.median(other, 'rps'):6.3f}   "
-                    f"per round {results.paired_ratio('ours', other):6.3f}"
+                    f"per round {results.paired_ratio('ours', other):6.3f}   "
+                    f"by CPU {capacity:6.3f}"
                 )
         print()
         if "noop" in variants:
@@ -354,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"[{done:>2}/{total}] round {round_number + 1} {variant:<13}"
                         f"{run.rps:>9,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
-                        f"p99 {run.p99_ms:6.2f} ms{note}{errors}",
+                        f"p99 {run.p99_ms:6.2f} ms  CPU {run.cpu_us:6.1f} us/req{note}{errors}",
                         flush=True,
                     )
     if args.json:
