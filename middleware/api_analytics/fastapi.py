@@ -213,7 +213,8 @@ class Analytics:
         custom = self._custom
         user_id = None
         if "get_path" in custom:
-            path = self._call(custom["get_path"], "get_path", request)
+            # The server refuses a row without a path: fall back to the URL path.
+            path = self._call(custom["get_path"], "get_path", request) or path
         if "get_hostname" in custom:
             host = self._call(custom["get_hostname"], "get_hostname", request)
         if "get_user_agent" in custom:

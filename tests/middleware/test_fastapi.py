@@ -138,7 +138,8 @@ def test_a_failing_mapper_never_breaks_the_request(collector, run_app, caplog):
         assert response.status_code == 200 and response.json() == {"hello": "world"}
 
     rows = collector.wait_for_rows(3)
-    assert [(row["user_id"], row["path"]) for row in rows] == [(None, None)] * 3
+    # user_id is null; path falls back to the URL path (the server needs one).
+    assert [(row["user_id"], row["path"]) for row in rows] == [(None, "/hello")] * 3
     assert {row["user_agent"] for row in rows} == {f"python-httpx/{httpx.__version__}"}
     warnings = analytics_logs(caplog)
     assert sum("get_user_id" in r.getMessage() for r in warnings) == 1
