@@ -100,8 +100,8 @@ def store_ping(engine, monitor_id: int, scheduled_at, checked_at, outcome: Outco
     }
     try:
         with engine.begin() as conn:
-            statement = _insert_ignoring_duplicates(conn).values(**values)
-            return conn.execute(statement).rowcount == 1
+            statement = _insert_ignoring_duplicates(conn).values(**values).returning(pings.c.id)
+            return conn.execute(statement).first() is not None
     except IntegrityError:
         return False  # the monitor was deleted while we checked it
 
