@@ -1,0 +1,228 @@
+"""The image's entry commands, run as the containers run them, against fresh PostgreSQL + Redis.
+
+No Docker engine here, so this runs docker/entrypoint.sh itself: `migrate` on an
+empty database, then `web`, `worker` and two `scheduler`s, each with its own
+temporary directory as each container has its own /tmp.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import create_pg_database, drop_pg_database, free_port, unavailable
+from tests.helpers import payload, row
+
+ROOT = Path(__file__).resolve().parents[2]
+ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
+ADMIN_TOKEN = "deploy-test-admin-token"
+WAIT = 90  # seconds; a ceiling for slow machines, never a speed assertion
+
+
+class Role:
+    """One container: an entrypoint role as its own process group, with its own /tmp."""
+
+    def __init__(self, role: str, env: dict, workdir: Path, replica: int = 1) -> None:
+        self.name = role
+        self.tmp = workdir / f"{role}{replica}"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.log = self.tmp / "output.log"
+        self.env = {**env, "TMPDIR": str(self.tmp)}
+        self.process: subprocess.Popen | None = None
+
+    def run(self, *args: str, timeout: float = WAIT) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(ENTRYPOINT), self.name, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start(self) -> Role:
+        with self.log.open("w") as out:
+            self.process = subprocess.Popen(
+                [str(ENTRYPOINT), self.name],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def output(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def healthcheck(self) -> int:
+        return subprocess.run(
+            [str(ENTRYPOINT), "healthcheck"],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            timeout=30,
+        ).returncode
+
+    def stop(self) -> int | None:
+        """SIGTERM, as `docker stop` sends; the process must exit by itself."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            return None
+
+
+def wait_for(what: str, condition, role: Role | None = None):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        if role is not None and role.process is not None and role.process.poll() is not None:
+            pytest.fail(f"{role.name} exited while waiting for {what}:\n{role.output()}")
+        time.sleep(0.25)
+    pytest.fail(f"gave up waiting for {what}" + (f":\n{role.output()}" if role else ""))
+
+
+def http(method: str, url: str, body=None, headers=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except OSError:
+        return None, b""
+
+
+@pytest.fixture
+def empty_pg_url():
+    try:
+        url = create_pg_database("apia_deploy")
+    except Exception as exc:
+        unavailable("PostgreSQL", str(exc))
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def container_env(empty_pg_url, redis_url, tmp_path):
+    venv_bin = str(Path(sys.executable).parent)
+    keep = {k: v for k, v in os.environ.items() if k in {"HOME", "LANG", "LC_ALL", "PATH"}}
+    return {
+        **keep,
+        "PATH": f"{venv_bin}:{keep.get('PATH', '/usr/bin:/bin')}",
+        "APP_ENV": "production",
+        "DATABASE_URL": empty_pg_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": "deploy-test-secret",
+        "ADMIN_TOKEN": ADMIN_TOKEN,
+        "DATA_DIR": str(tmp_path / "data"),
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "WEB_CONCURRENCY": "1",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def test_the_image_roles_work_together(container_env, empty_pg_url, redis_url, tmp_path):
+    from redis import Redis
+
+    from worker.scheduler import scheduled_runs
+
+    base = f"http://127.0.0.1:{container_env['PORT']}"
+    roles: list[Role] = []
+    try:
+        # migrate: an empty database gets every migration head.
+        migrate = Role("migrate", container_env, tmp_path).run()
+        assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+        engine = create_engine(empty_pg_url)
+        with engine.connect() as conn:
+            heads = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
+        engine.dispose()
+        assert "0003_ping_rounds" in heads and len(heads) >= 2
+
+        # web: answers /api/health 200 and takes a batch.
+        web = Role("web", container_env, tmp_path).start()
+        roles.append(web)
+        status, body = wait_for("/api/health", lambda: _ok(http("GET", f"{base}/api/health")), web)
+        assert json.loads(body)["database"] == "ok" and json.loads(body)["queue"] == "ok"
+        assert web.healthcheck() == 0
+        status, body = http("POST", f"{base}/api/keys")
+        assert status == 201
+        key = json.loads(body)["api_key"]
+        batch = payload(key, [row(path="/deployed"), row(path="/deployed", status=500)])
+        status, body = http("POST", f"{base}/api/log-request", batch)
+        assert status == 201, body
+        health = json.loads(http("GET", f"{base}/api/health")[1])
+        assert health["queue_depth"] >= 1
+
+        # worker: processes the batch.
+        worker = Role("worker", container_env, tmp_path).start()
+        roles.append(worker)
+
+        def rows_arrived():
+            status, body = http("GET", f"{base}/api/data", headers={"X-AUTH-TOKEN": key})
+            return status == 200 and len(json.loads(body)) == 2
+
+        wait_for("the worker to store the batch", rows_arrived, worker)
+        assert worker.healthcheck() == 0
+
+        # scheduler, twice (a second replica, or a restart overlapping): one set of jobs.
+        schedulers = [Role("scheduler", container_env, tmp_path, replica) for replica in (1, 2)]
+        for scheduler in schedulers:
+            roles.append(scheduler.start())
+        for scheduler in schedulers:
+            wait_for(
+                "the scheduler to reconcile",
+                lambda s=scheduler: "schedule reconciled" in s.output(),
+                scheduler,
+            )
+        runs = scheduled_runs(Redis.from_url(redis_url))
+        names = sorted(run.rsplit("-", 1)[0] for run in runs)
+        assert names == [
+            "periodic-retention",
+            "periodic-stale-batch-sweep",
+            "periodic-uptime-checks",
+        ], runs
+
+        # The operators' dashboard is up in this production configuration, behind the token.
+        assert http("GET", f"{base}/admin/rq/")[0] == 401
+        basic = base64.b64encode(f"ops:{ADMIN_TOKEN}".encode()).decode()
+        assert (
+            http("GET", f"{base}/admin/rq/", headers={"Authorization": f"Basic {basic}"})[0] == 200
+        )
+
+        # docker stop: every role exits cleanly on SIGTERM.
+        for role in reversed(roles):
+            assert role.stop() == 0, f"{role.name}:\n{role.output()}"
+        assert web.healthcheck() != 0
+        for role in roles:
+            assert ADMIN_TOKEN not in role.output() and key not in role.output()
+    finally:
+        for role in roles:
+            role.stop()
+
+
+def _ok(response):
+    status, body = response
+    return (status, body) if status == 200 else None
