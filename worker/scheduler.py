@@ -271,6 +271,14 @@ def start_in_process(config: Config) -> InProcessScheduler | None:
     return _in_process
 
 
+def stop_in_process() -> None:
+    """Stop the embedded timer (tests; a process exit ends it anyway)."""
+    global _in_process
+    if _in_process is not None:
+        _in_process.stop()
+        _in_process = None
+
+
 def _in_cli_command() -> bool:
     with contextlib.suppress(ImportError):
         import click

@@ -133,3 +133,39 @@ def test_a_due_run_is_left_for_the_workers(redis, tmp_path):
     )
     reconcile(redis, jobs_for(tmp_path))
     assert run_id(job, past) in scheduled_runs(redis)
+
+
+def test_the_embedded_timer_starts_when_serving_but_not_for_a_command(tmp_path):
+    import click
+    from click.testing import CliRunner
+
+    from worker.scheduler import start_in_process, stop_in_process
+
+    config = make_config(f"sqlite:///{tmp_path / 'db'}", "", tmp_path)
+    started = []
+
+    @click.command("retention")
+    def command():
+        started.append(start_in_process(config))
+
+    assert CliRunner().invoke(command).exit_code == 0
+    assert started == [None]
+    assert not (tmp_path / "scheduler.lock").exists()
+
+    try:
+        scheduler = start_in_process(config)  # as under gunicorn: no click context
+        assert scheduler is not None
+        assert start_in_process(config) is scheduler  # once per process
+    finally:
+        stop_in_process()
+
+
+def test_make_run_starts_the_scheduler_beside_web_and_worker(tmp_path):
+    from server.run import plan
+
+    with_redis = make_config("sqlite://", "redis://127.0.0.1:1/0", tmp_path)
+    parts = {part.name: part.argv for part in plan(with_redis, "127.0.0.1", 8000)}
+    assert set(parts) == {"web", "worker", "scheduler"}
+    assert parts["scheduler"][-3:] == ["-m", "worker", "scheduler"]
+    embedded = make_config("sqlite://", "", tmp_path)
+    assert [part.name for part in plan(embedded, "127.0.0.1", 8000)] == ["web"]
