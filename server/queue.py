@@ -77,13 +77,13 @@ class RQQueue:
         self.redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
 
     def enqueue(self, queue_name: str, path: str, *args, job_id: str | None = None) -> None:
-        from rq import Queue, Retry
+        from rq import Queue
 
+        # No RQ retries: a failed batch stays staged and the sweeper enqueues it again.
         Queue(queue_name, connection=self.redis).enqueue_call(
             path,
             args=args,
             job_id=job_id,
-            retry=Retry(max=3, interval=[5, 30, 120]),
             result_ttl=0,
             failure_ttl=7 * 24 * 3600,
         )

@@ -9,7 +9,7 @@ import time
 
 from server import configure_logging
 from server.config import Config, use_config
-from server.db import init_engine
+from server.db import get_engine, init_engine
 from server.queue import ALL_QUEUES, init_queue
 from worker import geo
 
@@ -31,6 +31,11 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
             queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]
             # SimpleWorker runs jobs in this process, so the user-agent cache,
             # the GeoIP reader and the connection pool live across jobs.
+            # with_scheduler forks RQ's scheduler (it moves the periodic runs from
+            # `python -m worker scheduler` onto the queues). Close pooled database
+            # connections first: a forked child holding one would keep a killed
+            # worker's batch transaction, and its row lock, alive.
+            get_engine().dispose()
             SimpleWorker(queues, connection=queue.redis).work(burst=burst, with_scheduler=True)
             return
         except (RedisConnectionError, RedisTimeoutError) as exc:

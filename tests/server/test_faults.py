@@ -1,0 +1,145 @@
+"""Faults: a worker SIGKILLed mid-batch, Redis down during ingest. Nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from server.auth import lookup_key
+from server.models import ingest_batches, requests
+from tests.conftest import ROOT, postgres_stack
+from tests.helpers import post_batch, row
+
+pytestmark = pytest.mark.slow
+
+
+def start_worker(stack) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DATABASE_URL": stack.config.DATABASE_URL,
+        "REDIS_URL": stack.config.REDIS_URL,
+        "GEOIP_DB": stack.config.GEOIP_DB,
+        "DATA_DIR": stack.config.DATA_DIR,
+        "LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+
+
+def counts(stack, key_id) -> tuple[int, int, int]:
+    """(rows stored, distinct paths stored, batches still staged)."""
+    with stack.engine.connect() as conn:
+        stored, distinct = conn.execute(
+            select(func.count(), func.count(requests.c.path.distinct())).where(
+                requests.c.key_id == key_id
+            )
+        ).one()
+        staged = conn.execute(
+            select(func.count()).where(ingest_batches.c.key_id == key_id)
+        ).scalar()
+    return stored, distinct, staged
+
+
+def attempts(stack, key_id) -> dict[int, int]:
+    """Staged batch id -> attempts counted (a worker counts one before it starts a batch)."""
+    with stack.engine.connect() as conn:
+        rows = conn.execute(
+            select(ingest_batches.c.id, ingest_batches.c.attempts).where(
+                ingest_batches.c.key_id == key_id
+            )
+        )
+        return dict(rows.all())
+
+
+def wait_for(predicate, timeout=120.0, interval=0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("timed out waiting")
+
+
+@pytest.fixture
+def stack(request, tmp_path, geoip_db):
+    return postgres_stack(
+        request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), tmp_path,
+        GEOIP_DB=geoip_db,
+    )  # fmt: skip
+
+
+def ingest(stack, key, batches: int, size: int, tag: str) -> int:
+    for b in range(batches):
+        rows = [row(path=f"/{tag}/{b}/{i}", user_agent=f"agent-{i % 50}") for i in range(size)]
+        response = post_batch(stack.client, key, rows)
+        assert response.status_code == 201, response.get_json()
+    return batches * size
+
+
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    total = ingest(stack, key, batches=24, size=4000, tag="kill")
+
+    killed_mid_batch = False
+    for _attempt in range(5):
+        before = attempts(stack, key_id)
+        worker = start_worker(stack)
+        try:
+            # Kill as soon as it has started a batch, while its rows are uncommitted.
+            wait_for(
+                lambda b=before: sum(attempts(stack, key_id).values()) > sum(b.values()), 60, 0.005
+            )
+            time.sleep(0.02)
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        after = attempts(stack, key_id)
+        # A batch still staged with one more attempt was being processed when killed.
+        if any(after[i] > before.get(i, 0) for i in after):
+            killed_mid_batch = True
+            break
+    assert killed_mid_batch, "the worker was never caught inside a batch"
+
+    worker = start_worker(stack)
+    try:
+        wait_for(lambda: counts(stack, key_id)[2] == 0, timeout=180)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    stored, distinct, staged = counts(stack, key_id)
+    assert (stored, distinct, staged) == (total, total, 0)
+
+
+def test_redis_down_during_ingest_loses_nothing(stack, redis_server):
+    from worker.sweeper import sweep
+
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    worker = start_worker(stack)
+    try:
+        first = ingest(stack, key, batches=2, size=500, tag="before")
+        wait_for(lambda: counts(stack, key_id)[0] == first)
+
+        redis_server.stop()
+        # Accepted means durable: 201 while the queue is down.
+        during = ingest(stack, key, batches=3, size=500, tag="during")
+        assert stack.client.get("/api/health").status_code == 503
+        redis_server.start()
+
+        # What the scheduler's periodic sweep does once Redis is back.
+        wait_for(lambda: sweep(min_age_seconds=0) or counts(stack, key_id)[2] == 0, 60, 0.5)
+        after = ingest(stack, key, batches=1, size=500, tag="after")
+        wait_for(lambda: counts(stack, key_id)[0] == first + during + after, timeout=120)
+    finally:
+        worker.terminate()
+        worker.wait(20)
+    assert counts(stack, key_id) == (first + during + after, first + during + after, 0)
