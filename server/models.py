@@ -118,30 +118,46 @@ def key_tables():
 
 # --- Rollups (written by worker.rollups in the enrichment transaction) ---------------------
 # Pre-aggregated counts the dashboard reads instead of raw rows. Buckets are UTC epoch
-# seconds at two grains (GRAIN_HOUR, GRAIN_DAY); empty text dimensions are stored as ''
+# seconds at a grain (worker.rollups.GRAIN_*); empty text dimensions are stored as ''
 # so that they can be part of the primary key the upserts conflict on. Retention keeps them.
 HIST_BUCKETS = 64
 HIST_COLUMNS = tuple(f"h{i:02d}" for i in range(HIST_BUCKETS))
+HOUR_COLUMNS = tuple(f"hr{i:02d}" for i in range(24))
 
 
-def _rollup_table(name: str, *dims: Column, measures: tuple[Column, ...], hist: bool) -> Table:
+def _rollup_table(
+    name: str,
+    *dims: Column,
+    measures: tuple[Column, ...],
+    hist: bool,
+    hours: bool = False,
+    key: tuple[str, ...] | None = None,
+) -> Table:
     base = (
         Column("key_id", Integer, nullable=False),
         Column("grain", SmallInteger, nullable=False),
         Column("bucket", BigInteger, nullable=False),
-        Column("hostname", String(255), nullable=False),
     )
-    # Daily rows of the dimension tables carry a histogram; hourly rows leave it NULL,
-    # which costs PostgreSQL one bit a column.
-    hist_cols = tuple(Column(c, Integer) for c in HIST_COLUMNS) if hist else ()
+    # Daily rows carry a response-time histogram (and rollup_traffic's, requests per hour
+    # of day); hourly rows of the dimension tables leave them NULL, one bit a column.
+    extra = tuple(Column(c, Integer) for c in HIST_COLUMNS) if hist else ()
+    extra += tuple(Column(c, Integer) for c in HOUR_COLUMNS) if hours else ()
     return Table(
         name,
         metadata,
         *base,
         *dims,
         *measures,
-        *hist_cols,
-        PrimaryKeyConstraint(*(c.name for c in base + dims)),
+        *extra,
+        PrimaryKeyConstraint(*(key or [c.name for c in base + dims])),
+    )
+
+
+def _filters() -> tuple[Column, ...]:
+    return (
+        Column("hostname", String(255), nullable=False),
+        Column("status", SmallInteger, nullable=False),
+        Column("bot", SmallInteger, nullable=False),
     )
 
 
@@ -153,17 +169,12 @@ def _counts() -> tuple[Column, ...]:
 
 
 rollup_traffic = _rollup_table(
-    "rollup_traffic",
-    Column("status", SmallInteger, nullable=False),
-    Column("bot", SmallInteger, nullable=False),
-    measures=_counts(),
-    hist=True,
+    "rollup_traffic", *_filters(), measures=_counts(), hist=True, hours=True
 )
 
 rollup_endpoints = _rollup_table(
     "rollup_endpoints",
-    Column("status", SmallInteger, nullable=False),
-    Column("bot", SmallInteger, nullable=False),
+    *_filters(),
     Column("method", String(7), nullable=False),
     # The path without its query string, ids replaced by {id} (worker.rollups.template_path).
     Column("endpoint", String(255), nullable=False),
@@ -179,8 +190,7 @@ rollup_endpoints = _rollup_table(
 
 rollup_locations = _rollup_table(
     "rollup_locations",
-    Column("status", SmallInteger, nullable=False),
-    Column("bot", SmallInteger, nullable=False),
+    *_filters(),
     Column("location", String(2), nullable=False),
     measures=_counts(),
     hist=True,
@@ -188,8 +198,7 @@ rollup_locations = _rollup_table(
 
 rollup_clients = _rollup_table(
     "rollup_clients",
-    Column("status", SmallInteger, nullable=False),
-    Column("bot", SmallInteger, nullable=False),
+    *_filters(),
     Column("browser", String(64), nullable=False),
     Column("os", String(64), nullable=False),
     Column("device", String(16), nullable=False),
@@ -197,10 +206,12 @@ rollup_clients = _rollup_table(
     hist=True,
 )
 
-# One row per user (the IP, or the user id where there is no IP) per bucket: exact
-# distinct counts. Status is folded into n_404 so "exclude 404s" still counts users.
+# Who was seen in a day or a month: the IP, or the user id where there is no IP. Each
+# user is stored under its hostname and bot flag, and once more as (hostname '*', bot 2)
+# so that the unfiltered view reads exactly one row per user.
 rollup_users = _rollup_table(
     "rollup_users",
+    Column("hostname", String(255), nullable=False),
     Column("bot", SmallInteger, nullable=False),
     Column("user_key", String(255), nullable=False),
     measures=(
@@ -210,6 +221,29 @@ rollup_users = _rollup_table(
         Column("location", String(2), nullable=False),
     ),
     hist=False,
+    # Filters pick one (hostname, bot) variant, then a bucket range: both in the index.
+    key=("key_id", "grain", "hostname", "bot", "bucket", "user_key"),
 )
 
-ROLLUP_TABLES = (rollup_traffic, rollup_endpoints, rollup_locations, rollup_clients, rollup_users)
+# Distinct users per day, counted when a rollup_users row is first inserted (users) and
+# when a user's first non-404 request arrives (users_ok, for "exclude 404s").
+rollup_user_counts = _rollup_table(
+    "rollup_user_counts",
+    Column("hostname", String(255), nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    measures=(
+        Column("users", BigInteger, nullable=False),
+        Column("users_ok", BigInteger, nullable=False),
+    ),
+    hist=False,
+    key=("key_id", "grain", "hostname", "bot", "bucket"),
+)
+
+ROLLUP_TABLES = (
+    rollup_traffic,
+    rollup_endpoints,
+    rollup_locations,
+    rollup_clients,
+    rollup_users,
+    rollup_user_counts,
+)

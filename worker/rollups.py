@@ -1,10 +1,8 @@
 """Rollups: per-key hourly and daily aggregates, written in the enrichment transaction.
 
-Each enriched batch is folded into a few rows per table and upserted with
-`INSERT ... ON CONFLICT DO UPDATE SET n = n + excluded.n`, so concurrent workers add up
-instead of overwriting each other, and since the staged batch is deleted in the same
-transaction a batch is counted exactly once. Rows are upserted in primary-key order so
-two workers touching the same buckets lock them in the same order (no deadlocks).
+This module folds enriched rows into rollup rows (and holds the bucket, path and user
+rules the dashboard shares); worker.rollup_writer upserts them. Since the staged batch
+is deleted in the same transaction, a batch is counted exactly once.
 """
 
 from __future__ import annotations
@@ -13,26 +11,15 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-from server.models import (
-    HIST_BUCKETS,
-    HIST_COLUMNS,
-    rollup_clients,
-    rollup_endpoints,
-    rollup_locations,
-    rollup_traffic,
-    rollup_users,
-)
+from server.models import HIST_BUCKETS
 
 HOUR = 3600
 DAY = 86400
 GRAIN_HOUR = 1
 GRAIN_DAY = 2
-GRAIN_SECONDS = {GRAIN_HOUR: HOUR, GRAIN_DAY: DAY}
+GRAIN_MONTH = 3  # rollup_users only
 
 # --- response-time histogram ---------------------------------------------------------------
 # Buckets 0-15 hold exactly 0-15 ms; from 16 ms on they grow by HIST_BASE (about 33 %), so
@@ -104,14 +91,26 @@ def user_key(ip_address: str | None, user_id: str | None) -> str:
 
 
 # --- folding a batch -------------------------------------------------------------------------
+ANY_HOST = "*"
+ANY_BOT = 2
 
 
-def _epoch(moment: datetime) -> int:
-    return int(moment.timestamp())
+def month_start(day_bucket: int) -> int:
+    """The epoch second at which the UTC month holding `day_bucket` starts."""
+    moment = datetime.fromtimestamp(day_bucket, UTC)
+    return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp())
 
 
 class Fold:
-    """Accumulates enriched rows into rollup rows (dicts keyed by primary key)."""
+    """Accumulates enriched rows into rollup rows (dicts keyed by primary key, no key_id).
+
+    traffic:   (grain, bucket, host, status, bot) -> [n, rt_sum, hist, hours | None]
+    endpoints: (..., method, endpoint) -> [n, rt_sum, n_query, n_ids, hist | None]
+    locations: (..., location) -> [n, rt_sum, hist | None]
+    clients:   (..., browser, os, device) -> [n, rt_sum, hist | None]
+    users:     (grain, host, bot, bucket, user) -> [n, n_404, last_seen, location]
+    Histograms are kept on daily rows (and on every traffic row); hours on daily traffic.
+    """
 
     def __init__(self) -> None:
         self.traffic: dict = {}
@@ -119,152 +118,105 @@ class Fold:
         self.locations: dict = {}
         self.clients: dict = {}
         self.users: dict = {}
+        self._months: dict[int, int] = {}
+        self._paths: dict[str, tuple[str, int, int]] = {}
 
     def add(self, rows: Iterable) -> Fold:
         """Fold rows shaped like worker.enrich.EnrichedRow."""
-        traffic, endpoints = self.traffic, self.endpoints
-        locations, clients, users = self.locations, self.clients, self.users
-        templates: dict[str, tuple[str, int, int]] = {}
         for r in rows:
-            ts = _epoch(r.created_at)
+            ts = int(r.created_at.timestamp())
             hour = ts - ts % HOUR
             day = ts - ts % DAY
             host = r.hostname or ""
-            status = r.status
             bot = 1 if r.is_bot else 0
             rt = r.response_time
             hb = rt_bucket(rt)
-            path_info = templates.get(r.path)
-            if path_info is None:
-                endpoint = template_path(r.path)
-                has_query = 1 if "?" in r.path else 0
-                has_ids = 1 if endpoint != strip_query(r.path)[:255] else 0
-                path_info = templates[r.path] = (endpoint, has_query, has_ids)
-            endpoint, has_query, has_ids = path_info
+            endpoint, has_query, has_ids = self._path(r.path)
+            location = r.location or ""
+            client = (r.browser or "", r.os or "", r.device or "")
             for grain, bucket in ((GRAIN_HOUR, hour), (GRAIN_DAY, day)):
                 daily = grain == GRAIN_DAY
-                base = (grain, bucket, host, status, bot)
-                _add(traffic, base, rt, hb, True)
-                _add(endpoints, (*base, r.method, endpoint), rt, hb, daily, has_query, has_ids)
-                _add(locations, (*base, r.location or ""), rt, hb, daily)
-                _add(clients, (*base, r.browser or "", r.os or "", r.device or ""), rt, hb, daily)
-                who = user_key(r.ip_address, r.user_id)
-                if who:
-                    key = (grain, bucket, host, bot, who[:255])
-                    acc = users.get(key)
-                    if acc is None:
-                        users[key] = [1, 1 if status == 404 else 0, ts, r.location or ""]
-                    else:
-                        acc[0] += 1
-                        if status == 404:
-                            acc[1] += 1
-                        if ts >= acc[2]:
-                            acc[2] = ts
-                            acc[3] = r.location or ""
+                base = (grain, bucket, host, r.status, bot)
+                self._traffic(base, rt, hb, (ts - day) // HOUR if daily else None)
+                ep = self.endpoints.get(key := (*base, r.method, endpoint))
+                if ep is None:
+                    self.endpoints[key] = [1, rt, has_query, has_ids, _one_hot(hb, daily)]
+                else:
+                    ep[0] += 1
+                    ep[1] += rt
+                    ep[2] += has_query
+                    ep[3] += has_ids
+                    if daily:
+                        ep[4][hb] += 1
+                _add(self.locations, (*base, location), rt, hb, daily)
+                _add(self.clients, (*base, *client), rt, hb, daily)
+            who = user_key(r.ip_address, r.user_id)[:255]
+            if who:
+                month = self._months.get(day)
+                if month is None:
+                    month = self._months[day] = month_start(day)
+                self._user(who, host, bot, day, month, ts, r.status == 404, location)
         return self
 
+    def _path(self, path: str) -> tuple[str, int, int]:
+        found = self._paths.get(path)
+        if found is None:
+            endpoint = template_path(path)
+            has_query = 1 if "?" in path else 0
+            has_ids = 1 if endpoint != strip_query(path)[:255] else 0
+            found = self._paths[path] = (endpoint, has_query, has_ids)
+        return found
 
-def _add(target: dict, key: tuple, rt: int, hb: int, hist: bool, *extra: int) -> None:
+    def _traffic(self, key: tuple, rt: int, hb: int, hour_of_day: int | None) -> None:
+        acc = self.traffic.get(key)
+        if acc is None:
+            hours = [0] * 24 if hour_of_day is not None else None
+            acc = self.traffic[key] = [0, 0, [0] * HIST_BUCKETS, hours]
+        acc[0] += 1
+        acc[1] += rt
+        acc[2][hb] += 1
+        if hour_of_day is not None:
+            acc[3][hour_of_day] += 1
+
+    def _user(self, who, host, bot, day, month, ts, is_404, location) -> None:
+        users = self.users
+        for grain, bucket in ((GRAIN_DAY, day), (GRAIN_MONTH, month)):
+            for variant in ((host, bot), (ANY_HOST, ANY_BOT)):
+                key = (grain, *variant, bucket, who)
+                acc = users.get(key)
+                if acc is None:
+                    users[key] = [1, 1 if is_404 else 0, ts, location]
+                    continue
+                acc[0] += 1
+                if is_404:
+                    acc[1] += 1
+                if ts >= acc[2]:
+                    acc[2] = ts
+                    acc[3] = location
+
+
+def _add(target: dict, key: tuple, rt: int, hb: int, hist: bool) -> None:
     acc = target.get(key)
     if acc is None:
-        # [n, rt_sum, *extra counts, histogram or None]
-        acc = target[key] = [0, 0, *([0] * len(extra)), [0] * HIST_BUCKETS if hist else None]
+        target[key] = [1, rt, _one_hot(hb, hist)]
+        return
     acc[0] += 1
     acc[1] += rt
-    for i, value in enumerate(extra, start=2):
-        acc[i] += value
     if hist:
-        acc[-1][hb] += 1
+        acc[2][hb] += 1
 
 
-# --- writing ---------------------------------------------------------------------------------
-
-_DIMS = {
-    "rollup_traffic": ("grain", "bucket", "hostname", "status", "bot"),
-    "rollup_endpoints": ("grain", "bucket", "hostname", "status", "bot", "method", "endpoint"),
-    "rollup_locations": ("grain", "bucket", "hostname", "status", "bot", "location"),
-    "rollup_clients": ("grain", "bucket", "hostname", "status", "bot", "browser", "os", "device"),
-    "rollup_users": ("grain", "bucket", "hostname", "bot", "user_key"),
-}
-_EXTRA = {"rollup_endpoints": ("n_query", "n_ids")}
-
-
-def _count_rows(table, key_id: int, folded: dict) -> list[dict]:
-    dims = _DIMS[table.name]
-    extra = _EXTRA.get(table.name, ())
-    out = []
-    for key in sorted(folded):
-        acc = folded[key]
-        row = {"key_id": key_id, **dict(zip(dims, key, strict=True))}
-        row["n"], row["rt_sum"] = acc[0], acc[1]
-        for i, name in enumerate(extra, start=2):
-            row[name] = acc[i]
-        hist = acc[-1]
-        for i, name in enumerate(HIST_COLUMNS):
-            row[name] = hist[i] if hist is not None else None
-        out.append(row)
-    return out
-
-
-def _user_rows(key_id: int, folded: dict) -> list[dict]:
-    dims = _DIMS["rollup_users"]
-    return [
-        {
-            "key_id": key_id,
-            **dict(zip(dims, key, strict=True)),
-            "n": acc[0],
-            "n_404": acc[1],
-            "last_seen": acc[2],
-            "location": acc[3],
-        }
-        for key, acc in sorted(folded.items())
-    ]
-
-
-def _upsert(conn, table, rows: list[dict]) -> None:
-    if not rows:
-        return
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = insert(table)
-    excluded = stmt.excluded
-    keys = [c.name for c in table.primary_key.columns]
-    updates = {}
-    for column in table.columns:
-        if column.name in keys:
-            continue
-        if column.name == "last_seen":
-            updates["last_seen"] = _greatest(conn, table.c.last_seen, excluded.last_seen)
-        elif column.name == "location" and table is rollup_users:
-            # The country of the user's latest request.
-            from sqlalchemy import case
-
-            updates["location"] = case(
-                (excluded.last_seen >= table.c.last_seen, excluded.location),
-                else_=table.c.location,
-            )
-        else:
-            updates[column.name] = table.c[column.name] + excluded[column.name]
-    conn.execute(stmt.on_conflict_do_update(index_elements=keys, set_=updates), rows)
-
-
-def _greatest(conn, a, b):
-    from sqlalchemy import func
-
-    # SQLite's two-argument max() is its GREATEST.
-    return func.greatest(a, b) if conn.dialect.name == "postgresql" else func.max(a, b)
-
-
-def write_fold(conn, key_id: int, fold: Fold) -> None:
-    """Upsert a fold's rows, each table in primary-key order."""
-    _upsert(conn, rollup_traffic, _count_rows(rollup_traffic, key_id, fold.traffic))
-    _upsert(conn, rollup_endpoints, _count_rows(rollup_endpoints, key_id, fold.endpoints))
-    _upsert(conn, rollup_locations, _count_rows(rollup_locations, key_id, fold.locations))
-    _upsert(conn, rollup_clients, _count_rows(rollup_clients, key_id, fold.clients))
-    _upsert(conn, rollup_users, _user_rows(key_id, fold.users))
+def _one_hot(index: int, wanted: bool = True) -> list[int] | None:
+    if not wanted:
+        return None
+    hist = [0] * HIST_BUCKETS
+    hist[index] = 1
+    return hist
 
 
 def write_rollups(conn, rows: list) -> None:
     """Add enriched rows (all of one key) to the rollups, inside the caller's transaction."""
-    if not rows:
-        return
-    write_fold(conn, rows[0].key_id, Fold().add(rows))
+    from worker.rollup_writer import write_fold
+
+    if rows:
+        write_fold(conn, rows[0].key_id, Fold().add(rows))

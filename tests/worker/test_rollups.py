@@ -13,13 +13,17 @@ from server.models import (
     HIST_COLUMNS,
     rollup_endpoints,
     rollup_traffic,
+    rollup_user_counts,
     rollup_users,
 )
 from worker.enrich import EnrichedRow
 from worker.rollups import (
+    ANY_BOT,
+    ANY_HOST,
     DAY,
     GRAIN_DAY,
     GRAIN_HOUR,
+    GRAIN_MONTH,
     HIST_LOWER,
     Fold,
     api_version,
@@ -107,17 +111,24 @@ def test_fold_counts_by_hour_and_day():
         ]
     )
     day = int(datetime(2026, 3, 4, tzinfo=UTC).timestamp())
+    month = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     hour10 = day + 10 * 3600
     host = "api.example.com"
-    assert fold.traffic[(GRAIN_HOUR, hour10, host, 200, 0)][:2] == [1, 5]
-    assert fold.traffic[(GRAIN_DAY, day, host, 200, 0)][:2] == [2, 12]
+    n, rt_sum, hist, hours = fold.traffic[(GRAIN_HOUR, hour10, host, 200, 0)]
+    assert (n, rt_sum, hist[5], hours) == (1, 5, 1, None)
+    n, rt_sum, hist, hours = fold.traffic[(GRAIN_DAY, day, host, 200, 0)]
+    assert (n, rt_sum, hist[5], hist[7]) == (2, 12, 1, 1)
+    assert hours[10] == 1 and hours[11] == 1 and sum(hours) == 2
     endpoint = fold.endpoints[(GRAIN_DAY, day, host, 200, 0, "GET", "/v1/users/{id}")]
     assert endpoint[:4] == [2, 12, 1, 2]  # n, rt_sum, n_query, n_ids
-    assert endpoint[-1][5] == 1 and endpoint[-1][7] == 1
     # Hourly dimension rows carry no histogram.
     assert fold.endpoints[(GRAIN_HOUR, hour10, host, 200, 0, "GET", "/v1/users/{id}")][-1] is None
-    users = fold.users[(GRAIN_DAY, day, host, 0, "1.2.3.4")]
-    assert users == [3, 1, day + 11 * 3600, "GB"]
+    # Each user under its own hostname/bot and the "any" variants, per day and month.
+    last = day + 11 * 3600
+    for variant in ((host, 0), (ANY_HOST, ANY_BOT)):
+        assert fold.users[(GRAIN_DAY, *variant, day, "1.2.3.4")] == [3, 1, last, "GB"]
+        assert fold.users[(GRAIN_MONTH, *variant, month, "1.2.3.4")] == [3, 1, last, "GB"]
+    assert len(fold.users) == 4
 
 
 def _sum(conn, table, column, **where):
@@ -163,10 +174,21 @@ def test_upserts_add_up_and_concurrent_writers_stay_exact(stack):
         assert _sum(conn, rollup_endpoints, "n_ids", key_id=999, grain=GRAIN_DAY) == 40
         users = conn.execute(
             select(rollup_users.c.user_key, rollup_users.c.n).where(
-                rollup_users.c.key_id == 999, rollup_users.c.grain == GRAIN_DAY
+                rollup_users.c.key_id == 999,
+                rollup_users.c.grain == GRAIN_DAY,
+                rollup_users.c.hostname == ANY_HOST,
+                rollup_users.c.bot == ANY_BOT,
             )
         ).all()
         assert sorted(users) == [("10.0.0.0", 14), ("10.0.0.1", 13), ("10.0.0.2", 13)]
+        counted = conn.execute(
+            select(rollup_user_counts.c.users, rollup_user_counts.c.users_ok).where(
+                rollup_user_counts.c.key_id == 999,
+                rollup_user_counts.c.hostname == ANY_HOST,
+                rollup_user_counts.c.bot == ANY_BOT,
+            )
+        ).all()
+        assert [tuple(c) for c in counted] == [(3, 3)]
 
 
 def test_ingest_through_the_api_writes_rollups(stack):
@@ -204,8 +226,34 @@ def test_ingest_through_the_api_writes_rollups(stack):
         ).all()
         assert [tuple(t) for t in totals] == [(200, 6), (500, 2)]
         users = conn.execute(
-            select(func.count()).where(
-                rollup_users.c.grain == GRAIN_DAY, rollup_users.c.key_id == key_id
+            select(rollup_user_counts.c.users).where(
+                rollup_user_counts.c.key_id == key_id,
+                rollup_user_counts.c.hostname == ANY_HOST,
+                rollup_user_counts.c.bot == ANY_BOT,
             )
         ).scalar()
         assert users == 2  # privacy level 2: no IP, counted by user id
+
+
+def test_users_404_only_then_not(stack, monkeypatch):
+    """users_ok counts a user once, when the first non-404 request arrives (any batch)."""
+    from worker import rollup_writer
+
+    engine = stack.engine
+    with engine.begin() as conn:
+        write_rollups(conn, [row(status=404, key_id=998), row(status=404, key_id=998)])
+    # The COPY-and-merge path on PostgreSQL must count the same way as executemany.
+    monkeypatch.setattr(rollup_writer, "COPY_THRESHOLD", 1)
+    with engine.begin() as conn:
+        write_rollups(conn, [row(status=200, key_id=998), row(status=404, key_id=998)])
+    with engine.begin() as conn:
+        write_rollups(conn, [row(status=200, key_id=998, ip="5.6.7.8")])
+    with engine.connect() as conn:
+        counted = conn.execute(
+            select(rollup_user_counts.c.users, rollup_user_counts.c.users_ok).where(
+                rollup_user_counts.c.key_id == 998,
+                rollup_user_counts.c.hostname == ANY_HOST,
+                rollup_user_counts.c.bot == ANY_BOT,
+            )
+        ).all()
+        assert [tuple(c) for c in counted] == [(2, 2)]
