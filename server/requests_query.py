@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import and_, delete, select, tuple_
+from sqlalchemy import Text, and_, cast, delete, func, select, tuple_
 
-from server.db import as_utc
+from server.db import as_utc, is_postgres
 from server.models import api_keys, key_tables, requests, user_agents
 
 PAGE_SIZE = 50_000
@@ -104,38 +105,93 @@ class RequestFilter:
         return conds
 
 
-def fetch_page(conn, filters: RequestFilter, page: int, page_size: int = PAGE_SIZE) -> list[tuple]:
-    """One page of rows, oldest first.
+def _page_conditions(conn, filters: RequestFilter, page: int, page_size: int) -> list | None:
+    """Conditions selecting one page; None when the page is past the end.
 
     The page start is found by walking the (key_id, created_at, id) index only,
     then the page itself is a keyset range, so deep pages never sort or fetch
     the rows they skip.
     """
     conds = filters.conditions()
-    order = (requests.c.created_at, requests.c.id)
-    start = None
     if page > 1:
+        order = (requests.c.created_at, requests.c.id)
         start = conn.execute(
             select(*order).where(*conds).order_by(*order).offset((page - 1) * page_size).limit(1)
         ).first()
         if start is None:
-            return []
+            return None
         conds.append(tuple_(*order) >= tuple_(start.created_at, start.id))
-    query = (
-        select(*_SELECT)
+    return conds
+
+
+def _page_query(columns, conds, page_size: int):
+    return (
+        select(*columns)
         .select_from(requests.outerjoin(user_agents, requests.c.user_agent_id == user_agents.c.id))
         .where(and_(*conds))
-        .order_by(*order)
+        .order_by(requests.c.created_at, requests.c.id)
         .limit(page_size)
     )
-    return [_format(row) for row in conn.execute(query)]
+
+
+def fetch_page(conn, filters: RequestFilter, page: int, page_size: int = PAGE_SIZE) -> list[tuple]:
+    """One page of rows, oldest first, as tuples in COLUMNS order."""
+    conds = _page_conditions(conn, filters, page, page_size)
+    if conds is None:
+        return []
+    return [_format(row) for row in conn.execute(_page_query(_SELECT, conds, page_size))]
+
+
+def fetch_page_json(
+    conn, filters: RequestFilter, page: int, page_size: int, compact: bool
+) -> tuple[str, int]:
+    """One page as a JSON array text, built by the database: objects, or arrays when compact.
+
+    Building 50,000 rows' JSON in SQL is several times faster than in Python.
+    """
+    conds = _page_conditions(conn, filters, page, page_size)
+    if conds is None:
+        return (json.dumps([list(COLUMNS)]) if compact else "[]"), 0
+    values = _json_values(conn)
+    if compact:
+        expr = _json_array(conn)(*values)
+    else:
+        expr = _json_object(conn)(*[x for pair in zip(COLUMNS, values, strict=True) for x in pair])
+    if is_postgres(conn):
+        expr = cast(expr, Text)  # the text as PostgreSQL wrote it, not parsed by psycopg
+    texts = conn.execute(_page_query([expr], conds, page_size)).scalars().all()
+    count = len(texts)
+    if compact:
+        texts.insert(0, json.dumps(list(COLUMNS)))
+    return "[" + ",".join(texts) + "]", count
+
+
+def _json_values(conn) -> list:
+    """The COLUMNS as SQL expressions, formatted like the Python path formats them."""
+    values = list(_SELECT)
+    if is_postgres(conn):
+        values[1] = func.host(requests.c.ip_address)
+        values[9] = func.to_char(
+            func.timezone("UTC", requests.c.created_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+        )
+    else:
+        values[9] = func.replace(requests.c.created_at, " ", "T") + "+00:00"
+    return values
+
+
+def _json_object(conn):
+    return func.json_build_object if is_postgres(conn) else func.json_object
+
+
+def _json_array(conn):
+    return func.json_build_array if is_postgres(conn) else func.json_array
 
 
 def _format(row) -> tuple:
     values = list(row)
     if values[1] is not None:
         values[1] = str(values[1])
-    values[9] = as_utc(values[9]).isoformat()
+    values[9] = as_utc(values[9]).isoformat(timespec="microseconds")
     return tuple(values)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from flask import Response, current_app
@@ -13,15 +12,10 @@ from server.api.data.schemas import DataQuerySchema, DataRowSchema
 from server.api.schemas import ErrorSchema
 from server.auth import require_key
 from server.db import get_engine
-from server.requests_query import COLUMNS, RequestFilter, delete_key_data, fetch_page
+from server.requests_query import RequestFilter, delete_key_data, fetch_page_json
 
 log = logging.getLogger(__name__)
 blp = Blueprint("data", __name__, description="Logged requests")
-
-
-def _json(body, headers=None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(text, mimetype="application/json", headers=headers)
 
 
 @blp.route("/data")
@@ -40,11 +34,9 @@ class Data(MethodView):
         filters = RequestFilter.from_args(key_id, args)
         page_size = current_app.config["SETTINGS"].DATA_PAGE_SIZE
         with get_engine().connect() as conn:
-            rows = fetch_page(conn, filters, args["page"], page_size)
-        headers = {"X-Next-Page": str(args["page"] + 1)} if len(rows) == page_size else None
-        if args["compact"]:
-            return _json([list(COLUMNS), *rows], headers)
-        return _json([dict(zip(COLUMNS, row, strict=True)) for row in rows], headers)
+            body, count = fetch_page_json(conn, filters, args["page"], page_size, args["compact"])
+        headers = {"X-Next-Page": str(args["page"] + 1)} if count == page_size else None
+        return Response(body, mimetype="application/json", headers=headers)
 
     @blp.response(204)
     @blp.alt_response(401, schema=ErrorSchema, description="Missing, unknown or revoked key.")
