@@ -146,21 +146,16 @@ def activity(
 
 
 def hour_of_day(by_hour: pd.DataFrame) -> pd.DataFrame:
-    """[hour, n] for hours 0-23 (UTC)."""
+    """[hour, n] for hours 0-23 (UTC), from [hour, weekday, n] rows."""
     hours = pd.DataFrame({"hour": range(24)})
-    if by_hour.empty:
-        return hours.assign(n=0)
-    counts = by_hour.assign(hour=(by_hour["bucket"] // 3600) % 24).groupby("hour")["n"].sum()
+    counts = by_hour.groupby("hour")["n"].sum() if not by_hour.empty else {}
     return hours.assign(n=hours["hour"].map(counts).fillna(0).astype("int64"))
 
 
 def day_of_week(by_hour: pd.DataFrame) -> pd.DataFrame:
-    """[day, n] Monday first (1970-01-01, epoch day 0, was a Thursday)."""
+    """[weekday, day, n] Monday first, from [hour, weekday, n] rows."""
     days = pd.DataFrame({"weekday": range(7), "day": WEEKDAYS})
-    if by_hour.empty:
-        return days.assign(n=0)
-    weekday = (by_hour["bucket"] // 86400 + 3) % 7
-    counts = by_hour.assign(weekday=weekday).groupby("weekday")["n"].sum()
+    counts = by_hour.groupby("weekday")["n"].sum() if not by_hour.empty else {}
     return days.assign(n=days["weekday"].map(counts).fillna(0).astype("int64"))
 
 

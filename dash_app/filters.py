@@ -146,33 +146,43 @@ class Filters:
 
 @dataclass(frozen=True)
 class Window:
-    """A period resolved against the clock: [since, until) in epoch seconds."""
+    """A period resolved against the clock: [since, until) in epoch seconds.
+
+    `shown_until` is where charts stop (the end of the current hour or day): a 7-day
+    window covers whole days, but today's future hours are not drawn.
+    """
 
     since: int | None
     until: int
     grain: int  # the rollup grain that tiles the window
     step: int  # the activity chart's bucket, in seconds
+    shown_until: int
 
     @property
     def previous(self) -> Window | None:
         if self.since is None:
             return None
         length = self.until - self.since
-        return replace(self, since=self.since - length, until=self.since)
+        return replace(self, since=self.since - length, until=self.since, shown_until=self.since)
+
+    @property
+    def whole_days(self) -> bool:
+        return (self.since is None or self.since % DAY == 0) and self.until % DAY == 0
 
 
 def window_for(period: str, now: datetime | None = None) -> Window:
-    """Short periods end with the current hour, long ones with the current day (UTC)."""
+    """24 hours ends with the current hour; longer periods cover whole UTC days up to today."""
     now = now or datetime.now(UTC)
     ts = int(now.timestamp())
     days = PERIODS.get(period, PERIODS[DEFAULT_PERIOD])[1]
+    hour_end = ts - ts % HOUR + HOUR
+    day_end = ts - ts % DAY + DAY
+    if days == 1:
+        return Window(hour_end - DAY, hour_end, GRAIN_HOUR, FIVE_MINUTES, hour_end)
     if days is not None and days <= 7:
-        end = ts - ts % HOUR + HOUR
-        step = FIVE_MINUTES if days == 1 else HOUR
-        return Window(end - days * DAY, end, GRAIN_HOUR, step)
-    end = ts - ts % DAY + DAY
-    since = None if days is None else end - days * DAY
-    return Window(since, end, GRAIN_DAY, DAY)
+        return Window(day_end - days * DAY, day_end, GRAIN_HOUR, HOUR, hour_end)
+    since = None if days is None else day_end - days * DAY
+    return Window(since, day_end, GRAIN_DAY, DAY, day_end)
 
 
 def status_class_range(value: str) -> tuple[int, int] | None:

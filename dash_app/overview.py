@@ -62,7 +62,11 @@ def compute(conn, key_id: int, filters: Filters, now: datetime | None = None) ->
         histogram=agg.histogram_bars(hist),
         status_codes=agg.status_codes(by_status),
         activity=agg.activity(
-            q.by_bucket(scope), q.users_by_bucket(scope), window.since, window.until, window.step
+            q.by_bucket(scope),
+            q.users_by_bucket(scope),
+            window.since,
+            window.shown_until,
+            window.step,
         ),
         hours=(hours := q.by_hour(scope)).pipe(agg.hour_of_day),
         weekdays=agg.day_of_week(hours),

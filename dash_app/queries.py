@@ -23,21 +23,34 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    or_,
     select,
 )
 
 from dash_app.filters import Filters, Window, status_class_range
 from server.models import (
     HIST_COLUMNS,
+    HOUR_COLUMNS,
     requests,
     rollup_clients,
     rollup_endpoints,
     rollup_locations,
     rollup_traffic,
+    rollup_user_counts,
     rollup_users,
     user_agents,
 )
-from worker.rollups import GRAIN_DAY, GRAIN_HOUR, HIST_LOWER, api_version, rt_bucket
+from worker.rollups import (
+    ANY_BOT,
+    ANY_HOST,
+    GRAIN_DAY,
+    GRAIN_HOUR,
+    GRAIN_MONTH,
+    HIST_LOWER,
+    api_version,
+    month_start,
+    rt_bucket,
+)
 
 RAW = "raw"
 STATUS_DIMS = frozenset({"status", "status_class"})
@@ -107,10 +120,6 @@ def source_for(filters: Filters, window: Window, *, hist: bool) -> object:
     return RAW
 
 
-def users_source(filters: Filters) -> object:
-    return rollup_users if set(filters.click) <= {"user"} else RAW
-
-
 # --- conditions ------------------------------------------------------------------------------
 
 
@@ -153,7 +162,7 @@ def _rollup_click(table, scope: Scope, dim: str, value: str):
         method, path = split_endpoint(value)
         return and_(c.method == method, c.endpoint == path)
     if dim == "version":
-        return c.endpoint.in_(_endpoints_of_version(scope, value)) if value else false()
+        return _in(c.endpoint, _endpoints_of_version(scope, value) if value else [])
     if dim == "user":
         return c.user_key == value
     return c[dim] == value
@@ -164,7 +173,12 @@ def _endpoints_of_version(scope: Scope, version: str) -> list[str]:
     found = scope.conn.execute(
         select(t.c.endpoint).where(*_window_conds(t, scope, scope.window.grain)).distinct()
     ).scalars()
-    return [e for e in found if api_version(e) == version] or ["\x00"]
+    return [e for e in found if api_version(e) == version]
+
+
+def _in(column, values: list):
+    """column IN values; an empty list matches nothing."""
+    return column.in_(values) if values else false()
 
 
 # --- raw rows --------------------------------------------------------------------------------
@@ -219,9 +233,11 @@ def raw_conds(scope: Scope, *, with_clicks: bool = True) -> list:
         elif dim == "endpoint":
             method, _path = split_endpoint(value)
             conds.append(r.method == method)
-            conds.append(r.path.in_(_matching_paths(scope, lambda p, v=value: _label_of(f, p, v))))
+            conds.append(_in(r.path, _matching_paths(scope, lambda p, v=value: _label_of(f, p, v))))
         elif dim == "version":
-            conds.append(r.path.in_(_matching_paths(scope, lambda p, v=value: api_version(p) == v)))
+            conds.append(
+                _in(r.path, _matching_paths(scope, lambda p, v=value: api_version(p) == v))
+            )
         elif dim == "location":
             conds.append(func.coalesce(r.location, "") == value)
         elif dim in ("browser", "os", "device"):
@@ -241,7 +257,7 @@ def _matching_paths(scope: Scope, keep: Callable[[str], bool]) -> list[str]:
     paths = scope.conn.execute(
         select(requests.c.path).where(*raw_conds(scope, with_clicks=False)).distinct()
     ).scalars()
-    return [p for p in paths if keep(p)] or ["\x00"]
+    return [p for p in paths if keep(p)]
 
 
 def _frame(scope: Scope, query) -> pd.DataFrame:
@@ -347,8 +363,16 @@ def by_bucket(scope: Scope) -> pd.DataFrame:
 
 
 def by_hour(scope: Scope) -> pd.DataFrame:
-    """[bucket, n] per UTC hour of the window (for hour-of-day and day-of-week)."""
+    """[hour, weekday, n]: requests per UTC hour of day (0-23) and weekday (Monday 0)."""
     source = source_for(scope.filters, scope.window, hist=False)
+    if source is rollup_traffic and scope.window.grain == GRAIN_DAY:
+        # Daily traffic rows count requests per hour of day: 24 columns instead of 24 rows.
+        t = rollup_traffic
+        sums = [func.coalesce(func.sum(t.c[h]), 0).label(h) for h in HOUR_COLUMNS]
+        by_day = _frame(
+            scope, select(t.c.bucket, *sums).where(*rollup_conds(t, scope)).group_by(t.c.bucket)
+        )
+        return _hours_from_days(by_day)
     if source is RAW:
         ts = _epoch(scope)
         bucket = (ts - ts % 3600).label("bucket")
@@ -365,7 +389,28 @@ def by_hour(scope: Scope) -> pd.DataFrame:
             .where(*rollup_conds(t, scope, GRAIN_HOUR))
             .group_by(t.c.bucket)
         )
-    return _frame(scope, query)
+    hours = _frame(scope, query)
+    return pd.DataFrame(
+        {
+            "hour": (hours["bucket"] // 3600 % 24).astype("int64"),
+            "weekday": ((hours["bucket"] // 86400 + 3) % 7).astype("int64"),
+            "n": hours["n"].astype("int64"),
+        }
+    )
+
+
+def _hours_from_days(by_day: pd.DataFrame) -> pd.DataFrame:
+    """Daily rows with hr00..hr23 -> [hour, weekday, n] (1970-01-01 was a Thursday)."""
+    if by_day.empty:
+        return pd.DataFrame({"hour": [], "weekday": [], "n": []}, dtype="int64")
+    long = by_day.melt(id_vars="bucket", value_vars=list(HOUR_COLUMNS), value_name="n")
+    return pd.DataFrame(
+        {
+            "hour": long["variable"].str[2:].astype("int64"),
+            "weekday": ((long["bucket"] // 86400 + 3) % 7).astype("int64"),
+            "n": long["n"].astype("int64"),
+        }
+    )
 
 
 # --- dimension panels ------------------------------------------------------------------------
@@ -471,28 +516,83 @@ def clients(scope: Scope) -> pd.DataFrame:
     return _dimension(scope, rollup_clients, ["browser", "os", "device"])
 
 
-# --- users -----------------------------------------------------------------------------------
+# --- users ---------------------------------------------------------------------------------
+# Whole-day windows read rollup_users (full months from the monthly rows, the days at the
+# edges from the daily rows) and the per-day counts from rollup_user_counts. The 24-hour
+# window and hourly series read raw rows (at most 7 days of one key).
 
 
-def _users_rel(scope: Scope, grain: int | None = None):
-    """(bucket, user_key, n, last_seen, location) rows, from the rollup or from raw rows."""
-    if users_source(scope.filters) is rollup_users:
-        t = rollup_users
-        n = (t.c.n - t.c.n_404) if scope.filters.exclude_404 else t.c.n
-        return (
-            select(
-                t.c.bucket,
-                t.c.user_key,
-                n.label("n"),
-                t.c.last_seen,
-                t.c.location,
-            )
-            .where(*rollup_conds(t, scope, grain))
-            .subquery()
-        )
+def users_from_rollups(scope: Scope) -> bool:
+    return scope.window.whole_days and set(scope.filters.click) <= {"user"}
+
+
+def _month_after(month: int) -> int:
+    moment = datetime.fromtimestamp(month, UTC)
+    year, next_month = divmod(moment.month, 12)
+    return int(datetime(moment.year + year, next_month + 1, 1, tzinfo=UTC).timestamp())
+
+
+def month_cover(since: int | None, until: int) -> tuple[tuple[int, int] | None, list]:
+    """Split [since, until) into whole months and the day ranges around them.
+
+    Returns ((first month, end of last month) or None, [(day from, day to), ...]).
+    """
+    first = month_start(since) if since is not None else None
+    if first is not None and first < since:
+        first = _month_after(first)
+    end_month = month_start(until - 1)
+    last_end = end_month if _month_after(end_month) > until else _month_after(end_month)
+    if first is not None and first >= last_end:
+        return None, [(since, until)]
+    edges = []
+    if since is not None and since < first:
+        edges.append((since, first))
+    if last_end < until:
+        edges.append((last_end, until))
+    return (first, last_end), edges
+
+
+def _user_variant(t, filters: Filters) -> list:
+    """Unfiltered: the one ('*', 2) row per user; else the users' own (hostname, bot) rows."""
+    if not filters.hostname and not filters.exclude_bots:
+        return [t.c.hostname == ANY_HOST, t.c.bot == ANY_BOT]
+    conds = [t.c.hostname != ANY_HOST, t.c.bot != ANY_BOT]
+    if filters.hostname:
+        conds.append(t.c.hostname == filters.hostname)
+    if filters.exclude_bots:
+        conds.append(t.c.bot == 0)
+    return conds
+
+
+def _counts_exact(filters: Filters) -> bool:
+    """rollup_user_counts holds one row per day for no filter, or hostname + exclude bots."""
+    return bool(filters.hostname) == filters.exclude_bots
+
+
+def _user_rows_where(scope: Scope) -> list:
+    t, f, w = rollup_users, scope.filters, scope.window
+    months, edges = month_cover(w.since, w.until)
+    spans = []
+    if months is not None:
+        low, high = months
+        span = [t.c.grain == GRAIN_MONTH, t.c.bucket < high]
+        if low is not None:
+            span.append(t.c.bucket >= low)
+        spans.append(and_(*span))
+    for low, high in edges:
+        spans.append(and_(t.c.grain == GRAIN_DAY, t.c.bucket >= low, t.c.bucket < high))
+    conds = [t.c.key_id == scope.key_id, or_(*spans), *_user_variant(t, f)]
+    if f.exclude_404:
+        conds.append(t.c.n > t.c.n_404)
+    if "user" in f.click:
+        conds.append(t.c.user_key == f.click["user"])
+    return conds
+
+
+def _raw_users(scope: Scope, step: int):
+    """(bucket, user_key, n, last_seen, location) of raw rows, users only."""
     ts = _epoch(scope)
     who = user_key_expr(scope.postgres)
-    step = 3600 if (grain or scope.window.grain) == GRAIN_HOUR else 86400
     return (
         select(
             (ts - ts % step).label("bucket"),
@@ -507,6 +607,18 @@ def _users_rel(scope: Scope, grain: int | None = None):
     )
 
 
+def _users_rel(scope: Scope):
+    if users_from_rollups(scope):
+        t = rollup_users
+        n = (t.c.n - t.c.n_404) if scope.filters.exclude_404 else t.c.n
+        return (
+            select(t.c.bucket, t.c.user_key, n.label("n"), t.c.last_seen, t.c.location)
+            .where(*_user_rows_where(scope))
+            .subquery()
+        )
+    return _raw_users(scope, 86400)
+
+
 def distinct_users(scope: Scope) -> int:
     rel = _users_rel(scope)
     inner = select(rel.c.user_key).group_by(rel.c.user_key).subquery()
@@ -514,24 +626,30 @@ def distinct_users(scope: Scope) -> int:
 
 
 def users_by_bucket(scope: Scope) -> pd.DataFrame:
-    """[bucket, users] distinct users per activity bucket."""
-    w = scope.window
-    if w.step < 3600:
-        # 5-minute buckets: from raw rows (24 hours of one key at most).
-        ts = _epoch(scope)
-        who = user_key_expr(scope.postgres)
-        bucket = (ts - ts % w.step).label("bucket")
-        inner = (
-            select(bucket, who.label("user_key"))
-            .select_from(RAW_FROM)
-            .where(*raw_conds(scope), who != "")
-            .group_by(bucket, who)
-            .subquery()
+    """[bucket, users]: distinct users per activity bucket."""
+    w, f = scope.window, scope.filters
+    if w.step >= 86400 and users_from_rollups(scope) and not f.click and _counts_exact(f):
+        t = rollup_user_counts
+        measure = t.c.users_ok if f.exclude_404 else t.c.users
+        query = (
+            select(t.c.bucket, measure.label("users"))
+            .where(*_window_conds(t, scope, GRAIN_DAY), *_user_variant(t, f))
+            .order_by(t.c.bucket)
         )
-    else:
-        rel = _users_rel(scope)
-        inner = select(rel.c.bucket, rel.c.user_key).group_by(rel.c.bucket, rel.c.user_key)
+        return _frame(scope, query)
+    if w.step >= 86400 and users_from_rollups(scope):
+        t = rollup_users
+        conds = [*_window_conds(t, scope, GRAIN_DAY), *_user_variant(t, f)]
+        if f.exclude_404:
+            conds.append(t.c.n > t.c.n_404)
+        if "user" in f.click:
+            conds.append(t.c.user_key == f.click["user"])
+        inner = select(t.c.bucket, t.c.user_key).where(*conds).group_by(t.c.bucket, t.c.user_key)
         inner = inner.subquery()
+        query = select(inner.c.bucket, func.count().label("users")).group_by(inner.c.bucket)
+        return _frame(scope, query)
+    rel = _raw_users(scope, w.step)
+    inner = select(rel.c.bucket, rel.c.user_key).group_by(rel.c.bucket, rel.c.user_key).subquery()
     query = select(inner.c.bucket, func.count().label("users")).group_by(inner.c.bucket)
     return _frame(scope, query)
 
@@ -552,11 +670,10 @@ def top_users(scope: Scope, limit: int = TOP_USERS) -> pd.DataFrame:
     top = _frame(scope, query)
     if top.empty:
         return _empty(["user_key", "n", "last_seen", "location"])
-    where = rel.c.user_key.in_(list(top["user_key"]))
     latest = _frame(
         scope,
         select(rel.c.user_key, rel.c.location, rel.c.last_seen)
-        .where(where)
+        .where(rel.c.user_key.in_(list(top["user_key"])))
         .order_by(rel.c.last_seen),
     )
     places = latest.groupby("user_key")["location"].last()

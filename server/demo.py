@@ -8,6 +8,7 @@ Running it again tops the demo up to the current time, so /dashboard/demo stays 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -142,12 +143,12 @@ def _weighted(rng: random.Random, pairs):
     return lambda: rng.choices(values, weights)[0]
 
 
-def make_users(rng: random.Random) -> list[DemoUser]:
+def make_users(rng: random.Random, count: int = USERS) -> list[DemoUser]:
     country = _weighted(rng, COUNTRIES)
     agent = _weighted(rng, AGENTS)
     host = _weighted(rng, [(w, h) for h, w in HOSTS])
     users = []
-    for i in range(USERS):
+    for i in range(count):
         privacy = rng.choices((0, 1, 2), (0.75, 0.15, 0.10))[0]
         place = country()
         ip = _public_ip(rng) if privacy == 0 else None
@@ -218,14 +219,29 @@ def generate_hour(
     end: datetime,
     origin: datetime,
 ) -> list[EnrichedRow]:
-    """Enriched rows for [start, end) (within one hour)."""
+    """Enriched rows for [start, end) (within one hour), at the demo's rate."""
     span = (end - start).total_seconds()
     expected = hourly_rate(start, origin) * span / 3600
     count = max(0, int(rng.gauss(expected, math.sqrt(expected) + 1)))
-    weights = [e[2] for e in ENDPOINTS]
-    user_weights = [u.weight for u in users]
-    chosen_users = rng.choices(users, user_weights, k=count)
-    chosen_endpoints = rng.choices(ENDPOINTS, weights, k=count)
+    return generate_rows(rng, key_id, users, agents, start, span, count)
+
+
+_ENDPOINT_WEIGHTS = [e[2] for e in ENDPOINTS]
+
+
+def generate_rows(
+    rng: random.Random,
+    key_id: int,
+    users: list[DemoUser],
+    agents: dict,
+    start: datetime,
+    span: float,
+    count: int,
+) -> list[EnrichedRow]:
+    """`count` enriched rows spread over `span` seconds from `start`."""
+    cumulative = list(itertools.accumulate(u.weight for u in users))
+    chosen_users = rng.choices(users, cum_weights=cumulative, k=count)
+    chosen_endpoints = rng.choices(ENDPOINTS, _ENDPOINT_WEIGHTS, k=count)
     rows = []
     for user, (method, path, _w, median, sigma) in zip(chosen_users, chosen_endpoints, strict=True):
         agent = agents[user.agent]
@@ -237,11 +253,10 @@ def generate_hour(
             rt *= 3
         elif status in (401, 404, 429, 304):
             rt = rt / 4
-        moment = start + timedelta(seconds=rng.random() * span)
         rows.append(
             EnrichedRow(
                 key_id,
-                moment,
+                start + timedelta(seconds=rng.random() * span),
                 user.host,
                 _fill(rng, path),
                 method,
