@@ -18,9 +18,11 @@ class MonitorCreateSchema(Schema):
     url = fields.String(
         required=True,
         validate=validate.Length(min=1, max=MAX_URL_LENGTH),
+        # No "example" here: API fuzzers replay examples, and this one would make the
+        # guard resolve a real host name.
         metadata={
-            "description": "An http:// or https:// URL whose host has public addresses only.",
-            "example": "https://api.example.com/health",
+            "description": "An http:// or https:// URL whose host has public addresses "
+            "only, such as https://api.example.com/health"
         },
     )
     method = fields.String(
