@@ -106,10 +106,8 @@ class GuardedBackend(httpcore.SyncBackend):
                 stream = super().connect_tcp(
                     str(address), port, self._deadline.left(timeout), local_address, socket_options
                 )
-            except httpcore.ConnectTimeout:
-                raise
-            except httpcore.ConnectError as exc:
-                failure = exc  # try the host's next address, as browsers do
+            except httpcore.ConnectError as exc:  # a ConnectTimeout is not one: it ends the check
+                failure = exc  # try the host's next address
                 continue
             return DeadlineStream(stream, self._deadline)
         assert failure is not None
