@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from werkzeug.routing import IntegerConverter
 
 from server.config import Config, use_config
 
@@ -17,6 +18,13 @@ def configure_logging(level: str) -> None:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     root.setLevel(level.upper())
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+class BoundedInt(IntegerConverter):
+    """<int:...> limited to what a database integer can hold."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=2**63 - 1, signed=False):  # noqa: A002
+        super().__init__(url_map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -39,6 +47,8 @@ def create_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.production,
     )
+    # Ids in URLs past 64 bits can name no row; answer 404 instead of overflowing SQLite.
+    app.url_map.converters["int"] = BoundedInt
     init_engine(config.DATABASE_URL)
     queue = init_queue(config.REDIS_URL)
     init_api(app)

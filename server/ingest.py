@@ -136,19 +136,35 @@ def _created_at(value, latest: datetime) -> str:
     return moment.isoformat()
 
 
+def storable(value: str) -> str:
+    """The string as sent, except what no database can hold.
+
+    PostgreSQL text cannot contain NUL, and a lone UTF-16 surrogate (legal in
+    JSON) is not UTF-8; both become U+FFFD rather than failing the whole batch.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in value)
+    return value
+
+
 def _text(row: dict, name: str) -> str | None:
     value = row.get(name)
     if value is None:
         return None
     if not isinstance(value, str):
         raise RowError(f"{name}: must be a string")
-    return value[:MAX_TEXT]
+    return storable(value[:MAX_TEXT])
 
 
 def _path(value) -> str:
     if not isinstance(value, str) or not value:
         raise RowError("path: required, a non-empty string")
-    return value[:MAX_TEXT]
+    return storable(value[:MAX_TEXT])
 
 
 def _method(value) -> str:
@@ -185,7 +201,7 @@ def _user_id(value) -> str | None:
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise RowError("user_id: must be a string")
-    return str(value)[:MAX_TEXT]
+    return storable(str(value)[:MAX_TEXT])
 
 
 def normalise_ip(value) -> str | None:

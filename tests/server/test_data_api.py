@@ -127,6 +127,7 @@ def test_compact_answers_columns_then_values(loaded):
         ("?page=0", "'page'"),
         ("?compact=maybe", "'compact'"),
         ("?api_key=secret", "'api_key'"),
+        ("?hostname=a%00b", "'hostname'"),
     ],
 )
 def test_bad_parameters_are_refused_by_name(loaded, query, names):

@@ -165,3 +165,11 @@ def test_inflate_round_trip_and_garbage():
         inflate(b"definitely not gzip", limit=100)
     with pytest.raises(PayloadError, match="truncated"):
         inflate(gzip.compress(b"x" * 1000)[:20], limit=10_000)
+
+
+def test_nul_and_lone_surrogates_become_replacement_characters():
+    accepted, rejected = check([row(path="/a\x00b?q=1", user_agent="x\ud800y", user_id="ok😀")])
+    assert rejected == []
+    assert accepted[0][2] == "/a\ufffdb?q=1"
+    assert accepted[0][7] == "x\ufffdy"
+    assert accepted[0][8] == "ok😀"

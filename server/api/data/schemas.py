@@ -14,7 +14,9 @@ class DataQuerySchema(Schema):
         unknown = RAISE
 
     page = fields.Integer(
-        load_default=1, validate=validate.Range(min=1), metadata={"description": "50,000 rows a page"}
+        load_default=1,
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "50,000 rows a page"},
     )
     date = fields.Date(metadata={"description": "One UTC day, YYYY-MM-DD"})
     dateFrom = fields.Date(metadata={"description": "First UTC day, inclusive"})
@@ -36,6 +38,9 @@ class DataQuerySchema(Schema):
     @pre_load
     def resolve_aliases(self, data, **_kwargs):
         data = dict(data)
+        for name, value in data.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValidationError("must not contain a NUL character", name)
         for alias, name in ALIASES.items():
             if alias in data:
                 if name in data:

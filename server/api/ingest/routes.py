@@ -15,7 +15,14 @@ from server.api.ingest.schemas import IngestResultSchema
 from server.api.schemas import ErrorSchema
 from server.auth import key_from_request, lookup_key, touch_key
 from server.db import get_engine, utcnow
-from server.ingest import PayloadError, encode_rows, inflate, parse_payload, validate_rows
+from server.ingest import (
+    PayloadError,
+    encode_rows,
+    inflate,
+    parse_payload,
+    storable,
+    validate_rows,
+)
 from server.models import ingest_batches
 from server.queue import enqueue_batch, get_queue
 
@@ -103,7 +110,7 @@ def ingest():
             .values(
                 key_id=key_id,
                 created_at=now,
-                framework=framework[:64] if framework else None,
+                framework=storable(framework[:64]) if framework else None,
                 privacy_level=level,
                 row_count=len(rows),
                 payload=encode_rows(rows),
