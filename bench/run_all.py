@@ -1,0 +1,35 @@
+"""`make bench`: every benchmark in turn (one after another: they would skew each other).
+
+    make bench                     # full runs (about 40 minutes)
+    make bench BENCH_ARGS=--quick  # smoke runs of each
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+QUICK = {
+    "ingest.py": ["--quick"],
+    "dashboard.py": ["--rows", "200000"],
+    "middleware.py": ["--quick"],
+}
+
+
+def main() -> int:
+    quick = "--quick" in sys.argv[1:]
+    failed = []
+    for script in ("ingest.py", "dashboard.py", "middleware.py"):
+        args = QUICK[script] if quick else []
+        print(f"\n===== bench/{script} {' '.join(args)} =====", flush=True)
+        if subprocess.call([sys.executable, str(HERE / script), *args]) != 0:
+            failed.append(script)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
