@@ -1,0 +1,113 @@
+"""Our middleware in a real FastAPI app under uvicorn, sending to our real server.
+
+The server is the Flask app on PostgreSQL behind a real HTTP server, with a real
+`python -m worker` on a private Redis. Nothing but the timer makes the middleware send.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+from werkzeug.serving import make_server
+
+from tests.conftest import ROOT
+
+from .support import serve
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture
+def live_server(pg_app):
+    """pg_app served over real HTTP, with a real RQ worker process beside it."""
+    http = make_server("127.0.0.1", 0, pg_app.app, threaded=True)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    env = {
+        **os.environ,
+        "DATABASE_URL": pg_app.config.DATABASE_URL,
+        "REDIS_URL": pg_app.config.REDIS_URL,
+        "GEOIP_DB": pg_app.config.GEOIP_DB,
+        "DATA_DIR": pg_app.config.DATA_DIR,
+    }
+    worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+    try:
+        yield pg_app, f"http://127.0.0.1:{http.server_port}"
+    finally:
+        worker.terminate()
+        worker.wait(20)
+        http.shutdown()
+
+
+def seed_app(server_url: str, api_key: str, privacy_level: int):
+    """The seed's code from PRODUCT.md, unchanged but for the values."""
+    from api_analytics.fastapi import Analytics, Config
+    from fastapi import FastAPI
+
+    config = Config()
+    config.privacy_level = privacy_level
+    config.server_url = server_url
+    config.get_ip_address = lambda request: request.headers.get(
+        "X-Forwarded-For", request.client.host
+    )
+    config.get_user_agent = lambda request: request.headers.get("User-Agent", "")
+    config.get_user_id = lambda request: request.headers.get("X-AUTH-TOKEN", "")
+
+    app = FastAPI()
+    app.add_middleware(Analytics, api_key=api_key, config=config)
+
+    @app.get("/v1/things/{thing}")
+    async def thing(thing: int):
+        return {"thing": thing}
+
+    return app
+
+
+@pytest.mark.parametrize("privacy_level", [0, 2])
+def test_rows_arrive_in_the_data_api_with_no_further_traffic(live_server, privacy_level):
+    stack, server_url = live_server
+    key = stack.new_key()
+    app = seed_app(server_url, key, privacy_level)
+    with serve(app) as running, httpx.Client(base_url=running.url) as client:
+        for i in range(5):
+            response = client.get(
+                f"/v1/things/{i}",
+                headers={
+                    "X-Forwarded-For": "81.2.69.160",
+                    "User-Agent": "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) "
+                    "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148",
+                    "X-AUTH-TOKEN": "customer-7",
+                },
+            )
+            assert response.status_code == 200
+        client.get("/missing")
+
+        # No more requests: only the middleware's timer can deliver these.
+        deadline = time.monotonic() + 60
+        rows = []
+        while time.monotonic() < deadline and len(rows) < 6:
+            time.sleep(0.5)
+            rows = httpx.get(
+                f"{server_url}/api/data", headers={"X-AUTH-TOKEN": key}, timeout=10
+            ).json()
+    assert len(rows) == 6
+    by_path = {r["path"]: r for r in rows}
+    assert set(by_path) == {f"/v1/things/{i}" for i in range(5)} | {"/missing"}
+    first = by_path["/v1/things/0"]
+    assert (first["method"], first["status"], first["framework"]) == ("GET", 200, "FastAPI")
+    assert by_path["/missing"]["status"] == 404
+    assert first["user_id"] == "customer-7"
+    assert first["device"] == "mobile"
+    assert first["hostname"] == "127.0.0.1"
+    assert first["created_at"].endswith("+00:00")
+    assert first["response_time"] >= 0
+    if privacy_level == 0:
+        assert (first["ip_address"], first["location"]) == ("81.2.69.160", "GB")
+    else:
+        assert (first["ip_address"], first["location"]) == (None, None)
