@@ -49,6 +49,8 @@ def _open(path: str):
 
 def init_geo(path: str | None) -> None:
     """Open the database at `path` (or none); later lookups reuse it."""
+    import maxminddb
+
     with _lock:
         if path == _state["path"] and _state["lookup"] is not None:
             return
@@ -57,7 +59,7 @@ def init_geo(path: str | None) -> None:
         if path:
             try:
                 _state["lookup"] = _open(path)
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
                 log.error("cannot open GEOIP_DB %s (%s): locations stay empty", path, exc)
 
 

@@ -1,0 +1,66 @@
+"""Country lookup from both database flavours, and user-agent classification."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import write_mmdb
+from tests.helpers import CHROME, GOOGLEBOT, IPHONE
+from worker import geo, useragent
+
+
+@pytest.fixture
+def restore_geo():
+    yield
+    geo.init_geo("")
+
+
+@pytest.mark.parametrize("flavour", ["geolite", "cc0"])
+def test_both_database_flavours(tmp_path, flavour, restore_geo):
+    geo.init_geo(str(write_mmdb(tmp_path / f"{flavour}.mmdb", flavour=flavour)))
+    assert geo.country("8.8.8.8") == "US"
+    assert geo.country("81.2.69.160") == "GB"
+    assert geo.country("2001:db8::1") == "DE"
+    assert geo.country("203.0.113.1") is None
+    assert geo.country("not an ip") is None
+    assert geo.country(None) is None
+
+
+def test_geolite_city_records(tmp_path, restore_geo):
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-City")
+    writer.insert_network(
+        IPSet(["8.8.8.0/24"]), {"country": {"iso_code": "US"}, "city": {"names": {"en": "X"}}}
+    )
+    writer.to_db_file(str(tmp_path / "city.mmdb"))
+    geo.init_geo(str(tmp_path / "city.mmdb"))
+    assert geo.country("8.8.8.8") == "US"
+
+
+def test_missing_or_broken_database_leaves_locations_empty(tmp_path, restore_geo, caplog):
+    geo.init_geo(str(tmp_path / "nope.mmdb"))
+    assert geo.country("8.8.8.8") is None
+    (tmp_path / "junk.mmdb").write_bytes(b"not a database")
+    geo.init_geo(str(tmp_path / "junk.mmdb"))
+    assert geo.country("8.8.8.8") is None
+    assert "cannot open GEOIP_DB" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("agent", "expected"),
+    [
+        (CHROME, ("Chrome", "Windows", "desktop", False)),
+        (IPHONE, ("Mobile Safari", "iOS", "mobile", False)),
+        (GOOGLEBOT, ("Googlebot", "Other", "bot", True)),
+        (
+            "Mozilla/5.0 (iPad; CPU OS 16_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1",
+            ("Mobile Safari", "iOS", "tablet", False),
+        ),
+        ("python-requests/2.32.3", ("Python Requests", "Other", "other", False)),
+    ],
+)
+def test_user_agent_classification(agent, expected):
+    assert useragent.parse(agent) == expected
