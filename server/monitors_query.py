@@ -9,6 +9,8 @@ from sqlalchemy import and_, case, delete, func, insert, select
 from server.db import as_utc, is_postgres, utcnow
 from server.models import api_keys, monitors, pings
 
+MAX_ID = 2**31 - 1  # monitors.id is a 32-bit INTEGER on both backends
+
 # Windows of the uptime figures, by the name the API answers them under.
 UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
@@ -124,6 +126,8 @@ def latest_ping(conn, monitor_id: int) -> dict | None:
 
 def owned_monitor(conn, key_id: int, monitor_id: int):
     """The monitor's row if the key owns it, else None (someone else's is "not found" too)."""
+    if not 0 < monitor_id <= MAX_ID:
+        return None  # no such id can exist, and the database would refuse to compare it
     return conn.execute(
         select(monitors).where(monitors.c.id == monitor_id, monitors.c.key_id == key_id)
     ).first()

@@ -165,6 +165,14 @@ def test_limit_and_duplicates_are_409(make_stack):
     )
 
 
+@pytest.mark.parametrize("monitor_id", [0, 2**31, 2**63, 10**30])
+def test_ids_no_monitor_can_have_are_404(stack, monitor_id):
+    key = stack.new_key()
+    path = f"/api/monitors/{monitor_id}"
+    assert stack.client.delete(path, headers=auth(key)).status_code == 404
+    assert stack.client.get(f"{path}/pings", headers=auth(key)).status_code == 404
+
+
 def test_keys_see_only_their_own_monitors(stack):
     owner, stranger = stack.new_key(), stack.new_key()
     created = stack.client.post("/api/monitors", json={"url": f"{PUBLIC}/"}, headers=auth(owner))
