@@ -182,6 +182,10 @@ def _clicked_value(click_data) -> str | None:
 
 def _apply_trigger(current: Filters, trigger, values: dict) -> Filters:
     """The new filters after the control `trigger` changed."""
+    if isinstance(trigger, dict):  # a chip's pattern-matching id
+        return (
+            current.without_click(trigger["dim"]) if trigger.get("type") == "ov-chip" else current
+        )
     if trigger == "ov-period" and values["period"] in PERIODS:
         return replace(current, period=values["period"])
     if trigger == "ov-hostname":
@@ -200,8 +204,6 @@ def _apply_trigger(current: Filters, trigger, values: dict) -> Filters:
     if trigger == "ov-users":
         row = _table_row(values["user_cell"], values["user_rows"])
         return current.with_click("user", row["user"]) if row else current
-    if isinstance(trigger, dict) and trigger.get("type") == "ov-chip":
-        return current.without_click(trigger["dim"])
     return current
 
 

@@ -1,0 +1,388 @@
+"""The dashboard in real headless Chromium, served by a real HTTP server on 127.0.0.1.
+
+Skipped on a bare machine without Chromium/chromedriver (a failure when CI=true).
+SCREENSHOTS=1 also saves 1440x900 screenshots of the demo to docs/ for the README.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from sqlalchemy import insert
+
+from dash_app.filters import Filters, window_for
+from server.demo import seed_demo
+from server.models import monitors, pings
+from tests.conftest import ROOT, free_port, sqlite_stack, unavailable
+from tests.dash_app.helpers import Expected, ingest, known_rows
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+WAIT = 60  # seconds; a ceiling for slow machines, never an assertion
+PANELS = (
+    "ov-activity",
+    "ov-histogram",
+    "ov-status",
+    "ov-versions",
+    "ov-map",
+    "ov-countries",
+    "ov-browsers",
+    "ov-os",
+    "ov-devices",
+    "ov-hours",
+    "ov-weekdays",
+)
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+class LiveServer:
+    def __init__(self, stack):
+        from werkzeug.serving import make_server
+
+        self.stack = stack
+        self.port = free_port()
+        self.server = make_server("127.0.0.1", self.port, stack.app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    from tests.conftest import write_mmdb
+
+    tmp = tmp_path_factory.mktemp("browser")
+    geo = write_mmdb(tmp / "country.mmdb", flavour="cc0")
+    stack = sqlite_stack(tmp, GEOIP_DB=str(geo))
+    now = datetime.now(UTC)
+    seed_demo(stack.engine, days=8, now=now)
+    _add_monitors(stack.engine, now)
+    server = LiveServer(stack)
+    server.thread.start()
+    yield server
+    server.server.shutdown()
+
+
+def _add_monitors(engine, now: datetime) -> None:
+    """Two monitors of the demo key with a week of checks (one short outage)."""
+    from server.demo import demo_key
+
+    with engine.begin() as conn:
+        key_id = demo_key(conn)
+        for i, url in enumerate(("https://api.acme.dev/health", "https://eu.api.acme.dev/status")):
+            monitor_id = conn.execute(
+                insert(monitors)
+                .values(key_id=key_id, url=url, method="GET", created_at=now - timedelta(days=7))
+                .returning(monitors.c.id)
+            ).scalar_one()
+            rows = []
+            for step in range(7 * 24 * 2):
+                moment = now - timedelta(minutes=30 * step)
+                down = i == 0 and 40 <= step < 44
+                rows.append(
+                    {
+                        "monitor_id": monitor_id,
+                        "created_at": moment,
+                        "status": None if down else 200,
+                        "response_time": None if down else 80 + (step * 37) % 90 + 40 * i,
+                        "error": "timeout" if down else None,
+                    }
+                )
+            conn.execute(insert(pings), rows)
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory):
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        unavailable("Chromium", f"no {CHROMIUM} or {CHROMEDRIVER}")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path_factory.mktemp("downloads")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1440,900",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except Exception as exc:  # a driver/browser mismatch is an environment problem
+        unavailable("Chromium", f"{type(exc).__name__}: {exc}")
+    driver.execute_cdp_cmd(
+        "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.downloads = downloads
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def browser(chrome):
+    """The shared browser, signed out, with its console checked after each test."""
+    chrome.delete_all_cookies()
+    chrome.get_log("browser")  # drop earlier entries
+    yield chrome
+    errors = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, errors
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def wait_for(driver, condition, what: str):
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    # Dash replaces elements as callbacks land; a stale reference just means "look again".
+    return WebDriverWait(
+        driver, WAIT, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: condition(d), message=f"waiting for {what}")
+
+
+def settled(driver) -> bool:
+    """Dash is idle: no pending callbacks and no loading component."""
+    return driver.execute_script(
+        "return !document.querySelector('[data-dash-is-loading=\"true\"]')"
+        " && document.readyState === 'complete'"
+        " && !!document.querySelector('#ov-requests .stat-value, #ex-rows, #mon-list, #signin-key')"
+    )
+
+
+def overview_ready(driver) -> None:
+    wait_for(driver, lambda d: d.find_elements("css selector", "#ov-requests"), "the overview")
+    wait_for(driver, settled, "the panels to load")
+
+
+def stat(driver, stat_id: str) -> str:
+    return driver.find_element("css selector", f"#{stat_id} .stat-value").text
+
+
+def number(text: str) -> int | None:
+    """The integer a stat shows; None while its panel is still loading."""
+    digits = text.replace(",", "")
+    return int(digits) if digits.isdigit() else None
+
+
+def graph_data(driver, graph_id: str):
+    return driver.execute_script(
+        "const g = document.querySelector(arguments[0] + ' .js-plotly-plot');"
+        "return g && g.data ? JSON.stringify(g.data.map(t => [t.x, t.y, t.z, t.values])) : null;",
+        f"#{graph_id}",
+    )
+
+
+def panels(driver) -> dict:
+    return {p: graph_data(driver, p) for p in PANELS}
+
+
+def query(driver) -> dict:
+    return parse_qs(urlparse(driver.current_url).query)
+
+
+def click_first_bar(driver, graph_id: str) -> None:
+    """Plotly's drag layer takes the click at the bar's position, as it does for a person."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    bar = driver.find_element("css selector", f"#{graph_id} .point path")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", bar)
+    ActionChains(driver).move_to_element(bar).click().perform()
+
+
+def shot(driver, name: str) -> None:
+    if os.environ.get("SCREENSHOTS") != "1":
+        return
+    driver.set_window_size(1440, 900)
+    driver.execute_script("window.scrollTo(0, 0)")
+    time.sleep(0.5)  # let the scroll paint; the screenshot is not a test
+    driver.save_screenshot(str(ROOT / "docs" / f"{name}.png"))
+
+
+def sign_in(driver, live: LiveServer, key: str) -> None:
+    driver.get(live.url("/dashboard/"))
+    field = wait_for(driver, lambda d: d.find_elements("css selector", "#signin-key"), "sign-in")
+    field[0].send_keys(key)
+    driver.find_element("css selector", "#signin-submit").click()
+    overview_ready(driver)
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+def test_demo_loads_with_no_key_and_every_panel_has_data(live, browser):
+    browser.get(live.url("/dashboard/demo?period=7d"))
+    overview_ready(browser)
+    assert number(stat(browser, "ov-requests")) > 1000
+    assert number(stat(browser, "ov-users-count")) > 100
+    for panel, data in panels(browser).items():
+        assert data and data != "[]", panel
+    assert "No requests" not in browser.find_element("css selector", "#page").text
+    rows = browser.find_elements("css selector", "#ov-endpoints tr td")
+    assert rows, "endpoint table rows"
+    assert browser.find_elements("css selector", "#ov-users tr td"), "top users rows"
+    shot(browser, "overview")
+
+
+def test_wrong_key_gets_a_clear_message(live, browser):
+    browser.get(live.url("/dashboard/"))
+    field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")
+    field[0].send_keys("definitely-not-a-key")
+    browser.find_element("css selector", "#signin-submit").click()
+    error = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-error"), "error")
+    assert "not valid" in error[0].text
+    assert "definitely-not-a-key" not in browser.current_url
+
+
+def test_signed_in_numbers_equal_the_rows_ingested_and_csv_holds_them(live, browser):
+    now = datetime.now(UTC)
+    rows = known_rows(now)
+    key = live.stack.new_key()
+    ingest(live.stack, key, rows)
+    sign_in(browser, live, key)
+    assert key not in browser.current_url
+    filters = Filters()
+    window = window_for(filters.period)
+    expected = Expected(rows, filters, window.since, window.until)
+    assert number(stat(browser, "ov-requests")) == expected.requests
+    assert number(stat(browser, "ov-users-count")) == expected.users
+    assert stat(browser, "ov-success") == f"{expected.success / expected.requests * 100:.1f}%"
+
+    # Filter by a click, then export: the CSV holds exactly the filtered rows.
+    click_first_bar(browser, "ov-countries")
+    wait_for(browser, lambda d: "location" in query(d), "the click filter in the URL")
+    country = query(browser)["location"][0]
+    filtered = Expected(rows, filters.with_click("location", country), window.since, window.until)
+    assert 0 < filtered.requests < expected.requests
+    wait_for(
+        browser,
+        lambda d: number(stat(d, "ov-requests")) == filtered.requests,
+        f"{filtered.requests} requests from {country}",
+    )
+    for old in browser.downloads.glob("*.csv"):
+        old.unlink()
+    browser.find_element("css selector", "#ov-export").click()
+    files = wait_for(browser, lambda d: list(d.downloads.glob("*.csv")), "the CSV download")
+    with open(files[0], newline="") as handle:
+        exported = list(csv.DictReader(handle))
+    assert len(exported) == filtered.requests
+    assert {r["location"] for r in exported} == {country}
+
+
+def test_click_to_filter_changes_every_panel_and_chips_remove_it(live, browser):
+    browser.get(live.url("/dashboard/demo?period=7d"))
+    overview_ready(browser)
+    before = panels(browser)
+    total = number(stat(browser, "ov-requests"))
+    click_first_bar(browser, "ov-browsers")
+    wait_for(browser, lambda d: "browser" in query(d), "the click filter in the URL")
+    wait_for(browser, lambda d: panels(d) != before, "the panels to change")
+    wait_for(browser, settled, "the panels to reload")
+    after = panels(browser)
+    for panel in PANELS:
+        assert after[panel] != before[panel], panel
+    assert number(stat(browser, "ov-requests")) < total
+    chip = browser.find_element("css selector", ".chip")
+    assert chip.text.startswith("Client:")
+    chip.click()
+    wait_for(browser, lambda d: "browser" not in query(d), "the chip to go")
+    wait_for(browser, lambda d: number(stat(d, "ov-requests")) == total, "the totals again")
+
+
+def test_period_switch_and_reload_restore_the_url_filters(live, browser):
+    browser.get(live.url("/dashboard/demo"))
+    overview_ready(browser)
+    month = number(stat(browser, "ov-requests"))
+    browser.find_element("css selector", "#ov-period input[value='24h']").click()
+    wait_for(browser, lambda d: query(d).get("period") == ["24h"], "the period in the URL")
+    wait_for(browser, lambda d: (number(stat(d, "ov-requests")) or month) < month, "24 hours")
+    day = number(stat(browser, "ov-requests"))
+    assert 0 < day < month
+
+    browser.get(live.url("/dashboard/demo?period=7d&no404=1&location=US&hide=%2Fhealth"))
+    overview_ready(browser)
+    checked = browser.find_element("css selector", "#ov-period input[value='7d']")
+    assert checked.is_selected()
+    assert browser.find_element("css selector", "#ov-toggles input[value='no404']").is_selected()
+    assert browser.find_element("css selector", "#ov-hidden").get_attribute("value") == "/health"
+    chips = [c.text for c in browser.find_elements("css selector", ".chip")]
+    assert chips == ["Country: United States ×"]
+    browser.refresh()
+    overview_ready(browser)
+    assert query(browser)["location"] == ["US"]
+    assert [c.text for c in browser.find_elements("css selector", ".chip")] == chips
+    endpoints = browser.find_element("css selector", "#ov-endpoints").text
+    assert "/health" not in endpoints
+
+
+def test_explorer_pages_and_filters(live, browser):
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(live.url("/dashboard/demo/explorer"))
+    wait_for(
+        browser, lambda d: len(d.find_elements("css selector", "#ex-rows tbody tr")) > 50, "rows"
+    )
+    wait_for(browser, settled, "the explorer")
+    first_page = browser.find_element("css selector", "#ex-rows").text
+    assert browser.find_element("css selector", "#ex-page-label").text == "Rows 1–50"
+    browser.find_element("css selector", "#ex-next").click()
+    wait_for(
+        browser,
+        lambda d: d.find_element("css selector", "#ex-page-label").text == "Rows 51–100",
+        "page 2",
+    )
+    assert browser.find_element("css selector", "#ex-rows").text != first_page
+    shot(browser, "explorer")
+
+    path = browser.find_element("css selector", "#ex-path")
+    path.send_keys("/v2/", Keys.ENTER)
+    wait_for(
+        browser,
+        lambda d: d.find_element("css selector", "#ex-page-label").text == "Rows 1–50",
+        "page 1 again",
+    )
+    wait_for(browser, settled, "the filtered rows")
+    cells = _column(browser, "path")
+    assert cells and all("/v2/" in c for c in cells)
+
+    low = browser.find_element("css selector", "#ex-rt-min")
+    low.send_keys("200", Keys.ENTER)
+    wait_for(browser, lambda d: all(int(v) >= 200 for v in _column(d, "response_time")), "min ms")
+    wait_for(browser, settled, "the filtered rows")
+    assert all("/v2/" in c for c in _column(browser, "path"))
+
+
+def _column(driver, column_id: str) -> list[str]:
+    cells = driver.find_elements("css selector", f"#ex-rows td[data-dash-column='{column_id}']")
+    return [c.text for c in cells]
+
+
+def test_uptime_page_shows_monitors(live, browser):
+    browser.get(live.url("/dashboard/demo/monitors"))
+    wait_for(browser, lambda d: d.find_elements("css selector", ".monitor"), "monitor cards")
+    wait_for(browser, settled, "the uptime page")
+    cards = browser.find_elements("css selector", ".monitor")
+    assert len(cards) == 2
+    text = cards[0].text
+    assert "GET https://api.acme.dev/health" in text
+    assert "uptime 24h" in text.lower() and "%" in text
+    strip = json.loads(graph_data(browser, "mon-strip-1"))
+    assert strip and len(strip[0][0]) == 60
+    shot(browser, "uptime")
