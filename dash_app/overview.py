@@ -38,6 +38,7 @@ class Overview:
     systems: pd.DataFrame
     devices: pd.DataFrame
     top_users: pd.DataFrame
+    hostnames: list[str]
 
     @property
     def empty(self) -> bool:
@@ -77,6 +78,7 @@ def compute(conn, key_id: int, filters: Filters, now: datetime | None = None) ->
         systems=agg.ranked(clients, "os", 15),
         devices=agg.ranked(clients, "device"),
         top_users=agg.top_users(q.top_users(scope)),
+        hostnames=q.hostnames(conn, key_id),
     )
 
 

@@ -43,29 +43,49 @@ FILTER_INPUTS = (
 def layout(page_path: str) -> html.Div:
     controls = html.Div(
         [
-            dcc.DatePickerRange(
-                id="ex-dates",
-                display_format="YYYY-MM-DD",
-                clearable=True,
-                start_date_placeholder_text="From",
-                end_date_placeholder_text="To",
+            _sized(
+                dcc.DatePickerRange(
+                    id="ex-dates",
+                    display_format="YYYY-MM-DD",
+                    clearable=True,
+                    start_date_placeholder_text="From",
+                    end_date_placeholder_text="To",
+                ),
+                300,
             ),
-            dcc.Dropdown(
-                id="ex-status",
-                options=[{"label": c, "value": c} for c in ("1xx", "2xx", "3xx", "4xx", "5xx")],
-                placeholder="Status",
-                className="small-dropdown",
+            _sized(
+                dcc.Dropdown(
+                    id="ex-status",
+                    options=[{"label": c, "value": c} for c in ("1xx", "2xx", "3xx", "4xx", "5xx")],
+                    placeholder="Status",
+                ),
+                120,
             ),
-            dcc.Dropdown(
-                id="ex-method",
-                options=[{"label": m, "value": m} for m in METHODS],
-                placeholder="Method",
-                className="small-dropdown",
+            _sized(
+                dcc.Dropdown(
+                    id="ex-method",
+                    options=[{"label": m, "value": m} for m in METHODS],
+                    placeholder="Method",
+                ),
+                130,
             ),
-            dcc.Dropdown(id="ex-hostname", placeholder="Hostname", className="hostname"),
-            dcc.Input(id="ex-path", type="text", placeholder="Path contains", debounce=True),
-            dcc.Input(id="ex-rt-min", type="number", min=0, placeholder="Min ms", debounce=True),
-            dcc.Input(id="ex-rt-max", type="number", min=0, placeholder="Max ms", debounce=True),
+            _sized(dcc.Dropdown(id="ex-hostname", placeholder="Hostname"), 200),
+            _sized(
+                dcc.Input(id="ex-path", type="text", placeholder="Path contains", debounce=True),
+                200,
+            ),
+            _sized(
+                dcc.Input(
+                    id="ex-rt-min", type="number", min=0, placeholder="Min ms", debounce=True
+                ),
+                130,
+            ),
+            _sized(
+                dcc.Input(
+                    id="ex-rt-max", type="number", min=0, placeholder="Max ms", debounce=True
+                ),
+                130,
+            ),
         ],
         className="controls",
     )
@@ -94,6 +114,10 @@ def layout(page_path: str) -> html.Div:
         ],
         className="explorer panel wide",
     )
+
+
+def _sized(component, width: int) -> html.Div:
+    return html.Div(component, style={"width": f"{width}px"}, className="control")
 
 
 def _day(value: str | None) -> datetime | None:

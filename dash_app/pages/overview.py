@@ -13,7 +13,6 @@ from dash_app.countries import name_of
 from dash_app.filters import DIM_LABELS, PERIODS, Filters
 from dash_app.overview import refresh
 from dash_app.pages.common import graph, number, panel, stat, table
-from dash_app.queries import hostnames
 from dash_app.session import is_demo_path, key_for
 from server.db import get_engine
 
@@ -299,7 +298,6 @@ def register(app) -> None:
         engine = get_engine()
         with engine.connect() as conn:
             key_id = key_for(conn, demo)
-            hosts = hostnames(conn, key_id) if key_id else []
         if key_id is None:
             message = html.Div("Sign in again to see this key's data.", className="notice")
             empty = figures.empty_figure("Not signed in")
@@ -329,7 +327,7 @@ def register(app) -> None:
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,
             out["top_users"],
-            [{"label": h, "value": h} for h in hosts],
+            [{"label": h, "value": h} for h in data.hostnames],
             export,
         )
 

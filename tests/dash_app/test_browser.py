@@ -342,6 +342,7 @@ def test_explorer_pages_and_filters(live, browser):
     wait_for(browser, settled, "the explorer")
     first_page = browser.find_element("css selector", "#ex-rows").text
     assert browser.find_element("css selector", "#ex-page-label").text == "Rows 1–50"
+    shot(browser, "explorer")
     browser.find_element("css selector", "#ex-next").click()
     wait_for(
         browser,
@@ -349,7 +350,6 @@ def test_explorer_pages_and_filters(live, browser):
         "page 2",
     )
     assert browser.find_element("css selector", "#ex-rows").text != first_page
-    shot(browser, "explorer")
 
     path = browser.find_element("css selector", "#ex-path")
     path.send_keys("/v2/", Keys.ENTER)
@@ -383,6 +383,7 @@ def test_uptime_page_shows_monitors(live, browser):
     text = cards[0].text
     assert "GET https://api.acme.dev/health" in text
     assert "uptime 24h" in text.lower() and "%" in text
-    strip = json.loads(graph_data(browser, "mon-strip-1"))
-    assert strip and len(strip[0][0]) == 60
+    strip_id = cards[0].find_element("css selector", "[id^=mon-strip-]").get_attribute("id")
+    strip = json.loads(wait_for(browser, lambda d: graph_data(d, strip_id), "the check strip"))
+    assert len(strip[0][0]) == 60  # the last 60 checks
     shot(browser, "uptime")
