@@ -227,7 +227,7 @@ def test_naive_and_out_of_range_timestamps(stack):
     assert [r["index"] for r in response.get_json()["rejected"]] == [1, 2]
     stack.process_jobs()
     [stored_row] = data(stack, key)
-    assert stored_row["created_at"] == "2026-01-02T03:04:05+00:00"
+    assert stored_row["created_at"] == "2026-01-02T03:04:05.000000+00:00"
 
 
 def test_the_key_never_reaches_the_logs(stack, caplog):
