@@ -18,7 +18,7 @@ from server.api.monitors.schemas import (
     PingsQuerySchema,
 )
 from server.api.schemas import ErrorSchema
-from server.auth import require_key
+from server.auth import require_key, touch_key
 from server.db import get_engine
 from server.monitors_query import (
     DuplicateMonitor,
@@ -86,6 +86,7 @@ class Monitors(MethodView):
         try:
             with get_engine().begin() as conn:
                 monitor = create_monitor(conn, key_id, url, method, settings.MONITOR_LIMIT)
+                touch_key(conn, key_id)  # managing monitors is activity, for retention
         except MonitorLimitReached:
             abort(
                 409,
