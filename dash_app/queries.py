@@ -285,32 +285,23 @@ def _pivot_hist(df: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def by_status(scope: Scope) -> pd.DataFrame:
-    """[status, n, rt_sum, h00..h63] for the window."""
-    source = source_for(scope.filters, scope.window, hist=True)
+    """[status, n, rt_sum] for the window."""
+    source = source_for(scope.filters, scope.window, hist=False)
     if source is RAW:
         r = requests.c
-        rb = _rt_bucket_expr(scope).label("rb")
         query = (
-            select(r.status, rb, func.count().label("n"), func.sum(r.response_time).label("rt_sum"))
+            select(r.status, func.count().label("n"), func.sum(r.response_time).label("rt_sum"))
             .select_from(RAW_FROM)
             .where(*raw_conds(scope))
-            .group_by(r.status, rb)
+            .group_by(r.status)
         )
-        df = _frame(scope, query)
-        if df.empty:
-            return _empty(["status", "n", "rt_sum", *HIST_COLUMNS])
-        return _pivot_hist(df, ["status"])
-    t = source
-    query = (
-        select(
-            t.c.status,
-            func.sum(t.c.n).label("n"),
-            func.sum(t.c.rt_sum).label("rt_sum"),
-            *_hist_sums(t),
+    else:
+        t = source
+        query = (
+            select(t.c.status, func.sum(t.c.n).label("n"), func.sum(t.c.rt_sum).label("rt_sum"))
+            .where(*rollup_conds(t, scope))
+            .group_by(t.c.status)
         )
-        .where(*rollup_conds(t, scope))
-        .group_by(t.c.status)
-    )
     return _frame(scope, query)
 
 

@@ -37,8 +37,7 @@ def test_seed_then_top_up(sqlite_app):
 def test_demo_has_data_in_every_panel(sqlite_app):
     now = datetime.now(UTC)
     key_id, _added = seed_demo(sqlite_app.engine, days=8, now=now)
-    with sqlite_app.engine.connect() as conn:
-        data = compute(conn, key_id, Filters(period="7d"), now)
+    data = compute(sqlite_app.engine, key_id, Filters(period="7d"), now)
     assert data.summary["requests"] > 5000
     assert data.users > 100
     for name in (

@@ -100,19 +100,17 @@ def test_overview_numbers_equal_the_ingested_rows(ingested, monkeypatch, raw):
     stack, key_id, rows, now = ingested
     if raw:
         force_raw(monkeypatch)
-    with stack.engine.connect() as conn:
-        for filters in FILTERS:
-            data = compute(conn, key_id, filters, now)
-            expected = Expected(rows, filters, data.window.since, data.window.until)
-            assert expected.requests or filters.click, f"{filters} selects nothing"
-            check(data, expected, f"{'raw' if raw else 'rollups'} {filters.to_query()}")
+    for filters in FILTERS:
+        data = compute(stack.engine, key_id, filters, now)
+        expected = Expected(rows, filters, data.window.since, data.window.until)
+        assert expected.requests or filters.click, f"{filters} selects nothing"
+        check(data, expected, f"{'raw' if raw else 'rollups'} {filters.to_query()}")
 
 
 def test_hidden_endpoints_leave_the_endpoint_panels(ingested):
     stack, key_id, rows, now = ingested
-    with stack.engine.connect() as conn:
-        data = compute(conn, key_id, Filters(hidden=("/v2/*", "GET /health")), now)
-        everything = compute(conn, key_id, Filters(), now)
+    data = compute(stack.engine, key_id, Filters(hidden=("/v2/*", "GET /health")), now)
+    everything = compute(stack.engine, key_id, Filters(), now)
     assert set(data.endpoints["endpoint"]) == {"/v1/items/{id}", "/v1/items"}
     assert list(data.versions["version"]) == ["v1"]
     assert data.summary == everything.summary  # hiding is about the endpoint list only
@@ -120,7 +118,7 @@ def test_hidden_endpoints_leave_the_endpoint_panels(ingested):
 
 def test_empty_period_and_other_keys_see_nothing(stack, ingested):
     stack, key_id, _rows, now = ingested
-    other = lookup_key(stack.engine.connect(), stack.new_key())
     with stack.engine.connect() as conn:
-        data = compute(conn, other, Filters(period="all"), now)
+        other = lookup_key(conn, stack.new_key())
+    data = compute(stack.engine, other, Filters(period="all"), now)
     assert data.empty and data.users == 0 and data.activity.empty
