@@ -15,6 +15,8 @@ targets (>= 0.97 x noop, >= 2.5 x hosted, p99 <= noop's + 1 ms).
 
     python bench/middleware.py            # 5 rounds of 10 s after a 3 s warm-up each
     python bench/middleware.py --quick    # one short round, to check the set-up
+    python bench/middleware.py --instructions  # instructions per request under valgrind:
+                                               # unmoved by other load on the machine
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import http.client
 import importlib.metadata
 import json
 import os
@@ -47,6 +50,7 @@ HOSTED_VERSION = "1.2.5"
 DEFAULT_VARIANTS = ["bare", "ours", "noop", "hosted"]
 ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers"]
 
+INSTRUCTION_RUNS = (500, 2500)
 TARGET_VS_NOOP = 0.97
 TARGET_VS_HOSTED = 2.5
 TARGET_P99_SLACK_MS = 1.0
@@ -125,7 +129,7 @@ def pythonpath_for(variant: str, hosted_dir: Path) -> str:
 
 
 def check_tools(args: argparse.Namespace) -> None:
-    for tool in ("wrk", "taskset"):
+    for tool in ("valgrind", "taskset") if args.instructions else ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
     cores = os.sched_getaffinity(0)
@@ -161,17 +165,22 @@ def sink_rows(url: str) -> int:
         return json.load(response)["rows"]
 
 
-@contextlib.contextmanager
-def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: str):
-    """One uvicorn worker for the variant, pinned to the server core, stopped gracefully."""
-    port = free_port()
+def variant_env(variant: str, hosted_dir: Path, sink_url: str) -> dict[str, str]:
+    """Environment of a variant's server: which middleware, which api_analytics, where to."""
     closed_port = free_port()  # nothing listens here: the hosted client's server_url
-    env = {
+    return {
         **os.environ,
         "BENCH_VARIANT": variant,
         "BENCH_SINK_URL": f"http://127.0.0.1:{closed_port}" if variant == "hosted" else sink_url,
         "PYTHONPATH": pythonpath_for(variant, hosted_dir),
     }
+
+
+@contextlib.contextmanager
+def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: str):
+    """One uvicorn worker for the variant, pinned to the server core, stopped gracefully."""
+    port = free_port()
+    env = variant_env(variant, hosted_dir, sink_url)
     command = [
         *niced(args), "taskset", "-c", str(args.server_core), sys.executable, "-m", "uvicorn",
         "middleware_app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
@@ -259,6 +268,68 @@ def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, s
     return run, note
 
 
+def instructions_per_request(variant: str, hosted_dir: Path, sink_url: str) -> float:
+    """User-space instructions the server process (all threads) executes per request.
+
+    Two runs under valgrind (cachegrind, no cache simulation), of 500 and 2,500
+    sequential keep-alive requests; the difference cancels start-up and shutdown.
+    Other load on the machine does not change it, unlike req/s and CPU time.
+    """
+    totals = []
+    for count in INSTRUCTION_RUNS:
+        port = free_port()
+        env = variant_env(variant, hosted_dir, sink_url)
+        command = [
+            "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+            sys.executable, "-m", "uvicorn", "middleware_app:app", "--host", "127.0.0.1",
+            "--port", str(port), "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        process = subprocess.Popen(
+            command, env=env, cwd=BENCH_DIR, stderr=subprocess.PIPE, text=True
+        )
+        deadline = time.monotonic() + 300
+        while True:  # a bare TCP connect: an HTTP probe would add requests to the count
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    sys.exit(f"the {variant} server did not start under valgrind")
+                time.sleep(0.5)
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        for _ in range(count):
+            connection.request("GET", "/", headers={"User-Agent": "wrk"})
+            connection.getresponse().read()
+        connection.close()
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=300)[1]
+        match = re.search(r"I\s+refs:\s+([\d,]+)", stderr)
+        if not match:
+            sys.exit(f"no instruction count from valgrind for {variant}: {stderr[-500:]}")
+        totals.append(int(match.group(1).replace(",", "")))
+    return (totals[1] - totals[0]) / (INSTRUCTION_RUNS[1] - INSTRUCTION_RUNS[0])
+
+
+def run_instructions(args, hosted_dir: Path, sink_url: str) -> int:
+    counts = {}
+    for number, variant in enumerate(args.variants, 1):
+        counts[variant] = instructions_per_request(variant, hosted_dir, sink_url)
+        count = counts[variant]
+        print(f"[{number}/{len(args.variants)}] {variant:<13}{count:>12,.0f} instructions/request")
+    print()
+    print("Instructions per request (user space, server process, all threads)")
+    for variant, count in counts.items():
+        line = f"  {variant:<13}{count:>12,.0f}"
+        if "bare" in counts:
+            line += f"   bare/this {counts['bare'] / count:6.3f}"
+        if "ours" in counts and variant != "ours":
+            line += f"   this/ours {count / counts['ours']:6.3f}"
+        print(line)
+    print("(A proxy for CPU cost: kernel time and cache misses are not in it, which is why the")
+    print(" hosted client's task-per-request overhead shows smaller here than in req/s.)")
+    return 0
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -342,6 +413,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="run uvicorn, wrk and the sink at this niceness (e.g. -10 on a shared machine)",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="instead of wrk, count instructions per request under valgrind (load-proof)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every run to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -362,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="middleware-bench-") as workdir:
         hosted_dir = hosted_client_dir(Path(workdir)) if "hosted" in args.variants else Path()
         with sink(args) as sink_url:
+            if args.instructions:
+                return run_instructions(args, hosted_dir, sink_url)
             for round_number in range(args.rounds):
                 # Rotate the order so no variant always runs first or after the same one.
                 shift = round_number % len(args.variants)

@@ -33,6 +33,7 @@ class Record(NamedTuple):
 _MAX_CACHED = 4096
 # ".000+00:00" ... ".999+00:00": created_at has millisecond precision, looked up not formatted.
 _MILLIS = [f".{ms:03d}+00:00" for ms in range(1000)]
+_FRACTIONS = [f".{ms:03d}" for ms in range(1000)]  # response_time's three decimals
 
 
 def _json_string(value: object) -> str:
@@ -54,6 +55,7 @@ class RowFormatter:
         self._hosts: dict[bytes | str, str] = {}
         self._agents: dict[bytes | str, str] = {}
         self._methods: dict[str, str] = {}
+        self._heads: dict[tuple, str] = {}
 
     def created_at(self, created: float) -> str:
         """ISO 8601 in UTC with an explicit offset, to the millisecond."""
@@ -83,37 +85,45 @@ class RowFormatter:
             cache[value] = literal
         return literal
 
+    def _head(self, key: tuple) -> str:
+        """The start of a row: the fields that repeat from one request to the next."""
+        host, agent, method, ip, user_id = key
+        host_json = "null" if host is None else self._literal(self._hosts, host, self.hostname)
+        agent_json = "null" if agent is None else self._literal(self._agents, agent, _latin1)
+        head = (
+            f'{{"hostname":{host_json},"user_agent":{agent_json},'
+            f'"method":{self._literal(self._methods, method, _latin1)},'
+            f'"ip_address":{"null" if ip is None else encode_basestring(ip)},'
+            f'"user_id":{"null" if user_id is None else encode_basestring(user_id)},'
+        )
+        if len(self._heads) >= _MAX_CACHED:
+            self._heads.clear()
+        self._heads[key] = head
+        return head
+
     def to_json_rows(self, records: list[Record]) -> list[str]:
         """Each record as one JSON object (text), in the ingest row format.
 
         ip_address, path and user_id are str or None here (the middleware checks what
-        mappers return); hostname and user agent may still be raw header bytes.
+        mappers return); hostname and user agent may still be raw header bytes. The
+        keys come in the order that lets one cached string cover what repeats.
         """
         rows = []
         append = rows.append
-        hosts, agents, methods = self._hosts, self._agents, self._methods
+        heads = self._heads
         second_now, prefix = self._second, self._second_text
         for created, elapsed, method, path, status, host, agent, ip, user_id in records:
+            head = heads.get((host, agent, method, ip, user_id))
+            if head is None:
+                head = self._head((host, agent, method, ip, user_id))
             second = int(created)
             if second != second_now:
                 prefix = self._second_prefix(second)
                 second_now = second
-            host_json = hosts.get(host, None) if host is not None else "null"
-            if host_json is None:
-                host_json = self._literal(hosts, host, self.hostname)
-            agent_json = agents.get(agent, None) if agent is not None else "null"
-            if agent_json is None:
-                agent_json = self._literal(agents, agent, _latin1)
-            method_json = methods.get(method)
-            if method_json is None:
-                method_json = self._literal(methods, method, _latin1)
+            micros = int(elapsed * 1000.0 + 0.5)  # microseconds, rounded
             append(
-                f'{{"hostname":{host_json},'
-                f'"ip_address":{"null" if ip is None else encode_basestring(ip)},'
-                f'"path":{"null" if path is None else encode_basestring(path)},'
-                f'"user_agent":{agent_json},"method":{method_json},"status":{status},'
-                f'"response_time":{elapsed:.3f},'
-                f'"user_id":{"null" if user_id is None else encode_basestring(user_id)},'
+                f'{head}"path":{"null" if path is None else encode_basestring(path)},'
+                f'"status":{status},"response_time":{micros // 1000}{_FRACTIONS[micros % 1000]},'
                 f'"created_at":"{prefix}{_MILLIS[int((created - second) * 1000)]}"}}'
             )
         return rows
