@@ -173,8 +173,9 @@ def naive_overview(conn, key_id: int, since: datetime | None, until: datetime):
         for block in copy:
             buffer.write(block)
     buffer.seek(0)
-    df = pd.read_csv(buffer, parse_dates=["created_at"])
+    df = pd.read_csv(buffer)
     del buffer
+    df["created_at"] = pd.to_datetime(df["created_at"], utc=True, format="ISO8601")
     n = len(df)
     if not n:
         return {"requests": 0, "users": 0}

@@ -146,16 +146,29 @@ def activity(
 
 
 def hour_of_day(by_hour: pd.DataFrame) -> pd.DataFrame:
-    """[hour, n] for hours 0-23 (UTC), from [hour, weekday, n] rows."""
+    """[hour, n] for hours 0-23 (UTC), from [hour, n] rows."""
     hours = pd.DataFrame({"hour": range(24)})
     counts = by_hour.groupby("hour")["n"].sum() if not by_hour.empty else {}
     return hours.assign(n=hours["hour"].map(counts).fillna(0).astype("int64"))
 
 
-def day_of_week(by_hour: pd.DataFrame) -> pd.DataFrame:
-    """[weekday, day, n] Monday first, from [hour, weekday, n] rows."""
+def hours_from_buckets(by_bucket: pd.DataFrame) -> pd.DataFrame:
+    """[hour, n] from activity buckets of an hour or less."""
+    if by_bucket.empty:
+        return pd.DataFrame({"hour": [], "n": []}, dtype="int64")
+    return pd.DataFrame({"hour": by_bucket["bucket"] // 3600 % 24, "n": by_bucket["n"]})
+
+
+def day_of_week(by_bucket: pd.DataFrame) -> pd.DataFrame:
+    """[weekday, day, n] Monday first, from activity buckets of a day or less.
+
+    1970-01-01 (epoch day 0) was a Thursday, weekday 3.
+    """
     days = pd.DataFrame({"weekday": range(7), "day": WEEKDAYS})
-    counts = by_hour.groupby("weekday")["n"].sum() if not by_hour.empty else {}
+    if by_bucket.empty:
+        return days.assign(n=0)
+    weekday = (by_bucket["bucket"] // 86400 + 3) % 7
+    counts = by_bucket.assign(weekday=weekday).groupby("weekday")["n"].sum()
     return days.assign(n=days["weekday"].map(counts).fillna(0).astype("int64"))
 
 

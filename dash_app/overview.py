@@ -59,7 +59,8 @@ def _queries(key_id: int, window: Window) -> dict:
         "previous": (lambda s: q.total_requests(s.at(previous))) if previous else None,
         "by_bucket": q.by_bucket,
         "users_by_bucket": q.users_by_bucket,
-        "by_hour": q.by_hour,
+        # Buckets of an hour or less already give the hours of day.
+        "by_hour": q.by_hour if window.step == 86400 else None,
         "endpoints": q.endpoints,
         "locations": q.locations,
         "clients": q.clients,
@@ -95,8 +96,10 @@ def compute(engine, key_id: int, filters: Filters, now: datetime | None = None) 
         activity=agg.activity(
             r["by_bucket"], r["users_by_bucket"], window.since, window.shown_until, window.step
         ),
-        hours=agg.hour_of_day(r["by_hour"]),
-        weekdays=agg.day_of_week(r["by_hour"]),
+        hours=agg.hour_of_day(
+            r["by_hour"] if r["by_hour"] is not None else agg.hours_from_buckets(r["by_bucket"])
+        ),
+        weekdays=agg.day_of_week(r["by_bucket"]),
         endpoints=endpoints,
         versions=agg.versions(endpoints),
         locations=agg.ranked(r["locations"], "location"),

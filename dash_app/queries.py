@@ -17,6 +17,7 @@ from sqlalchemy import (
     ARRAY,
     BigInteger,
     Integer,
+    String,
     and_,
     case,
     cast,
@@ -131,9 +132,52 @@ def _window_conds(table, scope: Scope, grain: int) -> list:
     return conds
 
 
-def rollup_conds(table, scope: Scope, grain: int | None = None) -> list:
+def _span_conds(table, scope: Scope) -> list:
+    """The window as whole months plus the days around them (whole-day windows only)."""
+    spans = []
+    for grain, low, high in period_spans(scope):
+        span = [table.c.grain == grain, table.c.bucket < high]
+        if low is not None:
+            span.append(table.c.bucket >= low)
+        spans.append(and_(*span))
+    return [table.c.key_id == scope.key_id, or_(*spans)]
+
+
+def period_spans(scope: Scope) -> list[tuple[int, int | None, int]]:
+    """[(grain, from, to)]: monthly rows for whole months inside the window, daily around.
+
+    A window ending today reads the current month whole when nothing is stored after
+    today (the usual case), so "1 year" is about 13 monthly rows a group.
+    """
+    w = scope.window
+    until = w.until
+    if _nothing_after(scope, until):
+        month_end = _month_after(month_start(until - 1))
+        until = month_end if month_end > until else until
+    months, edges = month_cover(w.since, until)
+    spans = [(GRAIN_DAY, low, min(high, w.until)) for low, high in edges if low < w.until]
+    if months is not None:
+        spans.insert(0, (GRAIN_MONTH, *months))
+    return spans or [(GRAIN_DAY, w.since, w.until)]
+
+
+def _nothing_after(scope: Scope, moment: int) -> bool:
+    t = rollup_traffic
+    query = (
+        select(t.c.bucket)
+        .where(t.c.key_id == scope.key_id, t.c.grain == GRAIN_DAY, t.c.bucket >= moment)
+        .limit(1)
+    )
+    return scope.conn.execute(query).first() is None
+
+
+def rollup_conds(table, scope: Scope, grain: int | None = None, *, spans: bool = False) -> list:
+    """Conditions on a rollup table; `spans` reads months and days (narrow, for totals)."""
     f = scope.filters
-    conds = _window_conds(table, scope, grain or scope.window.grain)
+    if spans and scope.window.whole_days:
+        conds = _span_conds(table, scope)
+    else:
+        conds = _window_conds(table, scope, grain or scope.window.grain)
     if f.hostname:
         conds.append(table.c.hostname == f.hostname)
     if f.exclude_bots:
@@ -299,7 +343,7 @@ def by_status(scope: Scope) -> pd.DataFrame:
         t = source
         query = (
             select(t.c.status, func.sum(t.c.n).label("n"), func.sum(t.c.rt_sum).label("rt_sum"))
-            .where(*rollup_conds(t, scope))
+            .where(*rollup_conds(t, scope, spans=True))
             .group_by(t.c.status)
         )
     return _frame(scope, query)
@@ -311,7 +355,8 @@ def total_requests(scope: Scope) -> int:
     if source is RAW:
         query = select(func.count()).select_from(RAW_FROM).where(*raw_conds(scope))
     else:
-        query = select(func.coalesce(func.sum(source.c.n), 0)).where(*rollup_conds(source, scope))
+        conds = rollup_conds(source, scope, spans=True)
+        query = select(func.coalesce(func.sum(source.c.n), 0)).where(*conds)
     return int(scope.conn.execute(query).scalar() or 0)
 
 
@@ -354,54 +399,32 @@ def by_bucket(scope: Scope) -> pd.DataFrame:
 
 
 def by_hour(scope: Scope) -> pd.DataFrame:
-    """[hour, weekday, n]: requests per UTC hour of day (0-23) and weekday (Monday 0)."""
+    """[hour, n]: requests per UTC hour of day (0-23) over the window."""
     source = source_for(scope.filters, scope.window, hist=False)
-    if source is rollup_traffic and scope.window.grain == GRAIN_DAY:
-        # Daily traffic rows count requests per hour of day: 24 columns instead of 24 rows.
+    if source is rollup_traffic and scope.window.whole_days:
+        # Daily and monthly traffic rows count requests per hour of day in 24 columns.
         t = rollup_traffic
         sums = [func.coalesce(func.sum(t.c[h]), 0).label(h) for h in HOUR_COLUMNS]
-        by_day = _frame(
-            scope, select(t.c.bucket, *sums).where(*rollup_conds(t, scope)).group_by(t.c.bucket)
-        )
-        return _hours_from_days(by_day)
+        row = scope.conn.execute(select(*sums).where(*rollup_conds(t, scope, spans=True))).one()
+        return pd.DataFrame({"hour": range(24), "n": [int(v) for v in row]})
     if source is RAW:
         ts = _epoch(scope)
-        bucket = (ts - ts % 3600).label("bucket")
+        hour = (ts % 86400) // 3600
         query = (
-            select(bucket, func.count().label("n"))
+            select(cast(hour, Integer).label("hour"), func.count().label("n"))
             .select_from(RAW_FROM)
             .where(*raw_conds(scope))
-            .group_by(bucket)
+            .group_by(hour)
         )
     else:
         t = source
+        hour = (t.c.bucket % 86400) // 3600
         query = (
-            select(t.c.bucket, func.sum(t.c.n).label("n"))
+            select(cast(hour, Integer).label("hour"), func.sum(t.c.n).label("n"))
             .where(*rollup_conds(t, scope, GRAIN_HOUR))
-            .group_by(t.c.bucket)
+            .group_by(hour)
         )
-    hours = _frame(scope, query)
-    return pd.DataFrame(
-        {
-            "hour": (hours["bucket"] // 3600 % 24).astype("int64"),
-            "weekday": ((hours["bucket"] // 86400 + 3) % 7).astype("int64"),
-            "n": hours["n"].astype("int64"),
-        }
-    )
-
-
-def _hours_from_days(by_day: pd.DataFrame) -> pd.DataFrame:
-    """Daily rows with hr00..hr23 -> [hour, weekday, n] (1970-01-01 was a Thursday)."""
-    if by_day.empty:
-        return pd.DataFrame({"hour": [], "weekday": [], "n": []}, dtype="int64")
-    long = by_day.melt(id_vars="bucket", value_vars=list(HOUR_COLUMNS), value_name="n")
-    return pd.DataFrame(
-        {
-            "hour": long["variable"].str[2:].astype("int64"),
-            "weekday": ((long["bucket"] // 86400 + 3) % 7).astype("int64"),
-            "n": long["n"].astype("int64"),
-        }
-    )
+    return _frame(scope, query)
 
 
 # --- dimension panels ------------------------------------------------------------------------
@@ -434,7 +457,7 @@ def endpoints(scope: Scope) -> pd.DataFrame:
                 func.sum(t.c.n_query).label("n_query"),
                 func.sum(t.c.n_ids).label("n_ids"),
             )
-            .where(*rollup_conds(t, scope))
+            .where(*rollup_conds(t, scope, spans=True))
             .group_by(t.c.method, t.c.endpoint, t.c.status)
         )
         df = _frame(scope, query)
@@ -473,7 +496,7 @@ def _dimension(scope: Scope, table, columns: list[str]) -> pd.DataFrame:
                 func.sum(case((table.c.status >= 400, table.c.n), else_=0)).label("n_err"),
                 func.sum(table.c.rt_sum).label("rt_sum"),
             )
-            .where(*rollup_conds(table, scope))
+            .where(*rollup_conds(table, scope, spans=True))
             .group_by(*cols)
         )
         return _frame(scope, query)
@@ -561,18 +584,8 @@ def _counts_exact(filters: Filters) -> bool:
 
 
 def _user_rows_where(scope: Scope) -> list:
-    t, f, w = rollup_users, scope.filters, scope.window
-    months, edges = month_cover(w.since, w.until)
-    spans = []
-    if months is not None:
-        low, high = months
-        span = [t.c.grain == GRAIN_MONTH, t.c.bucket < high]
-        if low is not None:
-            span.append(t.c.bucket >= low)
-        spans.append(and_(*span))
-    for low, high in edges:
-        spans.append(and_(t.c.grain == GRAIN_DAY, t.c.bucket >= low, t.c.bucket < high))
-    conds = [t.c.key_id == scope.key_id, or_(*spans), *_user_variant(t, f)]
+    t, f = rollup_users, scope.filters
+    conds = [*_span_conds(t, scope), *_user_variant(t, f)]
     if f.exclude_404:
         conds.append(t.c.n > t.c.n_404)
     if "user" in f.click:
@@ -646,13 +659,19 @@ def users_by_bucket(scope: Scope) -> pd.DataFrame:
 
 
 def top_users(scope: Scope, limit: int = TOP_USERS) -> pd.DataFrame:
-    """[user_key, n, last_seen, location]: the busiest users, with their latest country."""
+    """[user_key, n, last_seen, location]: the busiest users, with their latest country.
+
+    One pass: the max of "last_seen || location" (epoch seconds have 10 digits until
+    2286) is the country of the latest request.
+    """
     rel = _users_rel(scope)
+    latest = func.max(cast(rel.c.last_seen, String) + rel.c.location)
     query = (
         select(
             rel.c.user_key,
             func.sum(rel.c.n).label("n"),
             func.max(rel.c.last_seen).label("last_seen"),
+            latest.label("latest"),
         )
         .group_by(rel.c.user_key)
         .order_by(func.sum(rel.c.n).desc(), rel.c.user_key)
@@ -661,14 +680,7 @@ def top_users(scope: Scope, limit: int = TOP_USERS) -> pd.DataFrame:
     top = _frame(scope, query)
     if top.empty:
         return _empty(["user_key", "n", "last_seen", "location"])
-    latest = _frame(
-        scope,
-        select(rel.c.user_key, rel.c.location, rel.c.last_seen)
-        .where(rel.c.user_key.in_(list(top["user_key"])))
-        .order_by(rel.c.last_seen),
-    )
-    places = latest.groupby("user_key")["location"].last()
-    top["location"] = top["user_key"].map(places).fillna("")
+    top["location"] = top.pop("latest").str[10:]
     return top
 
 

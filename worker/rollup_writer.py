@@ -42,15 +42,15 @@ COPY_THRESHOLD = 20
 
 def write_fold(conn, key_id: int, fold: Fold) -> None:
     """Upsert a fold's rows, each table in primary-key order."""
-    traffic_hours, traffic = [], []
+    # Hourly rows carry a histogram, daily ones a histogram and hours, monthly ones hours.
+    shapes: dict[tuple[bool, bool], list] = {}
     for key in sorted(fold.traffic):
         n, rt_sum, hist, hours = fold.traffic[key]
-        if hours is None:
-            traffic.append((key_id, *key, n, rt_sum, *hist))
-        else:
-            traffic_hours.append((key_id, *key, n, rt_sum, *hist, *hours))
-    _upsert(conn, "rollup_traffic", HIST_COLUMNS, traffic)
-    _upsert(conn, "rollup_traffic", HIST_COLUMNS + HOUR_COLUMNS, traffic_hours)
+        row = (key_id, *key, n, rt_sum, *(hist or ()), *(hours or ()))
+        shapes.setdefault((hist is not None, hours is not None), []).append(row)
+    for (has_hist, has_hours), rows in sorted(shapes.items()):
+        extra = (HIST_COLUMNS if has_hist else ()) + (HOUR_COLUMNS if has_hours else ())
+        _upsert(conn, "rollup_traffic", extra, rows)
     for name, folded in (
         ("rollup_endpoints", fold.endpoints),
         ("rollup_locations", fold.locations),

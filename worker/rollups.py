@@ -104,12 +104,15 @@ def month_start(day_bucket: int) -> int:
 class Fold:
     """Accumulates enriched rows into rollup rows (dicts keyed by primary key, no key_id).
 
-    traffic:   (grain, bucket, host, status, bot) -> [n, rt_sum, hist, hours | None]
+    traffic:   (grain, bucket, host, status, bot) -> [n, rt_sum, hist | None, hours | None]
     endpoints: (..., method, endpoint) -> [n, rt_sum, n_query, n_ids, hist | None]
     locations: (..., location) -> [n, rt_sum, hist | None]
     clients:   (..., browser, os, device) -> [n, rt_sum, hist | None]
     users:     (grain, host, bot, bucket, user) -> [n, n_404, last_seen, location]
-    Histograms are kept on daily rows (and on every traffic row); hours on daily traffic.
+
+    Grains: hourly rows serve windows of up to 7 days; daily rows carry the response-time
+    histograms (traffic's hourly rows too) and requests per hour of day (traffic); monthly
+    rows are narrow and let long periods read 12 rows a group instead of 365.
     """
 
     def __init__(self) -> None:
@@ -125,19 +128,31 @@ class Fold:
         """Fold rows shaped like worker.enrich.EnrichedRow."""
         for r in rows:
             ts = int(r.created_at.timestamp())
-            hour = ts - ts % HOUR
             day = ts - ts % DAY
+            month = self._months.get(day)
+            if month is None:
+                month = self._months[day] = month_start(day)
             host = r.hostname or ""
             bot = 1 if r.is_bot else 0
             rt = r.response_time
             hb = rt_bucket(rt)
+            hour_of_day = (ts - day) // HOUR
             endpoint, has_query, has_ids = self._path(r.path)
             location = r.location or ""
             client = (r.browser or "", r.os or "", r.device or "")
-            for grain, bucket in ((GRAIN_HOUR, hour), (GRAIN_DAY, day)):
+            for grain, bucket in (
+                (GRAIN_HOUR, ts - ts % HOUR),
+                (GRAIN_DAY, day),
+                (GRAIN_MONTH, month),
+            ):
                 daily = grain == GRAIN_DAY
                 base = (grain, bucket, host, r.status, bot)
-                self._traffic(base, rt, hb, (ts - day) // HOUR if daily else None)
+                self._traffic(
+                    base,
+                    rt,
+                    hb if grain != GRAIN_MONTH else None,
+                    hour_of_day if grain != GRAIN_HOUR else None,
+                )
                 ep = self.endpoints.get(key := (*base, r.method, endpoint))
                 if ep is None:
                     self.endpoints[key] = [1, rt, has_query, has_ids, _one_hot(hb, daily)]
@@ -152,9 +167,6 @@ class Fold:
                 _add(self.clients, (*base, *client), rt, hb, daily)
             who = user_key(r.ip_address, r.user_id)[:255]
             if who:
-                month = self._months.get(day)
-                if month is None:
-                    month = self._months[day] = month_start(day)
                 self._user(who, host, bot, day, month, ts, r.status == 404, location)
         return self
 
@@ -167,14 +179,16 @@ class Fold:
             found = self._paths[path] = (endpoint, has_query, has_ids)
         return found
 
-    def _traffic(self, key: tuple, rt: int, hb: int, hour_of_day: int | None) -> None:
+    def _traffic(self, key: tuple, rt: int, hb: int | None, hour_of_day: int | None) -> None:
         acc = self.traffic.get(key)
         if acc is None:
+            hist = [0] * HIST_BUCKETS if hb is not None else None
             hours = [0] * 24 if hour_of_day is not None else None
-            acc = self.traffic[key] = [0, 0, [0] * HIST_BUCKETS, hours]
+            acc = self.traffic[key] = [0, 0, hist, hours]
         acc[0] += 1
         acc[1] += rt
-        acc[2][hb] += 1
+        if hb is not None:
+            acc[2][hb] += 1
         if hour_of_day is not None:
             acc[3][hour_of_day] += 1
 

@@ -101,14 +101,18 @@ def test_activity_fills_gaps_and_computes_rates():
 
 
 def test_hour_of_day_and_day_of_week():
-    rows = pd.DataFrame({"hour": [0, 0, 13, 23], "weekday": [0, 3, 3, 6], "n": [1, 2, 3, 4]})
-    hours = agg.hour_of_day(rows)
+    hours = agg.hour_of_day(pd.DataFrame({"hour": [0, 13, 0, 23], "n": [1, 3, 2, 4]}))
     assert len(hours) == 24
     assert hours.loc[0, "n"] == 3 and hours.loc[13, "n"] == 3 and hours.loc[23, "n"] == 4
     assert hours["n"].sum() == 10
-    days = agg.day_of_week(rows)
+    # Epoch day 0 was a Thursday; day 4 a Monday; 3600 s into day 4 is 01:00.
+    buckets = pd.DataFrame({"bucket": [0, 4 * 86400 + 3600, 4 * 86400 + 7200], "n": [5, 1, 2]})
+    days = agg.day_of_week(buckets)
     assert list(days["day"]) == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    assert list(days["n"]) == [1, 0, 0, 5, 0, 0, 4]
+    assert list(days["n"]) == [3, 0, 0, 5, 0, 0, 0]
+    from_buckets = agg.hour_of_day(agg.hours_from_buckets(buckets))
+    assert from_buckets.loc[0, "n"] == 5 and from_buckets.loc[1, "n"] == 1
+    assert from_buckets.loc[2, "n"] == 2
 
 
 ENDPOINTS = pd.DataFrame(
