@@ -138,8 +138,10 @@ def _rollup_table(
         Column("grain", SmallInteger, nullable=False),
         Column("bucket", BigInteger, nullable=False),
     )
-    # Daily rows carry a response-time histogram (and rollup_traffic's, requests per hour
-    # of day); hourly rows of the dimension tables leave them NULL, one bit a column.
+    # Grains (worker.rollups): hourly rows serve windows up to 7 days, daily rows carry a
+    # response-time histogram (traffic's hourly rows too) and traffic's requests per hour
+    # of day, monthly rows are narrow totals for long periods. Columns a grain does not
+    # fill stay NULL, which costs PostgreSQL one bit each.
     extra = tuple(Column(c, Integer) for c in HIST_COLUMNS) if hist else ()
     extra += tuple(Column(c, Integer) for c in HOUR_COLUMNS) if hours else ()
     return Table(

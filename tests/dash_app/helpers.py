@@ -155,6 +155,9 @@ class Expected:
     def top_users(self) -> dict:
         return dict(Counter(r["user"] for r in self.rows if r["user"]))
 
+    def latest_location(self, user: str) -> str:
+        return max((r["ts"], r["location"]) for r in self.rows if r["user"] == user)[1]
+
     def versions(self) -> dict:
         out = Counter(api_version(r["endpoint"]) for r in self.rows)
         out.pop("", None)

@@ -86,6 +86,8 @@ def check(data, expected: Expected, label: str) -> None:
     wanted = expected.top_users()
     assert len(top) == min(10, len(wanted)), label
     assert all(wanted[user] == n for user, n in top.items()), label
+    for user, place in zip(data.top_users["user"], data.top_users["location"], strict=True):
+        assert place == expected.latest_location(user), label
     if data.window.step == 86400:
         days = {
             int(t.timestamp()): u

@@ -119,6 +119,13 @@ def test_fold_counts_by_hour_and_day():
     n, rt_sum, hist, hours = fold.traffic[(GRAIN_DAY, day, host, 200, 0)]
     assert (n, rt_sum, hist[5], hist[7]) == (2, 12, 1, 1)
     assert hours[10] == 1 and hours[11] == 1 and sum(hours) == 2
+    # Monthly rows: counts and hours of day, no histogram.
+    n, rt_sum, hist, hours = fold.traffic[(GRAIN_MONTH, month, host, 200, 0)]
+    assert (n, rt_sum, hist, sum(hours)) == (2, 12, None, 2)
+    assert fold.endpoints[(GRAIN_MONTH, month, host, 404, 0, "GET", "/v1/users/{id}")][:2] == [
+        1,
+        30,
+    ]
     endpoint = fold.endpoints[(GRAIN_DAY, day, host, 200, 0, "GET", "/v1/users/{id}")]
     assert endpoint[:4] == [2, 12, 1, 2]  # n, rt_sum, n_query, n_ids
     # Hourly dimension rows carry no histogram.
