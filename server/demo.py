@@ -30,7 +30,7 @@ from worker.rollups import write_rollups
 
 log = logging.getLogger(__name__)
 DAYS = 90
-PER_DAY = 1_600
+PER_DAY = 1_200
 HOSTS = (("api.acme.dev", 0.70), ("eu.api.acme.dev", 0.22), ("staging.acme.dev", 0.08))
 
 # (method, path, weight, median ms, sigma); {id} becomes a number, {uuid} a UUID.
