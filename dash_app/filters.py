@@ -46,6 +46,8 @@ TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 # URL flags: the two path options are on by default, so the URL names their opposite.
 URL_FLAGS = ("no404", "nobots", "params", "ids")
 FIVE_MINUTES = 300
+# Filters that need raw rows for some panels look at most this far back (see bounded()).
+RAW_DAYS = 31
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,11 @@ class Filters:
         )
 
     @property
+    def needs_raw(self) -> bool:
+        """A click the rollups cannot cross with every panel (anything but status)."""
+        return any(dim not in ("status", "status_class") for dim, _v in self.clicks)
+
+    @property
     def templates(self) -> bool:
         """True when endpoint labels are exactly the rollups' templates."""
         return not self.keep_params and not self.keep_ids
@@ -183,6 +190,15 @@ def window_for(period: str, now: datetime | None = None) -> Window:
         return Window(day_end - days * DAY, day_end, GRAIN_HOUR, HOUR, hour_end)
     since = None if days is None else day_end - days * DAY
     return Window(since, day_end, GRAIN_DAY, DAY, day_end)
+
+
+def bounded(window: Window, days: int = RAW_DAYS) -> Window:
+    """The last `days` whole days of a longer window (raw-row panels stay fast)."""
+    if window.grain != GRAIN_DAY or (
+        window.since is not None and window.until - window.since <= days * DAY
+    ):
+        return window
+    return replace(window, since=window.until - days * DAY)
 
 
 def status_class_range(value: str) -> tuple[int, int] | None:

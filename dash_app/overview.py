@@ -16,7 +16,7 @@ from dash_app import aggregations as agg
 from dash_app import figures
 from dash_app import queries as q
 from dash_app.countries import name_of
-from dash_app.filters import Filters, Window, window_for
+from dash_app.filters import Filters, Window, bounded, window_for
 
 
 @dataclass
@@ -40,6 +40,10 @@ class Overview:
     devices: pd.DataFrame
     top_users: pd.DataFrame
     hostnames: list[str]
+    # True when a click filter made the refresh read raw rows, over RAW_DAYS at most.
+    bounded: bool = False
+    # True when the endpoints (keeping ids or query strings) come from RAW_DAYS of raw rows.
+    endpoints_bounded: bool = False
 
     @property
     def empty(self) -> bool:
@@ -71,14 +75,24 @@ def _queries(key_id: int, window: Window) -> dict:
 
 
 def compute(engine, key_id: int, filters: Filters, now: datetime | None = None) -> Overview:
-    """Run every panel's query (in parallel) and shape the results."""
-    window = window_for(filters.period, now)
+    """Run every panel's query (in parallel) and shape the results.
+
+    A click on anything but a status needs raw rows for some panels (users, and the
+    breakdowns by the other dimensions), so such a view covers at most the last
+    RAW_DAYS days, for every panel alike, and says so.
+    """
+    full = window_for(filters.period, now)
+    window = bounded(full) if filters.needs_raw else full
+    paths = None
+    if {"endpoint", "version"} & set(filters.click):
+        with engine.connect() as conn:
+            paths = q.matching_paths(q.Scope(conn, key_id, filters, window))
 
     def run(query):
         if query is None:
             return None
         with engine.connect() as conn:
-            return query(q.Scope(conn, key_id, filters, window))
+            return query(q.Scope(conn, key_id, filters, window, paths))
 
     tasks = _queries(key_id, window)
     r = dict(zip(tasks, _pool.map(run, tasks.values()), strict=True))
@@ -108,6 +122,8 @@ def compute(engine, key_id: int, filters: Filters, now: datetime | None = None) 
         devices=agg.ranked(clients, "device"),
         top_users=agg.top_users(r["top_users"]),
         hostnames=r["hostnames"],
+        bounded=window != full,
+        endpoints_bounded=bool(r["endpoints"].attrs.get("bounded")),
     )
 
 

@@ -8,7 +8,6 @@ shape. Raw queries always aggregate in SQL and are bounded by the key's index ra
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -28,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 
-from dash_app.filters import Filters, Window, status_class_range
+from dash_app.filters import Filters, Window, bounded, status_class_range
 from server.models import (
     HIST_COLUMNS,
     HOUR_COLUMNS,
@@ -73,6 +72,8 @@ class Scope:
     key_id: int
     filters: Filters
     window: Window
+    # Raw paths matching an endpoint/version click, looked up once per refresh.
+    paths: dict | None = None
 
     @property
     def postgres(self) -> bool:
@@ -277,11 +278,9 @@ def raw_conds(scope: Scope, *, with_clicks: bool = True) -> list:
         elif dim == "endpoint":
             method, _path = split_endpoint(value)
             conds.append(r.method == method)
-            conds.append(_in(r.path, _matching_paths(scope, lambda p, v=value: _label_of(f, p, v))))
+            conds.append(_in(r.path, matching_paths(scope)[dim]))
         elif dim == "version":
-            conds.append(
-                _in(r.path, _matching_paths(scope, lambda p, v=value: api_version(p) == v))
-            )
+            conds.append(_in(r.path, matching_paths(scope)[dim]))
         elif dim == "location":
             conds.append(func.coalesce(r.location, "") == value)
         elif dim in ("browser", "os", "device"):
@@ -296,12 +295,28 @@ def _label_of(filters: Filters, path: str, value: str) -> bool:
     return endpoint_path(path, filters.keep_params, filters.keep_ids) == wanted
 
 
-def _matching_paths(scope: Scope, keep: Callable[[str], bool]) -> list[str]:
-    """Raw paths whose label matches: labels are computed in Python, so look them up first."""
-    paths = scope.conn.execute(
-        select(requests.c.path).where(*raw_conds(scope, with_clicks=False)).distinct()
-    ).scalars()
-    return [p for p in paths if keep(p)]
+def matching_paths(scope: Scope) -> dict[str, list[str]]:
+    """{'endpoint'/'version': raw paths whose label matches the click}.
+
+    Labels are computed in Python, so the key's distinct paths are read once (with the
+    other filters) and kept on the scope for every raw query of the refresh.
+    """
+    if scope.paths is not None:
+        return scope.paths
+    f = scope.filters
+    wanted = {d: v for d, v in f.clicks if d in ("endpoint", "version")}
+    found: dict[str, list[str]] = {d: [] for d in wanted}
+    if wanted:
+        paths = scope.conn.execute(
+            select(requests.c.path).where(*raw_conds(scope, with_clicks=False)).distinct()
+        ).scalars()
+        for path in paths:
+            if "endpoint" in wanted and _label_of(f, path, wanted["endpoint"]):
+                found["endpoint"].append(path)
+            if "version" in wanted and api_version(path) == wanted["version"]:
+                found["version"].append(path)
+    scope.paths = found
+    return found
 
 
 def _frame(scope: Scope, query) -> pd.DataFrame:
@@ -466,6 +481,9 @@ def endpoints(scope: Scope) -> pd.DataFrame:
         )
         if exact:
             return df.drop(columns=["n_query", "n_ids"])
+    # Raw paths: at most the last RAW_DAYS of the window (the page says so).
+    raw_scope = scope.at(bounded(scope.window))
+    raw_scope.paths = scope.paths
     r = requests.c
     query = (
         select(
@@ -476,13 +494,15 @@ def endpoints(scope: Scope) -> pd.DataFrame:
             func.sum(r.response_time).label("rt_sum"),
         )
         .select_from(RAW_FROM)
-        .where(*raw_conds(scope))
+        .where(*raw_conds(raw_scope))
         .group_by(r.method, r.path, r.status)
     )
     df = _frame(scope, query)
     df["endpoint"] = [endpoint_path(p, f.keep_params, f.keep_ids) for p in df["path"]]
     cols = ["method", "endpoint", "status"]
-    return df.groupby(cols, as_index=False)[["n", "rt_sum"]].sum()
+    out = df.groupby(cols, as_index=False)[["n", "rt_sum"]].sum()
+    out.attrs["bounded"] = raw_scope.window != scope.window
+    return out
 
 
 def _dimension(scope: Scope, table, columns: list[str]) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, n
 from dash_app import figures
 from dash_app.aggregations import STATUS_CLASSES, endpoint_table
 from dash_app.countries import name_of
-from dash_app.filters import DIM_LABELS, PERIODS, Filters
+from dash_app.filters import DIM_LABELS, PERIODS, RAW_DAYS, Filters
 from dash_app.overview import refresh
 from dash_app.pages.common import graph, number, panel, stat, table
 from dash_app.session import is_demo_path, key_for
@@ -311,14 +311,26 @@ def register(app) -> None:
                 "",
             )
         data, out = refresh(engine, key_id, filters)
-        empty_note = (
-            html.Div(
-                f"No requests in the last {PERIODS[filters.period][0].lower()} with these filters.",
-                className="notice",
+        empty_note = None
+        if data.empty:
+            period = PERIODS[filters.period][0].lower()
+            empty_note = html.Div(
+                f"No requests in the last {period} with these filters.", className="notice"
             )
-            if data.empty
-            else None
-        )
+        elif data.bounded:
+            empty_note = html.Div(
+                "This filter is answered from raw requests, so every panel covers the last "
+                f"{RAW_DAYS} days of the period.",
+                className="notice",
+                id="ov-bounded",
+            )
+        elif data.endpoints_bounded:
+            empty_note = html.Div(
+                "Endpoints with their ids or query strings come from raw requests: that panel "
+                f"covers the last {RAW_DAYS} days of the period.",
+                className="notice",
+                id="ov-bounded",
+            )
         export = get_relative_path("/export.csv") + _export_query(filters, demo)
         endpoint_rows = data.endpoints.to_dict("records")
         return (

@@ -91,3 +91,16 @@ def test_endpoint_path_options():
 def test_status_class_range():
     assert status_class_range("4xx") == (400, 500)
     assert status_class_range("4x") is None
+
+
+def test_raw_filters_look_back_at_most_raw_days():
+    from dash_app.filters import RAW_DAYS, bounded
+
+    year = window_for("1y", NOW)
+    short = bounded(year)
+    assert (short.until, short.until - short.since) == (year.until, RAW_DAYS * DAY)
+    assert bounded(window_for("all", NOW)).since == year.until - RAW_DAYS * DAY
+    assert bounded(window_for("30d", NOW)) == window_for("30d", NOW)
+    assert bounded(window_for("24h", NOW)) == window_for("24h", NOW)
+    assert Filters().with_click("location", "US").needs_raw
+    assert not Filters().with_click("status_class", "5xx").needs_raw
