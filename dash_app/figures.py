@@ -201,6 +201,10 @@ def world_map(df: pd.DataFrame) -> go.Figure:
     geo = {
         "showframe": False,
         "showcoastlines": False,
+        "showland": True,
+        "landcolor": "#eef1f6",
+        "showcountries": True,
+        "countrycolor": "white",
         "projection": {"type": "natural earth"},
         "lataxis": {"range": [-58, 85]},
     }
