@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml middleware/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e '.[dev,bench]' -e ./middleware
+	$(PIP) install --quiet -e '.[dev]' -e ./middleware
 	@touch $@
 
 run: install

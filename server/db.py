@@ -90,3 +90,12 @@ def as_utc(value: datetime | None) -> datetime | None:
 
 def is_postgres(engine_or_conn) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
+
+
+def insert_ignoring_conflicts(conn, table, index_elements):
+    """INSERT ... ON CONFLICT DO NOTHING, in the connection's dialect."""
+    if is_postgres(conn):
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table).on_conflict_do_nothing(index_elements=index_elements)

@@ -52,6 +52,18 @@ ingest_batches = Table(
     Index("ix_ingest_batches_created_at", "created_at"),
 )
 
+# Answers to ingest requests that carried an Idempotency-Key: a client retrying a
+# batch whose 201 it never saw gets the same answer, and nothing is stored twice.
+ingest_receipts = Table(
+    "ingest_receipts",
+    metadata,
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("idempotency_key", String(128), primary_key=True),
+    Column("created_at", TS, nullable=False),
+    Column("answer", Text, nullable=False),
+    Index("ix_ingest_receipts_created_at", "created_at"),
+)
+
 user_agents = Table(
     "user_agents",
     metadata,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select, tuple_
 
 from server.db import get_engine, is_postgres, utcnow
-from server.models import ingest_batches
+from server.models import ingest_batches, ingest_receipts
 from server.queue import batch_job_id, enqueue_batch, get_queue
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ def sweep(min_age_seconds: int = 60) -> int:
     harmless: the second run finds it gone.
     """
     queue = get_queue()
+    expire_receipts(get_engine())
     with get_engine().connect() as conn:
         ids = pending_batches(conn, min_age_seconds)
     job_status = getattr(queue, "job_status", None)
@@ -64,6 +65,31 @@ def sweep(min_age_seconds: int = 60) -> int:
     if enqueued:
         log.info("sweeper enqueued %s unprocessed batches", enqueued)
     return enqueued
+
+
+RECEIPT_TTL = timedelta(hours=24)
+RECEIPT_BATCH = 10_000
+
+
+def expire_receipts(engine, older_than: timedelta = RECEIPT_TTL) -> int:
+    """Forget Idempotency-Key answers older than a day (clients retry within minutes)."""
+    cutoff = utcnow() - older_than
+    removed = 0
+    while True:
+        with engine.begin() as conn:
+            oldest = (
+                select(ingest_receipts.c.key_id, ingest_receipts.c.idempotency_key)
+                .where(ingest_receipts.c.created_at < cutoff)
+                .limit(RECEIPT_BATCH)
+            )
+            count = conn.execute(
+                delete(ingest_receipts).where(
+                    tuple_(ingest_receipts.c.key_id, ingest_receipts.c.idempotency_key).in_(oldest)
+                )
+            ).rowcount
+        removed += count
+        if count < RECEIPT_BATCH:
+            return removed
 
 
 def recover() -> None:

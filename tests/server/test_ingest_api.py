@@ -297,3 +297,47 @@ def test_openapi_documents_every_endpoint(sqlite_app):
     assert ingest["summary"] == "Ingest a batch of logged requests"
     assert sqlite_app.client.get("/api/docs").status_code == 200
     assert json.dumps(spec)  # serialisable
+
+
+def test_a_retried_batch_is_stored_once(stack):
+    key = stack.new_key()
+    body = payload(key, [row(path="/once"), row(path="/bad", status=1)])
+    headers = {"Idempotency-Key": "batch-0001"}
+    first = stack.client.post("/api/log-request", json=body, headers=headers)
+    again = stack.client.post("/api/log-request", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    # Another key may use the same value; so may a later batch without the header.
+    other = stack.new_key()
+    assert stack.client.post(
+        "/api/log-request", json=payload(other, [row(path="/other")]), headers=headers
+    ).get_json() == {"accepted": 1, "rejected": []}
+    assert post_batch(stack.client, key, [row(path="/once")]).status_code == 201
+    stack.process_jobs()
+    assert sorted(r["path"] for r in data(stack, key)) == ["/once", "/once"]
+    too_long = stack.client.post(
+        "/api/log-request", json=body, headers={"Idempotency-Key": "x" * 129}
+    )
+    assert too_long.status_code == 400
+    assert "Idempotency-Key" in too_long.get_json()["message"]
+
+
+def test_old_receipts_expire(stack):
+    from datetime import timedelta
+
+    from server.models import ingest_receipts
+    from worker.sweeper import expire_receipts
+
+    key = stack.new_key()
+    body = payload(key, [row()])
+    assert (
+        stack.client.post(
+            "/api/log-request", json=body, headers={"Idempotency-Key": "k1"}
+        ).status_code
+        == 201
+    )
+    assert expire_receipts(stack.engine, older_than=timedelta(hours=1)) == 0
+    assert expire_receipts(stack.engine, older_than=timedelta(seconds=-1)) >= 1
+    with stack.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ingest_receipts)).scalar() == 0

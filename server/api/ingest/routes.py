@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 
 from server.api.base import Blueprint
 from server.api.ingest.schemas import IngestResultSchema
 from server.api.schemas import ErrorSchema
 from server.auth import key_from_request, lookup_key, touch_key
-from server.db import get_engine, utcnow
+from server.db import get_engine, insert_ignoring_conflicts, utcnow
 from server.ingest import (
     PayloadError,
     encode_rows,
@@ -23,11 +24,13 @@ from server.ingest import (
     storable,
     validate_rows,
 )
-from server.models import ingest_batches
+from server.models import ingest_batches, ingest_receipts
 from server.queue import enqueue_batch, get_queue
 
 log = logging.getLogger(__name__)
 blp = Blueprint("ingest", __name__, description="Ingest logged requests")
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 PAYLOAD_DOC = {
     "required": True,
@@ -89,6 +92,7 @@ def ingest():
     if key_id is None:
         abort(401, message="Unknown or revoked API key.")
     _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)
+    idempotency_key = _idempotency_key()
 
     now = utcnow()
     level = payload.get("privacy_level", 0)
@@ -104,7 +108,14 @@ def ingest():
         response.status_code = 400
         return response
     framework = payload.get("framework")
+    answer = {"accepted": len(rows), "rejected": rejected}
     with engine.begin() as conn:
+        if idempotency_key:
+            previous = _claim_receipt(conn, key_id, idempotency_key, answer, now)
+            if previous is not None:
+                # A retry of a batch we already stored: same answer, nothing stored again.
+                log.info("batch with a known Idempotency-Key replayed; nothing stored")
+                return previous, 201, {"Idempotent-Replayed": "true"}
         batch_id = conn.execute(
             insert(ingest_batches)
             .values(
@@ -121,7 +132,39 @@ def ingest():
         touch_key(conn, key_id)
     enqueue_batch(batch_id)
     log.debug("batch %s stored: %s rows, %s refused", batch_id, len(rows), len(rejected))
-    return {"accepted": len(rows), "rejected": rejected}
+    return answer
+
+
+def _idempotency_key() -> str | None:
+    value = request.headers.get(IDEMPOTENCY_HEADER)
+    if value is None:
+        return None
+    value = value.strip()
+    if not 0 < len(value) <= 128:
+        abort(400, message=f"{IDEMPOTENCY_HEADER} must be 1 to 128 characters.")
+    return value
+
+
+def _claim_receipt(conn, key_id: int, idempotency_key: str, answer: dict, now) -> dict | None:
+    """Record this batch's answer under its key; the earlier answer if it was seen before.
+
+    A concurrent duplicate waits on the primary key until the first commits.
+    """
+    claimed = conn.execute(
+        insert_ignoring_conflicts(conn, ingest_receipts, ["key_id", "idempotency_key"])
+        .values(key_id=key_id, idempotency_key=idempotency_key, created_at=now,
+                answer=json.dumps(answer))
+        .returning(ingest_receipts.c.key_id)
+    ).first()  # fmt: skip
+    if claimed is not None:
+        return None
+    stored = conn.execute(
+        select(ingest_receipts.c.answer).where(
+            ingest_receipts.c.key_id == key_id,
+            ingest_receipts.c.idempotency_key == idempotency_key,
+        )
+    ).scalar_one()
+    return json.loads(stored)
 
 
 ERRORS = {
@@ -136,7 +179,14 @@ ERRORS = {
 def _document(view):
     for code, description in ERRORS.items():
         view = blp.alt_response(code, schema=ErrorSchema, description=description)(view)
-    return blp.doc(requestBody=PAYLOAD_DOC, security=[])(view)
+    header = {
+        "in": "header",
+        "name": IDEMPOTENCY_HEADER,
+        "required": False,
+        "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+        "description": "The same value on a retry of the same batch: it is stored once.",
+    }
+    return blp.doc(requestBody=PAYLOAD_DOC, security=[], parameters=[header])(view)
 
 
 @blp.route("/log-request")
@@ -147,7 +197,9 @@ class LogRequest(MethodView):
         """Ingest a batch of logged requests
 
         The batch is stored before the answer, so an accepted row is never lost.
-        Bad rows are refused one by one; the answer lists them by index.
+        Bad rows are refused one by one; the answer lists them by index. A batch
+        sent again with the same Idempotency-Key header (a retry) gets the first
+        answer again and is not stored twice.
         """
         return ingest()
 
