@@ -47,7 +47,7 @@ TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 URL_FLAGS = ("no404", "nobots", "params", "ids")
 FIVE_MINUTES = 300
 # Filters that need raw rows for some panels look at most this far back (see bounded()).
-RAW_DAYS = 31
+RAW_DAYS = 7
 
 
 @dataclass(frozen=True)
