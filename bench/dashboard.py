@@ -2,8 +2,8 @@
 
 Creates a fresh PostgreSQL database, loads --rows requests for one key spread over a
 year (enriched rows COPYed with worker.enrich.write_requests, rollups built by the
-enrichment job's own worker.rollups.write_rollups), then for 24 h, 30 days, 1 year and
-all time times:
+enrichment job's worker.rollups.stage_rollups and the refresh job), then for 24 h,
+30 days, 1 year and all time times:
 
 - the overview refresh exactly as the page's callback runs it (dash_app.overview.refresh:
   every panel's query, pandas shaping and Plotly figures), median of 5, in a fresh
@@ -77,7 +77,7 @@ def load(url: str, rows: int, now: datetime) -> int:
     from server.db import init_engine
     from worker import useragent
     from worker.enrich import write_requests
-    from worker.rollups import write_rollups
+    from worker.rollups import refresh_rollups, stage_rollups
 
     engine = init_engine(url)
     with engine.begin() as conn:
@@ -100,7 +100,8 @@ def load(url: str, rows: int, now: datetime) -> int:
         if len(chunk) >= 50_000 or i == len(hours) - 1:
             with engine.begin() as conn:
                 write_requests(conn, chunk)
-                write_rollups(conn, chunk)
+                stage_rollups(conn, chunk)
+            refresh_rollups(engine)
             written += len(chunk)
             chunk = []
             _progress(written, rows, started)

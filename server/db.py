@@ -99,3 +99,14 @@ def insert_ignoring_conflicts(conn, table, index_elements):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table).on_conflict_do_nothing(index_elements=index_elements)
+
+
+def copy_rows(conn, table: str, columns, rows) -> None:
+    """COPY rows into `table` on the connection's current transaction (PostgreSQL).
+
+    psycopg formats each row in C; measured here, that beat formatting COPY text in Python.
+    """
+    cursor = conn.connection.dbapi_connection.cursor()
+    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -2,7 +2,8 @@
 
 Rows are generated already enriched (the country stored directly, user agents resolved
 through worker.useragent) and written with worker.enrich.write_requests and
-worker.rollups.write_rollups, one transaction per chunk, exactly as a batch would be.
+worker.rollups.stage_rollups, one transaction per chunk, exactly as a batch would be,
+then the rollup refresh the worker runs.
 Running it again tops the demo up to the current time, so /dashboard/demo stays live.
 """
 
@@ -26,7 +27,7 @@ from server.db import as_utc
 from server.models import api_keys, requests
 from worker import useragent
 from worker.enrich import EnrichedRow, write_requests
-from worker.rollups import write_rollups
+from worker.rollups import refresh_rollups, stage_rollups
 
 log = logging.getLogger(__name__)
 DAYS = 90
@@ -326,7 +327,8 @@ def seed_demo(
         if len(chunk) >= 20_000 or done == len(hours):
             with engine.begin() as conn:
                 write_requests(conn, chunk)
-                write_rollups(conn, chunk)
+                stage_rollups(conn, chunk)
+            refresh_rollups(engine)
             added += len(chunk)
             chunk = []
         if progress:

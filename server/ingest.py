@@ -7,6 +7,7 @@ import json
 import math
 import zlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 METHODS = frozenset(
     {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE"}
@@ -210,8 +211,13 @@ def normalise_ip(value) -> str | None:
     Clients often map X-Forwarded-For, which may hold a list and ports; an
     unparseable address is dropped rather than refusing the whole row.
     """
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or len(value) > 1024:
         return None
+    return _first_address(value)
+
+
+@lru_cache(maxsize=65_536)  # the same clients call again and again
+def _first_address(value: str) -> str | None:
     for part in value.split(","):
         candidate = part.strip()
         if candidate.startswith("[") and "]" in candidate:

@@ -261,3 +261,36 @@ ROLLUP_TABLES = (
     rollup_users,
     rollup_user_counts,
 )
+
+
+# Enriched rows waiting to be added to the rollups. The enrichment job writes them in
+# the batch's transaction; worker.rollups.refresh_rollups moves them into the rollup
+# tables (one aggregate per group, so a busy bucket is updated once per refresh, not
+# once per batch) and deletes them in the same transaction: each row counts once.
+rollup_inbox = Table(
+    "rollup_inbox",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("key_id", Integer, nullable=False),
+    Column("hour", BigInteger, nullable=False),
+    Column("day", BigInteger, nullable=False),
+    Column("month", BigInteger, nullable=False),
+    Column("hod", SmallInteger, nullable=False),
+    Column("hostname", String(255), nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("bot", SmallInteger, nullable=False),
+    Column("method", String(7), nullable=False),
+    Column("endpoint", String(255), nullable=False),
+    Column("has_query", SmallInteger, nullable=False),
+    Column("has_ids", SmallInteger, nullable=False),
+    Column("location", String(2), nullable=False),
+    Column("browser", String(64), nullable=False),
+    Column("os", String(64), nullable=False),
+    Column("device", String(16), nullable=False),
+    Column("user_key", String(255), nullable=False),
+    # Ten digits of epoch seconds then the country: max() gives the latest country.
+    Column("seen", String(12), nullable=False),
+    Column("is_404", SmallInteger, nullable=False),
+    Column("rt", Integer, nullable=False),
+    Column("hb", SmallInteger, nullable=False),
+)

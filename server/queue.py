@@ -36,10 +36,19 @@ class InlineQueue:
         self._jobs: stdlib_queue.Queue = stdlib_queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._waiting: set[str] = set()
 
-    def enqueue(self, queue_name: str, path: str, *args, job_id: str | None = None) -> None:
+    def enqueue(
+        self, queue_name: str, path: str, *args, job_id: str | None = None, unique: bool = False
+    ) -> None:
+        """Queue a job; with `unique`, not while one with the same id still waits."""
         self._ensure_thread()
-        self._jobs.put((path, args))
+        if unique and job_id:
+            with self._lock:
+                if job_id in self._waiting:
+                    return
+                self._waiting.add(job_id)
+        self._jobs.put((path, args, job_id if unique else None))
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -49,7 +58,10 @@ class InlineQueue:
 
     def _run(self) -> None:
         while True:
-            path, args = self._jobs.get()
+            path, args, unique_id = self._jobs.get()
+            if unique_id:
+                with self._lock:
+                    self._waiting.discard(unique_id)
             try:
                 call_path(path, *args)
             except Exception:
@@ -76,9 +88,14 @@ class RQQueue:
 
         self.redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
 
-    def enqueue(self, queue_name: str, path: str, *args, job_id: str | None = None) -> None:
+    def enqueue(
+        self, queue_name: str, path: str, *args, job_id: str | None = None, unique: bool = False
+    ) -> None:
+        """Queue a job; with `unique`, not while one with the same id still waits."""
         from rq import Queue
 
+        if unique and job_id and self.job_status(job_id) == "queued":
+            return
         # No RQ retries: a failed batch stays staged and the sweeper enqueues it again.
         Queue(queue_name, connection=self.redis).enqueue_call(
             path,
@@ -148,3 +165,21 @@ def enqueue_batch(batch_id: int) -> bool:
 
 def batch_job_id(batch_id: int) -> str:
     return f"batch-{batch_id}"
+
+
+REFRESH_ROLLUPS = "worker.rollups.refresh_rollups"
+
+
+def enqueue_rollup_refresh() -> None:
+    """Ask for the rollups to catch up; one such job waits at a time.
+
+    On the maintenance queue, which workers take after the ingest queue: raw rows are
+    stored first and the dashboard catches up when the queue is idle. Under sustained
+    overload the scheduler's periodic refresh, on the ingest queue, still runs every minute.
+    """
+    try:
+        get_queue().enqueue(
+            MAINTENANCE_QUEUE, REFRESH_ROLLUPS, job_id="rollups-refresh", unique=True
+        )
+    except Exception as exc:
+        log.warning("could not enqueue a rollup refresh (%s); the schedule will run one", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 
@@ -36,11 +37,19 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
             # connections first: a forked child holding one would keep a killed
             # worker's batch transaction, and its row lock, alive.
             get_engine().dispose()
-            SimpleWorker(queues, connection=queue.redis).work(burst=burst, with_scheduler=True)
-            return
+            worker = SimpleWorker(queues, connection=queue.redis)
+            worker.work(burst=burst, with_scheduler=True)
+            if burst or worker._shutdown_requested_date is not None:  # SIGTERM or Ctrl-C
+                return
+            # RQ gave up (e.g. Redis vanished mid-job): start again rather than exit.
+            # Its signal handlers now point at the dead worker; until the next one
+            # installs its own, SIGTERM/Ctrl-C must simply end the process.
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            log.warning("the RQ worker stopped on its own; restarting it in 2 s")
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("lost Redis (%s); retrying in 2 s", exc)
-            time.sleep(2)
+        time.sleep(2)
 
 
 def run_scheduler_role(config: Config) -> int:

@@ -8,11 +8,12 @@ from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 
-from server.db import get_engine, is_postgres
+from server.db import copy_rows, get_engine, is_postgres
 from server.ingest import decode_rows
 from server.models import ingest_batches, requests
+from server.queue import enqueue_rollup_refresh
 from worker import geo, useragent
-from worker.rollups import write_rollups
+from worker.rollups import stage_rollups
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ def process_batch(batch_id: int) -> int:
         agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
         rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
         write_requests(conn, rows)
-        write_rollups(conn, rows)
+        stage_rollups(conn, rows)
         conn.execute(delete(ingest_batches).where(ingest_batches.c.id == batch_id))
+    enqueue_rollup_refresh()
     return len(rows)
 
 
@@ -135,10 +137,7 @@ def write_requests(conn, rows: list[EnrichedRow]) -> None:
     """COPY on PostgreSQL (4x faster than INSERT, MEASURED.md); executemany on SQLite."""
     width = len(REQUEST_COLUMNS)
     if is_postgres(conn):
-        cursor = conn.connection.dbapi_connection.cursor()
-        with cursor.copy(f"COPY requests ({', '.join(REQUEST_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row[:width])
+        copy_rows(conn, "requests", REQUEST_COLUMNS, (row[:width] for row in rows))
         return
     conn.execute(
         requests.insert(), [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]

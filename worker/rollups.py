@@ -1,8 +1,11 @@
-"""Rollups: per-key hourly and daily aggregates, written in the enrichment transaction.
+"""Rollups: per-key hourly, daily and monthly aggregates the dashboard reads.
 
-This module folds enriched rows into rollup rows (and holds the bucket, path and user
-rules the dashboard shares); worker.rollup_writer upserts them. Since the staged batch
-is deleted in the same transaction, a batch is counted exactly once.
+The enrichment job stages each enriched row in rollup_inbox, in the batch's own
+transaction (so a batch is staged exactly once); a refresh job then moves staged rows
+into the rollup tables with one INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE
+per table, and deletes them in that same transaction (so each is counted exactly once).
+Aggregating in SQL, over many batches at a time, keeps rollups off the ingest path.
+This module also holds the bucket, path and user rules the dashboard shares.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 
-from server.models import HIST_BUCKETS
+from server.db import copy_rows
+from server.models import HIST_BUCKETS, rollup_inbox
 
 HOUR = 3600
 DAY = 86400
@@ -101,136 +106,245 @@ def month_start(day_bucket: int) -> int:
     return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp())
 
 
-class Fold:
-    """Accumulates enriched rows into rollup rows (dicts keyed by primary key, no key_id).
+# --- staging (in the enrichment transaction) --------------------------------------------------
 
-    traffic:   (grain, bucket, host, status, bot) -> [n, rt_sum, hist | None, hours | None]
-    endpoints: (..., method, endpoint) -> [n, rt_sum, n_query, n_ids, hist | None]
-    locations: (..., location) -> [n, rt_sum, hist | None]
-    clients:   (..., browser, os, device) -> [n, rt_sum, hist | None]
-    users:     (grain, host, bot, bucket, user) -> [n, n_404, last_seen, location]
-
-    Grains: hourly rows serve windows of up to 7 days; daily rows carry the response-time
-    histograms (traffic's hourly rows too) and requests per hour of day (traffic); monthly
-    rows are narrow and let long periods read 12 rows a group instead of 365.
-    """
-
-    def __init__(self) -> None:
-        self.traffic: dict = {}
-        self.endpoints: dict = {}
-        self.locations: dict = {}
-        self.clients: dict = {}
-        self.users: dict = {}
-        self._months: dict[int, int] = {}
-        self._paths: dict[str, tuple[str, int, int]] = {}
-
-    def add(self, rows: Iterable) -> Fold:
-        """Fold rows shaped like worker.enrich.EnrichedRow."""
-        for r in rows:
-            ts = int(r.created_at.timestamp())
-            day = ts - ts % DAY
-            month = self._months.get(day)
-            if month is None:
-                month = self._months[day] = month_start(day)
-            host = r.hostname or ""
-            bot = 1 if r.is_bot else 0
-            rt = r.response_time
-            hb = rt_bucket(rt)
-            hour_of_day = (ts - day) // HOUR
-            endpoint, has_query, has_ids = self._path(r.path)
-            location = r.location or ""
-            client = (r.browser or "", r.os or "", r.device or "")
-            for grain, bucket in (
-                (GRAIN_HOUR, ts - ts % HOUR),
-                (GRAIN_DAY, day),
-                (GRAIN_MONTH, month),
-            ):
-                daily = grain == GRAIN_DAY
-                base = (grain, bucket, host, r.status, bot)
-                self._traffic(
-                    base,
-                    rt,
-                    hb if grain != GRAIN_MONTH else None,
-                    hour_of_day if grain != GRAIN_HOUR else None,
-                )
-                ep = self.endpoints.get(key := (*base, r.method, endpoint))
-                if ep is None:
-                    self.endpoints[key] = [1, rt, has_query, has_ids, _one_hot(hb, daily)]
-                else:
-                    ep[0] += 1
-                    ep[1] += rt
-                    ep[2] += has_query
-                    ep[3] += has_ids
-                    if daily:
-                        ep[4][hb] += 1
-                _add(self.locations, (*base, location), rt, hb, daily)
-                _add(self.clients, (*base, *client), rt, hb, daily)
-            who = user_key(r.ip_address, r.user_id)[:255]
-            if who:
-                self._user(who, host, bot, day, month, ts, r.status == 404, location)
-        return self
-
-    def _path(self, path: str) -> tuple[str, int, int]:
-        found = self._paths.get(path)
-        if found is None:
-            endpoint = template_path(path)
-            has_query = 1 if "?" in path else 0
-            has_ids = 1 if endpoint != strip_query(path)[:255] else 0
-            found = self._paths[path] = (endpoint, has_query, has_ids)
-        return found
-
-    def _traffic(self, key: tuple, rt: int, hb: int | None, hour_of_day: int | None) -> None:
-        acc = self.traffic.get(key)
-        if acc is None:
-            hist = [0] * HIST_BUCKETS if hb is not None else None
-            hours = [0] * 24 if hour_of_day is not None else None
-            acc = self.traffic[key] = [0, 0, hist, hours]
-        acc[0] += 1
-        acc[1] += rt
-        if hb is not None:
-            acc[2][hb] += 1
-        if hour_of_day is not None:
-            acc[3][hour_of_day] += 1
-
-    def _user(self, who, host, bot, day, month, ts, is_404, location) -> None:
-        users = self.users
-        for grain, bucket in ((GRAIN_DAY, day), (GRAIN_MONTH, month)):
-            for variant in ((host, bot), (ANY_HOST, ANY_BOT)):
-                key = (grain, *variant, bucket, who)
-                acc = users.get(key)
-                if acc is None:
-                    users[key] = [1, 1 if is_404 else 0, ts, location]
-                    continue
-                acc[0] += 1
-                if is_404:
-                    acc[1] += 1
-                if ts >= acc[2]:
-                    acc[2] = ts
-                    acc[3] = location
+INBOX_COLUMNS = tuple(c.name for c in rollup_inbox.c if c.name != "id")
 
 
-def _add(target: dict, key: tuple, rt: int, hb: int, hist: bool) -> None:
-    acc = target.get(key)
-    if acc is None:
-        target[key] = [1, rt, _one_hot(hb, hist)]
+@lru_cache(maxsize=50_000)
+def path_info(path: str) -> tuple[str, int, int]:
+    """(endpoint template, had a query string, had ids) of a raw path."""
+    endpoint = template_path(path)
+    return endpoint, 1 if "?" in path else 0, 1 if endpoint != strip_query(path)[:255] else 0
+
+
+@lru_cache(maxsize=4_096)
+def _month_of(day: int) -> int:
+    return month_start(day)
+
+
+def inbox_rows(rows: Iterable) -> list[tuple]:
+    """Enriched rows (worker.enrich.EnrichedRow) as rollup_inbox tuples (INBOX_COLUMNS)."""
+    out = []
+    for r in rows:
+        ts = int(r.created_at.timestamp())
+        day = ts - ts % DAY
+        endpoint, has_query, has_ids = path_info(r.path)
+        location = r.location or ""
+        rt = r.response_time
+        out.append(
+            (
+                r.key_id,
+                ts - ts % HOUR,
+                day,
+                _month_of(day),
+                (ts - day) // HOUR,
+                r.hostname or "",
+                r.status,
+                1 if r.is_bot else 0,
+                r.method,
+                endpoint,
+                has_query,
+                has_ids,
+                location,
+                r.browser or "",
+                r.os or "",
+                r.device or "",
+                user_key(r.ip_address, r.user_id)[:255],
+                f"{ts:010d}{location}",
+                1 if r.status == 404 else 0,
+                rt,
+                rt_bucket(rt),
+            )
+        )
+    return out
+
+
+def stage_rollups(conn, rows: list) -> None:
+    """Put enriched rows in the rollup inbox, inside the caller's (the batch's) transaction."""
+    values = inbox_rows(rows)
+    if not values:
         return
-    acc[0] += 1
-    acc[1] += rt
-    if hist:
-        acc[2][hb] += 1
+    if conn.dialect.name == "postgresql":
+        copy_rows(conn, "rollup_inbox", INBOX_COLUMNS, values)
+        return
+    marks = ", ".join("?" * len(INBOX_COLUMNS))
+    conn.connection.dbapi_connection.cursor().executemany(
+        f"INSERT INTO rollup_inbox ({', '.join(INBOX_COLUMNS)}) VALUES ({marks})", values
+    )
 
 
-def _one_hot(index: int, wanted: bool = True) -> list[int] | None:
-    if not wanted:
-        return None
-    hist = [0] * HIST_BUCKETS
-    hist[index] = 1
-    return hist
+def write_rollups(engine, rows: list) -> None:
+    """Stage rows, then bring the rollups up to date (the demo seeder, loaders, tests).
+
+    The enrichment job only stages; a refresh job aggregates many batches at once.
+    """
+    with engine.begin() as conn:
+        stage_rollups(conn, rows)
+    refresh_rollups(engine)
 
 
-def write_rollups(conn, rows: list) -> None:
-    """Add enriched rows (all of one key) to the rollups, inside the caller's transaction."""
-    from worker.rollup_writer import write_fold
+# --- aggregation ---------------------------------------------------------------------------
 
-    if rows:
-        write_fold(conn, rows[0].key_id, Fold().add(rows))
+# One refresh transaction moves at most this many staged rows.
+REFRESH_LIMIT = 200_000
+# Refreshes hold this PostgreSQL advisory lock, so they run one at a time (the distinct
+# user counts compare against rollup_users as it was before the refresh).
+ADVISORY_LOCK = 72_045_811
+SOURCE = "rollup_inbox"
+
+
+def refresh_rollups(engine=None) -> int:
+    """The job: add every staged row to the rollups; returns how many rows were added."""
+    from server.db import get_engine
+
+    engine = engine or get_engine()
+    total = 0
+    while True:
+        added = _refresh_once(engine, REFRESH_LIMIT)
+        total += added
+        if added < REFRESH_LIMIT:
+            return total
+
+
+def _refresh_once(engine, limit: int) -> int:
+    """Aggregate up to `limit` staged rows and delete them, in one transaction.
+
+    Every statement must see the same rows: on PostgreSQL the transaction is REPEATABLE
+    READ (one snapshot; rows committed meanwhile wait for the next refresh), and the lock
+    is taken before it starts, so the snapshot already holds the previous refresh's work.
+    SQLite takes its write lock first, which freezes the database for the transaction.
+    """
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        if postgres:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({ADVISORY_LOCK})")
+            conn.commit()
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        try:
+            with conn.begin():
+                run = conn.exec_driver_sql
+                if not postgres:
+                    run(f"DELETE FROM {SOURCE} WHERE id < 0")  # takes the write lock
+                first = f"SELECT id FROM {SOURCE} ORDER BY id LIMIT {int(limit)}"
+                upto = run(f"SELECT max(id) FROM ({first}) t").scalar()
+                if upto is None:
+                    return 0
+                for statement in _aggregate_statements(postgres, int(upto)):
+                    run(statement)
+                return run(f"DELETE FROM {SOURCE} WHERE id <= {int(upto)}").rowcount
+        finally:
+            if postgres:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({ADVISORY_LOCK})")
+                conn.commit()
+
+
+def _hist(column: str, count: int, prefix: str) -> list[tuple[str, str]]:
+    return [(f"{prefix}{i:02d}", f"count(*) FILTER (WHERE {column} = {i})") for i in range(count)]
+
+
+def _upsert(table: str, keys: list, measures: list, group_by: list[str], upto: int) -> str:
+    """INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE adding the measures."""
+    names = [name for name, _ in keys + measures]
+    exprs = [expr for _, expr in keys + measures]
+    conflict = ", ".join(name for name, _ in keys)
+    sets = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name, _ in measures)
+    return (
+        f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(exprs)} "
+        f"FROM {SOURCE} WHERE id <= {upto} GROUP BY {', '.join(group_by)} "
+        f"ON CONFLICT ({conflict}) DO UPDATE SET {sets}"
+    )
+
+
+def _aggregate_statements(postgres: bool, upto: int) -> list[str]:
+    """The SQL that adds staged rows up to id `upto` to every rollup table."""
+    hist = _hist("hb", HIST_BUCKETS, "h")
+    hours = _hist("hod", 24, "hr")
+    counts = [("n", "count(*)"), ("rt_sum", "sum(rt)")]
+    statements = []
+    for grain, bucket, extra in (
+        (GRAIN_HOUR, "hour", hist),
+        (GRAIN_DAY, "day", hist + hours),
+        (GRAIN_MONTH, "month", hours),
+    ):
+        base = [("key_id", "key_id"), ("grain", str(grain)), ("bucket", bucket),
+                ("hostname", "hostname"), ("status", "status"), ("bot", "bot")]  # fmt: skip
+        group = ["key_id", bucket, "hostname", "status", "bot"]
+        daily_hist = hist if grain == GRAIN_DAY else []
+        statements.append(_upsert("rollup_traffic", base, counts + extra, group, upto))
+        statements.append(
+            _upsert(
+                "rollup_endpoints",
+                base + [("method", "method"), ("endpoint", "endpoint")],
+                counts + [("n_query", "sum(has_query)"), ("n_ids", "sum(has_ids)")] + daily_hist,
+                group + ["method", "endpoint"],
+                upto,
+            )
+        )
+        statements.append(
+            _upsert("rollup_locations", base + [("location", "location")], counts + daily_hist,
+                    group + ["location"], upto)
+        )  # fmt: skip
+        statements.append(
+            _upsert(
+                "rollup_clients",
+                base + [("browser", "browser"), ("os", "os"), ("device", "device")],
+                counts + daily_hist,
+                group + ["browser", "os", "device"],
+                upto,
+            )
+        )
+    statements.extend(_user_statements(postgres, upto))
+    return statements
+
+
+def _user_statements(postgres: bool, upto: int) -> list[str]:
+    """Per-user rows (day and month, own hostname/bot and the 'any' variant) and the
+    distinct-user counts per day, which compare with the rows as they were before."""
+    greatest = "GREATEST" if postgres else "MAX"
+    create = (
+        "CREATE TEMP TABLE IF NOT EXISTS rollup_claimed_users "
+        "(key_id INTEGER, grain SMALLINT, hostname VARCHAR(255), bot SMALLINT, bucket BIGINT, "
+        "user_key VARCHAR(255), n BIGINT, n_404 BIGINT, seen VARCHAR(12))"
+    )
+    if postgres:
+        create += " ON COMMIT DELETE ROWS"
+    selects = []
+    for grain, bucket in ((GRAIN_DAY, "day"), (GRAIN_MONTH, "month")):
+        for host, bot, dims in (
+            ("hostname", "bot", "hostname, bot, "),
+            (f"'{ANY_HOST}'", str(ANY_BOT), ""),
+        ):
+            selects.append(
+                f"SELECT key_id, {grain}, {host}, {bot}, {bucket}, user_key, count(*), "
+                f"sum(is_404), max(seen) FROM {SOURCE} WHERE id <= {upto} AND user_key <> '' "
+                f"GROUP BY key_id, {dims}{bucket}, user_key"
+            )
+    fill = f"INSERT INTO rollup_claimed_users {' UNION ALL '.join(selects)}"
+    same = (
+        "r.key_id = a.key_id AND r.grain = a.grain AND r.hostname = a.hostname "
+        "AND r.bot = a.bot AND r.bucket = a.bucket AND r.user_key = a.user_key"
+    )
+    counts = (
+        "INSERT INTO rollup_user_counts (key_id, grain, hostname, bot, bucket, users, users_ok) "
+        "SELECT a.key_id, a.grain, a.hostname, a.bot, a.bucket, "
+        "count(*) FILTER (WHERE r.user_key IS NULL), "
+        "count(*) FILTER (WHERE a.n > a.n_404 AND (r.user_key IS NULL OR r.n = r.n_404)) "
+        f"FROM rollup_claimed_users a LEFT JOIN rollup_users r ON {same} "
+        f"WHERE a.grain = {GRAIN_DAY} GROUP BY a.key_id, a.grain, a.hostname, a.bot, a.bucket "
+        "ON CONFLICT (key_id, grain, hostname, bot, bucket) DO UPDATE SET "
+        "users = rollup_user_counts.users + excluded.users, "
+        "users_ok = rollup_user_counts.users_ok + excluded.users_ok"
+    )
+    users = (
+        "INSERT INTO rollup_users (key_id, grain, hostname, bot, bucket, user_key, n, n_404, "
+        "last_seen, location) SELECT key_id, grain, hostname, bot, bucket, user_key, n, n_404, "
+        "CAST(substr(seen, 1, 10) AS BIGINT), substr(seen, 11) FROM rollup_claimed_users "
+        "WHERE true ON CONFLICT (key_id, grain, hostname, bot, bucket, user_key) DO UPDATE SET "
+        "n = rollup_users.n + excluded.n, n_404 = rollup_users.n_404 + excluded.n_404, "
+        # The country of the user's latest request (SET sees the row as it was).
+        "location = CASE WHEN excluded.last_seen >= rollup_users.last_seen "
+        "THEN excluded.location ELSE rollup_users.location END, "
+        f"last_seen = {greatest}(rollup_users.last_seen, excluded.last_seen)"
+    )
+    return [create, "DELETE FROM rollup_claimed_users", fill, counts, users]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.config import Config
-from server.queue import MAINTENANCE_QUEUE, MONITOR_QUEUE
+from server.queue import INGEST_QUEUE, MAINTENANCE_QUEUE, MONITOR_QUEUE
 
 SWEEP_INTERVAL_SECONDS = 60
+ROLLUP_INTERVAL_SECONDS = 60
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 
 
@@ -43,6 +44,13 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             MAINTENANCE_QUEUE,
             SWEEP_INTERVAL_SECONDS,
             args=(config.SWEEP_AFTER_SECONDS,),
+        ),
+        # Each batch asks for a refresh; this one catches anything that request missed.
+        PeriodicJob(
+            "rollup-refresh",
+            "worker.rollups.refresh_rollups",
+            INGEST_QUEUE,
+            ROLLUP_INTERVAL_SECONDS,
         ),
         PeriodicJob(
             "retention",

@@ -28,7 +28,10 @@ def start_worker(stack) -> subprocess.Popen:
         "DATA_DIR": stack.config.DATA_DIR,
         "LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+    # Its own process group: killing it also kills RQ's forked scheduler, as a container stop would.
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"], cwd=ROOT, env=env, start_new_session=True
+    )
 
 
 def counts(stack, key_id) -> tuple[int, int, int]:
@@ -99,7 +102,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
             )
             time.sleep(0.02)
         finally:
-            worker.send_signal(signal.SIGKILL)
+            os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
         after = attempts(stack, key_id)
         # A batch still staged with one more attempt was being processed when killed.

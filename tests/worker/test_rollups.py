@@ -25,7 +25,6 @@ from worker.rollups import (
     GRAIN_HOUR,
     GRAIN_MONTH,
     HIST_LOWER,
-    Fold,
     api_version,
     rt_bucket,
     template_path,
@@ -102,40 +101,60 @@ def test_api_version_and_user_key():
     assert user_key(None, None) == ""
 
 
-def test_fold_counts_by_hour_and_day():
-    fold = Fold().add(
+def _rows(conn, table, key_id, *columns, **where):
+    query = select(*(table.c[c] for c in columns)).where(table.c.key_id == key_id)
+    query = query.where(*(table.c[k] == v for k, v in where.items()))
+    return [tuple(r) for r in conn.execute(query)]
+
+
+def test_rollups_count_by_hour_day_and_month(stack):
+    key_id = 997
+    write_rollups(
+        stack.engine,
         [
-            row(rt=5),
-            row(rt=30, ts="2026-03-04T10:59:59+00:00", status=404),
-            row(rt=7, ts="2026-03-04T11:00:00+00:00", path="/v1/users/9?x=1"),
-        ]
+            row(rt=5, key_id=key_id),
+            row(rt=30, ts="2026-03-04T10:59:59+00:00", status=404, key_id=key_id),
+            row(rt=7, ts="2026-03-04T11:00:00+00:00", path="/v1/users/9?x=1", key_id=key_id),
+        ],
     )
     day = int(datetime(2026, 3, 4, tzinfo=UTC).timestamp())
     month = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp())
     hour10 = day + 10 * 3600
     host = "api.example.com"
-    n, rt_sum, hist, hours = fold.traffic[(GRAIN_HOUR, hour10, host, 200, 0)]
-    assert (n, rt_sum, hist[5], hours) == (1, 5, 1, None)
-    n, rt_sum, hist, hours = fold.traffic[(GRAIN_DAY, day, host, 200, 0)]
-    assert (n, rt_sum, hist[5], hist[7]) == (2, 12, 1, 1)
-    assert hours[10] == 1 and hours[11] == 1 and sum(hours) == 2
-    # Monthly rows: counts and hours of day, no histogram.
-    n, rt_sum, hist, hours = fold.traffic[(GRAIN_MONTH, month, host, 200, 0)]
-    assert (n, rt_sum, hist, sum(hours)) == (2, 12, None, 2)
-    assert fold.endpoints[(GRAIN_MONTH, month, host, 404, 0, "GET", "/v1/users/{id}")][:2] == [
-        1,
-        30,
-    ]
-    endpoint = fold.endpoints[(GRAIN_DAY, day, host, 200, 0, "GET", "/v1/users/{id}")]
-    assert endpoint[:4] == [2, 12, 1, 2]  # n, rt_sum, n_query, n_ids
-    # Hourly dimension rows carry no histogram.
-    assert fold.endpoints[(GRAIN_HOUR, hour10, host, 200, 0, "GET", "/v1/users/{id}")][-1] is None
-    # Each user under its own hostname/bot and the "any" variants, per day and month.
-    last = day + 11 * 3600
-    for variant in ((host, 0), (ANY_HOST, ANY_BOT)):
-        assert fold.users[(GRAIN_DAY, *variant, day, "1.2.3.4")] == [3, 1, last, "GB"]
-        assert fold.users[(GRAIN_MONTH, *variant, month, "1.2.3.4")] == [3, 1, last, "GB"]
-    assert len(fold.users) == 4
+    traffic = ("n", "rt_sum", "h05", "h07", "hr10", "hr11")
+    with stack.engine.connect() as conn:
+        one = dict(grain=GRAIN_HOUR, bucket=hour10, hostname=host, status=200, bot=0)
+        assert _rows(conn, rollup_traffic, key_id, *traffic, **one) == [(1, 5, 1, 0, None, None)]
+        daily = dict(grain=GRAIN_DAY, bucket=day, hostname=host, status=200, bot=0)
+        assert _rows(conn, rollup_traffic, key_id, *traffic, **daily) == [(2, 12, 1, 1, 1, 1)]
+        # Monthly rows: counts and hours of day, no histogram.
+        monthly = dict(grain=GRAIN_MONTH, bucket=month, hostname=host, status=200, bot=0)
+        assert _rows(conn, rollup_traffic, key_id, *traffic, **monthly) == [
+            (2, 12, None, None, 1, 1)
+        ]
+        endpoint = ("n", "rt_sum", "n_query", "n_ids", "h05")
+        at = dict(hostname=host, method="GET", endpoint="/v1/users/{id}")
+        assert _rows(conn, rollup_endpoints, key_id, *endpoint, grain=GRAIN_MONTH, bucket=month,
+                     status=404, **at) == [(1, 30, 0, 1, None)]  # fmt: skip
+        assert _rows(conn, rollup_endpoints, key_id, *endpoint, grain=GRAIN_DAY, bucket=day,
+                     status=200, **at) == [(2, 12, 1, 2, 1)]  # fmt: skip
+        # Hourly dimension rows carry no histogram.
+        assert _rows(conn, rollup_endpoints, key_id, "h05", grain=GRAIN_HOUR, bucket=hour10,
+                     status=200, **at) == [(None,)]  # fmt: skip
+        # Each user under its own hostname/bot and the "any" variants, per day and month.
+        last = day + 11 * 3600
+        users = _rows(
+            conn, rollup_users, key_id, "grain", "hostname", "bot", "bucket", "user_key", "n",
+            "n_404", "last_seen", "location",
+        )  # fmt: skip
+        assert sorted(users) == sorted(
+            (grain, *variant, bucket, "1.2.3.4", 3, 1, last, "GB")
+            for grain, bucket in ((GRAIN_DAY, day), (GRAIN_MONTH, month))
+            for variant in ((host, 0), (ANY_HOST, ANY_BOT))
+        )
+        from server.models import rollup_inbox
+
+        assert _rows(conn, rollup_inbox, key_id, "id") == []
 
 
 def _sum(conn, table, column, **where):
@@ -150,17 +169,14 @@ def _rollup_engine(stack):
 def test_upserts_add_up_and_concurrent_writers_stay_exact(stack):
     engine = _rollup_engine(stack)
     rows = [row(rt=i, ip=f"10.0.0.{i % 3}", key_id=999) for i in range(40)]
-    with engine.begin() as conn:
-        write_rollups(conn, rows[:10])
-    with engine.begin() as conn:
-        write_rollups(conn, rows[10:20])
+    write_rollups(engine, rows[:10])
+    write_rollups(engine, rows[10:20])
 
     errors = []
 
     def writer(chunk):
         try:
-            with engine.begin() as conn:
-                write_rollups(conn, chunk)
+            write_rollups(engine, chunk)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -242,19 +258,12 @@ def test_ingest_through_the_api_writes_rollups(stack):
         assert users == 2  # privacy level 2: no IP, counted by user id
 
 
-def test_users_404_only_then_not(stack, monkeypatch):
+def test_users_404_only_then_not(stack):
     """users_ok counts a user once, when the first non-404 request arrives (any batch)."""
-    from worker import rollup_writer
-
     engine = stack.engine
-    with engine.begin() as conn:
-        write_rollups(conn, [row(status=404, key_id=998), row(status=404, key_id=998)])
-    # The COPY-and-merge path on PostgreSQL must count the same way as executemany.
-    monkeypatch.setattr(rollup_writer, "COPY_THRESHOLD", 1)
-    with engine.begin() as conn:
-        write_rollups(conn, [row(status=200, key_id=998), row(status=404, key_id=998)])
-    with engine.begin() as conn:
-        write_rollups(conn, [row(status=200, key_id=998, ip="5.6.7.8")])
+    write_rollups(engine, [row(status=404, key_id=998), row(status=404, key_id=998)])
+    write_rollups(engine, [row(status=200, key_id=998), row(status=404, key_id=998)])
+    write_rollups(engine, [row(status=200, key_id=998, ip="5.6.7.8")])
     with engine.connect() as conn:
         counted = conn.execute(
             select(rollup_user_counts.c.users, rollup_user_counts.c.users_ok).where(
