@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in turn (one after another: they would skew each other).
 
-    make bench                     # full runs (about 40 minutes)
-    make bench BENCH_ARGS=--quick  # smoke runs of each
+make bench                     # full runs (about 40 minutes)
+make bench BENCH_ARGS=--quick  # smoke runs of each
 """
 
 from __future__ import annotations
