@@ -46,8 +46,9 @@ TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 # URL flags: the two path options are on by default, so the URL names their opposite.
 URL_FLAGS = ("no404", "nobots", "params", "ids")
 FIVE_MINUTES = 300
-# Filters that need raw rows for some panels look at most this far back (see bounded()).
-RAW_DAYS = 7
+# Filters that need raw rows read at most about this many of them: a long period is cut
+# to its most recent days that hold this many requests (see queries.raw_earliest).
+RAW_ROW_BUDGET = 250_000
 
 
 @dataclass(frozen=True)
@@ -192,13 +193,17 @@ def window_for(period: str, now: datetime | None = None) -> Window:
     return Window(since, day_end, GRAIN_DAY, DAY, day_end)
 
 
-def bounded(window: Window, days: int = RAW_DAYS) -> Window:
-    """The last `days` whole days of a longer window (raw-row panels stay fast)."""
-    if window.grain != GRAIN_DAY or (
-        window.since is not None and window.until - window.since <= days * DAY
-    ):
+def bounded(window: Window, earliest: int | None) -> Window:
+    """The window from day `earliest` on, when that cuts a day-grain window short."""
+    if earliest is None or window.grain != GRAIN_DAY:
         return window
-    return replace(window, since=window.until - days * DAY)
+    if window.since is not None and window.since >= earliest:
+        return window
+    return replace(window, since=earliest)
+
+
+def days_shown(window: Window) -> int:
+    return max(1, (window.until - (window.since or 0)) // DAY)
 
 
 def status_class_range(value: str) -> tuple[int, int] | None:

@@ -40,9 +40,9 @@ class Overview:
     devices: pd.DataFrame
     top_users: pd.DataFrame
     hostnames: list[str]
-    # True when a click filter made the refresh read raw rows, over RAW_DAYS at most.
+    # True when a click filter made the refresh read raw rows from part of the period.
     bounded: bool = False
-    # True when the endpoints (keeping ids or query strings) come from RAW_DAYS of raw rows.
+    # True when the endpoints (keeping ids or query strings) come from part of the period.
     endpoints_bounded: bool = False
 
     @property
@@ -78,11 +78,15 @@ def compute(engine, key_id: int, filters: Filters, now: datetime | None = None) 
     """Run every panel's query (in parallel) and shape the results.
 
     A click on anything but a status needs raw rows for some panels (users, and the
-    breakdowns by the other dimensions), so such a view covers at most the last
-    RAW_DAYS days, for every panel alike, and says so.
+    breakdowns by the other dimensions); when the period holds more than RAW_ROW_BUDGET
+    requests, such a view covers its most recent days that fit, for every panel alike,
+    and says so.
     """
     full = window_for(filters.period, now)
-    window = bounded(full) if filters.needs_raw else full
+    window = full
+    if filters.needs_raw:
+        with engine.connect() as conn:
+            window = bounded(full, q.raw_earliest(conn, key_id, full))
     paths = None
     if {"endpoint", "version"} & set(filters.click):
         with engine.connect() as conn:

@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 
-from dash_app.filters import Filters, Window, bounded, status_class_range
+from dash_app.filters import RAW_ROW_BUDGET, Filters, Window, bounded, status_class_range
 from server.models import (
     HIST_COLUMNS,
     HOUR_COLUMNS,
@@ -81,6 +81,35 @@ class Scope:
 
     def at(self, window: Window) -> Scope:
         return Scope(self.conn, self.key_id, self.filters, window)
+
+
+def raw_earliest(conn, key_id: int, window: Window, budget: int | None = None) -> int | None:
+    """The earliest day from which the window's raw rows stay within `budget`.
+
+    None when the whole window fits (small keys get exact answers for any period);
+    otherwise the start of the oldest recent day that still fits, at least one day.
+    Counted from the daily rollups, so it costs a few hundred rows at most.
+    """
+    if window.grain != GRAIN_DAY:
+        return None
+    budget = RAW_ROW_BUDGET if budget is None else budget
+    t = rollup_traffic
+    conds = [t.c.key_id == key_id, t.c.grain == GRAIN_DAY, t.c.bucket < window.until]
+    if window.since is not None:
+        conds.append(t.c.bucket >= window.since)
+    days = conn.execute(
+        select(t.c.bucket, func.sum(t.c.n))
+        .where(*conds)
+        .group_by(t.c.bucket)
+        .order_by(t.c.bucket.desc())
+    ).all()
+    total, earliest = 0, None
+    for bucket, n in days:
+        total += int(n)
+        if total > budget:
+            return earliest if earliest is not None else int(bucket)
+        earliest = int(bucket)
+    return None
 
 
 # --- endpoint labels -------------------------------------------------------------------------
@@ -481,8 +510,10 @@ def endpoints(scope: Scope) -> pd.DataFrame:
         )
         if exact:
             return df.drop(columns=["n_query", "n_ids"])
-    # Raw paths: at most the last RAW_DAYS of the window (the page says so).
-    raw_scope = scope.at(bounded(scope.window))
+    # Raw paths: at most RAW_ROW_BUDGET rows' worth of recent days (the page says so).
+    raw_scope = scope.at(
+        bounded(scope.window, raw_earliest(scope.conn, scope.key_id, scope.window))
+    )
     raw_scope.paths = scope.paths
     r = requests.c
     query = (

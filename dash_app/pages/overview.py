@@ -10,7 +10,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, n
 from dash_app import figures
 from dash_app.aggregations import STATUS_CLASSES, endpoint_table
 from dash_app.countries import name_of
-from dash_app.filters import DIM_LABELS, PERIODS, RAW_DAYS, Filters
+from dash_app.filters import DIM_LABELS, PERIODS, Filters, days_shown
 from dash_app.overview import refresh
 from dash_app.pages.common import graph, number, panel, stat, table
 from dash_app.session import is_demo_path, key_for
@@ -319,15 +319,15 @@ def register(app) -> None:
             )
         elif data.bounded:
             empty_note = html.Div(
-                "This filter is answered from raw requests, so every panel covers the last "
-                f"{RAW_DAYS} days of the period.",
+                "This filter is answered from raw requests; to stay fast, every panel covers "
+                f"the last {days_shown(data.window)} days of the period.",
                 className="notice",
                 id="ov-bounded",
             )
         elif data.endpoints_bounded:
             empty_note = html.Div(
                 "Endpoints with their ids or query strings come from raw requests: that panel "
-                f"covers the last {RAW_DAYS} days of the period.",
+                "covers the most recent part of the period.",
                 className="notice",
                 id="ov-bounded",
             )

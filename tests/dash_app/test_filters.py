@@ -93,14 +93,15 @@ def test_status_class_range():
     assert status_class_range("4x") is None
 
 
-def test_raw_filters_look_back_at_most_raw_days():
-    from dash_app.filters import RAW_DAYS, bounded
+def test_raw_filters_cut_long_windows_to_recent_days():
+    from dash_app.filters import bounded
 
     year = window_for("1y", NOW)
-    short = bounded(year)
-    assert (short.until, short.until - short.since) == (year.until, RAW_DAYS * DAY)
-    assert bounded(window_for("all", NOW)).since == year.until - RAW_DAYS * DAY
-    assert bounded(window_for("30d", NOW), days=31) == window_for("30d", NOW)
-    assert bounded(window_for("24h", NOW)) == window_for("24h", NOW)
+    short = bounded(year, year.until - 3 * DAY)
+    assert (short.until, short.until - short.since) == (year.until, 3 * DAY)
+    assert bounded(window_for("all", NOW), year.until - DAY).since == year.until - DAY
+    assert bounded(year, None) == year  # everything fits the budget
+    assert bounded(year, year.since - DAY) == year  # never widened
+    assert bounded(window_for("24h", NOW), NOW.timestamp()) == window_for("24h", NOW)
     assert Filters().with_click("location", "US").needs_raw
     assert not Filters().with_click("status_class", "5xx").needs_raw

@@ -124,3 +124,28 @@ def test_empty_period_and_other_keys_see_nothing(stack, ingested):
         other = lookup_key(conn, stack.new_key())
     data = compute(stack.engine, other, Filters(period="all"), now)
     assert data.empty and data.users == 0 and data.activity.empty
+
+
+def test_raw_views_fit_the_row_budget(ingested, monkeypatch):
+    """A click on a long period reads whole recent days within RAW_ROW_BUDGET rows."""
+    from dash_app.filters import DAY, window_for
+
+    stack, key_id, rows, now = ingested
+    year = window_for("1y", now)
+    per_day: dict[int, int] = {}
+    for _privacy, row in rows:
+        day = int(datetime.fromisoformat(row["created_at"]).timestamp()) // DAY * DAY
+        per_day[day] = per_day.get(day, 0) + 1
+    newest = max(per_day)
+    with stack.engine.connect() as conn:
+        assert q.raw_earliest(conn, key_id, year) is None  # small keys: the whole period
+        assert q.raw_earliest(conn, key_id, year, budget=per_day[newest]) == newest
+        assert q.raw_earliest(conn, key_id, year, budget=0) == newest  # at least one day
+    assert len(per_day) > 1, "the known rows must span several days"
+
+    monkeypatch.setattr(q, "RAW_ROW_BUDGET", per_day[newest])
+    filters = Filters(period="1y").with_click("location", "US")
+    data = compute(stack.engine, key_id, filters, now)
+    assert data.bounded
+    assert data.window.since == newest
+    check(data, Expected(rows, filters, newest, data.window.until), "budget")
