@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from sqlalchemy import Text, and_, cast, delete, func, select, tuple_
 
 from server.db import as_utc, is_postgres
-from server.models import api_keys, key_tables, requests, user_agents
+from server.models import api_keys, ingest_batches, key_tables, requests, user_agents
 
 PAGE_SIZE = 50_000
 COLUMNS = (
@@ -196,7 +196,14 @@ def _format(row) -> tuple:
 
 
 def delete_key_data(conn, key_id: int) -> None:
-    """Remove every row a key owns, then the key itself (call inside one transaction)."""
-    for table in key_tables():
+    """Remove every row a key owns, then the key itself (call inside one transaction).
+
+    Staged batches go first: a worker enriching one of them holds it (its claim deletes
+    it), so this waits for that worker to commit and the statements after it see and
+    delete the rows it wrote; a batch not yet claimed is gone before a worker can.
+    """
+    tables = key_tables()
+    tables.sort(key=lambda table: table is not ingest_batches)
+    for table in tables:
         conn.execute(delete(table).where(table.c.key_id == key_id))
     conn.execute(delete(api_keys).where(api_keys.c.id == key_id))

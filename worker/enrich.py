@@ -57,22 +57,29 @@ class EnrichedRow(NamedTuple):
 def process_batch(batch_id: int) -> int:
     """Enrich and store one staged batch; returns the rows written (0 if already done).
 
-    Everything happens in one transaction that also deletes the staged batch,
-    so a worker killed half way leaves the batch for a retry, and a batch that
-    was already processed is simply not found.
+    The payload is read and the user agents resolved outside the batch transaction.
+    That transaction's first write claims the batch by deleting it, so a worker killed
+    half way leaves the batch for a retry, a batch already processed (or deleted with
+    its key by DELETE /api/data) is simply not found, and a DELETE /api/data that
+    arrives mid-batch waits for this commit and then removes what it wrote.
     """
     engine = get_engine()
     _count_attempt(engine, batch_id)
+    with engine.connect() as conn:
+        payload = conn.execute(
+            select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
+        ).scalar()
+    if payload is None:
+        return 0
+    staged = decode_rows(payload)
+    agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
     with engine.begin() as conn:
         batch = _claim(conn, batch_id)
         if batch is None:
             return 0
-        staged = decode_rows(batch.payload)
-        agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
         rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
         write_requests(conn, rows)
         stage_rollups(conn, rows)
-        conn.execute(delete(ingest_batches).where(ingest_batches.c.id == batch_id))
     enqueue_rollup_refresh()
     return len(rows)
 
@@ -88,16 +95,21 @@ def _count_attempt(engine, batch_id: int) -> None:
 
 
 def _claim(conn, batch_id: int):
-    query = select(
-        ingest_batches.c.key_id,
-        ingest_batches.c.framework,
-        ingest_batches.c.privacy_level,
-        ingest_batches.c.payload,
-    ).where(ingest_batches.c.id == batch_id)
+    """Delete the staged batch, returning what enrichment needs; None if it is gone."""
+    target = ingest_batches.c.id == batch_id
     if is_postgres(conn):
         # A second worker given the same batch skips it instead of waiting to duplicate it.
-        query = query.with_for_update(skip_locked=True)
-    return conn.execute(query).first()
+        locked = select(ingest_batches.c.id).where(target).with_for_update(skip_locked=True)
+        target = ingest_batches.c.id.in_(locked.scalar_subquery())
+    return conn.execute(
+        delete(ingest_batches)
+        .where(target)
+        .returning(
+            ingest_batches.c.key_id,
+            ingest_batches.c.framework,
+            ingest_batches.c.privacy_level,
+        )
+    ).first()
 
 
 def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow]:
