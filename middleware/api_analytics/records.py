@@ -137,10 +137,21 @@ def _latin1(value: bytes) -> str:
     return value.decode("latin-1")
 
 
-def encode_payload(api_key: str, framework: str, privacy_level: int, rows: list[str]) -> bytes:
-    """The ingest body as compact UTF-8 JSON, from rows already encoded as JSON text."""
+def payload_frame(api_key: str, framework: str, privacy_level: int) -> tuple[bytes, bytes]:
+    """The bytes before and after the rows of an ingest body."""
     key = encode_basestring(api_key)
     head = f'{{"api_key":{key},"framework":{encode_basestring(framework)},'
     head += f'"privacy_level":{int(privacy_level)},"requests":['
+    return head.encode("utf-8"), b"]}"
+
+
+def encode_rows(rows: list[str], first: bool) -> bytes:
+    """A run of rows (JSON text) as body bytes; `first` if nothing precedes them."""
     # "replace": a lone surrogate from a mapper must not make the whole batch unsendable.
-    return (head + ",".join(rows) + "]}").encode("utf-8", "replace")
+    return (("" if first else ",") + ",".join(rows)).encode("utf-8", "replace")
+
+
+def encode_payload(api_key: str, framework: str, privacy_level: int, rows: list[str]) -> bytes:
+    """The ingest body as compact UTF-8 JSON, from rows already encoded as JSON text."""
+    head, tail = payload_frame(api_key, framework, privacy_level)
+    return head + encode_rows(rows, True) + tail

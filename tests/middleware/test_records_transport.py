@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -113,3 +114,39 @@ def test_transport_refuses_bad_urls(url):
 
 def test_transport_path_keeps_a_prefix():
     assert Transport("https://example.com/a/b/").path == "/a/b/api/log-request"
+
+
+def _record(i: int) -> tuple:
+    return (1_764_218_712.0 + i, 1.5, "GET", f"/items/{i}", 200, b"api.example.com", b"ua/1",
+            "10.0.0.1", None)  # fmt: skip
+
+
+def _decode_batch(body: bytes) -> dict:
+    return json.loads(gzip.decompress(body))
+
+
+def test_batches_are_gzip_json_holding_every_record_once():
+    from api_analytics.core import Client
+
+    client = Client("k", "http://127.0.0.1:9", 0)
+    records = [_record(i) for i in range(250)]  # three encoding chunks
+    [batch] = client._encode(records)
+    payload = _decode_batch(batch.body)
+    assert (payload["api_key"], payload["framework"], payload["privacy_level"]) == (
+        "k", "FastAPI", 0,
+    )  # fmt: skip
+    assert [r["path"] for r in payload["requests"]] == [f"/items/{i}" for i in range(250)]
+    assert payload["requests"] == RowFormatter().to_rows(records)
+
+
+def test_a_body_over_the_size_limit_is_split_in_halves(monkeypatch):
+    from api_analytics import core
+
+    monkeypatch.setattr(core, "MAX_BODY_BYTES", 20_000)
+    client = core.Client("k", "http://127.0.0.1:9", 0)
+    records = [_record(i) for i in range(400)]  # ~80 kB of JSON
+    batches = client._encode(records)
+    assert len(batches) >= 4
+    paths = [r["path"] for b in batches for r in _decode_batch(b.body)["requests"]]
+    assert paths == [f"/items/{i}" for i in range(400)]
+    assert all(len(gzip.decompress(b.body)) <= 20_000 for b in batches)
