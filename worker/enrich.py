@@ -97,19 +97,19 @@ def _count_attempt(engine, batch_id: int) -> None:
 def _claim(conn, batch_id: int):
     """Delete the staged batch, returning what enrichment needs; None if it is gone."""
     target = ingest_batches.c.id == batch_id
+    wanted = (ingest_batches.c.key_id, ingest_batches.c.framework, ingest_batches.c.privacy_level)
     if is_postgres(conn):
         # A second worker given the same batch skips it instead of waiting to duplicate it.
         locked = select(ingest_batches.c.id).where(target).with_for_update(skip_locked=True)
-        target = ingest_batches.c.id.in_(locked.scalar_subquery())
-    return conn.execute(
-        delete(ingest_batches)
-        .where(target)
-        .returning(
-            ingest_batches.c.key_id,
-            ingest_batches.c.framework,
-            ingest_batches.c.privacy_level,
-        )
-    ).first()
+        claim = delete(ingest_batches).where(ingest_batches.c.id.in_(locked.scalar_subquery()))
+        return conn.execute(claim.returning(*wanted)).first()
+    # SQLite (RETURNING needs 3.35+): a first write takes the database's write lock, so
+    # nothing can delete the batch between reading it and deleting it.
+    conn.execute(update(ingest_batches).where(target).values(attempts=ingest_batches.c.attempts))
+    batch = conn.execute(select(*wanted).where(target)).first()
+    if batch is not None:
+        conn.execute(delete(ingest_batches).where(target))
+    return batch
 
 
 def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow]:
