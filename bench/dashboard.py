@@ -1,8 +1,8 @@
 """Dashboard benchmark: a full overview refresh at 10 M rows, rollups vs the naive way.
 
 Creates a fresh PostgreSQL database, loads --rows requests for one key spread over a
-year (enriched rows COPYed with worker.enrich.write_requests, rollups built by the
-enrichment job's worker.rollups.stage_rollups and the refresh job), then for 24 h,
+year (enriched rows COPYed and staged for the rollups by worker.enrich.store_enriched,
+the enrichment job's writes, then the rollup refresh job's SQL), then for 24 h,
 30 days, 1 year and all time times:
 
 - the overview refresh exactly as the page's callback runs it (dash_app.overview.refresh:
@@ -76,8 +76,7 @@ def load(url: str, rows: int, now: datetime) -> int:
     from server.auth import create_key
     from server.db import init_engine
     from worker import useragent
-    from worker.enrich import write_requests
-    from worker.rollups import refresh_rollups, stage_rollups
+    from worker.enrich import store_enriched
 
     engine = init_engine(url)
     with engine.begin() as conn:
@@ -98,10 +97,7 @@ def load(url: str, rows: int, now: datetime) -> int:
         count = int(expected) + (1 if rng.random() < expected - int(expected) else 0)
         chunk.extend(demo.generate_rows(rng, key_id, users, agents, hour, 3600, count))
         if len(chunk) >= 50_000 or i == len(hours) - 1:
-            with engine.begin() as conn:
-                write_requests(conn, chunk)
-                stage_rollups(conn, chunk)
-            refresh_rollups(engine)
+            store_enriched(engine, chunk)
             written += len(chunk)
             chunk = []
             _progress(written, rows, started)

@@ -1,9 +1,8 @@
 """The demo key's data: ~90 days of realistic traffic, through the same writers as real rows.
 
 Rows are generated already enriched (the country stored directly, user agents resolved
-through worker.useragent) and written with worker.enrich.write_requests and
-worker.rollups.stage_rollups, one transaction per chunk, exactly as a batch would be,
-then the rollup refresh the worker runs.
+through worker.useragent) and written with worker.enrich.store_enriched: the same
+writes as a batch, one transaction per chunk, then the rollup refresh the worker runs.
 Running it again tops the demo up to the current time, so /dashboard/demo stays live.
 """
 
@@ -26,8 +25,7 @@ from server.auth import create_key
 from server.db import as_utc
 from server.models import api_keys, requests
 from worker import useragent
-from worker.enrich import EnrichedRow, write_requests
-from worker.rollups import refresh_rollups, stage_rollups
+from worker.enrich import EnrichedRow, store_enriched
 
 log = logging.getLogger(__name__)
 DAYS = 90
@@ -325,10 +323,7 @@ def seed_demo(
     for done, (start, end) in enumerate(hours, start=1):
         chunk.extend(generate_hour(rng, key_id, users, agents, start, end, origin))
         if len(chunk) >= 20_000 or done == len(hours):
-            with engine.begin() as conn:
-                write_requests(conn, chunk)
-                stage_rollups(conn, chunk)
-            refresh_rollups(engine)
+            store_enriched(engine, chunk)
             added += len(chunk)
             chunk = []
         if progress:

@@ -13,7 +13,7 @@ from server.ingest import decode_rows
 from server.models import ingest_batches, requests
 from server.queue import enqueue_rollup_refresh
 from worker import geo, useragent
-from worker.rollups import stage_rollups
+from worker.rollups import refresh_rollups, stage_rollups
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +143,17 @@ def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow
             )
         )
     return rows
+
+
+def store_enriched(engine, rows: list[EnrichedRow]) -> None:
+    """Write rows that are already enriched, with their rollups (the demo seeder, loaders).
+
+    The same two writes as a batch, in one transaction, then a refresh of the rollups.
+    """
+    with engine.begin() as conn:
+        write_requests(conn, rows)
+        stage_rollups(conn, rows)
+    refresh_rollups(engine)
 
 
 def write_requests(conn, rows: list[EnrichedRow]) -> None:
