@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.services import (  # noqa: E402
     fresh_database,
+    geoip_db,
     percentile,
     private_redis,
     progress,
@@ -316,6 +317,8 @@ def main() -> None:
 
     print()
     print("== ingest benchmark (web + 1 worker + PostgreSQL on this machine) ==")
+    geo = geoip_db()
+    print(f"country lookup               {'on: ' + geo if geo else 'off (run make geoip)'}")
     print(f"rows ingested end to end     {len(rows):>12,} in {elapsed:.1f} s")
     print(f"end-to-end rows/s            {e2e_rate:>12,.0f}   target >= 30,000")
     print(f"  rollups caught up after    {rolled:>12.1f} s  ({len(rows) / rolled:,.0f} rows/s)")

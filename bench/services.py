@@ -93,6 +93,14 @@ def wait_http(url: str, timeout: float = 60) -> None:
     raise RuntimeError(f"{url} did not answer 200")
 
 
+def geoip_db() -> str | None:
+    """The country database the benchmark's stack uses: GEOIP_DB, else `make geoip`'s file."""
+    if os.environ.get("GEOIP_DB"):
+        return os.environ["GEOIP_DB"]
+    fetched = ROOT / "data" / "geo-whois-asn-country.mmdb"
+    return str(fetched) if fetched.is_file() else None
+
+
 @contextlib.contextmanager
 def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, threads: int = 4):
     """gunicorn (the same command `make run` uses) and one `python -m worker`."""
@@ -104,6 +112,8 @@ def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, th
         "LOG_LEVEL": "WARNING",
         "DATA_DIR": tempfile.mkdtemp(prefix="bench-data-"),
     }
+    if geoip_db():  # the private DATA_DIR holds none: countries are looked up as in production
+        env["GEOIP_DB"] = geoip_db()
     web = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
          "--workers", str(web_workers), "--threads", str(threads), "--log-level", "warning"],
