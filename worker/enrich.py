@@ -57,31 +57,45 @@ class EnrichedRow(NamedTuple):
 def process_batch(batch_id: int) -> int:
     """Enrich and store one staged batch; returns the rows written (0 if already done).
 
-    The payload is read and the user agents resolved outside the batch transaction.
-    That transaction's first write claims the batch by deleting it, so a worker killed
-    half way leaves the batch for a retry, a batch already processed (or deleted with
-    its key by DELETE /api/data) is simply not found, and a DELETE /api/data that
+    The batch transaction's first write claims the batch by deleting it, so a worker
+    killed half way leaves the batch for a retry, a batch already processed (or deleted
+    with its key by DELETE /api/data) is simply not found, and a DELETE /api/data that
     arrives mid-batch waits for this commit and then removes what it wrote.
     """
     engine = get_engine()
     _count_attempt(engine, batch_id)
-    with engine.connect() as conn:
-        payload = conn.execute(
-            select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
-        ).scalar()
-    if payload is None:
-        return 0
-    staged = decode_rows(payload)
-    agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
+    prepared = None
+    if not is_postgres(engine):
+        # SQLite has one writer: resolve the user agents (which may insert some) before
+        # the batch transaction takes the write lock.
+        prepared = _prepare(engine, _payload(engine, batch_id))
+        if prepared is None:
+            return 0
     with engine.begin() as conn:
         batch = _claim(conn, batch_id)
         if batch is None:
             return 0
+        staged, agents = prepared or _prepare(engine, batch.payload)
         rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
         write_requests(conn, rows)
         stage_rollups(conn, rows)
     enqueue_rollup_refresh()
     return len(rows)
+
+
+def _payload(engine, batch_id: int) -> bytes | None:
+    with engine.connect() as conn:
+        return conn.execute(
+            select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
+        ).scalar()
+
+
+def _prepare(engine, payload: bytes | None):
+    """(staged rows, their user agents resolved to rows), or None for no payload."""
+    if payload is None:
+        return None
+    staged = decode_rows(payload)
+    return staged, useragent.resolve(engine, {r[7] for r in staged if r[7]})
 
 
 def _count_attempt(engine, batch_id: int) -> None:
@@ -97,7 +111,12 @@ def _count_attempt(engine, batch_id: int) -> None:
 def _claim(conn, batch_id: int):
     """Delete the staged batch, returning what enrichment needs; None if it is gone."""
     target = ingest_batches.c.id == batch_id
-    wanted = (ingest_batches.c.key_id, ingest_batches.c.framework, ingest_batches.c.privacy_level)
+    wanted = (
+        ingest_batches.c.key_id,
+        ingest_batches.c.framework,
+        ingest_batches.c.privacy_level,
+        ingest_batches.c.payload,
+    )
     if is_postgres(conn):
         # A second worker given the same batch skips it instead of waiting to duplicate it.
         locked = select(ingest_batches.c.id).where(target).with_for_update(skip_locked=True)

@@ -218,10 +218,12 @@ def test_pages_hold_every_row_exactly_once(request, tmp_path, geoip_db, backend)
 
 def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
     """DELETE /api/data landing while a worker is enriching that key's batch."""
+    import threading
+
     from sqlalchemy import func, select
 
     from server.auth import lookup_key
-    from server.models import requests
+    from server.models import ingest_batches, requests
     from server.queue import get_queue
     from worker import enrich, useragent
 
@@ -231,22 +233,32 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
     # Hold the batch back from the workers so the test decides when it is processed.
     monkeypatch.setattr(type(get_queue()), "enqueue", lambda *a, **k: None)
     assert post_batch(stack.client, key, [row(path="/late")]).status_code == 201
-    real_resolve = useragent.resolve
-
-    def resolve_then_delete(engine, strings):
-        found = real_resolve(engine, strings)
-        # The key owner deletes everything after the worker read the batch.
-        assert stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code == 204
-        return found
-
-    monkeypatch.setattr(useragent, "resolve", resolve_then_delete)
-    from server.models import ingest_batches
-
     with stack.engine.connect() as conn:
         batch_id = conn.execute(
             select(ingest_batches.c.id).where(ingest_batches.c.key_id == key_id)
         ).scalar_one()
-    assert enrich.process_batch(batch_id) == 0
+
+    answers = []
+    deleting = threading.Thread(
+        target=lambda: answers.append(
+            stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code
+        )
+    )
+    real_resolve = useragent.resolve
+
+    def resolve_then_delete(engine, strings):
+        found = real_resolve(engine, strings)
+        # The key's owner deletes everything while the worker is mid-batch. Where the
+        # worker already holds the batch (PostgreSQL), the DELETE waits for its commit.
+        deleting.start()
+        deleting.join(timeout=1)
+        return found
+
+    monkeypatch.setattr(useragent, "resolve", resolve_then_delete)
+    enrich.process_batch(batch_id)
+    deleting.join(timeout=30)
+    assert answers == [204]
     with stack.engine.connect() as conn:
         orphans = conn.execute(select(func.count()).where(requests.c.key_id == key_id)).scalar()
     assert orphans == 0
+    assert stack.client.get("/api/data", headers={"X-AUTH-TOKEN": key}).status_code == 401
