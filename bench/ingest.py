@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.services import (  # noqa: E402
+    cpu_seconds,
     fresh_database,
     geoip_db,
     percentile,
@@ -129,6 +130,7 @@ def end_to_end(base: str, engine, key: str, bodies: list[bytes], total: int, con
     key_id = key_id_of(engine, key)
     poster = Poster(base)
     latencies: list[float] = []
+    cpu_before = cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         for i, (status, ms) in enumerate(pool.map(poster.post, bodies), 1):
@@ -149,10 +151,11 @@ def end_to_end(base: str, engine, key: str, bodies: list[bytes], total: int, con
             last = done
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
+    cpu = {part: used - cpu_before[part] for part, used in cpu_seconds().items()}
     while inbox_rows(engine):  # the dashboard's rollups catch up a moment later
         time.sleep(0.1)
     rolled = time.perf_counter() - started
-    return total / elapsed, latencies, elapsed, rolled
+    return total / elapsed, latencies, elapsed, rolled, cpu
 
 
 def inbox_rows(engine) -> int:
@@ -288,7 +291,7 @@ def main() -> None:
             ]
             end_to_end(base, engine, warm_key, warm_bodies, 2000, 2)
             progress(f"end to end: {args.concurrency} concurrent clients")
-            e2e_rate, latencies, elapsed, rolled = end_to_end(
+            e2e_rate, latencies, elapsed, rolled, cpu = end_to_end(
                 base, engine, key, bodies, len(rows), args.concurrency
             )
             progress("checking every row is queryable through /api/data ...")
@@ -321,6 +324,8 @@ def main() -> None:
     print(f"country lookup               {'on: ' + geo if geo else 'off (run make geoip)'}")
     print(f"rows ingested end to end     {len(rows):>12,} in {elapsed:.1f} s")
     print(f"end-to-end rows/s            {e2e_rate:>12,.0f}   target >= 30,000")
+    print(f"  CPU meanwhile (2 cores = {2 * elapsed:.1f} s)  "
+          + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in cpu.items()))  # fmt: skip
     print(f"  rollups caught up after    {rolled:>12.1f} s  ({len(rows) / rolled:,.0f} rows/s)")
     print(f"COPY rows/s (same rows)      {copy_rate:>12,.0f}   batches of {args.batch}")
     print(f"ratio end-to-end / COPY      {e2e_rate / copy_rate:>12.2f}   target >= 0.30")

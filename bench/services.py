@@ -122,6 +122,7 @@ def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, th
     worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/api/health")
+        STACK_PIDS.update(web=web.pid, worker=worker.pid)
         yield f"http://127.0.0.1:{port}"
     finally:
         for proc in (web, worker):
@@ -131,6 +132,44 @@ def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, th
                 proc.wait(20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+# The running stack's process ids, for cpu_seconds().
+STACK_PIDS: dict[str, int] = {}
+
+
+def _proc_stat(pid: int) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of a live process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by each part: the web and the worker (each with its child
+    processes) and every PostgreSQL process. Diff two readings to see where a run's CPU went;
+    a process that exits between them takes its share with it."""
+    parents, used, names = {}, {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            parents[int(entry)], used[int(entry)] = _proc_stat(int(entry))
+            with open(f"/proc/{entry}/comm") as f:
+                names[int(entry)] = f.read().strip()
+    out = dict.fromkeys([*STACK_PIDS, "postgres"], 0.0)
+    for pid, seconds in used.items():
+        if names.get(pid) == "postgres":
+            out["postgres"] += seconds
+            continue
+        ancestor = pid
+        while ancestor > 1:
+            part = next((n for n, p in STACK_PIDS.items() if p == ancestor), None)
+            if part:
+                out[part] += seconds
+                break
+            ancestor = parents.get(ancestor, 1)
+    return out
 
 
 def percentile(values: list[float], q: float) -> float:
