@@ -76,6 +76,9 @@ class InlineQueue:
     def depth(self) -> int:
         return self._jobs.qsize()
 
+    def forget(self, queue_name: str, job_ids: list[str]) -> None:
+        """Waiting jobs here cost a function call each: let them run and find nothing."""
+
     def ping(self) -> None:
         return None
 
@@ -124,6 +127,20 @@ class RQQueue:
         with contextlib.suppress(NoSuchJobError):
             Job.fetch(job_id, connection=self.redis).delete()
 
+    def forget(self, queue_name: str, job_ids: list[str]) -> None:
+        """Take waiting jobs off the queue (a worker already did their work): each would
+        cost a worker a few milliseconds of RQ bookkeeping to find nothing to do. Their
+        records expire; a job some worker has already started just finds nothing."""
+        from rq import Queue
+        from rq.job import Job
+
+        queue = Queue(queue_name, connection=self.redis)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.lrem(queue.key, 0, job_id)
+                pipe.expire(Job.key_for(job_id), 600)
+            pipe.execute()
+
     def depth(self) -> int:
         from rq import Queue
 
@@ -161,6 +178,16 @@ def enqueue_batch(batch_id: int) -> bool:
     except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
         log.warning("could not enqueue batch %s (%s); the sweeper will retry", batch_id, exc)
         return False
+
+
+def forget_batches(batch_ids: list[int]) -> None:
+    """The jobs of batches a worker processed along with its own need not run (best effort)."""
+    try:
+        get_queue().forget(INGEST_QUEUE, [batch_job_id(b) for b in batch_ids])
+    except Exception as exc:  # they run and find nothing: slower, not wrong
+        log.debug(
+            "could not take %s processed batches' jobs off the queue (%s)", len(batch_ids), exc
+        )
 
 
 def batch_job_id(batch_id: int) -> str:

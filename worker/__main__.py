@@ -38,7 +38,7 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
             # worker's batch transaction, and its row lock, alive.
             get_engine().dispose()
             worker = SimpleWorker(queues, connection=queue.redis)
-            worker.work(burst=burst, with_scheduler=True)
+            worker.work(burst=burst, with_scheduler=True, logging_level=config.LOG_LEVEL)
             if burst or worker._shutdown_requested_date is not None:  # SIGTERM or Ctrl-C
                 return
             # RQ gave up (e.g. Redis vanished mid-job): start again rather than exit.

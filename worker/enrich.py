@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 from server.db import copy_rows, get_engine, is_postgres
 from server.ingest import decode_rows
 from server.models import ingest_batches, requests
-from server.queue import enqueue_rollup_refresh
+from server.queue import enqueue_rollup_refresh, forget_batches
 from worker import geo, useragent
 from worker.rollups import refresh_rollups, stage_rollups
 
@@ -36,7 +36,9 @@ REQUEST_COLUMNS = (
 
 class EnrichedRow(NamedTuple):
     key_id: int
-    created_at: datetime
+    # From a staged batch, the ISO 8601 UTC text server.ingest wrote (PostgreSQL parses
+    # it faster than psycopg formats a datetime); a datetime from other writers.
+    created_at: datetime | str
     hostname: str | None
     path: str
     method: str
@@ -54,13 +56,22 @@ class EnrichedRow(NamedTuple):
     is_bot: bool
 
 
+# A job on PostgreSQL also takes other batches waiting for their first attempt, up to
+# about this many rows in all: one claim, one COPY per table and one commit for the lot
+# (a COPY of 10,000 rows costs half as much a row as one of 1,000, MEASURED.md).
+GROUP_ROWS = 10_000
+GROUP_MAX_BATCHES = 16
+
+
 def process_batch(batch_id: int) -> int:
     """Enrich and store one staged batch; returns the rows written (0 if already done).
 
     The batch transaction's first write claims the batch by deleting it, so a worker
     killed half way leaves the batch for a retry, a batch already processed (or deleted
     with its key by DELETE /api/data) is simply not found, and a DELETE /api/data that
-    arrives mid-batch waits for this commit and then removes what it wrote.
+    arrives mid-batch waits for this commit and then removes what it wrote. On
+    PostgreSQL the same transaction claims other waiting batches too (GROUP_ROWS); their
+    own jobs then find nothing to do.
     """
     engine = get_engine()
     _count_attempt(engine, batch_id)
@@ -68,34 +79,41 @@ def process_batch(batch_id: int) -> int:
     if not is_postgres(engine):
         # SQLite has one writer: resolve the user agents (which may insert some) before
         # the batch transaction takes the write lock.
-        prepared = _prepare(engine, _payload(engine, batch_id))
+        prepared = _prepare(engine, _payloads(engine, batch_id))
         if prepared is None:
             return 0
     with engine.begin() as conn:
-        batch = _claim(conn, batch_id)
-        if batch is None:
+        batches = _claim(conn, batch_id)
+        if not batches:
             return 0
-        staged, agents = prepared or _prepare(engine, batch.payload)
-        rows = enrich(batch.key_id, batch.framework, batch.privacy_level, staged, agents)
+        staged, agents = prepared or _prepare(engine, [b.payload for b in batches])
+        rows = []
+        for batch, batch_rows in zip(batches, staged, strict=True):
+            rows += enrich(batch.key_id, batch.framework, batch.privacy_level, batch_rows, agents)
         write_requests(conn, rows)
         stage_rollups(conn, rows)
+    if len(batches) > 1:
+        forget_batches([b.id for b in batches[1:]])
     enqueue_rollup_refresh()
     return len(rows)
 
 
-def _payload(engine, batch_id: int) -> bytes | None:
+def _payloads(engine, batch_id: int) -> list[bytes]:
     with engine.connect() as conn:
-        return conn.execute(
-            select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
-        ).scalar()
+        return list(
+            conn.execute(
+                select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
+            ).scalars()
+        )
 
 
-def _prepare(engine, payload: bytes | None):
-    """(staged rows, their user agents resolved to rows), or None for no payload."""
-    if payload is None:
+def _prepare(engine, payloads: list[bytes]):
+    """(each payload's staged rows, their user agents resolved to rows); None if none."""
+    if not payloads:
         return None
-    staged = decode_rows(payload)
-    return staged, useragent.resolve(engine, {r[7] for r in staged if r[7]})
+    staged = [decode_rows(p) for p in payloads]
+    agents = {r[7] for rows in staged for r in rows if r[7]}
+    return staged, useragent.resolve(engine, agents)
 
 
 def _count_attempt(engine, batch_id: int) -> None:
@@ -108,33 +126,59 @@ def _count_attempt(engine, batch_id: int) -> None:
         )
 
 
-def _claim(conn, batch_id: int):
-    """Delete the staged batch, returning what enrichment needs; None if it is gone."""
-    target = ingest_batches.c.id == batch_id
-    wanted = (
-        ingest_batches.c.key_id,
-        ingest_batches.c.framework,
-        ingest_batches.c.privacy_level,
-        ingest_batches.c.payload,
-    )
+CLAIMED = (
+    ingest_batches.c.id,
+    ingest_batches.c.key_id,
+    ingest_batches.c.framework,
+    ingest_batches.c.privacy_level,
+    ingest_batches.c.row_count,
+    ingest_batches.c.attempts,
+    ingest_batches.c.payload,
+)
+
+
+def _claim(conn, batch_id: int) -> list:
+    """Delete the staged batch (and, on PostgreSQL, a group of waiting ones), returning
+    what enrichment needs; an empty list if the batch is gone."""
     if is_postgres(conn):
         # A second worker given the same batch skips it instead of waiting to duplicate it.
-        locked = select(ingest_batches.c.id).where(target).with_for_update(skip_locked=True)
-        claim = delete(ingest_batches).where(ingest_batches.c.id.in_(locked.scalar_subquery()))
-        return conn.execute(claim.returning(*wanted)).first()
+        own = _claim_locked(conn, "id = %s", batch_id)
+        room = min(GROUP_ROWS // max(own[0].row_count, 1) - 1, GROUP_MAX_BATCHES - 1) if own else 0
+        if room <= 0 or own[0].attempts > 1:
+            return own
+        # Only batches no worker has tried: one that failed runs alone on its retry, so
+        # it cannot keep failing the batches grouped with it.
+        return own + _claim_locked(conn, "attempts = 0 ORDER BY id LIMIT %s", room)
     # SQLite (RETURNING needs 3.35+): a first write takes the database's write lock, so
     # nothing can delete the batch between reading it and deleting it.
+    target = ingest_batches.c.id == batch_id
     conn.execute(update(ingest_batches).where(target).values(attempts=ingest_batches.c.attempts))
-    batch = conn.execute(select(*wanted).where(target)).first()
-    if batch is not None:
-        conn.execute(delete(ingest_batches).where(target))
-    return batch
+    batch = conn.execute(select(*CLAIMED).where(target)).first()
+    if batch is None:
+        return []
+    conn.execute(delete(ingest_batches).where(target))
+    return [batch]
+
+
+def _claim_locked(conn, where: str, value: int) -> list:
+    """DELETE ... RETURNING the batches `where` selects, skipping those another worker
+    holds. Binary results: the payload arrives as bytes, not as hex text to decode
+    (a quarter of the time for a 1,000-row batch)."""
+    from psycopg.rows import namedtuple_row
+
+    returning = ", ".join(c.name for c in CLAIMED)
+    sql = (
+        "DELETE FROM ingest_batches WHERE id IN (SELECT id FROM ingest_batches "
+        f"WHERE {where} FOR UPDATE SKIP LOCKED) RETURNING {returning}"
+    )
+    raw = conn.connection.dbapi_connection
+    with raw.cursor(binary=True, row_factory=namedtuple_row) as cursor:
+        return cursor.execute(sql, (value,)).fetchall()
 
 
 def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow]:
     """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store."""
     rows = []
-    fromiso = datetime.fromisoformat
     lookup = geo.country
     for created_at, hostname, path, method, status, rt, ip, ua, user_id in staged:
         location = lookup(ip) if ip is not None and privacy_level < 2 else None
@@ -144,7 +188,7 @@ def enrich(key_id, framework, privacy_level, staged, agents) -> list[EnrichedRow
         rows.append(
             EnrichedRow(
                 key_id,
-                fromiso(created_at),
+                created_at,
                 hostname,
                 path,
                 method,
@@ -181,6 +225,8 @@ def write_requests(conn, rows: list[EnrichedRow]) -> None:
     if is_postgres(conn):
         copy_rows(conn, "requests", REQUEST_COLUMNS, (row[:width] for row in rows))
         return
-    conn.execute(
-        requests.insert(), [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]
-    )
+    values = [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]
+    for value in values:
+        if isinstance(value["created_at"], str):
+            value["created_at"] = datetime.fromisoformat(value["created_at"])
+    conn.execute(requests.insert(), values)
