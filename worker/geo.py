@@ -9,6 +9,10 @@ log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _state: dict = {"path": None, "lookup": None}
+# Answers by address: the same clients call again and again, and a dict hit is ten
+# times cheaper than a tree walk in the .mmdb. Emptied when the database changes.
+_answers: dict[str, str | None] = {}
+MAX_ANSWERS = 200_000
 
 
 def _open(path: str):
@@ -56,6 +60,7 @@ def init_geo(path: str | None) -> None:
             return
         _state["path"] = path
         _state["lookup"] = None
+        _answers.clear()
         if path:
             try:
                 _state["lookup"] = _open(path)
@@ -66,9 +71,17 @@ def init_geo(path: str | None) -> None:
 def country(ip: str | None) -> str | None:
     if ip is None:
         return None
+    try:
+        return _answers[ip]
+    except KeyError:
+        pass
     if _state["path"] is None and _state["lookup"] is None:
         from server.config import Config
 
         init_geo(Config.from_env().GEOIP_DB or "")
     lookup = _state["lookup"]
-    return lookup(ip) if lookup else None
+    answer = lookup(ip) if lookup else None
+    if len(_answers) >= MAX_ANSWERS:
+        _answers.clear()
+    _answers[ip] = answer
+    return answer

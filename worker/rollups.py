@@ -123,38 +123,57 @@ def _month_of(day: int) -> int:
     return month_start(day)
 
 
+@lru_cache(maxsize=4_096)
+def _minute_epoch(minute: str) -> int:
+    return int(datetime.fromisoformat(minute).replace(tzinfo=UTC).timestamp())
+
+
+def epoch_seconds(created_at: datetime | str) -> int:
+    """Whole epoch seconds of a datetime or of ISO 8601 text.
+
+    Staged rows carry UTC text (server.ingest: `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`); rows
+    of a batch share their minutes, so that part is parsed once and cached.
+    """
+    if not isinstance(created_at, str):
+        return int(created_at.timestamp())
+    if created_at.endswith("+00:00") and created_at[16:17] == ":" and created_at[17:19].isdigit():
+        return _minute_epoch(created_at[:16]) + int(created_at[17:19])
+    return int(datetime.fromisoformat(created_at).timestamp())
+
+
 def inbox_rows(rows: Iterable) -> list[tuple]:
     """Enriched rows (worker.enrich.EnrichedRow) as rollup_inbox tuples (INBOX_COLUMNS)."""
     out = []
-    for r in rows:
-        ts = int(r.created_at.timestamp())
+    append = out.append
+    for (key_id, created_at, hostname, path, method, status, rt, ip, location, _, user_id,
+         _, browser, os_family, device, is_bot) in rows:  # fmt: skip
+        ts = epoch_seconds(created_at)
         day = ts - ts % DAY
-        endpoint, has_query, has_ids = path_info(r.path)
-        location = r.location or ""
-        rt = r.response_time
-        out.append(
+        endpoint, has_query, has_ids = path_info(path)
+        location = location or ""
+        append(
             (
-                r.key_id,
+                key_id,
                 ts - ts % HOUR,
                 day,
                 _month_of(day),
                 (ts - day) // HOUR,
-                r.hostname or "",
-                r.status,
-                1 if r.is_bot else 0,
-                r.method,
+                hostname or "",
+                status,
+                1 if is_bot else 0,
+                method,
                 endpoint,
                 has_query,
                 has_ids,
                 location,
-                r.browser or "",
-                r.os or "",
-                r.device or "",
-                user_key(r.ip_address, r.user_id)[:255],
+                browser or "",
+                os_family or "",
+                device or "",
+                user_key(ip, user_id)[:255],
                 f"{ts:010d}{location}",
-                1 if r.status == 404 else 0,
+                1 if status == 404 else 0,
                 rt,
-                rt_bucket(rt),
+                rt if 0 <= rt < EXACT_BUCKETS else rt_bucket(rt),
             )
         )
     return out
