@@ -109,7 +109,7 @@ def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, th
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "DATA_DIR": tempfile.mkdtemp(prefix="bench-data-"),
     }
     if geoip_db():  # the private DATA_DIR holds none: countries are looked up as in production

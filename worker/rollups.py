@@ -134,20 +134,25 @@ def epoch_seconds(created_at: datetime | str) -> int:
     Staged rows carry UTC text (server.ingest: `YYYY-MM-DDTHH:MM:SS[.ffffff]+00:00`); rows
     of a batch share their minutes, so that part is parsed once and cached.
     """
-    if not isinstance(created_at, str):
+    if created_at.__class__ is not str:
         return int(created_at.timestamp())
-    if created_at.endswith("+00:00") and created_at[16:17] == ":" and created_at[17:19].isdigit():
+    if created_at[16:17] == ":" and created_at.endswith("+00:00"):
         return _minute_epoch(created_at[:16]) + int(created_at[17:19])
     return int(datetime.fromisoformat(created_at).timestamp())
+
+
+# Histogram buckets of the response times most requests have, looked up, not searched.
+_BUCKET_OF = tuple(rt_bucket(ms) for ms in range(10_000))
 
 
 def inbox_rows(rows: Iterable) -> list[tuple]:
     """Enriched rows (worker.enrich.EnrichedRow) as rollup_inbox tuples (INBOX_COLUMNS)."""
     out = []
     append = out.append
+    epoch, bucket_of, fast = epoch_seconds, _BUCKET_OF, len(_BUCKET_OF)
     for (key_id, created_at, hostname, path, method, status, rt, ip, location, _, user_id,
          _, browser, os_family, device, is_bot) in rows:  # fmt: skip
-        ts = epoch_seconds(created_at)
+        ts = epoch(created_at)
         day = ts - ts % DAY
         endpoint, has_query, has_ids = path_info(path)
         location = location or ""
@@ -169,11 +174,12 @@ def inbox_rows(rows: Iterable) -> list[tuple]:
                 browser or "",
                 os_family or "",
                 device or "",
-                user_key(ip, user_id)[:255],
+                # user_key(): the IP, else the user id, else ''.
+                (ip or user_id or "")[:255],
                 f"{ts:010d}{location}",
                 1 if status == 404 else 0,
                 rt,
-                rt if 0 <= rt < EXACT_BUCKETS else rt_bucket(rt),
+                bucket_of[rt] if 0 <= rt < fast else rt_bucket(rt),
             )
         )
     return out
