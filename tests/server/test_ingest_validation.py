@@ -173,3 +173,56 @@ def test_nul_and_lone_surrogates_become_replacement_characters():
     assert accepted[0][2] == "/a\ufffdb?q=1"
     assert accepted[0][7] == "x\ufffdy"
     assert accepted[0][8] == "ok😀"
+
+
+def test_bodies_the_fast_parser_refuses_take_the_standard_rules():
+    # A lone surrogate escape is legal JSON: stored as U+FFFD, not a refused batch.
+    payload = parse_payload(b'{"requests": [{"user_agent": "x\\ud800y"}]}', max_batch=10)
+    assert payload["requests"][0]["user_agent"] == "x\ud800y"
+    # NaN and integers past 64 bits parse, then the row rules refuse them by field.
+    lenient = parse_payload(
+        b'{"requests": [{"response_time": NaN, "status": 1' + b"0" * 30 + b"}]}", max_batch=10
+    )
+    _, rejected = check([row(response_time=lenient["requests"][0]["response_time"])])
+    assert "response_time" in rejected[0]["error"]
+    _, rejected = check([row(status=lenient["requests"][0]["status"])])
+    assert "status" in rejected[0]["error"]
+    # Nesting too deep for either parser is a clear 400, not a crash.
+    with pytest.raises(PayloadError, match="Malformed JSON") as deep:
+        parse_payload(b'{"requests": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", max_batch=10)
+    assert deep.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("sent", "staged"),
+    [
+        # What the middleware sends is staged as it is.
+        ("2026-06-01T10:00:00.123456+00:00", "2026-06-01T10:00:00.123456+00:00"),
+        ("2026-06-01T10:00:00+00:00", "2026-06-01T10:00:00+00:00"),
+        # Anything else is rewritten to that form.
+        ("2026-06-01T10:00:00Z", "2026-06-01T10:00:00+00:00"),
+        ("2026-06-01 10:00:00+00:00", "2026-06-01T10:00:00+00:00"),
+        ("2026-06-01T10:00:00,123456+00:00", "2026-06-01T10:00:00.123456+00:00"),
+        ("2026-06-01T12:00:00.5+02:00", "2026-06-01T10:00:00.500000+00:00"),
+        ("2026-W23-1T10:00:00+00:00", "2026-06-01T10:00:00+00:00"),
+        ("2026-06-01T10:00:00", "2026-06-01T10:00:00+00:00"),
+    ],
+)
+def test_timestamps_are_staged_as_utc_iso_text(sent, staged):
+    accepted, rejected = check([row(created_at=sent)])
+    assert rejected == []
+    assert accepted[0][0] == staged
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        ("2026-13-01T10:00:00+00:00", "not an ISO 8601"),
+        ("2026-06-01T25:00:00.000000+00:00", "not an ISO 8601"),
+        ("1999-12-31T23:59:59.999999+00:00", "before 2000"),
+        ("2026-06-02T12:00:01+00:00", "more than a day in the future"),
+    ],
+)
+def test_timestamps_in_the_usual_shape_are_still_checked(sent, message):
+    _, rejected = check([row(created_at=sent)])
+    assert message in rejected[0]["error"]

@@ -26,6 +26,22 @@ def test_both_database_flavours(tmp_path, flavour, restore_geo):
     assert geo.country(None) is None
 
 
+def test_answers_are_cached_per_database(tmp_path, restore_geo):
+    geo.init_geo(str(write_mmdb(tmp_path / "cc0.mmdb", flavour="cc0")))
+    assert geo.country("8.8.8.8") == "US"
+    # A database holding other answers replaces the cached ones.
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    writer = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="other")
+    writer.insert_network(IPSet(["8.8.8.0/24"]), {"country_code": "CA"})
+    writer.to_db_file(str(tmp_path / "moved.mmdb"))
+    geo.init_geo(str(tmp_path / "moved.mmdb"))
+    assert geo.country("8.8.8.8") == "CA"
+    geo.init_geo("")
+    assert geo.country("8.8.8.8") is None
+
+
 def test_geolite_city_records(tmp_path, restore_geo):
     from mmdb_writer import MMDBWriter
     from netaddr import IPSet

@@ -26,6 +26,8 @@ from worker.rollups import (
     GRAIN_MONTH,
     HIST_LOWER,
     api_version,
+    epoch_seconds,
+    inbox_rows,
     rt_bucket,
     template_path,
     user_key,
@@ -273,3 +275,32 @@ def test_users_404_only_then_not(stack):
             )
         ).all()
         assert [tuple(c) for c in counted] == [(2, 2)]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-06-01T10:20:30.123456+00:00",
+        "2026-06-01T10:20:30+00:00",
+        "2026-06-01T23:59:59.999999+00:00",
+        "2024-02-29T00:00:00+00:00",
+        "2026-06-01T12:20:30+02:00",  # not what ingest stages, but still right
+    ],
+)
+def test_epoch_seconds_of_staged_text_and_datetimes(text):
+    moment = datetime.fromisoformat(text)
+    assert epoch_seconds(text) == int(moment.timestamp()) == epoch_seconds(moment)
+
+
+def test_inbox_rows_are_the_same_from_text_and_from_datetimes():
+    base = dict(
+        key_id=1, hostname="h", path="/v1/users/42?x=1", method="GET", status=404,
+        response_time=12_345, ip_address=None, location="US", user_agent_id=3, user_id="u9",
+        framework="FastAPI", browser="Chrome", os="Linux", device="desktop", is_bot=False,
+    )  # fmt: skip
+    text = EnrichedRow(created_at="2026-05-31T23:59:59.5+00:00", **base)
+    moment = EnrichedRow(created_at=datetime(2026, 5, 31, 23, 59, 59, 500000, UTC), **base)
+    assert inbox_rows([text]) == inbox_rows([moment])
+    (values,) = inbox_rows([moment])
+    assert values[16] == "u9"  # no IP: the user id identifies the user
+    assert values[-1] == rt_bucket(12_345)
