@@ -145,8 +145,8 @@ def niced(args: argparse.Namespace) -> list[str]:
 def sink(args: argparse.Namespace):
     """The local ingest stand-in, on wrk's core so it takes no time from the server's.
 
-    Ten steps nicer than wrk, so that wrk (whose clock measures the latencies) is never
-    kept waiting behind it.
+    It runs only when wrk's core is otherwise idle (SCHED_IDLE, and ten steps nicer where
+    that is missing), so that wrk, whose clock measures the latencies, never waits for it.
     """
     port = free_port()
     process = subprocess.Popen(
