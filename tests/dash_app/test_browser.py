@@ -384,12 +384,18 @@ def test_uptime_page_shows_monitors(live, browser):
     browser.get(live.url("/dashboard/demo/monitors"))
     wait_for(browser, lambda d: d.find_elements("css selector", ".monitor"), "monitor cards")
     wait_for(browser, settled, "the uptime page")
-    cards = browser.find_elements("css selector", ".monitor")
-    assert len(cards) == 2
-    text = cards[0].text
+
+    def first_card(driver):
+        """(cards, first card's text, its check strip's id), read from one render: the
+        page refreshes itself, and a reference into the previous render goes stale."""
+        cards = driver.find_elements("css selector", ".monitor")
+        strips = cards[0].find_elements("css selector", "[id^=mon-strip-]") if cards else []
+        return strips and (len(cards), cards[0].text, strips[0].get_attribute("id"))
+
+    count, text, strip_id = wait_for(browser, first_card, "the monitor cards")
+    assert count == 2
     assert "GET https://api.acme.dev/health" in text
     assert "uptime 24h" in text.lower() and "%" in text
-    strip_id = cards[0].find_element("css selector", "[id^=mon-strip-]").get_attribute("id")
     strip = json.loads(wait_for(browser, lambda d: graph_data(d, strip_id), "the check strip"))
     assert len(strip[0][0]) == 60  # the last 60 checks
     shot(browser, "uptime")
