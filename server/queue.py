@@ -129,8 +129,8 @@ class RQQueue:
 
     def forget(self, queue_name: str, job_ids: list[str]) -> None:
         """Take waiting jobs off the queue (a worker already did their work): each would
-        cost a worker a few milliseconds of RQ bookkeeping to find nothing to do. Their
-        records expire; a job some worker has already started just finds nothing."""
+        cost a worker a few milliseconds of RQ bookkeeping to find nothing to do. A job
+        some worker has already taken stays as it is and finds nothing."""
         from rq import Queue
         from rq.job import Job
 
@@ -138,8 +138,11 @@ class RQQueue:
         with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.lrem(queue.key, 0, job_id)
-                pipe.expire(Job.key_for(job_id), 600)
-            pipe.execute()
+            removed = pipe.execute()
+        # Their records go too, so the sweeper never mistakes one for a job still waiting.
+        gone = [Job.key_for(j) for j, count in zip(job_ids, removed, strict=True) if count]
+        if gone:
+            self.redis.delete(*gone)
 
     def depth(self) -> int:
         from rq import Queue

@@ -59,6 +59,11 @@ def test_one_job_stores_the_waiting_batches_and_takes_their_jobs_off_the_queue(s
     # The other four batches were stored with the first: their jobs are off the queue
     # (the first one's job is still there: this test ran the job by hand).
     assert waiting_jobs(stack) == 1
+    # Their records are gone too: the sweeper would not take one for a job still waiting.
+    from rq.job import Job
+
+    redis = stack.app.extensions["job_queue"].redis
+    assert [Job.exists(f"batch-{i}", connection=redis) for i in ids] == [True] + [False] * 4
     with stack.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ingest_batches)).scalar() == 0
     # Their jobs, had they run, find nothing: nothing is stored twice.
