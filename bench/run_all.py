@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 QUICK = {
     "ingest.py": ["--quick"],
+    "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
     "middleware.py": ["--quick"],
 }
@@ -21,7 +22,7 @@ QUICK = {
 def main() -> int:
     quick = "--quick" in sys.argv[1:]
     failed = []
-    for script in ("ingest.py", "dashboard.py", "middleware.py"):
+    for script in ("ingest.py", "worker.py", "dashboard.py", "middleware.py"):
         args = QUICK[script] if quick else []
         print(f"\n===== bench/{script} {' '.join(args)} =====", flush=True)
         if subprocess.call([sys.executable, str(HERE / script), *args]) != 0:
