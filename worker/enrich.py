@@ -216,11 +216,12 @@ def store_enriched(engine, rows: list[EnrichedRow]) -> None:
 def store_rows(conn, rows: list[EnrichedRow]) -> None:
     """The rows and their rollup-inbox rows, in the caller's transaction.
 
-    On PostgreSQL the inbox rows are computed while the server is still storing the
-    streamed request rows, so the two run side by side on two cores.
+    On PostgreSQL, COPY (4x faster than INSERT, MEASURED.md), and the inbox rows are
+    computed while the server is still storing the streamed request rows, so the two
+    run side by side on two cores.
     """
     if not is_postgres(conn):
-        write_requests(conn, rows)
+        _insert_requests(conn, rows)
         stage_rollups(conn, rows)
         return
     width = len(REQUEST_COLUMNS)
@@ -231,12 +232,9 @@ def store_rows(conn, rows: list[EnrichedRow]) -> None:
     copy_rows(conn, "rollup_inbox", INBOX_COLUMNS, inbox)
 
 
-def write_requests(conn, rows: list[EnrichedRow]) -> None:
-    """COPY on PostgreSQL (4x faster than INSERT, MEASURED.md); executemany on SQLite."""
+def _insert_requests(conn, rows: list[EnrichedRow]) -> None:
+    """SQLite: one executemany (its DateTime type wants datetimes, not ISO text)."""
     width = len(REQUEST_COLUMNS)
-    if is_postgres(conn):
-        copy_rows(conn, "requests", REQUEST_COLUMNS, (row[:width] for row in rows))
-        return
     values = [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]
     for value in values:
         if isinstance(value["created_at"], str):
