@@ -13,7 +13,12 @@ wrk pinned to the other core, variants alternated round by round in one session:
 Prints the median req/s, p50 and p99 of each, the ratios, and whether ours meets its
 targets (>= 0.97 x noop, >= 2.5 x hosted, p99 <= noop's + 1 ms).
 
+uvicorn runs as installed with `pip install "fastapi[standard]"` (FastAPI's documented
+install), which brings uvloop and httptools; `--plain` runs it on asyncio's own loop and
+h11, as a bare `pip install uvicorn` does. The report names the stack it measured.
+
     python bench/middleware.py            # 5 rounds of 10 s after a 3 s warm-up each
+    python bench/middleware.py --plain    # the same on uvicorn without its extras
     python bench/middleware.py --quick    # one short round, to check the set-up
     python bench/middleware.py --instructions  # instructions per request under valgrind:
                                                # unmoved by other load on the machine
@@ -27,6 +32,7 @@ import contextlib
 import hashlib
 import http.client
 import importlib.metadata
+import importlib.util
 import json
 import os
 import re
@@ -129,12 +135,27 @@ def pythonpath_for(variant: str, hosted_dir: Path) -> str:
 
 
 def check_tools(args: argparse.Namespace) -> None:
+    uvicorn_stack(args)
     for tool in ("valgrind", "taskset") if args.instructions else ("wrk", "taskset"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
     cores = os.sched_getaffinity(0)
     if {args.server_core, args.wrk_core} - cores or args.server_core == args.wrk_core:
         sys.exit(f"need two distinct usable cores; this process may use {sorted(cores)}")
+
+
+def uvicorn_stack(args: argparse.Namespace) -> list[str]:
+    """uvicorn's --loop/--http options for the stack measured (see the module docstring)."""
+    if args.plain:
+        return ["--loop", "asyncio", "--http", "h11"]
+    missing = [m for m in ("uvloop", "httptools") if importlib.util.find_spec(m) is None]
+    if missing:
+        sys.exit(f"{', '.join(missing)} missing: pip install 'uvicorn[standard]', or use --plain")
+    return ["--loop", "uvloop", "--http", "httptools"]
+
+
+def stack_name(args: argparse.Namespace) -> str:
+    return "asyncio + h11" if args.plain else "uvloop + httptools"
 
 
 def niced(args: argparse.Namespace) -> list[str]:
@@ -188,7 +209,7 @@ def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: st
     command = [
         *niced(args), "taskset", "-c", str(args.server_core), sys.executable, "-m", "uvicorn",
         "middleware_app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--log-level", "warning", "--no-access-log",
+        "--log-level", "warning", "--no-access-log", *uvicorn_stack(args),
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, cwd=BENCH_DIR, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
@@ -272,7 +293,7 @@ def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, s
     return run, note
 
 
-def instructions_per_request(variant: str, hosted_dir: Path, sink_url: str) -> float:
+def instructions_per_request(variant: str, args, hosted_dir: Path, sink_url: str) -> float:
     """User-space instructions the server process (all threads) executes per request.
 
     Two runs under valgrind (cachegrind, no cache simulation), of 500 and 2,500
@@ -286,7 +307,7 @@ def instructions_per_request(variant: str, hosted_dir: Path, sink_url: str) -> f
         command = [
             "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             sys.executable, "-m", "uvicorn", "middleware_app:app", "--host", "127.0.0.1",
-            "--port", str(port), "--log-level", "warning", "--no-access-log",
+            "--port", str(port), "--log-level", "warning", "--no-access-log", *uvicorn_stack(args),
         ]  # fmt: skip
         process = subprocess.Popen(
             command, env=env, cwd=BENCH_DIR, stderr=subprocess.PIPE, text=True
@@ -317,11 +338,11 @@ def instructions_per_request(variant: str, hosted_dir: Path, sink_url: str) -> f
 def run_instructions(args, hosted_dir: Path, sink_url: str) -> int:
     counts = {}
     for number, variant in enumerate(args.variants, 1):
-        counts[variant] = instructions_per_request(variant, hosted_dir, sink_url)
+        counts[variant] = instructions_per_request(variant, args, hosted_dir, sink_url)
         count = counts[variant]
         print(f"[{number}/{len(args.variants)}] {variant:<13}{count:>12,.0f} instructions/request")
     print()
-    print("Instructions per request (user space, server process, all threads)")
+    print(f"Instructions per request (user space, server process, all threads; {stack_name(args)})")
     for variant, count in counts.items():
         line = f"  {variant:<13}{count:>12,.0f}"
         if "bare" in counts:
@@ -342,8 +363,8 @@ def report(results: Results, args: argparse.Namespace) -> bool:
     print()
     print(
         f"Medians over {args.rounds} round(s) of {args.duration:g} s "
-        f"(wrk -t{args.threads} -c{args.connections}; uvicorn on core {args.server_core}, "
-        f"wrk on core {args.wrk_core})"
+        f"(wrk -t{args.threads} -c{args.connections}; uvicorn with {stack_name(args)} on core "
+        f"{args.server_core}, wrk on core {args.wrk_core})"
     )
     print(
         f"{'variant':<14}{'req/s':>10}{'x bare':>9}{'p50 ms':>9}{'p99 ms':>9}"
@@ -415,6 +436,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--nice", type=int, default=0,
         help="run uvicorn, wrk and the sink at this niceness (e.g. -10 on a shared machine)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--plain", action="store_true",
+        help="uvicorn on asyncio + h11 (no uvloop/httptools), as a bare `pip install uvicorn`",
     )  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="1 round of 3 s: a smoke run")
     parser.add_argument(

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from time import perf_counter, time
+from time import perf_counter
 from typing import Any
 
 import anyio.to_thread
@@ -143,6 +143,7 @@ class Analytics:
             retry_backoff=config.retry_backoff,
             retry_backoff_max=config.retry_backoff_max,
         )
+        self._add = self._client.add
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -153,7 +154,6 @@ class Analytics:
                 await self.app(scope, receive, send)
             return
 
-        created = time()
         started = perf_counter()
         status = 0
         finished = 0.0
@@ -174,23 +174,29 @@ class Analytics:
             await self.app(scope, receive, watch_send)
         except BaseException as exc:
             if finished:  # the client got the whole response; a background task failed
-                self._record(scope, status, (finished - started) * 1000.0, created)
+                self._record(scope, status, started, finished)
             elif isinstance(exc, Exception):
-                self._record(scope, 500, (perf_counter() - started) * 1000.0, created)
+                self._record(scope, 500, started, perf_counter())
             raise
-        if not finished:
-            finished = perf_counter()
-        self._record(scope, status or 500, (finished - started) * 1000.0, created)
+        self._record(scope, status or 500, started, finished or perf_counter())
 
-    def _record(self, scope: Scope, status: int, elapsed: float, created: float) -> None:
-        """Buffer one record; never lets a failure reach the host request."""
+    def _record(self, scope: Scope, status: int, started: float, finished: float) -> None:
+        """Buffer one record; never lets a failure reach the host request.
+
+        The two perf_counter readings go into the record as they are: the flusher turns
+        them into created_at and response_time, off the request path.
+        """
         try:
             host = agent = None
             for name, value in scope["headers"]:
                 if name == b"host":
                     host = value
+                    if agent is not None:
+                        break
                 elif name == b"user-agent":
                     agent = value
+                    if host is not None:
+                        break
             if host is None:
                 server = scope.get("server")
                 host = server[0] if server else None
@@ -202,8 +208,7 @@ class Analytics:
             user_id = None
             if self._custom:
                 path, host, agent, ip, user_id = self._map(scope, path, host, agent, ip)
-            record = (created, elapsed, scope["method"], path, status, host, agent, ip, user_id)
-            self._client.add(record)  # type: ignore[union-attr]
+            self._add((started, finished, scope["method"], path, status, host, agent, ip, user_id))
         except Exception as exc:
             self._warn_once("recording the request", type(exc).__name__)
 

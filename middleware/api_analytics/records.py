@@ -19,8 +19,8 @@ class Record(NamedTuple):
     `hostname` and `user_agent` may still be the raw header bytes; `to_rows` decodes them.
     """
 
-    created: float  # time.time() when the request arrived
-    response_time: float  # milliseconds
+    started: float  # perf_counter() when the request arrived
+    finished: float  # perf_counter() when its last body chunk was sent
     method: str
     path: str | None
     status: int
@@ -33,7 +33,6 @@ class Record(NamedTuple):
 _MAX_CACHED = 4096
 # ".000+00:00" ... ".999+00:00": created_at has millisecond precision, looked up not formatted.
 _MILLIS = [f".{ms:03d}+00:00" for ms in range(1000)]
-_FRACTIONS = [f".{ms:03d}" for ms in range(1000)]  # response_time's three decimals
 
 
 def _json_string(value: object) -> str:
@@ -56,11 +55,6 @@ class RowFormatter:
         self._agents: dict[bytes | str, str] = {}
         self._methods: dict[str, str] = {}
         self._heads: dict[tuple, str] = {}
-
-    def created_at(self, created: float) -> str:
-        """ISO 8601 in UTC with an explicit offset, to the millisecond."""
-        second = int(created)
-        return self._second_prefix(second) + _MILLIS[int((created - second) * 1000)]
 
     def _second_prefix(self, second: int) -> str:
         if second != self._second:
@@ -86,8 +80,8 @@ class RowFormatter:
         return literal
 
     def _head(self, key: tuple) -> str:
-        """The start of a row: the fields that repeat from one request to the next."""
-        host, agent, method, ip, user_id = key
+        """A row up to its response_time: the fields that repeat between requests."""
+        host, agent, method, ip, user_id, path, status = key
         host_json = "null" if host is None else self._literal(self._hosts, host, self.hostname)
         agent_json = "null" if agent is None else self._literal(self._agents, agent, _latin1)
         head = (
@@ -95,42 +89,61 @@ class RowFormatter:
             f'"method":{self._literal(self._methods, method, _latin1)},'
             f'"ip_address":{"null" if ip is None else encode_basestring(ip)},'
             f'"user_id":{"null" if user_id is None else encode_basestring(user_id)},'
+            f'"path":{"null" if path is None else encode_basestring(path)},'
+            f'"status":{_status_json(status)},"response_time":'
         )
         if len(self._heads) >= _MAX_CACHED:
             self._heads.clear()
         self._heads[key] = head
         return head
 
-    def to_json_rows(self, records: list[Record]) -> list[str]:
+    def to_json_rows(self, records: list[Record], clock_offset: float = 0.0) -> list[str]:
         """Each record as one JSON object (text), in the ingest row format.
+
+        `clock_offset` turns the records' perf_counter readings into wall-clock time:
+        time() - perf_counter(), read when the batch is encoded.
 
         ip_address, path and user_id are str or None here (the middleware checks what
         mappers return); hostname and user agent may still be raw header bytes. The
-        keys come in the order that lets one cached string cover what repeats.
+        keys come in the order that lets one cached string cover everything but the
+        two timings, so a row costs one dict lookup and one f-string.
         """
         rows = []
         append = rows.append
         heads = self._heads
+        millis = _MILLIS
         second_now, prefix = self._second, self._second_text
-        for created, elapsed, method, path, status, host, agent, ip, user_id in records:
-            head = heads.get((host, agent, method, ip, user_id))
+        last_ms = -1
+        stamp = ""
+        for started, finished, method, path, status, host, agent, ip, user_id in records:
+            key = (host, agent, method, ip, user_id, path, status)
+            head = heads.get(key)
             if head is None:
-                head = self._head((host, agent, method, ip, user_id))
-            second = int(created)
-            if second != second_now:
-                prefix = self._second_prefix(second)
-                second_now = second
-            micros = int(elapsed * 1000.0 + 0.5)  # microseconds, rounded
-            append(
-                f'{head}"path":{"null" if path is None else encode_basestring(path)},'
-                f'"status":{status},"response_time":{micros // 1000}{_FRACTIONS[micros % 1000]},'
-                f'"created_at":"{prefix}{_MILLIS[int((created - second) * 1000)]}"}}'
-            )
+                head = self._head(key)
+            ms = int((started + clock_offset) * 1000.0)  # wall-clock milliseconds
+            if ms != last_ms:  # a busy API logs several requests in the same millisecond
+                last_ms = ms
+                second = ms // 1000
+                if second != second_now:
+                    prefix = self._second_prefix(second)
+                    second_now = second
+                stamp = f'{prefix}{millis[ms - second * 1000]}"}}'
+            # Whole milliseconds, rounded: what the server stores (and the hosted client sends).
+            append(f'{head}{int((finished - started) * 1000.0 + 0.5)},"created_at":"{stamp}')
         return rows
 
-    def to_rows(self, records: list[Record]) -> list[dict[str, Any]]:
+    def to_rows(self, records: list[Record], clock_offset: float = 0.0) -> list[dict[str, Any]]:
         """The rows as dicts (what the server will decode)."""
-        return [json.loads(row) for row in self.to_json_rows(records)]
+        return [json.loads(row) for row in self.to_json_rows(records, clock_offset)]
+
+
+def _status_json(status: object) -> str:
+    """The status as a JSON number; whatever the app sent that is no integer becomes null
+    (the server then rejects that one row, and says so) rather than breaking the batch."""
+    try:
+        return str(int(status))  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return "null"
 
 
 def _latin1(value: bytes) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
 
@@ -17,7 +18,7 @@ def test_rows_decode_headers_and_format_utc_timestamps():
     created = 1_764_218_712.123456
     record = (
         created,
-        12.34567,
+        created + 0.01234567,
         "POST",
         "/v1/users",
         201,
@@ -34,7 +35,7 @@ def test_rows_decode_headers_and_format_utc_timestamps():
         "user_agent": "ua/1",
         "method": "POST",
         "status": 201,
-        "response_time": 12.346,
+        "response_time": 12,
         "user_id": "u",
         "created_at": row["created_at"],
     }
@@ -52,7 +53,7 @@ def test_hostname_from_host_header(header, hostname):
 
 
 def test_mapper_strings_pass_through_unchanged():
-    record = (0.0, 1, "GET", "/", 200, "Custom-Host", "Custom UA", None, None)
+    record = (0.0, 0.001, "GET", "/", 200, "Custom-Host", "Custom UA", None, None)
     [row] = RowFormatter().to_rows([record])
     assert (row["hostname"], row["user_agent"]) == ("Custom-Host", "Custom UA")
 
@@ -117,7 +118,8 @@ def test_transport_path_keeps_a_prefix():
 
 
 def _record(i: int) -> tuple:
-    return (1_764_218_712.0 + i, 1.5, "GET", f"/items/{i}", 200, b"api.example.com", b"ua/1",
+    started = 1000.0 + i  # perf_counter readings
+    return (started, started + 0.0016, "GET", f"/items/{i}", 200, b"api.example.com", b"ua/1",
             "10.0.0.1", None)  # fmt: skip
 
 
@@ -125,18 +127,28 @@ def _decode_batch(body: bytes) -> dict:
     return json.loads(gzip.decompress(body))
 
 
-def test_batches_are_gzip_json_holding_every_record_once():
-    from api_analytics.core import Client
+def test_batches_are_gzip_json_holding_every_record_once(monkeypatch):
+    from api_analytics import core
 
-    client = Client("k", "http://127.0.0.1:9", 0)
+    monkeypatch.setattr(core, "ENCODE_CHUNK", 100)
+    client = core.Client("k", "http://127.0.0.1:9", 0)
     records = [_record(i) for i in range(250)]  # three encoding chunks
+    offset = time.time() - time.perf_counter()
     [batch] = client._encode(records)
     payload = _decode_batch(batch.body)
     assert (payload["api_key"], payload["framework"], payload["privacy_level"]) == (
         "k", "FastAPI", 0,
     )  # fmt: skip
-    assert [r["path"] for r in payload["requests"]] == [f"/items/{i}" for i in range(250)]
-    assert payload["requests"] == RowFormatter().to_rows(records)
+    rows = payload["requests"]
+    assert [r["path"] for r in rows] == [f"/items/{i}" for i in range(250)]
+    expected = RowFormatter().to_rows(records)
+    for row, want, record in zip(rows, expected, records, strict=True):
+        # perf_counter readings become wall-clock time with the offset read at encoding
+        created = datetime.fromisoformat(row.pop("created_at")).timestamp()
+        assert abs(created - (record[0] + offset)) < 0.01
+        want.pop("created_at")
+        assert row == want
+        assert row["response_time"] == 2  # 1.6 ms, rounded to whole milliseconds
 
 
 def test_a_body_over_the_size_limit_is_split_in_halves(monkeypatch):
