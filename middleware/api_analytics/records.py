@@ -112,20 +112,24 @@ class RowFormatter:
         append = rows.append
         heads = self._heads
         millis = _MILLIS
-        second_now, prefix = self._second, self._second_text
-        last_ms = -1
-        stamp = ""
+        # Milliseconds are counted from a base second near the batch, so they stay small
+        # integers (multi-digit ones cost several times as much to divide and subtract).
+        base = int(records[0][0] + clock_offset) if records else 0
+        shift = clock_offset - base
+        second_now = None
+        last_ms = None
+        prefix = stamp = ""
         for started, finished, method, path, status, host, agent, ip, user_id in records:
             key = (host, agent, method, ip, user_id, path, status)
             head = heads.get(key)
             if head is None:
                 head = self._head(key)
-            ms = int((started + clock_offset) * 1000.0)  # wall-clock milliseconds
+            ms = int((started + shift) * 1000.0)  # wall-clock ms since `base`
             if ms != last_ms:  # a busy API logs several requests in the same millisecond
                 last_ms = ms
                 second = ms // 1000
                 if second != second_now:
-                    prefix = self._second_prefix(second)
+                    prefix = self._second_prefix(base + second)
                     second_now = second
                 stamp = f'{prefix}{millis[ms - second * 1000]}"}}'
             # Whole milliseconds, rounded: what the server stores (and the hosted client sends).

@@ -162,3 +162,15 @@ def test_a_body_over_the_size_limit_is_split_in_halves(monkeypatch):
     paths = [r["path"] for b in batches for r in _decode_batch(b.body)["requests"]]
     assert paths == [f"/items/{i}" for i in range(400)]
     assert all(len(gzip.decompress(b.body)) <= 20_000 for b in batches)
+
+
+def test_created_at_across_seconds_and_out_of_order_records():
+    offset = 1_764_218_711.75  # wall clock minus perf_counter
+    starts = [100.2, 100.9999, 100.25, 99.1, 101.5004, 100.2]  # not in order: arrival order
+    records = [(s, s + 0.004, "GET", "/", 200, b"h", None, None, None) for s in starts]
+    rows = RowFormatter().to_rows(records, offset)
+    for row, start in zip(rows, starts, strict=True):
+        expected = datetime.fromtimestamp(start + offset, UTC)
+        expected = expected.replace(microsecond=expected.microsecond // 1000 * 1000)
+        assert datetime.fromisoformat(row["created_at"]) == expected
+        assert row["created_at"].endswith("+00:00") and row["response_time"] == 4
