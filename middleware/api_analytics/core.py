@@ -72,9 +72,6 @@ class Client:
         _check_int("max_batch", max_batch, 1, MAX_BATCH_LIMIT)
         _check_int("max_buffer", max_buffer, 1, None)
         self._transport = Transport(server_url)
-        self._api_key = api_key
-        self._framework = framework
-        self._privacy_level = privacy_level
         self.flush_interval = float(flush_interval)
         self.shutdown_timeout = float(shutdown_timeout)
         self._request_timeout = float(request_timeout)
@@ -292,8 +289,7 @@ class Client:
             parts.append(compressor.compress(chunk))
         parts.append(compressor.compress(tail))
         parts.append(compressor.flush())
-        body = b"".join(parts)
-        return [Batch(records, body, uuid.uuid4().hex)]
+        return [Batch(records, b"".join(parts), uuid.uuid4().hex)]
 
     def _deliver_pending(self, give_up_at: float | None = None) -> bool:
         """Send pending batches in order, waiting out failures until each is settled.

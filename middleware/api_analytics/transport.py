@@ -102,11 +102,10 @@ class Transport:
                 return self._exchange(request, timeout)
             except _Stale:
                 self.close()
-                return self._exchange(request, timeout)
-        except (OSError, ValueError, _Stale) as exc:
+                return self._exchange(request, timeout)  # a new connection: never stale
+        except (OSError, ValueError) as exc:
             self.close()
-            name = "ConnectionClosed" if isinstance(exc, _Stale) else type(exc).__name__
-            return Outcome("retry", detail=name)  # the class name only: no addresses
+            return Outcome("retry", detail=type(exc).__name__)  # the class only: no addresses
 
     def _connect(self, timeout: float) -> socket.socket:
         sock = socket.create_connection((self._host, self._port), timeout)
