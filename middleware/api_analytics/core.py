@@ -20,7 +20,7 @@ from collections import deque
 from dataclasses import dataclass
 from time import monotonic
 
-from .records import Record, RowFormatter, encode_rows, payload_frame
+from .records import Record, RowFormatter, payload_frame
 from .transport import Outcome, Transport
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,7 @@ class Client:
 
     def add(self, record: Record) -> None:
         """Buffer one record; called on the request path, so it only appends.
+        (`api_analytics.fastapi` inlines this: keep the two alike.)
 
         One comparison guards everything else: `_slow_at` is 0 until the flusher runs,
         then the size at which a batch is full or the buffer overflows, so the slow path
@@ -280,8 +281,10 @@ class Client:
         parts = [compressor.compress(head)]
         size = len(head) + len(tail)
         for start in range(0, len(records), ENCODE_CHUNK):
-            rows = self._formatter.to_json_rows(records[start : start + ENCODE_CHUNK], clock_offset)
-            chunk = encode_rows(rows, start == 0)
+            rows = records[start : start + ENCODE_CHUNK]
+            text = self._formatter.to_json(rows, clock_offset, "," if start else "")
+            # "replace": a lone surrogate from a mapper must not make the batch unsendable.
+            chunk = text.encode("utf-8", "replace")
             size += len(chunk)
             if size > MAX_BODY_BYTES and len(records) > 1:
                 half = len(records) // 2

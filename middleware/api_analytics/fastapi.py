@@ -143,7 +143,7 @@ class Analytics:
             retry_backoff=config.retry_backoff,
             retry_backoff_max=config.retry_backoff_max,
         )
-        self._add = self._client.add
+        self._buffer = self._client._buffer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -204,11 +204,17 @@ class Analytics:
             if self._privacy != 2:
                 client = scope.get("client")
                 ip = client[0] if client else None
-            path = scope.get("path")
+            path = scope["path"]  # required by the ASGI spec
             user_id = None
             if self._custom:
                 path, host, agent, ip, user_id = self._map(scope, path, host, agent, ip)
-            self._add((started, finished, scope["method"], path, status, host, agent, ip, user_id))
+            record = (started, finished, scope["method"], path, status, host, agent, ip, user_id)
+            # Client.add, inlined: this runs for every request of the host API.
+            buffer = self._buffer
+            client = self._client
+            if len(buffer) >= client._slow_at:  # type: ignore[union-attr]
+                client._add_slowly(buffer)  # type: ignore[union-attr]
+            buffer.append(record)
         except Exception as exc:
             self._warn_once("recording the request", type(exc).__name__)
 

@@ -30,6 +30,12 @@ _MAX_RETRY_AFTER = 3600.0
 # closes it under us. When it has, the batch is sent again at once on a new connection.
 KEEPALIVE_IDLE = 1.5
 _USER_AGENT = f"api-analytics-middleware/{__version__}"
+# Linux: acknowledge the answer's first segment at once. A server that writes the status
+# and headers, then the body, in two writes with Nagle's algorithm on (Python's
+# http.server does; gunicorn does not) otherwise holds the body back until our delayed
+# ACK fires, 40 ms later: against bench/middleware_sink.py (http.server), 44 ms and
+# 330 us of the flusher's CPU per POST without it, 0.26 ms and 60-75 us with it.
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,8 @@ class _Reader:
         self.received = False  # whether any byte of the answer has arrived
 
     def _fill(self) -> bool:
+        if _QUICKACK is not None:  # the kernel clears it again after a while: set each time
+            self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
         data = self._sock.recv(65536)
         if not data:
             return False

@@ -59,7 +59,7 @@ def test_mapper_strings_pass_through_unchanged():
 
 
 def test_payload_is_compact_json():
-    body = encode_payload("k", "FastAPI", 1, ['{"path":"/é"}'])
+    body = encode_payload("k", "FastAPI", 1, '{"path":"/é"}')
     assert json.loads(body) == {
         "api_key": "k",
         "framework": "FastAPI",
