@@ -70,6 +70,7 @@ class Run:
     requests: int
     errors: str = ""
     cpu_us: float = 0.0  # server CPU (all threads) per request during the measured run
+    bg_cpu_us: float = 0.0  # the part of it in threads other than the event loop's
 
 
 @dataclass
@@ -270,10 +271,20 @@ def wrk(url: str, seconds: int, args: argparse.Namespace) -> Run:
     return parse_wrk(result.stdout)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process, all its threads included."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User + system CPU of a process: all its threads, and all but the main one (the
+    event loop's): for ours, that is the flusher thread (uvloop's idle pool aside)."""
+
+    def seconds(stat: Path) -> float:
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    main = seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
+    threads = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            threads += seconds(task / "stat")
+    return threads, max(threads - main, 0.0)
 
 
 def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, str]:
@@ -281,11 +292,13 @@ def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, s
     with serve(variant, args, hosted_dir, sink_url) as (url, pid):
         if args.warmup > 0:
             wrk(url, args.warmup, args)
-        cpu_before = cpu_seconds(pid)
+        cpu_before, bg_before = cpu_seconds(pid)
         run = wrk(url, args.duration, args)
-        # CPU per request barely moves when other processes compete for the core,
-        # unlike req/s: a cross-check of the throughput ratios on a busy machine.
-        run.cpu_us = (cpu_seconds(pid) - cpu_before) / max(run.requests, 1) * 1e6
+        # CPU per request moves less than req/s when other processes compete for the
+        # core: a cross-check of the throughput ratios on a busy machine.
+        cpu_after, bg_after = cpu_seconds(pid)
+        run.cpu_us = (cpu_after - cpu_before) / max(run.requests, 1) * 1e6
+        run.bg_cpu_us = (bg_after - bg_before) / max(run.requests, 1) * 1e6
     note = ""
     if variant.startswith("ours"):
         # Warm-up, measured run and readiness probe all went through our middleware.
@@ -368,7 +381,7 @@ def report(results: Results, args: argparse.Namespace) -> bool:
     )
     print(
         f"{'variant':<14}{'req/s':>10}{'x bare':>9}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'CPU us/req':>12}   runs (req/s)"
+        f"{'CPU us/req':>12}{'bg':>6}   runs (req/s)"
     )
     bare = results.median("bare", "rps") if "bare" in variants else None
     for variant in variants:
@@ -378,8 +391,10 @@ def report(results: Results, args: argparse.Namespace) -> bool:
         print(
             f"{variant:<14}{rps:>10,.0f}{ratio:>9}"
             f"{results.median(variant, 'p50_ms'):>9.2f}{results.median(variant, 'p99_ms'):>9.2f}"
-            f"{results.median(variant, 'cpu_us'):>12.1f}   {runs}"
+            f"{results.median(variant, 'cpu_us'):>12.1f}"
+            f"{results.median(variant, 'bg_cpu_us'):>6.2f}   {runs}"
         )
+    print("(bg: CPU us/req in threads other than the event loop's: ours' flusher thread)")
     ok = True
     if "ours" in variants:
         print()
@@ -479,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"[{done:>2}/{total}] round {round_number + 1} {variant:<13}"
                         f"{run.rps:>9,.0f} req/s  p50 {run.p50_ms:6.2f} ms  "
-                        f"p99 {run.p99_ms:6.2f} ms  CPU {run.cpu_us:6.1f} us/req{note}{errors}",
+                        f"p99 {run.p99_ms:6.2f} ms  CPU {run.cpu_us:6.1f} us/req "
+                        f"(bg {run.bg_cpu_us:4.2f}){note}{errors}",
                         flush=True,
                     )
     if args.json:
