@@ -279,12 +279,14 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
         fields = stat.read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    main = seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
-    threads = 0.0
+    threads = main = 0.0
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError, ValueError):
-            threads += seconds(task / "stat")
-    return threads, max(threads - main, 0.0)
+        with contextlib.suppress(OSError, ValueError):  # a thread may end meanwhile
+            cpu = seconds(task / "stat")
+            threads += cpu
+            if task.name == str(pid):
+                main = cpu
+    return threads, threads - main
 
 
 def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, str]:
