@@ -261,14 +261,38 @@ def parse_wrk(output: str) -> Run:
 
 
 def wrk(url: str, seconds: int, args: argparse.Namespace) -> Run:
-    command = [
-        *niced(args), "taskset", "-c", str(args.wrk_core), "wrk", f"-t{args.threads}",
-        f"-c{args.connections}", f"-d{seconds}s", "--latency", url,
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"wrk failed: {result.stderr or result.stdout}")
-    return parse_wrk(result.stdout)
+    return wrk_all([url], seconds, args)[0]
+
+
+def wrk_all(urls: list[str], seconds: int, args: argparse.Namespace) -> list[Run]:
+    """One wrk per URL, all on wrk's core at the same time."""
+    processes = [
+        subprocess.Popen(
+            [
+                *niced(args),
+                "taskset",
+                "-c",
+                str(args.wrk_core),
+                "wrk",
+                f"-t{args.threads}",
+                f"-c{args.connections}",
+                f"-d{seconds}s",
+                "--latency",
+                url,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for url in urls
+    ]
+    runs = []
+    for process in processes:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            sys.exit(f"wrk failed: {stderr or stdout}")
+        runs.append(parse_wrk(stdout))
+    return runs
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -370,6 +394,45 @@ def run_instructions(args, hosted_dir: Path, sink_url: str) -> int:
     return 0
 
 
+def run_corun(args, hosted_dir: Path, sink_url: str) -> int:
+    """Every variant at once on the server core, each loaded by its own wrk.
+
+    The kernel shares the core fairly between the servers (each is its own session, so
+    its own scheduling group), so their throughputs stand in the ratio of their CPU costs
+    per request, and whatever else slows the machine slows them all at the same moment:
+    a cross-check of the alternated runs that other load barely moves.
+    """
+    others = [v for v in args.variants if v != "ours"]
+    if "ours" not in args.variants or not others:
+        sys.exit("--corun needs ours and at least one other variant")
+    ratios: dict[str, list[float]] = {v: [] for v in others}
+    for round_number in range(args.rounds):
+        with contextlib.ExitStack() as stack:
+            urls = [
+                stack.enter_context(serve(v, args, hosted_dir, sink_url))[0] for v in args.variants
+            ]
+            if args.warmup > 0:
+                wrk_all(urls, args.warmup, args)
+            runs = dict(zip(args.variants, wrk_all(urls, args.duration, args), strict=True))
+        line = "  ".join(f"{v} {run.rps:,.0f}" for v, run in runs.items())
+        for other in others:
+            ratios[other].append(runs["ours"].rps / runs[other].rps)
+        mine = "  ".join(f"ours/{o} {ratios[o][-1]:.3f}" for o in others)
+        print(f"[{round_number + 1}/{args.rounds}] req/s: {line}  |  {mine}", flush=True)
+    print()
+    print(
+        f"Co-run on core {args.server_core} ({stack_name(args)}), {args.rounds} round(s) of "
+        f"{args.duration:g} s: median of per-round ratios (lowest-highest)"
+    )
+    for other in others:
+        values = ratios[other]
+        print(
+            f"  ours / {other:<7} {statistics.median(values):6.3f}   "
+            f"({min(values):.3f}-{max(values):.3f})"
+        )
+    return 0
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -463,6 +526,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--instructions", action="store_true",
         help="instead of wrk, count instructions per request under valgrind (load-proof)",
     )  # fmt: skip
+    parser.add_argument(
+        "--corun", action="store_true",
+        help="run the variants at the same time on the server core, each with its own wrk "
+        "(a cross-check that other load on the machine barely moves)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every run to this file")
     args = parser.parse_args(argv)
     if args.quick:
@@ -485,6 +553,8 @@ def main(argv: list[str] | None = None) -> int:
         with sink(args) as sink_url:
             if args.instructions:
                 return run_instructions(args, hosted_dir, sink_url)
+            if args.corun:
+                return run_corun(args, hosted_dir, sink_url)
             for round_number in range(args.rounds):
                 # Rotate the order so no variant always runs first or after the same one.
                 shift = round_number % len(args.variants)
