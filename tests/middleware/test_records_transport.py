@@ -174,3 +174,21 @@ def test_created_at_across_seconds_and_out_of_order_records():
         expected = expected.replace(microsecond=expected.microsecond // 1000 * 1000)
         assert datetime.fromisoformat(row["created_at"]) == expected
         assert row["created_at"].endswith("+00:00") and row["response_time"] == 4
+
+
+def test_rows_in_a_row_that_differ_in_one_field_keep_their_own_values():
+    base = (5.0, 5.0021, "GET", "/same", 200, b"h", b"ua", "10.0.0.1", None)
+    changes = [{}, {4: 404}, {}, {7: "10.0.0.2"}, {8: "user"}, {6: None}, {2: "POST"}, {5: b"x"}]
+    records = []
+    for change in changes:
+        record = list(base)
+        for index, value in change.items():
+            record[index] = value
+        records.append(tuple(record))
+    rows = RowFormatter().to_rows(records, 1_764_218_711.0)
+    got = [(r["method"], r["status"], r["hostname"], r["user_agent"], r["ip_address"],
+            r["user_id"], r["response_time"]) for r in rows]  # fmt: skip
+    want = [(rec[2], rec[4], rec[5] and rec[5].decode(), rec[6] and rec[6].decode(), rec[7],
+             rec[8], 2) for rec in records]  # fmt: skip
+    assert got == want
+    assert len({r["created_at"] for r in rows}) == 1
