@@ -160,14 +160,13 @@ class Analytics:
 
         async def watch_send(message: Message) -> None:
             nonlocal status, finished
-            message_type = message["type"]
-            if message_type == "http.response.start":
-                status = message["status"]
-            elif message_type == "http.response.body":
-                if not message.get("more_body", False):
+            if status:
+                # After the start: the response ends with the first message that does
+                # not announce more body (the last body chunk, or a pathsend).
+                if not (finished or message.get("more_body")):
                     finished = perf_counter()
-            elif message_type == "http.response.pathsend":
-                finished = perf_counter()
+            elif message["type"] == "http.response.start":
+                status = message["status"]
             await send(message)
 
         try:

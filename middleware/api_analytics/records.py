@@ -98,9 +98,11 @@ class RowFormatter:
         self._heads[key] = head
         return head
 
-    def to_json(self, records: list[Record], clock_offset: float = 0.0, leading: str = "") -> str:
+    def to_json(
+        self, records: list[Record], clock_offset: float = 0.0, leading: str = "", closing: str = ""
+    ) -> str:
         """The records as JSON objects in the ingest row format, separated by commas,
-        after `leading`.
+        between `leading` and `closing`.
 
         `clock_offset` turns the records' perf_counter readings into wall-clock time:
         time() - perf_counter(), read when the batch is encoded.
@@ -150,6 +152,7 @@ class RowFormatter:
             append(stamp)
         if len(parts) > 1:
             parts[-1] = stamp[:-1]  # no comma after the last row
+        append(closing)
         return "".join(parts)
 
     def to_rows(self, records: list[Record], clock_offset: float = 0.0) -> list[dict[str, Any]]:
@@ -170,15 +173,15 @@ def _latin1(value: bytes) -> str:
     return value.decode("latin-1")
 
 
-def payload_frame(api_key: str, framework: str, privacy_level: int) -> tuple[bytes, bytes]:
-    """The bytes before and after the rows of an ingest body."""
+def payload_frame(api_key: str, framework: str, privacy_level: int) -> tuple[str, str]:
+    """The text before and after the rows of an ingest body."""
     key = encode_basestring(api_key)
     head = f'{{"api_key":{key},"framework":{encode_basestring(framework)},'
     head += f'"privacy_level":{int(privacy_level)},"requests":['
-    return head.encode("utf-8"), b"]}"
+    return head, "]}"
 
 
 def encode_payload(api_key: str, framework: str, privacy_level: int, rows: str) -> bytes:
     """The ingest body as compact UTF-8 JSON, from rows already encoded as JSON text."""
     head, tail = payload_frame(api_key, framework, privacy_level)
-    return head + rows.encode("utf-8", "replace") + tail
+    return (head + rows + tail).encode("utf-8", "replace")
