@@ -266,24 +266,10 @@ def wrk(url: str, seconds: int, args: argparse.Namespace) -> Run:
 
 def wrk_all(urls: list[str], seconds: int, args: argparse.Namespace) -> list[Run]:
     """One wrk per URL, all on wrk's core at the same time."""
+    command = [*niced(args), "taskset", "-c", str(args.wrk_core), "wrk", f"-t{args.threads}",
+               f"-c{args.connections}", f"-d{seconds}s", "--latency"]  # fmt: skip
     processes = [
-        subprocess.Popen(
-            [
-                *niced(args),
-                "taskset",
-                "-c",
-                str(args.wrk_core),
-                "wrk",
-                f"-t{args.threads}",
-                f"-c{args.connections}",
-                f"-d{seconds}s",
-                "--latency",
-                url,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )  # fmt: skip
+        subprocess.Popen([*command, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for url in urls
     ]
     runs = []
