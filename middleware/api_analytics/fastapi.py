@@ -169,22 +169,19 @@ class Analytics:
                 status = message["status"]
             await send(message)
 
+        failure = None
         try:
             await self.app(scope, receive, watch_send)
         except BaseException as exc:
-            if finished:  # the client got the whole response; a background task failed
-                self._record(scope, status, started, finished)
-            elif isinstance(exc, Exception):
-                self._record(scope, 500, started, perf_counter())
-            raise
-        self._record(scope, status or 500, started, finished or perf_counter())
+            if not finished:
+                if not isinstance(exc, Exception):
+                    raise  # cancelled before the response ended: nothing to record
+                status = 500  # the client gets a 500 (or a cut-off response)
+            failure = exc  # recorded below, then re-raised unchanged
 
-    def _record(self, scope: Scope, status: int, started: float, finished: float) -> None:
-        """Buffer one record; never lets a failure reach the host request.
-
-        The two perf_counter readings go into the record as they are: the flusher turns
-        them into created_at and response_time, off the request path.
-        """
+        # Recording, inlined rather than a method call: this runs for every request of
+        # the host API. The two perf_counter readings go into the record as they are:
+        # the flusher turns them into created_at and response_time, off the request path.
         try:
             host = agent = None
             for name, value in scope["headers"]:
@@ -207,15 +204,21 @@ class Analytics:
             user_id = None
             if self._custom:
                 path, host, agent, ip, user_id = self._map(scope, path, host, agent, ip)
-            record = (started, finished, scope["method"], path, status, host, agent, ip, user_id)
-            # Client.add, inlined: this runs for every request of the host API.
             buffer = self._buffer
-            client = self._client
-            if len(buffer) >= client._slow_at:  # type: ignore[union-attr]
-                client._add_slowly(buffer)  # type: ignore[union-attr]
-            buffer.append(record)
-        except Exception as exc:
+            # Client.add, inlined: one comparison guards the slow path.
+            if len(buffer) >= self._client._slow_at:
+                self._client._add_slowly(buffer)
+            buffer.append(
+                (started, finished or perf_counter(), scope["method"], path, status or 500,
+                 host, agent, ip, user_id)
+            )  # fmt: skip
+        except Exception as exc:  # never let recording break the host request
             self._warn_once("recording the request", type(exc).__name__)
+        if failure is not None:
+            try:
+                raise failure
+            finally:
+                failure = None  # no reference cycle through the traceback
 
     def _map(self, scope: Scope, path: Any, host: Any, agent: Any, ip: Any) -> tuple:
         """Apply the user's mappers; a failing one nulls its field and warns once."""

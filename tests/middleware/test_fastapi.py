@@ -223,6 +223,52 @@ def test_unhandled_exception_is_recorded_as_500_and_reraised(collector, run_app)
     assert len(caught) == 1 and caught[0] is app.state.raised[0]  # the very same exception
 
 
+class Boom(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    ("raised", "when", "recorded"),
+    [
+        (Boom, "before the response", 500),
+        (Boom, "mid-stream", 500),  # the client got a cut-off 201: logged as the failure
+        (Boom, "after the body", 201),  # a background task failed: the client got a 201
+        (asyncio.CancelledError, "before the response", None),  # nothing was answered
+        (asyncio.CancelledError, "after the body", 201),
+    ],
+)
+def test_an_exception_is_reraised_unchanged_and_logged_by_what_the_client_got(
+    collector, raised, when, recorded
+):
+    error = raised("from the app")
+
+    async def app(scope, receive, send):
+        if when != "before the response":
+            await send({"type": "http.response.start", "status": 201, "headers": []})
+            more = when == "mid-stream"
+            await send({"type": "http.response.body", "body": b"part", "more_body": more})
+        raise error
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        pass
+
+    scope = {"type": "http", "method": "GET", "path": "/fails", "headers": []}
+    scope |= {"client": ("192.0.2.1", 5000), "server": ("api.test", 80)}
+    middleware = Analytics(app, api_key="k", config=fast_config(collector.url))
+    with pytest.raises(raised) as info:
+        asyncio.run(middleware(scope, receive, send))
+    assert info.value is error
+
+    if recorded is None:
+        assert middleware._client.unsent == 0
+    else:
+        [row] = collector.wait_for_rows(1)
+        assert (row["path"], row["status"], row["hostname"]) == ("/fails", recorded, "api.test")
+
+
 def test_concurrent_requests_keep_their_own_status_timing_and_user(collector, run_app):
     config = fast_config(collector.url, max_batch=1000)
     config.get_user_id = lambda request: request.headers.get("X-AUTH-TOKEN")
