@@ -16,14 +16,13 @@ QUICK = {
     "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
     "middleware.py": ["--quick"],
-    "flusher.py": ["--quick"],
 }
 
 
 def main() -> int:
     quick = "--quick" in sys.argv[1:]
     failed = []
-    for script in ("ingest.py", "worker.py", "dashboard.py", "middleware.py", "flusher.py"):
+    for script in ("ingest.py", "worker.py", "dashboard.py", "middleware.py"):
         args = QUICK[script] if quick else []
         print(f"\n===== bench/{script} {' '.join(args)} =====", flush=True)
         if subprocess.call([sys.executable, str(HERE / script), *args]) != 0:

@@ -31,7 +31,7 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 GZIP_LEVEL = 1  # level 1 compresses request logs ~10x at a fraction of level 6's CPU
 GZIP_MEMLEVEL = 4  # half zlib's default hash table: a smaller cache footprint, same ratio
 LOG_EVERY = 60.0  # seconds between repeated warnings of the same kind
-ENCODE_CHUNK = 200  # records formatted and compressed at a time (see _encode)
+ENCODE_CHUNK = 1000  # records formatted and compressed in one stretch (see _encode)
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -267,10 +267,12 @@ class Client:
     def _encode(self, records: list[Record]) -> list[Batch]:
         """Format a batch as JSON and gzip it, splitting it if the body grows too large.
 
-        A batch goes ENCODE_CHUNK records at a time (about 37 kB of JSON), each chunk
-        compressed as soon as it is formatted: 7-10 % less CPU than the default batch
-        as one 185 kB text and its 185 kB of bytes (bench/flusher.py), and a small
-        footprint beside the host API's own working set.
+        The default batch (1,000 records) is formatted in one stretch and compressed in
+        one call: every zlib call hands the GIL to the event loop and takes it back, and
+        on a core shared with the event loop each hand-over cost the host more than the
+        latency it saved (measured with bench/middleware.py). Larger batches (max_batch
+        up to 5,000) go ENCODE_CHUNK records at a time, so a request waits behind about
+        half a millisecond of formatting at most.
         """
         head, tail = self._frame
         # Records hold perf_counter readings; the wall clock is read here, once a batch.
