@@ -13,6 +13,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -241,6 +242,19 @@ def test_connection_refused_means_retry():
         port = sock.getsockname()[1]  # bound, never listening: connections are refused
         outcome = post(Transport(f"http://127.0.0.1:{port}"))
     assert (outcome.kind, outcome.detail) == ("retry", "ConnectionRefusedError")
+
+
+def test_a_server_that_never_answers_times_out_and_means_retry():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()  # accepted by the kernel, never read or answered
+        client = Transport(f"http://127.0.0.1:{listener.getsockname()[1]}")
+        started = time.monotonic()
+        outcome = client.post(b"\x1f\x8b-gzip-bytes", "batch-1", timeout=0.3)
+        waited = time.monotonic() - started
+    assert (outcome.kind, outcome.detail) == ("retry", "TimeoutError")
+    assert 0.25 <= waited < 3
+    assert client._sock is None  # a connection in an unknown state is never reused
 
 
 def test_https_with_a_verified_certificate(tmp_path, monkeypatch):
