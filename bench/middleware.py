@@ -393,14 +393,16 @@ def run_corun(args, hosted_dir: Path, sink_url: str) -> int:
         sys.exit("--corun needs ours and at least one other variant")
     ratios: dict[str, list[float]] = {v: [] for v in others}
     for round_number in range(args.rounds):
+        # Start the servers and their wrk in a rotating order: the same code run in two
+        # slots (an A/A co-run) read 0.993, so the order may matter by that much.
+        shift = round_number % len(args.variants)
+        order = args.variants[shift:] + args.variants[:shift]
         with contextlib.ExitStack() as stack:
-            urls = [
-                stack.enter_context(serve(v, args, hosted_dir, sink_url))[0] for v in args.variants
-            ]
+            urls = [stack.enter_context(serve(v, args, hosted_dir, sink_url))[0] for v in order]
             if args.warmup > 0:
                 wrk_all(urls, args.warmup, args)
-            runs = dict(zip(args.variants, wrk_all(urls, args.duration, args), strict=True))
-        line = "  ".join(f"{v} {run.rps:,.0f}" for v, run in runs.items())
+            runs = dict(zip(order, wrk_all(urls, args.duration, args), strict=True))
+        line = "  ".join(f"{v} {runs[v].rps:,.0f}" for v in args.variants)
         for other in others:
             ratios[other].append(runs["ours"].rps / runs[other].rps)
         mine = "  ".join(f"ours/{o} {ratios[o][-1]:.3f}" for o in others)
