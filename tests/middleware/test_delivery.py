@@ -71,6 +71,32 @@ def test_outage_then_recovery_delivers_every_record_exactly_once(collector, run_
     assert running.thread.is_alive()
 
 
+def test_a_30_second_outage_loses_nothing_and_sends_nothing_twice(collector, run_app, caplog):
+    # The case, in real time: the server is gone for 30 s while traffic goes on.
+    # Backoff as shipped (1 s doubling with jitter), capped at 4 s to keep the test short.
+    config = {"max_batch": 8, "retry_backoff": 1.0, "retry_backoff_max": 4.0}
+    running = run_app(demo_app(collector.url, **config))
+    get_items(running, range(5))
+    collector.wait_for_rows(5)
+
+    collector.down()
+    back_at = time.monotonic() + 30
+    sent = 5
+    while time.monotonic() < back_at:
+        get_items(running, range(sent, sent + 7))
+        sent += 7
+        time.sleep(min(2.5, max(0.0, back_at - time.monotonic())))
+    assert len(collector.rows()) == 5
+    collector.up()
+    get_items(running, range(sent, sent + 3))
+    sent += 3
+
+    collector.wait_for_rows(sent, timeout=15)
+    settle()
+    assert item_numbers(collector.rows()) == list(range(sent))  # nothing lost, nothing twice
+    assert sum("unavailable" in m for m in messages(caplog)) == 1  # one warning, not one a try
+
+
 def test_429_retry_after_is_respected(collector, run_app):
     collector.answers.append(json_answer(429, {"message": "slow down"}, {"Retry-After": "1"}))
     running = run_app(demo_app(collector.url))
