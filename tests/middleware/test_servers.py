@@ -12,7 +12,6 @@ import textwrap
 import time
 
 import httpx
-import pytest
 
 from .conftest import MIDDLEWARE_DIR
 from .support import free_port
@@ -73,7 +72,6 @@ def test_gunicorn_with_uvicorn_workers(collector, tmp_path):
 
 
 def test_hypercorn(collector, tmp_path):
-    pytest.importorskip("hypercorn")
     port = free_port()
     process = serve(
         [sys.executable, "-m", "hypercorn", "served_app:app", "--bind", f"127.0.0.1:{port}"],
