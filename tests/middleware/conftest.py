@@ -9,7 +9,8 @@ import pytest
 
 # The hosted service's client (`fastapi-analytics`, kept for the benchmark) installs the
 # same import name, `api_analytics`; put our package first so the tests test ours.
-MIDDLEWARE_DIR = str(Path(__file__).resolve().parents[2] / "middleware")
+ROOT = Path(__file__).resolve().parents[2]  # the project
+MIDDLEWARE_DIR = str(ROOT / "middleware")
 if sys.path[0] != MIDDLEWARE_DIR:
     sys.path.insert(0, MIDDLEWARE_DIR)
 for _name in [m for m in sys.modules if m == "api_analytics" or m.startswith("api_analytics.")]:

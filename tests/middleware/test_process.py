@@ -7,15 +7,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import httpx
 
-from .conftest import MIDDLEWARE_DIR
-from .support import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from .conftest import MIDDLEWARE_DIR, ROOT
+from .support import free_port, wait_until_serving
 
 
 def python(script: str, *args: str, **kwargs) -> subprocess.Popen:
@@ -28,18 +24,6 @@ def python(script: str, *args: str, **kwargs) -> subprocess.Popen:
         text=True,
         **kwargs,
     )
-
-
-def wait_until_serving(url: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[0]
-        try:
-            httpx.get(url + "/openapi.json", timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise AssertionError("the app did not start")
 
 
 def test_exit_flushes_when_the_server_runs_without_lifespan(collector):

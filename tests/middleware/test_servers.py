@@ -13,9 +13,8 @@ import time
 
 import httpx
 
-from .conftest import MIDDLEWARE_DIR
-from .support import free_port
-from .test_process import ROOT, wait_until_serving
+from .conftest import MIDDLEWARE_DIR, ROOT
+from .support import free_port, wait_until_serving
 
 APP_MODULE = """
     import os
