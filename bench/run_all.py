@@ -15,6 +15,7 @@ QUICK = {
     "ingest.py": ["--quick"],
     "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
+    "data_pages.py": ["--rows", "200000", "--repeats", "2"],
     "middleware.py": ["--quick"],
 }
 
@@ -22,7 +23,7 @@ QUICK = {
 def main() -> int:
     quick = "--quick" in sys.argv[1:]
     failed = []
-    for script in ("ingest.py", "worker.py", "dashboard.py", "middleware.py"):
+    for script in ("ingest.py", "worker.py", "dashboard.py", "data_pages.py", "middleware.py"):
         args = QUICK[script] if quick else []
         print(f"\n===== bench/{script} {' '.join(args)} =====", flush=True)
         if subprocess.call([sys.executable, str(HERE / script), *args]) != 0:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import Text, and_, cast, delete, func, select, tuple_
+from sqlalchemy import Integer, Text, and_, cast, delete, func, literal_column, select, tuple_
 
 from server.db import as_utc, is_postgres
 from server.models import api_keys, ingest_batches, key_tables, requests, user_agents
@@ -151,18 +151,21 @@ def fetch_page_json(
     """
     conds = _page_conditions(conn, filters, page, page_size)
     if conds is None:
-        return (json.dumps([list(COLUMNS)]) if compact else "[]"), 0
+        return (json.dumps([list(COLUMNS)], separators=(",", ":")) if compact else "[]"), 0
     values = _json_values(conn)
-    if compact:
-        expr = _json_array(conn)(*values)
+    if not is_postgres(conn):
+        pairs = [x for pair in zip(COLUMNS, values, strict=True) for x in pair]
+        expr = func.json_array(*values) if compact else func.json_object(*pairs)
+    elif compact:
+        # PostgreSQL writes `[a, b, ...]`. Spelled out like the objects below, the arrays
+        # came out without the spaces but about 30 % slower, so the spaces stay.
+        expr = cast(func.json_build_array(*values), Text)
     else:
-        expr = _json_object(conn)(*[x for pair in zip(COLUMNS, values, strict=True) for x in pair])
-    if is_postgres(conn):
-        expr = cast(expr, Text)  # the text as PostgreSQL wrote it, not parsed by psycopg
+        expr = _pg_json_object(values, COLUMNS)
     texts = conn.execute(_page_query([expr], conds, page_size)).scalars().all()
     count = len(texts)
     if compact:
-        texts.insert(0, json.dumps(list(COLUMNS)))
+        texts.insert(0, json.dumps(list(COLUMNS), separators=(",", ":")))
     return "[" + ",".join(texts) + "]", count
 
 
@@ -179,12 +182,27 @@ def _json_values(conn) -> list:
     return values
 
 
-def _json_object(conn):
-    return func.json_build_object if is_postgres(conn) else func.json_object
+def _pg_json_object(values: list, names: tuple[str, ...]):
+    """One row as a compact JSON object with these keys: `{"key":value,...}`.
+
+    Spelled out as `to_json` of each value between constant key strings:
+    json_build_object writes `{"key" : value, ...}`, 14 % wider (16.8 MB against 14.7 a
+    50,000-row page) and slower to build (0.18 s against 0.21-0.24 s in EXPLAIN ANALYZE;
+    the whole fetch 1.2-1.3 x faster over 2 M rows, `bench/data_pages.py`).
+    """
+    pieces = []
+    for index, (name, value) in enumerate(zip(names, values, strict=True)):
+        pieces.append(_sql_text(("{" if index == 0 else ",") + json.dumps(name) + ":"))
+        # A number's JSON is its text; to_json is for strings (quotes and escapes).
+        as_json = cast(value, Text) if isinstance(value.type, Integer) else func.to_json(value)
+        pieces.append(func.coalesce(cast(as_json, Text), _sql_text("null")))
+    pieces.append(_sql_text("}"))
+    return func.concat(*pieces)
 
 
-def _json_array(conn):
-    return func.json_build_array if is_postgres(conn) else func.json_array
+def _sql_text(value: str):
+    """A text constant written into the statement (only our own keys and punctuation)."""
+    return literal_column("'" + value.replace("'", "''") + "'", Text)
 
 
 def _format(row) -> tuple:

@@ -114,6 +114,28 @@ def test_compact_answers_columns_then_values(loaded):
     assert body[1][2] == "/v1/users/7"
 
 
+@pytest.mark.parametrize("compact", [False, True])
+def test_pages_are_compact_json_that_keeps_every_character(stack, compact):
+    """The page is the database's own JSON text: compact, and exact for awkward strings."""
+    import json
+
+    key = stack.new_key()
+    awkward = 'q"uote \\back/slash é ☃ 😀 tab\t new\nline \u2028 \u0001'
+    rows = [row(path="/" + awkward, user_id=awkward, user_agent=None, ip_address=None)]
+    assert post_batch(stack.client, key, rows).status_code == 201
+    stack.process_jobs()
+    response = get(stack, key, "?compact=true" if compact else "")
+    body = response.get_data(as_text=True)
+    parsed = json.loads(body)
+    if not compact or stack.backend == "sqlite":  # PostgreSQL writes arrays as `[a, b]`
+        assert body == json.dumps(parsed, separators=(",", ":"), ensure_ascii=False)
+    values = dict(zip(parsed[0], parsed[1], strict=True)) if compact else parsed[0]
+    assert values["path"] == "/" + awkward
+    assert values["user_id"] == awkward
+    assert values["user_agent"] is None and values["ip_address"] is None
+    assert values["status"] == 200 and values["response_time"] == 12
+
+
 @pytest.mark.parametrize(
     ("query", "names"),
     [
