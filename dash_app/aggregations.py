@@ -5,14 +5,12 @@ Plain functions with no I/O, so each is unit-tested on small frames with known a
 
 from __future__ import annotations
 
-import fnmatch
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 
-from server.models import HIST_COLUMNS
-from worker.rollups import EXACT_BUCKETS, HIST_LOWER, HIST_UPPER, api_version
+from server.rules import HIST_LOWER, HIST_UPPER
 
 PERCENTILES = (25, 50, 75, 95, 99)
 TOP_ENDPOINTS = 50
@@ -20,40 +18,7 @@ STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx")
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-# --- histograms and percentiles --------------------------------------------------------------
-
-
-def histogram(df: pd.DataFrame) -> np.ndarray:
-    """The summed 64-bucket response-time histogram of a frame with h00..h63 columns."""
-    if df.empty:
-        return np.zeros(len(HIST_COLUMNS), dtype=np.int64)
-    return df[list(HIST_COLUMNS)].fillna(0).to_numpy(dtype=np.int64).sum(axis=0)
-
-
-def percentile(hist: np.ndarray, p: float) -> float | None:
-    """The p-th percentile (0-100) estimated from a histogram; None when it is empty.
-
-    Buckets below 16 ms hold one value each, so they answer exactly; wider buckets
-    interpolate linearly between their bounds (error below the bucket's ~33 % width).
-    """
-    total = int(hist.sum())
-    if total == 0:
-        return None
-    rank = p / 100 * total
-    cumulative = np.cumsum(hist)
-    index = int(np.searchsorted(cumulative, rank, side="left"))
-    index = min(index, len(hist) - 1)
-    if index < EXACT_BUCKETS:
-        return float(HIST_LOWER[index])
-    before = cumulative[index - 1] if index else 0
-    inside = hist[index]
-    fraction = (rank - before) / inside if inside else 0.0
-    low, high = HIST_LOWER[index], HIST_UPPER[index]
-    return float(low + (high - low) * fraction)
-
-
-def percentiles(hist: np.ndarray, ps=PERCENTILES) -> dict[int, float | None]:
-    return {p: percentile(hist, p) for p in ps}
+# --- histograms ------------------------------------------------------------------------------
 
 
 def histogram_bars(hist: np.ndarray) -> pd.DataFrame:
@@ -72,6 +37,17 @@ def histogram_bars(hist: np.ndarray) -> pd.DataFrame:
 
 def _ms(value: int) -> str:
     return f"{value / 1000:.3g} s" if value >= 1000 else f"{value} ms"
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+def buckets(traffic: pd.DataFrame, step: int) -> pd.DataFrame:
+    """[bucket, n, n_ok] per activity bucket (traffic comes per hour or five minutes)."""
+    if traffic.empty:
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in ("bucket", "n", "n_ok")})
+    frame = traffic.assign(bucket=traffic["t"] - traffic["t"] % step)
+    return frame.groupby("bucket", as_index=False)[["n", "n_ok"]].sum()
 
 
 # --- summary ---------------------------------------------------------------------------------
@@ -111,97 +87,78 @@ def status_codes(by_status: pd.DataFrame) -> pd.DataFrame:
 def activity(
     by_bucket: pd.DataFrame,
     users: pd.DataFrame,
+    latency: pd.DataFrame,
     since: int | None,
     until: int,
     step: int,
 ) -> pd.DataFrame:
-    """[time, requests, users, success_rate, p50, p95]: every bucket of the window, gaps as 0."""
+    """[time, requests, users, success_rate, p50, p95]: every bucket of the window, gaps as 0.
+
+    `by_bucket` is [bucket, n, n_ok], `users` [bucket, users], `latency` [bucket, p50, p95].
+    """
     columns = ["time", "requests", "users", "success_rate", "p50", "p95"]
     if by_bucket.empty:
         return pd.DataFrame(columns=columns)
     start = since if since is not None else int(by_bucket["bucket"].min())
     start -= start % step
-    buckets = np.arange(start, until, step, dtype=np.int64)
-    frame = by_bucket.set_index("bucket").reindex(buckets, fill_value=0)
-    hist = frame[list(HIST_COLUMNS)].fillna(0).to_numpy(dtype=np.int64)
+    index = np.arange(start, until, step, dtype=np.int64)
+    frame = by_bucket.set_index("bucket").reindex(index, fill_value=0)
     n = frame["n"].to_numpy(dtype=np.int64)
     ok = frame["n_ok"].to_numpy(dtype=np.int64)
-    user_counts = (
-        users.set_index("bucket")["users"].reindex(buckets, fill_value=0)
-        if not users.empty
-        else pd.Series(0, index=buckets)
-    )
+
+    def series(df: pd.DataFrame, column: str, fill):
+        if df.empty:
+            return pd.Series(fill, index=index)
+        return df.set_index("bucket")[column].reindex(index, fill_value=fill)
+
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(n > 0, ok / np.maximum(n, 1) * 100, np.nan)
     return pd.DataFrame(
         {
-            "time": [datetime.fromtimestamp(int(b), UTC) for b in buckets],
+            "time": [datetime.fromtimestamp(int(b), UTC) for b in index],
             "requests": n,
-            "users": user_counts.to_numpy(dtype=np.int64),
+            "users": series(users, "users", 0).to_numpy(dtype=np.int64),
             "success_rate": rate,
-            "p50": [percentile(h, 50) for h in hist],
-            "p95": [percentile(h, 95) for h in hist],
+            "p50": series(latency, "p50", np.nan).to_numpy(dtype=float),
+            "p95": series(latency, "p95", np.nan).to_numpy(dtype=float),
         }
     )
 
 
-def hour_of_day(by_hour: pd.DataFrame) -> pd.DataFrame:
-    """[hour, n] for hours 0-23 (UTC), from [hour, n] rows."""
+def hour_of_day(traffic: pd.DataFrame) -> pd.DataFrame:
+    """[hour, n] for hours 0-23 (UTC)."""
     hours = pd.DataFrame({"hour": range(24)})
-    counts = by_hour.groupby("hour")["n"].sum() if not by_hour.empty else {}
+    if traffic.empty:
+        return hours.assign(n=0)
+    counts = traffic.assign(hour=traffic["t"] // 3600 % 24).groupby("hour")["n"].sum()
     return hours.assign(n=hours["hour"].map(counts).fillna(0).astype("int64"))
 
 
-def hours_from_buckets(by_bucket: pd.DataFrame) -> pd.DataFrame:
-    """[hour, n] from activity buckets of an hour or less."""
-    if by_bucket.empty:
-        return pd.DataFrame({"hour": [], "n": []}, dtype="int64")
-    return pd.DataFrame({"hour": by_bucket["bucket"] // 3600 % 24, "n": by_bucket["n"]})
-
-
-def day_of_week(by_bucket: pd.DataFrame) -> pd.DataFrame:
-    """[weekday, day, n] Monday first, from activity buckets of a day or less.
-
-    1970-01-01 (epoch day 0) was a Thursday, weekday 3.
-    """
+def day_of_week(traffic: pd.DataFrame) -> pd.DataFrame:
+    """[weekday, day, n] Monday first. 1970-01-01 (epoch day 0) was a Thursday, weekday 3."""
     days = pd.DataFrame({"weekday": range(7), "day": WEEKDAYS})
-    if by_bucket.empty:
+    if traffic.empty:
         return days.assign(n=0)
-    weekday = (by_bucket["bucket"] // 86400 + 3) % 7
-    counts = by_bucket.assign(weekday=weekday).groupby("weekday")["n"].sum()
+    counts = traffic.assign(weekday=(traffic["t"] // 86400 + 3) % 7).groupby("weekday")["n"].sum()
     return days.assign(n=days["weekday"].map(counts).fillna(0).astype("int64"))
 
 
 # --- endpoints and versions ------------------------------------------------------------------
 
 
-def hide_endpoints(df: pd.DataFrame, patterns) -> pd.DataFrame:
-    """Drop endpoints whose path (or 'METHOD path') matches a `*` wildcard pattern."""
-    patterns = [p for p in patterns if p]
-    if df.empty or not patterns:
-        return df
-
-    def hidden(method: str, path: str) -> bool:
-        label = f"{method} {path}"
-        return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(label, p) for p in patterns)
-
-    mask = [not hidden(m, e) for m, e in zip(df["method"], df["endpoint"], strict=True)]
-    return df[mask]
-
-
 def endpoint_table(df: pd.DataFrame, status_class: str | None = None) -> pd.DataFrame:
     """[endpoint, method, path, n, errors, error_rate, mean_rt] top 50 by requests.
 
-    `status_class` ('2xx'...) keeps only that class's requests (the panel's tabs).
+    `df` is [method, endpoint, status_class (1-5), n, rt_sum]; `status_class` ('2xx'...)
+    keeps only that class's requests (the panel's tabs).
     """
     columns = ["endpoint", "method", "path", "n", "errors", "error_rate", "mean_rt"]
     if df.empty:
         return pd.DataFrame(columns=columns)
     rows = df
     if status_class:
-        low = int(status_class[0]) * 100
-        rows = df[(df["status"] >= low) & (df["status"] < low + 100)]
-    rows = rows.assign(errors=np.where(rows["status"] >= 400, rows["n"], 0))
+        rows = df[df["status_class"] == int(status_class[0])]
+    rows = rows.assign(errors=np.where(rows["status_class"] >= 4, rows["n"], 0))
     grouped = rows.groupby(["method", "endpoint"], as_index=False)[["n", "errors", "rt_sum"]].sum()
     grouped = grouped[grouped["n"] > 0]
     grouped["error_rate"] = grouped["errors"] / grouped["n"] * 100
@@ -213,13 +170,11 @@ def endpoint_table(df: pd.DataFrame, status_class: str | None = None) -> pd.Data
 
 
 def versions(df: pd.DataFrame) -> pd.DataFrame:
-    """[version, n]: requests per API version parsed from the path ('' when none)."""
+    """[version, n] busiest first; requests without a version are the '' row."""
     if df.empty:
         return pd.DataFrame(columns=["version", "n"])
-    version = df["endpoint"].map(api_version)
-    out = df.assign(version=version).groupby("version", as_index=False)["n"].sum()
-    out = out[out["version"] != ""]
-    return out.sort_values(["n", "version"], ascending=[False, True]).reset_index(drop=True)
+    out = df[df["n"] > 0].sort_values(["n", "version"], ascending=[False, True])
+    return out[["version", "n"]].reset_index(drop=True)
 
 
 # --- dimensions ------------------------------------------------------------------------------

@@ -211,13 +211,15 @@ def world_map(df: pd.DataFrame) -> go.Figure:
     return _figure([trace], 300, geo=geo)
 
 
-def pie(df: pd.DataFrame, label: str = "value", value: str = "n") -> go.Figure:
+def pie(
+    df: pd.DataFrame, label: str = "value", value: str = "n", unknown: str = "Unknown"
+) -> go.Figure:
     if _empty(df, value):
         return empty_figure()
     labels = df[label].astype(str).tolist()
     trace = {
         "type": "pie",
-        "labels": [v or "Unknown" for v in labels],
+        "labels": [v or unknown for v in labels],
         "values": df[value].tolist(),
         "customdata": labels,
         "hole": 0.5,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
-from worker.rollups import DAY, GRAIN_DAY, GRAIN_HOUR, HOUR
+from server.rules import DAY, HOUR
 
 # period -> (label, days); None is all time.
 PERIODS = {
@@ -46,9 +46,6 @@ TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 # URL flags: the two path options are on by default, so the URL names their opposite.
 URL_FLAGS = ("no404", "nobots", "params", "ids")
 FIVE_MINUTES = 300
-# Filters that need raw rows read at most about this many of them: a long period is cut
-# to its most recent days that hold this many requests (see queries.raw_earliest).
-RAW_ROW_BUDGET = 250_000
 
 
 @dataclass(frozen=True)
@@ -142,13 +139,8 @@ class Filters:
         )
 
     @property
-    def needs_raw(self) -> bool:
-        """A click the rollups cannot cross with every panel (anything but status)."""
-        return any(dim not in ("status", "status_class") for dim, _v in self.clicks)
-
-    @property
     def templates(self) -> bool:
-        """True when endpoint labels are exactly the rollups' templates."""
+        """True when endpoint labels are the stored templates (the default view)."""
         return not self.keep_params and not self.keep_ids
 
 
@@ -162,7 +154,6 @@ class Window:
 
     since: int | None
     until: int
-    grain: int  # the rollup grain that tiles the window
     step: int  # the activity chart's bucket, in seconds
     shown_until: int
 
@@ -186,24 +177,11 @@ def window_for(period: str, now: datetime | None = None) -> Window:
     hour_end = ts - ts % HOUR + HOUR
     day_end = ts - ts % DAY + DAY
     if days == 1:
-        return Window(hour_end - DAY, hour_end, GRAIN_HOUR, FIVE_MINUTES, hour_end)
+        return Window(hour_end - DAY, hour_end, FIVE_MINUTES, hour_end)
     if days is not None and days <= 7:
-        return Window(day_end - days * DAY, day_end, GRAIN_HOUR, HOUR, hour_end)
+        return Window(day_end - days * DAY, day_end, HOUR, hour_end)
     since = None if days is None else day_end - days * DAY
-    return Window(since, day_end, GRAIN_DAY, DAY, day_end)
-
-
-def bounded(window: Window, earliest: int | None) -> Window:
-    """The window from day `earliest` on, when that cuts a day-grain window short."""
-    if earliest is None or window.grain != GRAIN_DAY:
-        return window
-    if window.since is not None and window.since >= earliest:
-        return window
-    return replace(window, since=earliest)
-
-
-def days_shown(window: Window) -> int:
-    return max(1, (window.until - (window.since or 0)) // DAY)
+    return Window(since, day_end, DAY, day_end)
 
 
 def status_class_range(value: str) -> tuple[int, int] | None:

@@ -6,17 +6,16 @@ benchmark times exactly what a user waits for.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
 
 from dash_app import aggregations as agg
-from dash_app import figures
-from dash_app import queries as q
+from dash_app import figures, stats
 from dash_app.countries import name_of
-from dash_app.filters import Filters, Window, bounded, window_for
+from dash_app.filters import Filters, Window, window_for
+from dash_app.stats import latency
 
 
 @dataclass
@@ -32,7 +31,7 @@ class Overview:
     activity: pd.DataFrame
     hours: pd.DataFrame
     weekdays: pd.DataFrame
-    endpoints: pd.DataFrame  # [method, endpoint, status, n, rt_sum] after hiding
+    endpoints: pd.DataFrame  # [method, endpoint, status_class, n, rt_sum]
     versions: pd.DataFrame
     locations: pd.DataFrame
     browsers: pd.DataFrame
@@ -40,94 +39,45 @@ class Overview:
     devices: pd.DataFrame
     top_users: pd.DataFrame
     hostnames: list[str]
-    # True when a click filter made the refresh read raw rows from part of the period.
-    bounded: bool = False
-    # True when the endpoints (keeping ids or query strings) come from part of the period.
-    endpoints_bounded: bool = False
 
     @property
     def empty(self) -> bool:
         return not self.summary["requests"]
 
 
-# Panels' queries run side by side on their own connections (psycopg releases the GIL
-# while PostgreSQL works); one small pool per process bounds the connections they take.
-PARALLEL_QUERIES = 4
-_pool = ThreadPoolExecutor(max_workers=PARALLEL_QUERIES, thread_name_prefix="panels")
+def compute(key_id: int, filters: Filters, now: datetime | None = None) -> Overview:
+    """Ask every panel's question over one snapshot (dash_app.stats), then shape the answers.
 
-
-def _queries(key_id: int, window: Window) -> dict:
-    previous = window.previous
-    return {
-        "by_status": q.by_status,
-        "previous": (lambda s: q.total_requests(s.at(previous))) if previous else None,
-        "by_bucket": q.by_bucket,
-        "users_by_bucket": q.users_by_bucket,
-        # Buckets of an hour or less already give the hours of day.
-        "by_hour": q.by_hour if window.step == 86400 else None,
-        "endpoints": q.endpoints,
-        "locations": q.locations,
-        "clients": q.clients,
-        "users": q.distinct_users,
-        "top_users": q.top_users,
-        "hostnames": lambda s: q.hostnames(s.conn, key_id),
-    }
-
-
-def compute(engine, key_id: int, filters: Filters, now: datetime | None = None) -> Overview:
-    """Run every panel's query (in parallel) and shape the results.
-
-    A click on anything but a status needs raw rows for some panels (users, and the
-    breakdowns by the other dimensions); when the period holds more than RAW_ROW_BUDGET
-    requests, such a view covers its most recent days that fit, for every panel alike,
-    and says so.
+    Every panel reads the same rows under the same WHERE clause, so they agree.
     """
-    full = window_for(filters.period, now)
-    window = full
-    if filters.needs_raw:
-        with engine.connect() as conn:
-            window = bounded(full, q.raw_earliest(conn, key_id, full))
-    paths = None
-    if {"endpoint", "version"} & set(filters.click):
-        with engine.connect() as conn:
-            paths = q.matching_paths(q.Scope(conn, key_id, filters, window))
-
-    def run(query):
-        if query is None:
-            return None
-        with engine.connect() as conn:
-            return query(q.Scope(conn, key_id, filters, window, paths))
-
-    tasks = _queries(key_id, window)
-    r = dict(zip(tasks, _pool.map(run, tasks.values()), strict=True))
-    # The activity buckets tile the window, so their histograms sum to the period's.
-    hist = agg.histogram(r["by_bucket"])
-    endpoints = agg.hide_endpoints(r["endpoints"], filters.hidden)
-    clients = r["clients"]
+    window = window_for(filters.period, now)
+    a = stats.answer(key_id, filters, window)
+    parts, clients = a.parts, a.clients
     return Overview(
         window=window,
-        summary=agg.summary(r["by_status"], r["previous"]),
-        users=r["users"],
-        percentiles=agg.percentiles(hist),
-        histogram=agg.histogram_bars(hist),
-        status_codes=agg.status_codes(r["by_status"]),
+        summary=agg.summary(parts.by_status, a.previous_total),
+        users=a.users.distinct,
+        percentiles=latency.percentiles(a.latency, agg.PERCENTILES),
+        histogram=agg.histogram_bars(latency.display_histogram(a.latency)),
+        status_codes=agg.status_codes(parts.by_status),
         activity=agg.activity(
-            r["by_bucket"], r["users_by_bucket"], window.since, window.shown_until, window.step
+            agg.buckets(parts.traffic, window.step),
+            a.users.per_bucket,
+            latency.per_bucket(a.latency),
+            window.since,
+            window.shown_until,
+            window.step,
         ),
-        hours=agg.hour_of_day(
-            r["by_hour"] if r["by_hour"] is not None else agg.hours_from_buckets(r["by_bucket"])
-        ),
-        weekdays=agg.day_of_week(r["by_bucket"]),
-        endpoints=endpoints,
-        versions=agg.versions(endpoints),
-        locations=agg.ranked(r["locations"], "location"),
+        hours=agg.hour_of_day(parts.traffic),
+        weekdays=agg.day_of_week(parts.traffic),
+        endpoints=parts.endpoints,
+        versions=agg.versions(parts.versions),
+        locations=agg.ranked(parts.locations, "location"),
         browsers=agg.ranked(clients, "browser", 15),
         systems=agg.ranked(clients, "os", 15),
         devices=agg.ranked(clients, "device"),
-        top_users=agg.top_users(r["top_users"]),
-        hostnames=r["hostnames"],
-        bounded=window != full,
-        endpoints_bounded=bool(r["endpoints"].attrs.get("bounded")),
+        top_users=agg.top_users(a.users.top),
+        hostnames=a.hostnames,
     )
 
 
@@ -142,7 +92,7 @@ def render(data: Overview) -> dict:
         "activity": figures.activity(data.activity),
         "histogram": figures.response_histogram(data.histogram),
         "status_codes": figures.status_codes(data.status_codes),
-        "versions": figures.pie(data.versions, "version"),
+        "versions": figures.pie(data.versions, "version", unknown="No version"),
         "map": figures.world_map(data.locations),
         "countries": figures.bars(
             countries.assign(label=countries["value"].map(name_of)),
@@ -179,7 +129,7 @@ def render(data: Overview) -> dict:
     }
 
 
-def refresh(engine, key_id: int, filters: Filters, now: datetime | None = None):
+def refresh(key_id: int, filters: Filters, now: datetime | None = None):
     """One full overview refresh: queries, shaping and figures."""
-    data = compute(engine, key_id, filters, now)
+    data = compute(key_id, filters, now)
     return data, render(data)

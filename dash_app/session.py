@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_session", __name__)
 SESSION_KEY = "dashboard_key_id"
 DEMO_PREFIX = "demo"
-EXPORT_LIMIT = 1_000_000
 
 
 def demo_key_id(conn) -> int | None:
@@ -91,9 +90,9 @@ def _safe_query(value: str) -> str:
 @bp.get("/dashboard/export.csv")
 def export_csv():
     """The overview's filtered raw rows, newest first, as CSV (streamed)."""
-    from dash_app.filters import Filters, window_for
-    from dash_app.queries import Scope, export_rows
-    from server.requests_query import COLUMNS
+    from dash_app.filters import Filters
+    from dash_app.stats.rows import export_rows
+    from server.lake.rows import COLUMNS
 
     filters = Filters.from_query(request.query_string.decode("utf-8", "replace"))
     demo = request.args.get("demo") == "1"
@@ -107,14 +106,12 @@ def export_csv():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(COLUMNS)
-        with engine.connect() as conn:
-            scope = Scope(conn, key_id, filters, window_for(filters.period))
-            for i, row in enumerate(export_rows(scope, EXPORT_LIMIT)):
-                writer.writerow(row)
-                if i % 1000 == 999:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
+        for i, row in enumerate(export_rows(key_id, filters)):
+            writer.writerow(row)
+            if i % 1000 == 999:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
         yield buffer.getvalue()
 
     name = f"api-analytics-{filters.period}.csv"

@@ -56,6 +56,22 @@ class Config:
     MONITOR_TIMEOUT_SECONDS: int = 10
     SWEEP_AFTER_SECONDS: int = 60
     ADMIN_TOKEN: str = ""
+    # The columnar store (server.lake): a directory (default DATA_DIR/lake) or s3://bucket/prefix.
+    LAKE_URL: str = ""
+    S3_ENDPOINT_URL: str = ""
+    S3_ACCESS_KEY_ID: str = ""
+    S3_SECRET_ACCESS_KEY: str = ""
+    S3_REGION: str = "us-east-1"
+    # Hot rows are exported to the store once this many wait, or the oldest is this old.
+    LAKE_EXPORT_ROWS: int = 100_000
+    LAKE_EXPORT_SECONDS: int = 10
+    # Files replaced by compaction, and exported hot rows, stay readable this long.
+    LAKE_GRACE_SECONDS: int = 120
+    # Compaction merges a month's small files into files of up to this many rows.
+    LAKE_FILE_ROWS: int = 4_000_000
+    # The engine (DuckDB) of each process: memory it may hold (it spills beyond) and threads.
+    ENGINE_MEMORY_MB: int = 256
+    ENGINE_THREADS: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
     extra: dict = field(default_factory=dict)
@@ -105,6 +121,8 @@ class Config:
             data_dir.mkdir(parents=True, exist_ok=True)
             self.DATABASE_URL = f"sqlite:///{data_dir / 'analytics.db'}"
         self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
+        if not self.LAKE_URL:
+            self.LAKE_URL = str(data_dir / "lake")
         if not self.GEOIP_DB:
             candidate = data_dir / DEFAULT_GEOIP
             self.GEOIP_DB = str(candidate) if candidate.exists() else ""
@@ -118,6 +136,9 @@ class Config:
             "DATA_PAGE_SIZE",
             "RETENTION_DAYS",
             "MONITOR_INTERVAL_SECONDS",
+            "LAKE_EXPORT_ROWS",
+            "LAKE_FILE_ROWS",
+            "ENGINE_MEMORY_MB",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")

@@ -129,3 +129,10 @@ def copy_rows(conn, table: str, columns, rows) -> None:
     with copy_into(conn, table, columns) as copy:
         for row in rows:
             copy.write_row(row)
+
+
+def write_lock(conn) -> None:
+    """SQLite: take the database's write lock now (a write statement that changes
+    nothing), so what this transaction reads next cannot change before it commits."""
+    if not is_postgres(conn):
+        conn.exec_driver_sql("DELETE FROM lake_state WHERE id < 0")

@@ -1,8 +1,8 @@
 """The demo key's data: ~90 days of realistic traffic, through the same writers as real rows.
 
 Rows are generated already enriched (the country stored directly, user agents resolved
-through worker.useragent) and written with worker.enrich.store_enriched: the same
-writes as a batch, one transaction per chunk, then the rollup refresh the worker runs.
+through server.useragents) and written with worker.enrich.store_enriched: the same
+writes as a batch, one transaction per chunk, then an export to the columnar store.
 Running it again tops the demo up to the current time, so /dashboard/demo stays live.
 """
 
@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta
 import click
 from sqlalchemy import func, select
 
+from server import useragents as useragent
 from server.auth import create_key
-from server.db import as_utc
-from server.models import api_keys, requests
-from worker import useragent
-from worker.enrich import EnrichedRow, store_enriched
+from server.models import api_keys, lake_files, requests
+from worker.enrich import build_row, store_enriched
 
 log = logging.getLogger(__name__)
 DAYS = 90
@@ -217,7 +216,7 @@ def generate_hour(
     start: datetime,
     end: datetime,
     origin: datetime,
-) -> list[EnrichedRow]:
+) -> list[tuple]:
     """Enriched rows for [start, end) (within one hour), at the demo's rate."""
     span = (end - start).total_seconds()
     expected = hourly_rate(start, origin) * span / 3600
@@ -236,7 +235,7 @@ def generate_rows(
     start: datetime,
     span: float,
     count: int,
-) -> list[EnrichedRow]:
+) -> list[tuple]:
     """`count` enriched rows spread over `span` seconds from `start`."""
     cumulative = list(itertools.accumulate(u.weight for u in users))
     chosen_users = rng.choices(users, cum_weights=cumulative, k=count)
@@ -253,7 +252,7 @@ def generate_rows(
         elif status in (401, 404, 429, 304):
             rt = rt / 4
         rows.append(
-            EnrichedRow(
+            build_row(
                 key_id,
                 start + timedelta(seconds=rng.random() * span),
                 user.host,
@@ -263,9 +262,9 @@ def generate_rows(
                 max(0, round(rt)),
                 user.ip,
                 user.country,
-                agent.id,
                 user.user_id,
                 "FastAPI",
+                user.agent,
                 agent.browser,
                 agent.os,
                 agent.device,
@@ -283,10 +282,15 @@ def demo_key(conn) -> int | None:
 
 
 def latest_row(conn, key_id: int) -> datetime | None:
-    found = conn.execute(
+    """The newest stored request of the key (hot or in the store's files)."""
+    in_files = conn.execute(
+        select(func.max(lake_files.c.max_us)).where(lake_files.c.key_id == key_id)
+    ).scalar()
+    hot = conn.execute(
         select(func.max(requests.c.created_at)).where(requests.c.key_id == key_id)
     ).scalar()
-    return as_utc(found)
+    newest = max((v for v in (in_files, hot) if v is not None), default=None)
+    return None if newest is None else datetime.fromtimestamp(newest / 1_000_000, UTC)
 
 
 def seed_demo(
@@ -319,7 +323,7 @@ def seed_demo(
         cursor = hour_end
     rng = random.Random(f"{seed}-{since.isoformat()}")
     added = 0
-    chunk: list[EnrichedRow] = []
+    chunk: list[tuple] = []
     for done, (start, end) in enumerate(hours, start=1):
         chunk.extend(generate_hour(rng, key_id, users, agents, start, end, origin))
         if len(chunk) >= 20_000 or done == len(hours):
@@ -328,6 +332,9 @@ def seed_demo(
             chunk = []
         if progress:
             progress(done, len(hours))
+    from worker.export import flush
+
+    flush(engine)  # the demo's history goes into the columnar store at once
     return key_id, added
 
 

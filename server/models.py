@@ -11,7 +11,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    PrimaryKeyConstraint,
     SmallInteger,
     String,
     Table,
@@ -19,7 +18,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from server.db import BigId, IpAddress, metadata
+from server.db import BigId, metadata
+from server.lake.layout import COLUMNS as LAYOUT
 
 TS = DateTime(timezone=True)
 
@@ -75,25 +75,18 @@ user_agents = Table(
     Column("is_bot", Boolean, nullable=False),
 )
 
-# The hot table. No foreign keys: a per-row FK check would tax every COPY, and
-# rows are only ever deleted by key or by age, never through a parent.
+# The hot table: enriched rows not yet in the columnar store (server.lake), or exported
+# less than a grace period ago. Its layout is server.lake.layout's. No foreign keys: a
+# per-row FK check would tax every COPY, and rows are only deleted by key or by id range.
 requests = Table(
     "requests",
     metadata,
-    Column("id", BigId, primary_key=True),
-    Column("key_id", Integer, nullable=False),
-    Column("created_at", TS, nullable=False),
-    Column("hostname", String(255)),
-    Column("path", String(255), nullable=False),
-    Column("method", String(7), nullable=False),
-    Column("status", SmallInteger, nullable=False),
-    Column("response_time", Integer, nullable=False),
-    Column("ip_address", IpAddress),
-    Column("location", String(2)),
-    Column("user_agent_id", Integer),
-    Column("user_id", String(255)),
-    Column("framework", String(64)),
-    Index("ix_requests_key_created", "key_id", "created_at", "id"),
+    *(
+        Column(c.name, BigId, primary_key=True) if c.name == "id" else Column(c.name, c.hot)
+        for c in LAYOUT
+    ),
+    # Readers take a key's rows past the exported boundary: id > boundary.
+    Index("ix_requests_key_id", "key_id", "id"),
 )
 
 monitors = Table(
@@ -128,169 +121,40 @@ def key_tables():
     return [t for t in reversed(metadata.sorted_tables) if "key_id" in t.c]
 
 
-# --- Rollups (written by worker.rollups in the enrichment transaction) ---------------------
-# Pre-aggregated counts the dashboard reads instead of raw rows. Buckets are UTC epoch
-# seconds at a grain (worker.rollups.GRAIN_*); empty text dimensions are stored as ''
-# so that they can be part of the primary key the upserts conflict on. Retention keeps them.
-HIST_BUCKETS = 64
-HIST_COLUMNS = tuple(f"h{i:02d}" for i in range(HIST_BUCKETS))
-HOUR_COLUMNS = tuple(f"hr{i:02d}" for i in range(24))
-
-
-def _rollup_table(
-    name: str,
-    *dims: Column,
-    measures: tuple[Column, ...],
-    hist: bool,
-    hours: bool = False,
-    key: tuple[str, ...] | None = None,
-) -> Table:
-    base = (
-        Column("key_id", Integer, nullable=False),
-        Column("grain", SmallInteger, nullable=False),
-        Column("bucket", BigInteger, nullable=False),
-    )
-    # Grains (worker.rollups): hourly rows serve windows up to 7 days, daily rows carry a
-    # response-time histogram (traffic's hourly rows too) and traffic's requests per hour
-    # of day, monthly rows are narrow totals for long periods. Columns a grain does not
-    # fill stay NULL, which costs PostgreSQL one bit each.
-    extra = tuple(Column(c, Integer) for c in HIST_COLUMNS) if hist else ()
-    extra += tuple(Column(c, Integer) for c in HOUR_COLUMNS) if hours else ()
-    return Table(
-        name,
-        metadata,
-        *base,
-        *dims,
-        *measures,
-        *extra,
-        PrimaryKeyConstraint(*(key or [c.name for c in base + dims])),
-    )
-
-
-def _filters() -> tuple[Column, ...]:
-    return (
-        Column("hostname", String(255), nullable=False),
-        Column("status", SmallInteger, nullable=False),
-        Column("bot", SmallInteger, nullable=False),
-    )
-
-
-def _counts() -> tuple[Column, ...]:
-    return (
-        Column("n", BigInteger, nullable=False),
-        Column("rt_sum", BigInteger, nullable=False),
-    )
-
-
-rollup_traffic = _rollup_table(
-    "rollup_traffic", *_filters(), measures=_counts(), hist=True, hours=True
-)
-
-rollup_endpoints = _rollup_table(
-    "rollup_endpoints",
-    *_filters(),
-    Column("method", String(7), nullable=False),
-    # The path without its query string, ids replaced by {id} (worker.rollups.template_path).
-    Column("endpoint", String(255), nullable=False),
-    measures=(
-        *_counts(),
-        # Rows whose raw path had a query string / ids: when both stay 0 the raw-path
-        # views are identical to the templated one and need no raw query.
-        Column("n_query", BigInteger, nullable=False),
-        Column("n_ids", BigInteger, nullable=False),
-    ),
-    hist=True,
-)
-
-rollup_locations = _rollup_table(
-    "rollup_locations",
-    *_filters(),
-    Column("location", String(2), nullable=False),
-    measures=_counts(),
-    hist=True,
-)
-
-rollup_clients = _rollup_table(
-    "rollup_clients",
-    *_filters(),
-    Column("browser", String(64), nullable=False),
-    Column("os", String(64), nullable=False),
-    Column("device", String(16), nullable=False),
-    measures=_counts(),
-    hist=True,
-)
-
-# Who was seen in a day or a month: the IP, or the user id where there is no IP. Each
-# user is stored under its hostname and bot flag, and once more as (hostname '*', bot 2)
-# so that the unfiltered view reads exactly one row per user.
-rollup_users = _rollup_table(
-    "rollup_users",
-    Column("hostname", String(255), nullable=False),
-    Column("bot", SmallInteger, nullable=False),
-    Column("user_key", String(255), nullable=False),
-    measures=(
-        Column("n", BigInteger, nullable=False),
-        Column("n_404", BigInteger, nullable=False),
-        Column("last_seen", BigInteger, nullable=False),
-        Column("location", String(2), nullable=False),
-    ),
-    hist=False,
-    # Filters pick one (hostname, bot) variant, then a bucket range: both in the index.
-    key=("key_id", "grain", "hostname", "bot", "bucket", "user_key"),
-)
-
-# Distinct users per day, counted when a rollup_users row is first inserted (users) and
-# when a user's first non-404 request arrives (users_ok, for "exclude 404s").
-rollup_user_counts = _rollup_table(
-    "rollup_user_counts",
-    Column("hostname", String(255), nullable=False),
-    Column("bot", SmallInteger, nullable=False),
-    measures=(
-        Column("users", BigInteger, nullable=False),
-        Column("users_ok", BigInteger, nullable=False),
-    ),
-    hist=False,
-    key=("key_id", "grain", "hostname", "bot", "bucket"),
-)
-
-ROLLUP_TABLES = (
-    rollup_traffic,
-    rollup_endpoints,
-    rollup_locations,
-    rollup_clients,
-    rollup_users,
-    rollup_user_counts,
-)
-
-
-# Enriched rows waiting to be added to the rollups. The enrichment job writes them in
-# the batch's transaction; worker.rollups.refresh_rollups moves them into the rollup
-# tables (one aggregate per group, so a busy bucket is updated once per refresh, not
-# once per batch) and deletes them in the same transaction: each row counts once.
-rollup_inbox = Table(
-    "rollup_inbox",
+# --- The columnar store's catalog (server.lake) --------------------------------------------
+# One row per Parquet file. A file holds one key's rows of one UTC month, sorted by time.
+# Files replaced by compaction are retired, not deleted, and removed from storage a grace
+# period later, so a reader that listed them a moment ago can still read them.
+lake_files = Table(
+    "lake_files",
     metadata,
     Column("id", BigId, primary_key=True),
     Column("key_id", Integer, nullable=False),
-    Column("hour", BigInteger, nullable=False),
-    Column("day", BigInteger, nullable=False),
-    Column("month", BigInteger, nullable=False),
-    Column("hod", SmallInteger, nullable=False),
-    Column("hostname", String(255), nullable=False),
-    Column("status", SmallInteger, nullable=False),
-    Column("bot", SmallInteger, nullable=False),
-    Column("method", String(7), nullable=False),
-    Column("endpoint", String(255), nullable=False),
-    Column("has_query", SmallInteger, nullable=False),
-    Column("has_ids", SmallInteger, nullable=False),
-    Column("location", String(2), nullable=False),
-    Column("browser", String(64), nullable=False),
-    Column("os", String(64), nullable=False),
-    Column("device", String(16), nullable=False),
-    Column("user_key", String(255), nullable=False),
-    # Ten digits of epoch seconds then the country: max() gives the latest country.
-    Column("seen", String(12), nullable=False),
-    Column("is_404", SmallInteger, nullable=False),
-    Column("rt", Integer, nullable=False),
-    Column("hb", SmallInteger, nullable=False),
+    Column("month", Integer, nullable=False),  # YYYYMM
+    Column("path", String(255), nullable=False, unique=True),
+    Column("rows", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    # The first and last created_at in the file, epoch microseconds.
+    Column("min_us", BigInteger, nullable=False),
+    Column("max_us", BigInteger, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("retired_at", TS),
+    Index("ix_lake_files_key_id", "key_id", "month"),
+)
+
+# The export boundary: hot rows with id <= exported_id are in files (one row, id 1).
+lake_state = Table(
+    "lake_state",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("exported_id", BigInteger, nullable=False),
+)
+
+# Each export's boundary and when it was published: hot rows up to a boundary published
+# longer ago than the grace period are deleted from the hot table.
+lake_exports = Table(
+    "lake_exports",
+    metadata,
+    Column("boundary", BigInteger, primary_key=True),
+    Column("committed_at", TS, nullable=False),
 )

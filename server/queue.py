@@ -197,19 +197,18 @@ def batch_job_id(batch_id: int) -> str:
     return f"batch-{batch_id}"
 
 
-REFRESH_ROLLUPS = "worker.rollups.refresh_rollups"
+EXPORT = "worker.export.run_export"
+EXPORT_JOB_ID = "lake-export"
 
 
-def enqueue_rollup_refresh() -> None:
-    """Ask for the rollups to catch up; one such job waits at a time.
+def enqueue_export() -> None:
+    """Ask for hot rows to move into the columnar store; one such job waits at a time.
 
-    On the maintenance queue, which workers take after the ingest queue: raw rows are
-    stored first and the dashboard catches up when the queue is idle. Under sustained
-    overload the scheduler's periodic refresh, on the ingest queue, still runs every minute.
+    The job itself decides whether enough rows or time has built up (worker.export), so
+    asking after every batch costs a no-op at most. On the ingest queue, so sustained
+    ingest cannot starve it: the hot table stays small and the dashboard fast.
     """
     try:
-        get_queue().enqueue(
-            MAINTENANCE_QUEUE, REFRESH_ROLLUPS, job_id="rollups-refresh", unique=True
-        )
+        get_queue().enqueue(INGEST_QUEUE, EXPORT, job_id=EXPORT_JOB_ID, unique=True)
     except Exception as exc:
-        log.warning("could not enqueue a rollup refresh (%s); the schedule will run one", exc)
+        log.warning("could not enqueue an export (%s); the schedule will run one", exc)

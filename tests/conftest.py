@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -236,8 +237,8 @@ def make_config(database_url: str, redis_url: str = "", tmp_path: Path | None = 
 
 def sqlite_stack(tmp_path: Path, **overrides) -> Stack:
     from server import create_app
+    from server import useragents as useragent
     from server.cli import upgrade_database
-    from worker import useragent
 
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade_database(url)
@@ -246,9 +247,21 @@ def sqlite_stack(tmp_path: Path, **overrides) -> Stack:
     return Stack("sqlite", create_app(config), config)
 
 
+_LAKES: dict[str, str] = {}
+
+
+def lake_for(database_url: str) -> str:
+    """One columnar store directory per database: the store's catalog lives in the
+    database, so its files must outlive each test's own directory."""
+    if database_url not in _LAKES:
+        _LAKES[database_url] = tempfile.mkdtemp(prefix="apia-lake-")
+    return _LAKES[database_url]
+
+
 def postgres_stack(pg_url: str, redis_url: str, tmp_path: Path, **overrides) -> Stack:
     from server import create_app
 
+    overrides.setdefault("LAKE_URL", lake_for(pg_url))
     config = make_config(pg_url, redis_url, tmp_path, **overrides)
     return Stack("postgres", create_app(config), config)
 

@@ -3,57 +3,58 @@
 from __future__ import annotations
 
 import logging
+from collections import namedtuple
 from datetime import datetime
-from typing import NamedTuple
 
 from sqlalchemy import delete, select, update
 
-from server.db import copy_into, copy_rows, get_engine, is_postgres, relax_commit
+from server import useragents as useragent
+from server.db import copy_rows, get_engine, is_postgres, relax_commit
 from server.ingest import decode_rows
-from server.models import ingest_batches, requests
-from server.queue import enqueue_rollup_refresh, forget_batches
-from worker import geo, useragent
-from worker.rollups import INBOX_COLUMNS, inbox_rows, refresh_rollups, stage_rollups
+from server.lake.layout import WRITE_NAMES
+from server.models import ingest_batches
+from server.queue import enqueue_export, forget_batches
+from server.rules import api_version, epoch_micros, template_path, user_hash
+from worker import geo
 
 log = logging.getLogger(__name__)
 
-# Order of the COPY / INSERT columns; EnrichedRow's first fields follow it.
-REQUEST_COLUMNS = (
-    "key_id",
-    "created_at",
-    "hostname",
-    "path",
-    "method",
-    "status",
-    "response_time",
-    "ip_address",
-    "location",
-    "user_agent_id",
-    "user_id",
-    "framework",
-)
+# Readers and writers of the hot table: a write holds this PostgreSQL advisory lock
+# shared for its transaction; the export takes it exclusively for an instant to find a
+# boundary no transaction still writes below (worker.export.seal).
+LAKE_WRITE_LOCK = 72_045_812
+
+# One enriched row: the layout's columns a writer supplies, in order (server.lake.layout).
+LakeRow = namedtuple("LakeRow", WRITE_NAMES)
 
 
-class EnrichedRow(NamedTuple):
-    key_id: int
-    # From a staged batch, the ISO 8601 UTC text server.ingest wrote (PostgreSQL parses
-    # it faster than psycopg formats a datetime); a datetime from other writers.
-    created_at: datetime | str
-    hostname: str | None
-    path: str
-    method: str
-    status: int
-    response_time: int
-    ip_address: str | None
-    location: str | None
-    user_agent_id: int | None
-    user_id: str | None
-    framework: str | None
-    # Not stored on the row (they live in user_agents) but handy for rollups.
-    browser: str | None
-    os: str | None
-    device: str | None
-    is_bot: bool
+def build_row(
+    key_id: int,
+    created_at: datetime | str,
+    hostname: str | None,
+    path: str,
+    method: str,
+    status: int,
+    response_time: int,
+    ip_address: str | None,
+    location: str | None,
+    user_id: str | None,
+    framework: str | None,
+    user_agent: str | None,
+    browser: str | None,
+    os_family: str | None,
+    device: str | None,
+    bot: bool,
+) -> tuple:
+    """A stored row with everything derived from it (time, endpoint, version, user)."""
+    micros = epoch_micros(created_at)
+    endpoint = template_path(path)
+    return (
+        key_id, micros, micros // 3_600_000_000, hostname, method, path, endpoint,
+        f"{method} {endpoint}", api_version(path), status, response_time, ip_address,
+        location, user_id, user_hash(ip_address or user_id or ""), user_agent, browser,
+        os_family, device, bool(bot), framework,
+    )  # fmt: skip
 
 
 # A job on PostgreSQL also takes other batches waiting for their first attempt, up to
@@ -96,7 +97,7 @@ def process_batch(batch_id: int) -> int:
         store_rows(conn, rows)
     if len(batches) > 1:
         forget_batches([b.id for b in batches[1:]])
-    enqueue_rollup_refresh()
+    enqueue_export()
     return len(rows)
 
 
@@ -179,64 +180,53 @@ def _claim_locked(conn, where: str, value: int) -> list:
         return cursor.execute(sql, (value,)).fetchall()
 
 
-NO_AGENT = (None, None, None, None, False)
+NO_AGENT = (None, None, None, False)
 
 
 def enrich(key_id, framework, privacy_level, staged, agents) -> list[tuple]:
-    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store.
-
-    Plain tuples in EnrichedRow's field order (a named tuple costs a Python call a row).
-    """
+    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store (LakeRow order)."""
     rows = []
     append = rows.append
     lookup = geo.country
-    parts = {ua: (a.id, a.browser, a.os, a.device, a.is_bot) for ua, a in agents.items()}
+    parts = {ua: (a.browser, a.os, a.device, a.is_bot) for ua, a in agents.items()}
     for created_at, hostname, path, method, status, rt, ip, ua, user_id in staged:
         location = lookup(ip) if ip is not None and privacy_level < 2 else None
         if privacy_level >= 1:
             ip = None  # level 1: the address was needed for the country only
-        agent_id, browser, os_family, device, is_bot = parts.get(ua, NO_AGENT)
+        browser, os_family, device, is_bot = parts.get(ua, NO_AGENT)
         append(
-            (key_id, created_at, hostname, path, method, status, rt, ip, location, agent_id,
-             user_id, framework, browser, os_family, device, is_bot)
+            build_row(key_id, created_at, hostname, path, method, status, rt, ip, location,
+                      user_id, framework, ua, browser, os_family, device, is_bot)
         )  # fmt: skip
     return rows
 
 
-def store_enriched(engine, rows: list[EnrichedRow]) -> None:
-    """Write rows that are already enriched, with their rollups (the demo seeder, loaders).
-
-    The same two writes as a batch, in one transaction, then a refresh of the rollups.
-    """
+def store_enriched(engine, rows: list[tuple]) -> None:
+    """Write rows that are already enriched (the demo seeder, loaders): the batch's write,
+    in one transaction, then an export request like the one a batch makes."""
     with engine.begin() as conn:
         store_rows(conn, rows)
-    refresh_rollups(engine)
+    enqueue_export()
 
 
-def store_rows(conn, rows: list[EnrichedRow]) -> None:
-    """The rows and their rollup-inbox rows, in the caller's transaction.
+def store_rows(conn, rows: list[tuple]) -> None:
+    """Rows (LakeRow order) into the hot table, in the caller's transaction.
 
-    On PostgreSQL, COPY (4x faster than INSERT, MEASURED.md), and the inbox rows are
-    computed while the server is still storing the streamed request rows, so the two
-    run side by side on two cores.
+    On PostgreSQL, COPY (4x faster than INSERT, bench/README.md) under the shared write
+    lock, so the export can tell which rows are complete.
     """
+    if not rows:
+        return
     if not is_postgres(conn):
         _insert_requests(conn, rows)
-        stage_rollups(conn, rows)
         return
-    width = len(REQUEST_COLUMNS)
-    with copy_into(conn, "requests", REQUEST_COLUMNS) as copy:
-        for row in rows:
-            copy.write_row(row[:width])
-        inbox = inbox_rows(rows)
-    copy_rows(conn, "rollup_inbox", INBOX_COLUMNS, inbox)
+    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({LAKE_WRITE_LOCK})")
+    copy_rows(conn, "requests", WRITE_NAMES, rows)
 
 
-def _insert_requests(conn, rows: list[EnrichedRow]) -> None:
-    """SQLite: one executemany (its DateTime type wants datetimes, not ISO text)."""
-    width = len(REQUEST_COLUMNS)
-    values = [dict(zip(REQUEST_COLUMNS, r[:width], strict=True)) for r in rows]
-    for value in values:
-        if isinstance(value["created_at"], str):
-            value["created_at"] = datetime.fromisoformat(value["created_at"])
-    conn.execute(requests.insert(), values)
+def _insert_requests(conn, rows: list[tuple]) -> None:
+    """SQLite: one executemany on the driver (its write lock serialises it with the export)."""
+    marks = ", ".join("?" * len(WRITE_NAMES))
+    conn.connection.dbapi_connection.cursor().executemany(
+        f"INSERT INTO requests ({', '.join(WRITE_NAMES)}) VALUES ({marks})", rows
+    )

@@ -1,9 +1,9 @@
-"""Retention: raw requests past RETENTION_DAYS, keys idle for KEY_INACTIVE_DAYS, old pings.
+"""Retention: stored requests past RETENTION_DAYS, keys idle for KEY_INACTIVE_DAYS, old pings.
 
-Deletes in batches of a few thousand rows, each in its own short transaction,
-found through the (key, created_at) and (monitor, created_at) indexes, so
-ingest and the dashboard never wait behind it. Rollup tables are kept: only
-the raw `requests` rows age out.
+Requests live in the columnar store's monthly files: a file wholly older than the
+cutoff is dropped whole (retired, then removed from storage after the grace period),
+and a file straddling it is rewritten without its old rows, so nothing is deleted row by
+row. Pings are deleted in batches of a few thousand, each in its own short transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +17,12 @@ from sqlalchemy import delete, func, select
 
 from server.config import Config, current_config
 from server.db import as_utc, get_engine, is_postgres, utcnow
+from server.lake import catalog
+from server.lake.keys import delete_key_data, remove_key_files
+from server.lake.source import sql_str
+from server.lake.storage import get_storage
 from server.models import api_keys, monitors, pings, requests
-from server.requests_query import delete_key_data
+from server.rules import epoch_micros
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +53,15 @@ def run_retention() -> dict[str, int]:
 
 
 def apply_retention(engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+    from worker.export import remove_orphans
+
+    settings = current_config()
     counts = {
-        "keys": delete_inactive_keys(engine, cutoffs.keys, batch_size),
-        "requests": delete_old_requests(engine, cutoffs.requests, batch_size),
+        "keys": delete_inactive_keys(engine, cutoffs.keys, settings),
+        "requests": delete_old_requests(engine, cutoffs.requests, settings),
         "pings": delete_old_pings(engine, cutoffs.pings, batch_size),
     }
+    remove_orphans(engine, settings)
     log.info(
         "retention deleted %s idle keys, %s raw requests, %s pings",
         counts["keys"],
@@ -63,33 +71,49 @@ def apply_retention(engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE) -> d
     return counts
 
 
-def _delete_batches(engine, table, conditions: list, batch_size: int, still_wanted=None) -> int:
-    """Delete the matching rows a batch (one short transaction) at a time; returns how many.
-
-    `still_wanted(conn)` is asked inside each transaction; False stops early.
-    """
+def _delete_batches(engine, table, conditions: list, batch_size: int) -> int:
+    """Delete the matching rows a batch (one short transaction) at a time; returns how many."""
     deleted = 0
     while True:
         batch = select(table.c.id).where(*conditions).limit(batch_size).scalar_subquery()
         with engine.begin() as conn:
-            if still_wanted is not None and not still_wanted(conn):
-                return deleted
             count = conn.execute(delete(table).where(table.c.id.in_(batch))).rowcount
         deleted += count
         if count < batch_size:
             return deleted
 
 
-def delete_old_requests(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
-    """Raw requests created before `cutoff`, key by key through the (key, created_at) index."""
-    with engine.connect() as conn:
-        key_ids = list(conn.execute(select(api_keys.c.id).order_by(api_keys.c.id)).scalars())
-    return sum(
-        _delete_batches(
-            engine, requests, [requests.c.key_id == k, requests.c.created_at < cutoff], batch_size
-        )
-        for k in key_ids
-    )
+def delete_old_requests(engine, cutoff: datetime, settings=None) -> int:
+    """Requests created before `cutoff`, from the files and from the hot table."""
+    from worker.export import rewrite, single_flight
+
+    settings = settings or current_config()
+    cutoff_us = epoch_micros(cutoff)
+    deleted = 0
+    with single_flight(engine, settings, wait=True):
+        with engine.connect() as conn:
+            old = [f for f in catalog.live_files(conn) if f.min_us < cutoff_us]
+        for f in old:
+            if f.max_us < cutoff_us:
+                with engine.begin() as conn:
+                    catalog.publish(conn, [], retire=[f.id])
+                deleted += f.rows
+                continue
+            kept = rewrite(
+                engine, settings, f.key_id, f.month, [f], where=f"created_at >= {_ts(cutoff_us)}"
+            )
+            deleted += f.rows - (kept.rows if kept else 0)
+        with engine.begin() as conn:
+            boundary = catalog.exported_id(conn)
+            # Rows not yet exported (a late arrival); those below the boundary are in files.
+            deleted += conn.execute(
+                delete(requests).where(requests.c.created_at < cutoff_us, requests.c.id > boundary)
+            ).rowcount
+    return deleted
+
+
+def _ts(micros: int) -> str:
+    return f"make_timestamp({int(micros)})::TIMESTAMPTZ"
 
 
 def inactive_keys(conn, cutoff: datetime) -> list[int]:
@@ -102,35 +126,30 @@ def inactive_keys(conn, cutoff: datetime) -> list[int]:
     return list(conn.execute(query).scalars())
 
 
-def _still_idle(key_id: int, cutoff: datetime):
-    def check(conn) -> bool:
-        query = select(api_keys.c.last_active_at).where(api_keys.c.id == key_id)
-        if is_postgres(conn):
-            # Holds off a concurrent sign-in until this batch commits; it then stops us.
-            query = query.with_for_update()
-        last_active = conn.execute(query).scalar_one_or_none()
-        return last_active is not None and as_utc(last_active) < cutoff
-
-    return check
+def _still_idle(conn, key_id: int, cutoff: datetime) -> bool:
+    query = select(api_keys.c.last_active_at).where(api_keys.c.id == key_id)
+    if is_postgres(conn):
+        # Holds off a concurrent sign-in until the deletion commits; it then finds no key.
+        query = query.with_for_update()
+    last_active = conn.execute(query).scalar_one_or_none()
+    return last_active is not None and as_utc(last_active) < cutoff
 
 
-def delete_inactive_keys(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
-    """Delete idle keys with all their data; returns how many keys went.
+def delete_inactive_keys(engine, cutoff: datetime, settings=None) -> int:
+    """Delete idle keys with all their data and files; returns how many keys went.
 
-    The raw requests go first in batches; the rest (and the key) in one short
-    transaction. A key that becomes active meanwhile is left alone.
+    A key that becomes active meanwhile is left alone.
     """
     with engine.connect() as conn:
         key_ids = inactive_keys(conn, cutoff)
     deleted = 0
     for key_id in key_ids:
-        idle = _still_idle(key_id, cutoff)
-        _delete_batches(engine, requests, [requests.c.key_id == key_id], batch_size, idle)
         with engine.begin() as conn:
-            if not idle(conn):
+            if not _still_idle(conn, key_id, cutoff):
                 log.info("key id=%s became active during retention; kept", key_id)
                 continue
             delete_key_data(conn, key_id)
+        remove_key_files(key_id, settings)
         log.info("retention deleted idle key id=%s and its data", key_id)
         deleted += 1
     return deleted
@@ -148,21 +167,50 @@ def delete_old_pings(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> 
     )
 
 
+def _stored_rows(conn, key_ids) -> int:
+    """Rows the keys hold in files and in the hot table (not yet exported)."""
+    boundary = catalog.exported_id(conn)
+    total = 0
+    for key_id in key_ids:
+        total += catalog.storage_bytes(conn, key_id)[0]
+    hot = select(func.count()).where(requests.c.key_id.in_(list(key_ids)), requests.c.id > boundary)
+    return total + (conn.execute(hot).scalar_one() if key_ids else 0)
+
+
+def _old_rows(conn, cutoff_us: int, skip_keys) -> int:
+    """Rows created before the cutoff, in files (whole or counted) and hot."""
+    from server.lake import engine as lake_engine
+
+    skip = set(skip_keys)
+    storage = get_storage()
+    total, straddling = 0, []
+    for f in catalog.live_files(conn):
+        if f.key_id in skip or f.min_us >= cutoff_us:
+            continue
+        if f.max_us < cutoff_us:
+            total += f.rows
+        else:
+            straddling.append(storage.url(f.path))
+    if straddling:
+        with lake_engine.cursor() as cur:
+            files = "[" + ", ".join(sql_str(u) for u in straddling) + "]"
+            total += cur.execute(
+                f"SELECT count(*) FROM read_parquet({files}) WHERE created_at < {_ts(cutoff_us)}"
+            ).fetchone()[0]
+    boundary = catalog.exported_id(conn)
+    hot = [requests.c.created_at < cutoff_us, requests.c.id > boundary]
+    if skip:
+        hot.append(requests.c.key_id.not_in(sorted(skip)))
+    return total + conn.execute(select(func.count()).where(*hot)).scalar_one()
+
+
 def plan_retention(engine, cutoffs: Cutoffs) -> dict:
     """What apply_retention would delete now, counted without deleting anything."""
     with engine.connect() as conn:
         idle = inactive_keys(conn, cutoffs.keys)
-        idle_requests = 0
-        if idle:
-            idle_requests = conn.execute(
-                select(func.count()).select_from(requests).where(requests.c.key_id.in_(idle))
-            ).scalar_one()
-        old = [requests.c.created_at < cutoffs.requests]
-        if idle:
-            old.append(requests.c.key_id.not_in(idle))  # counted with their keys above
-        old_requests = conn.execute(
-            select(func.count()).select_from(requests).where(*old)
-        ).scalar_one()
+        idle_requests = _stored_rows(conn, idle)
+        # Idle keys' rows are counted with their keys above.
+        old_requests = _old_rows(conn, epoch_micros(cutoffs.requests), idle)
         old_pings = conn.execute(
             select(func.count()).select_from(pings).where(pings.c.created_at < cutoffs.pings)
         ).scalar_one()
@@ -193,7 +241,7 @@ def retention_command(dry_run: bool) -> None:
         )
         click.echo(
             f"  raw requests of other keys before {cutoffs.requests:{day}} "
-            f"({config.RETENTION_DAYS} days): {plan['requests']} (rollups are kept)"
+            f"({config.RETENTION_DAYS} days): {plan['requests']}"
         )
         click.echo(
             f"  pings before {cutoffs.pings:{day}} ({config.PING_RETENTION_DAYS} days): "

@@ -8,7 +8,7 @@ from server.config import Config
 from server.queue import INGEST_QUEUE, MAINTENANCE_QUEUE, MONITOR_QUEUE
 
 SWEEP_INTERVAL_SECONDS = 60
-ROLLUP_INTERVAL_SECONDS = 60
+EXPORT_INTERVAL_SECONDS = 30
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 
 
@@ -45,12 +45,13 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             SWEEP_INTERVAL_SECONDS,
             args=(config.SWEEP_AFTER_SECONDS,),
         ),
-        # Each batch asks for a refresh; this one catches anything that request missed.
+        # Each batch asks for an export; this one exports the tail of a burst, trims the
+        # hot table and deletes files past their grace period.
         PeriodicJob(
-            "rollup-refresh",
-            "worker.rollups.refresh_rollups",
+            "lake-export",
+            "worker.export.run_export",
             INGEST_QUEUE,
-            ROLLUP_INTERVAL_SECONDS,
+            EXPORT_INTERVAL_SECONDS,
         ),
         PeriodicJob(
             "retention",

@@ -8,8 +8,8 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dash_app.pages.common import table
 from dash_app.pages.overview import _page_path
-from dash_app.queries import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
 from dash_app.session import is_demo_path, key_for
+from dash_app.stats.rows import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
 from server.db import get_engine
 
 PAGE_SIZE = 50
@@ -168,11 +168,11 @@ def register(app) -> None:
         filters = filters_from(*values)
         with get_engine().connect() as conn:
             key_id = key_for(conn, is_demo_path(_page_path(pathname)))
-            if key_id is None:
-                notice = html.Div("Sign in first.", className="notice")
-                return [], 0, "", True, True, notice, []
-            frame, more = explorer_page(conn, key_id, filters, page, PAGE_SIZE)
-            hosts = hostnames(conn, key_id)
+        if key_id is None:
+            notice = html.Div("Sign in first.", className="notice")
+            return [], 0, "", True, True, notice, []
+        frame, more = explorer_page(key_id, filters, page, PAGE_SIZE)
+        hosts = hostnames(key_id)
         empty = (
             html.Div("No requests match these filters.", className="notice")
             if frame.empty

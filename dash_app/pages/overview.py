@@ -10,7 +10,7 @@ from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, n
 from dash_app import figures
 from dash_app.aggregations import STATUS_CLASSES, endpoint_table
 from dash_app.countries import name_of
-from dash_app.filters import DIM_LABELS, PERIODS, Filters, days_shown
+from dash_app.filters import DIM_LABELS, PERIODS, Filters
 from dash_app.overview import refresh
 from dash_app.pages.common import graph, number, panel, stat, table
 from dash_app.session import is_demo_path, key_for
@@ -295,8 +295,7 @@ def register(app) -> None:
         filters = Filters.from_query(query)
         page_path = _page_path(pathname)
         demo = is_demo_path(page_path)
-        engine = get_engine()
-        with engine.connect() as conn:
+        with get_engine().connect() as conn:
             key_id = key_for(conn, demo)
         if key_id is None:
             message = html.Div("Sign in again to see this key's data.", className="notice")
@@ -310,26 +309,12 @@ def register(app) -> None:
                 [],
                 "",
             )
-        data, out = refresh(engine, key_id, filters)
+        data, out = refresh(key_id, filters)
         empty_note = None
         if data.empty:
             period = PERIODS[filters.period][0].lower()
             empty_note = html.Div(
                 f"No requests in the last {period} with these filters.", className="notice"
-            )
-        elif data.bounded:
-            empty_note = html.Div(
-                "This filter is answered from raw requests; to stay fast, every panel covers "
-                f"the last {days_shown(data.window)} days of the period.",
-                className="notice",
-                id="ov-bounded",
-            )
-        elif data.endpoints_bounded:
-            empty_note = html.Div(
-                "Endpoints with their ids or query strings come from raw requests: that panel "
-                "covers the most recent part of the period.",
-                className="notice",
-                id="ov-bounded",
             )
         export = get_relative_path("/export.csv") + _export_query(filters, demo)
         endpoint_rows = data.endpoints.to_dict("records")
@@ -352,7 +337,8 @@ def register(app) -> None:
     def endpoint_tab(rows, tab):
         import pandas as pd
 
-        frame = pd.DataFrame(rows or [], columns=["method", "endpoint", "status", "n", "rt_sum"])
+        columns = ["method", "endpoint", "status_class", "n", "rt_sum"]
+        frame = pd.DataFrame(rows or [], columns=columns)
         shaped = endpoint_table(frame, None if tab == "all" else tab)
         shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
         shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
@@ -388,7 +374,7 @@ def _summary(data) -> list:
         stat(
             "Percentiles",
             " · ".join(f"p{p} {number(v)}" for p, v in pct.items()),
-            "ms, from a log histogram",
+            "ms, exact",
             stat_id="ov-percentiles",
         ),
     ]

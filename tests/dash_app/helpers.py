@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections import Counter
 from datetime import datetime, timedelta
 
 from dash_app.filters import Filters, status_class_range
-from dash_app.queries import endpoint_path
-from worker.rollups import api_version
-from worker.useragent import parse
+from server.rules import api_version, endpoint_label
+from server.useragents import parse
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -92,14 +92,14 @@ class Expected:
             location = None if privacy == 2 else COUNTRY.get(row["ip_address"].rsplit(".", 1)[0])
             record = {
                 **row,
-                "ts": int(ts),
+                "ts": int(ts // 1),
                 "browser": browser,
                 "os": os_family,
                 "device": device,
                 "bot": is_bot,
                 "location": location or "",
                 "user": ip or row["user_id"] or "",
-                "endpoint": endpoint_path(row["path"], filters.keep_params, filters.keep_ids),
+                "endpoint": endpoint_label(row["path"], filters.keep_params, filters.keep_ids),
             }
             if self._keep(record):
                 self.rows.append(record)
@@ -112,6 +112,10 @@ class Expected:
             return False
         if f.exclude_bots and r["bot"]:
             return False
+        label = f"{r['method']} {r['endpoint']}"
+        for pattern in f.hidden:
+            if fnmatch.fnmatchcase(r["endpoint"], pattern) or fnmatch.fnmatchcase(label, pattern):
+                return False
         for dim, value in f.clicks:
             if dim == "status" and str(r["status"]) != value:
                 return False
@@ -145,12 +149,15 @@ class Expected:
     def endpoints(self) -> dict:
         return dict(Counter(f"{r['method']} {r['endpoint']}" for r in self.rows))
 
-    def per_day_users(self) -> dict:
-        days: dict[int, set] = {}
+    def users_per_bucket(self, step: int) -> dict:
+        buckets: dict[int, set] = {}
         for r in self.rows:
             if r["user"]:
-                days.setdefault(r["ts"] - r["ts"] % 86400, set()).add(r["user"])
-        return {day: len(users) for day, users in days.items()}
+                buckets.setdefault(r["ts"] - r["ts"] % step, set()).add(r["user"])
+        return {bucket: len(users) for bucket, users in buckets.items()}
+
+    def response_times(self) -> list[int]:
+        return [round(r["response_time"]) for r in self.rows]
 
     def top_users(self) -> dict:
         return dict(Counter(r["user"] for r in self.rows if r["user"]))
@@ -159,6 +166,5 @@ class Expected:
         return max((r["ts"], r["location"]) for r in self.rows if r["user"] == user)[1]
 
     def versions(self) -> dict:
-        out = Counter(api_version(r["endpoint"]) for r in self.rows)
-        out.pop("", None)
-        return dict(out)
+        """Requests per API version of the raw path; '' counts those without one."""
+        return dict(Counter(api_version(r["path"]) for r in self.rows))

@@ -1,7 +1,9 @@
-"""Every aggregation on small frames whose answers are computed by hand."""
+"""Every shaping function on small frames whose answers are computed by hand, and the
+exact percentiles against numpy's on the expanded values."""
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import numpy as np
@@ -9,51 +11,52 @@ import pandas as pd
 import pytest
 
 from dash_app import aggregations as agg
-from server.models import HIST_COLUMNS
-from worker.rollups import HIST_LOWER, HIST_UPPER, rt_bucket
+from dash_app.stats import latency
+from server.rules import HIST_LOWER, rt_bucket
 
 
-def hist_of(*values: int) -> np.ndarray:
-    hist = np.zeros(64, dtype=np.int64)
+def dist(pairs: dict[int, dict[int, int]]) -> pd.DataFrame:
+    """{bucket: {rt: n}} -> the latency question's [bucket, rt, n] frame."""
+    rows = [(b, rt, n) for b, values in pairs.items() for rt, n in values.items()]
+    return pd.DataFrame(rows, columns=["bucket", "rt", "n"])
+
+
+def test_percentiles_are_numpys_on_the_expanded_values():
+    rng = random.Random(5)
+    values = [int(rng.lognormvariate(4, 1)) for _ in range(997)]
+    counts: dict[int, int] = {}
     for v in values:
-        hist[rt_bucket(v)] += 1
-    return hist
+        counts[v] = counts.get(v, 0) + 1
+    frame = dist({0: counts})
+    got = latency.percentiles(frame, (0, 1, 25, 50, 75, 95, 99, 100))
+    for p, value in got.items():
+        assert value == pytest.approx(np.percentile(values, p)), p
+    assert latency.percentiles(frame.iloc[0:0], (50,)) == {50: None}
 
 
-def frame(rows: list[dict], hist_rows: list[np.ndarray]) -> pd.DataFrame:
-    df = pd.DataFrame(rows)
-    hist = pd.DataFrame(np.array(hist_rows), columns=list(HIST_COLUMNS))
-    return pd.concat([df, hist], axis=1)
+def test_bucket_percentiles_are_each_buckets_own():
+    frame = dist({0: {1: 1, 2: 1, 3: 1, 4: 1}, 86400: {10: 2}, 172800: {7: 1, 100: 3}})
+    out = latency.per_bucket(frame, (50, 95))
+    expanded = {0: [1, 2, 3, 4], 86400: [10, 10], 172800: [7, 100, 100, 100]}
+    assert list(out["bucket"]) == [0, 86400, 172800]
+    for row in out.itertuples():
+        assert row.p50 == pytest.approx(np.percentile(expanded[row.bucket], 50))
+        assert row.p95 == pytest.approx(np.percentile(expanded[row.bucket], 95))
 
 
-def test_histogram_sums_columns():
-    df = frame([{"status": 200}, {"status": 500}], [hist_of(1, 2), hist_of(2, 100)])
-    hist = agg.histogram(df)
-    assert hist[1] == 1 and hist[2] == 2 and hist[rt_bucket(100)] == 1 and hist.sum() == 4
-    assert agg.histogram(df.iloc[0:0]).sum() == 0
-
-
-def test_percentiles_exact_below_16_ms():
-    # 1..10 ms, one each: p50 is the 5th value, p25 the 3rd (rank 2.5 -> bucket 3).
-    hist = hist_of(*range(1, 11))
-    assert agg.percentile(hist, 50) == 5.0
-    assert agg.percentile(hist, 25) == 3.0
-    assert agg.percentile(hist, 100) == 10.0
-    assert agg.percentile(np.zeros(64, dtype=np.int64), 50) is None
-
-
-def test_percentile_interpolates_inside_a_wide_bucket():
-    # Four requests in the bucket holding 100 ms; p50 is halfway through it.
-    bucket = rt_bucket(100)
-    hist = np.zeros(64, dtype=np.int64)
-    hist[bucket] = 4
-    low, high = HIST_LOWER[bucket], HIST_UPPER[bucket]
-    assert agg.percentile(hist, 50) == pytest.approx(low + (high - low) * 0.5)
-    assert low <= 100 < high
+def test_display_histogram_counts_every_request_in_its_bucket():
+    frame = dist({0: {3: 2, 5: 1, 100: 4}, 3600: {100: 1, 20_000: 1}})
+    hist = latency.display_histogram(frame)
+    assert hist.sum() == 9
+    assert hist[3] == 2 and hist[5] == 1 and hist[rt_bucket(100)] == 5
+    assert hist[rt_bucket(20_000)] == 1
+    assert HIST_LOWER[rt_bucket(100)] <= 100
 
 
 def test_histogram_bars_trim_to_used_range():
-    bars = agg.histogram_bars(hist_of(3, 3, 5))
+    hist = np.zeros(64, dtype=np.int64)
+    hist[3], hist[5] = 2, 1
+    bars = agg.histogram_bars(hist)
     assert list(bars["n"]) == [2, 0, 1]
     assert list(bars["label"]) == ["3 ms", "4 ms", "5 ms"]
     assert agg.histogram_bars(np.zeros(64, dtype=np.int64)).empty
@@ -79,47 +82,53 @@ def test_status_codes_grouped_and_classed():
     assert out.to_dict("list") == {"status": [200, 404], "n": [5, 1], "class": ["2xx", "4xx"]}
 
 
+def test_buckets_sum_hours_into_days():
+    day = 86400
+    traffic = pd.DataFrame(
+        {"t": [0, 3600, day + 7200, 2 * day], "n": [1, 2, 3, 4], "n_ok": [1, 1, 3, 0]}
+    )
+    out = agg.buckets(traffic, day)
+    assert out.values.tolist() == [[0, 3, 2], [day, 3, 3], [2 * day, 4, 0]]
+    assert agg.buckets(traffic, 3600)["bucket"].tolist() == [0, 3600, day + 7200, 2 * day]
+
+
 def test_activity_fills_gaps_and_computes_rates():
     day = 86400
     start = 19_000 * day
-    by_bucket = frame(
-        [
-            {"bucket": start, "n": 4, "n_ok": 3},
-            {"bucket": start + 2 * day, "n": 2, "n_ok": 2},
-        ],
-        [hist_of(1, 2, 3, 4), hist_of(10, 10)],
-    )
+    by_bucket = pd.DataFrame({"bucket": [start, start + 2 * day], "n": [4, 2], "n_ok": [3, 2]})
     users = pd.DataFrame({"bucket": [start, start + 2 * day], "users": [2, 1]})
-    out = agg.activity(by_bucket, users, start, start + 3 * day, day)
+    percentiles = pd.DataFrame(
+        {"bucket": [start, start + 2 * day], "p50": [2.5, 10.0], "p95": [3.85, 10.0]}
+    )
+    out = agg.activity(by_bucket, users, percentiles, start, start + 3 * day, day)
     assert list(out["requests"]) == [4, 0, 2]
     assert list(out["users"]) == [2, 0, 1]
     assert out["success_rate"].iloc[0] == pytest.approx(75.0)
     assert np.isnan(out["success_rate"].iloc[1])
     p50 = list(out["p50"])
-    assert p50[0] == 2.0 and np.isnan(p50[1]) and p50[2] == 10.0
+    assert p50[0] == 2.5 and np.isnan(p50[1]) and p50[2] == 10.0
     assert out["time"].iloc[1] == datetime.fromtimestamp(start + day, UTC)
 
 
 def test_hour_of_day_and_day_of_week():
-    hours = agg.hour_of_day(pd.DataFrame({"hour": [0, 13, 0, 23], "n": [1, 3, 2, 4]}))
-    assert len(hours) == 24
-    assert hours.loc[0, "n"] == 3 and hours.loc[13, "n"] == 3 and hours.loc[23, "n"] == 4
-    assert hours["n"].sum() == 10
     # Epoch day 0 was a Thursday; day 4 a Monday; 3600 s into day 4 is 01:00.
-    buckets = pd.DataFrame({"bucket": [0, 4 * 86400 + 3600, 4 * 86400 + 7200], "n": [5, 1, 2]})
-    days = agg.day_of_week(buckets)
+    traffic = pd.DataFrame(
+        {"t": [0, 13 * 3600, 4 * 86400 + 3600, 4 * 86400 + 7200], "n": [5, 1, 2, 3]}
+    )
+    hours = agg.hour_of_day(traffic)
+    assert len(hours) == 24
+    assert hours.loc[0, "n"] == 5 and hours.loc[13, "n"] == 1
+    assert hours.loc[1, "n"] == 2 and hours.loc[2, "n"] == 3 and hours["n"].sum() == 11
+    days = agg.day_of_week(traffic)
     assert list(days["day"]) == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
-    assert list(days["n"]) == [3, 0, 0, 5, 0, 0, 0]
-    from_buckets = agg.hour_of_day(agg.hours_from_buckets(buckets))
-    assert from_buckets.loc[0, "n"] == 5 and from_buckets.loc[1, "n"] == 1
-    assert from_buckets.loc[2, "n"] == 2
+    assert list(days["n"]) == [5, 0, 0, 6, 0, 0, 0]
 
 
 ENDPOINTS = pd.DataFrame(
     {
         "method": ["GET", "GET", "POST", "GET", "GET"],
         "endpoint": ["/v1/users/{id}", "/v1/users/{id}", "/v1/users", "/v2/items", "/admin/x"],
-        "status": [200, 404, 201, 500, 200],
+        "status_class": [2, 4, 2, 5, 2],
         "n": [8, 2, 3, 1, 5],
         "rt_sum": [80, 10, 90, 100, 5],
     }
@@ -144,15 +153,9 @@ def test_endpoint_table_counts_errors_and_tabs():
     assert agg.endpoint_table(ENDPOINTS, "3xx").empty
 
 
-def test_hide_endpoints_by_wildcard_on_path_or_label():
-    kept = agg.hide_endpoints(ENDPOINTS, ["/admin/*", "POST *"])
-    assert sorted(set(kept["endpoint"])) == ["/v1/users/{id}", "/v2/items"]
-    assert len(agg.hide_endpoints(ENDPOINTS, [])) == 5
-
-
-def test_versions_from_paths():
-    out = agg.versions(ENDPOINTS)
-    assert out.values.tolist() == [["v1", 13], ["v2", 1]]
+def test_versions_busiest_first_and_unversioned_kept():
+    out = agg.versions(pd.DataFrame({"version": ["v2", "", "v1"], "n": [1, 454, 3]}))
+    assert out.values.tolist() == [["", 454], ["v1", 3], ["v2", 1]]
 
 
 def test_ranked_groups_and_orders():

@@ -1,12 +1,15 @@
-"""Filters survive the URL, periods resolve to the right windows, months split correctly."""
+"""Filters survive the URL, periods resolve to the right windows, labels follow the options."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import duckdb
+import pytest
+
 from dash_app.filters import Filters, status_class_range, window_for
-from dash_app.queries import endpoint_path, month_cover
-from worker.rollups import DAY, GRAIN_DAY, GRAIN_HOUR, HOUR
+from dash_app.stats.conditions import glob_pattern, label_sql
+from server.rules import DAY, HOUR, endpoint_label
 
 NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC)
 
@@ -52,56 +55,62 @@ def test_clicks_add_replace_and_remove():
 
 def test_windows():
     day = window_for("24h", NOW)
-    assert (day.since, day.until, day.grain, day.step) == (
-        ts(2026, 3, 14, 11),
-        ts(2026, 3, 15, 11),
-        GRAIN_HOUR,
-        300,
-    )
+    assert (day.since, day.until, day.step) == (ts(2026, 3, 14, 11), ts(2026, 3, 15, 11), 300)
     week = window_for("7d", NOW)
     assert (week.since, week.until, week.step) == (ts(2026, 3, 9), ts(2026, 3, 16), HOUR)
     assert week.shown_until == ts(2026, 3, 15, 11) and week.whole_days
     month = window_for("30d", NOW)
-    assert (month.since, month.until, month.grain) == (ts(2026, 2, 14), ts(2026, 3, 16), GRAIN_DAY)
+    assert (month.since, month.until, month.step) == (ts(2026, 2, 14), ts(2026, 3, 16), DAY)
     assert month.previous.since == ts(2026, 1, 15) and month.previous.until == month.since
     everything = window_for("all", NOW)
     assert everything.since is None and everything.previous is None
     assert everything.step == DAY
 
 
-def test_month_cover_splits_whole_months_and_edge_days():
-    months, edges = month_cover(ts(2026, 1, 20), ts(2026, 4, 3))
-    assert months == (ts(2026, 2, 1), ts(2026, 4, 1))
-    assert edges == [(ts(2026, 1, 20), ts(2026, 2, 1)), (ts(2026, 4, 1), ts(2026, 4, 3))]
-    months, edges = month_cover(ts(2026, 3, 2), ts(2026, 3, 20))
-    assert months is None and edges == [(ts(2026, 3, 2), ts(2026, 3, 20))]
-    months, edges = month_cover(None, ts(2026, 3, 16))
-    assert months == (None, ts(2026, 3, 1)) and edges == [(ts(2026, 3, 1), ts(2026, 3, 16))]
-    months, edges = month_cover(ts(2025, 12, 1), ts(2026, 1, 1))
-    assert months == (ts(2025, 12, 1), ts(2026, 1, 1)) and edges == []
+def test_endpoint_label_options():
+    assert endpoint_label("/v1/users/42?x=1", False, False) == "/v1/users/{id}"
+    assert endpoint_label("/v1/users/42?x=1", True, False) == "/v1/users/{id}?x=1"
+    assert endpoint_label("/v1/users/42?x=1", False, True) == "/v1/users/42"
+    assert endpoint_label("/v1/users/42?x=1", True, True) == "/v1/users/42?x=1"
 
 
-def test_endpoint_path_options():
-    assert endpoint_path("/v1/users/42?x=1", False, False) == "/v1/users/{id}"
-    assert endpoint_path("/v1/users/42?x=1", True, False) == "/v1/users/{id}?x=1"
-    assert endpoint_path("/v1/users/42?x=1", False, True) == "/v1/users/42"
-    assert endpoint_path("/v1/users/42?x=1", True, True) == "/v1/users/42?x=1"
+PATHS = [
+    "/v1/users/42?x=1",
+    "/v1/users/42",
+    "/a?x=1?y=2",
+    "?q",
+    "/b?",
+    "/é/7?ü=1#frag",
+    "/orders/0123456789abcdef0123?expand=items",
+    "/x#y?z",
+]
+
+
+@pytest.mark.parametrize("keep_params", [False, True])
+@pytest.mark.parametrize("keep_ids", [False, True])
+def test_the_engine_labels_paths_as_the_rule_does(keep_params, keep_ids):
+    """The planner's SQL label and server.rules.endpoint_label agree on awkward paths."""
+    from server.rules import template_path
+
+    sql = label_sql(Filters(keep_params=keep_params, keep_ids=keep_ids))
+    engine = duckdb.connect()
+    for path in PATHS:
+        got = engine.execute(
+            f"SELECT {sql} FROM (SELECT ? AS path, ? AS endpoint)", [path, template_path(path)]
+        ).fetchone()[0]
+        assert got == endpoint_label(path, keep_params, keep_ids), path
+
+
+def test_hidden_patterns_match_like_fnmatch():
+    import fnmatch
+
+    engine = duckdb.connect()
+    for pattern, text in [("/admin/*", "/admin/x/y"), ("*.php", "/a.php"), ("/v[!2]/*", "/v1/a"),
+                          ("/v[!2]/*", "/v2/a"), ("GET /a?", "GET /ab")]:  # fmt: skip
+        got = engine.execute("SELECT ? GLOB ?", [text, glob_pattern(pattern)]).fetchone()[0]
+        assert got == fnmatch.fnmatchcase(text, pattern), (pattern, text)
 
 
 def test_status_class_range():
     assert status_class_range("4xx") == (400, 500)
     assert status_class_range("4x") is None
-
-
-def test_raw_filters_cut_long_windows_to_recent_days():
-    from dash_app.filters import bounded
-
-    year = window_for("1y", NOW)
-    short = bounded(year, year.until - 3 * DAY)
-    assert (short.until, short.until - short.since) == (year.until, 3 * DAY)
-    assert bounded(window_for("all", NOW), year.until - DAY).since == year.until - DAY
-    assert bounded(year, None) == year  # everything fits the budget
-    assert bounded(year, year.since - DAY) == year  # never widened
-    assert bounded(window_for("24h", NOW), NOW.timestamp()) == window_for("24h", NOW)
-    assert Filters().with_click("location", "US").needs_raw
-    assert not Filters().with_click("status_class", "5xx").needs_raw

@@ -244,10 +244,11 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
 
     from sqlalchemy import func, select
 
+    from server import useragents as useragent
     from server.auth import lookup_key
     from server.models import ingest_batches, requests
     from server.queue import get_queue
-    from worker import enrich, useragent
+    from worker import enrich
 
     key = stack.new_key()
     with stack.engine.connect() as conn:

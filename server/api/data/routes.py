@@ -11,8 +11,8 @@ from server.api.base import Blueprint
 from server.api.data.schemas import DataQuerySchema, DataRowSchema
 from server.api.schemas import ErrorSchema
 from server.auth import require_key
-from server.db import get_engine
-from server.requests_query import RequestFilter, delete_key_data, fetch_page_json
+from server.lake.keys import delete_key
+from server.requests_query import RequestFilter, fetch_page_json
 
 log = logging.getLogger(__name__)
 blp = Blueprint("data", __name__, description="Logged requests")
@@ -33,8 +33,7 @@ class Data(MethodView):
         key_id = require_key()
         filters = RequestFilter.from_args(key_id, args)
         page_size = current_app.config["SETTINGS"].DATA_PAGE_SIZE
-        with get_engine().connect() as conn:
-            body, count = fetch_page_json(conn, filters, args["page"], page_size, args["compact"])
+        body, count = fetch_page_json(filters, args["page"], page_size, args["compact"])
         headers = {"X-Next-Page": str(args["page"] + 1)} if count == page_size else None
         return Response(body, mimetype="application/json", headers=headers)
 
@@ -44,10 +43,9 @@ class Data(MethodView):
     def delete(self):
         """Delete everything stored for the key, and revoke it
 
-        One transaction: requests, pending batches, rollups, monitors and pings.
+        One transaction: requests (hot and in the columnar store's catalog), pending
+        batches, monitors and pings; then the key's files, before the answer.
         Later calls with this key answer 401.
         """
         key_id = require_key()
-        with get_engine().begin() as conn:
-            delete_key_data(conn, key_id)
-        log.info("deleted all data of key id=%s", key_id)
+        delete_key(key_id)

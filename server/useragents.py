@@ -95,3 +95,27 @@ def forget() -> None:
     """Drop cached ids (tests that recreate a database under the same URL)."""
     with _ids_lock:
         _caches.clear()
+
+
+def describe(strings: set[str], engine=None) -> dict[str, tuple[str, str, str]]:
+    """(browser, OS, device) of each agent as enrichment stored it on its rows: the
+    user_agents table's values (read, never written, here), else a fresh parse."""
+    from server.db import get_engine
+
+    engine = engine or get_engine()
+    cache = _caches.setdefault(str(engine.url), {})
+    out = {s: (a.browser, a.os, a.device) for s in strings if (a := cache.get(s))}
+    missing = sorted(strings - out.keys())
+    columns = (user_agents.c.user_agent, user_agents.c.browser, user_agents.c.os,
+               user_agents.c.device)  # fmt: skip
+    with engine.connect() as conn:
+        for start in range(0, len(missing), 1000):
+            chunk = missing[start : start + 1000]
+            query = select(*columns).where(user_agents.c.user_agent.in_(chunk))
+            for agent, browser, os_family, device in conn.execute(query):
+                out[agent] = (browser, os_family, device)
+    for s in missing:
+        if s not in out:
+            browser, os_family, device, _bot = parse(s)
+            out[s] = (browser, os_family, device)
+    return out

@@ -1,0 +1,285 @@
+"""Load realistic requests straight into the columnar store (files + catalog), fast.
+
+Generating tens of millions of rows through HTTP takes hours here, so benchmarks write
+them the way the export job does: one key's month at a time, sorted by time, as Parquet
+files published in the catalog. The shape: API paths under ~40 templated endpoints with
+numeric and hex ids (tens of thousands of distinct raw paths, some with query strings),
+5,000 users (four in five known by IP, the rest by user id only), 50 countries, real user
+agents, a daily rhythm, log-normal response times and realistic status codes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import UTC, datetime, timedelta
+
+from server.lake import catalog, engine
+from server.lake.catalog import LakeFile
+from server.lake.source import sql_str
+from server.lake.storage import file_name, get_storage, staging_file
+from server.rules import api_version, template_path, user_hash
+
+USERS = 5_000
+COUNTRIES = [
+    "US",
+    "DE",
+    "GB",
+    "FR",
+    "IN",
+    "BR",
+    "JP",
+    "CA",
+    "AU",
+    "NL",
+    "SE",
+    "ES",
+    "IT",
+    "PL",
+    "KR",
+    "MX",
+    "ID",
+    "TR",
+    "AR",
+    "ZA",
+    "NG",
+    "EG",
+    "KE",
+    "CH",
+    "AT",
+    "BE",
+    "DK",
+    "NO",
+    "FI",
+    "IE",
+    "PT",
+    "GR",
+    "CZ",
+    "HU",
+    "RO",
+    "UA",
+    "IL",
+    "SA",
+    "AE",
+    "SG",
+    "MY",
+    "TH",
+    "VN",
+    "PH",
+    "NZ",
+    "CL",
+    "CO",
+    "PE",
+    "RU",
+    "CN",
+]
+AGENTS = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
+    "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.4 Mobile/15E148 Safari/604.1",
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "PostmanRuntime/7.37.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "okhttp/4.12.0",
+    "Go-http-client/2.0",
+)
+# (method, template, weight, median ms, sigma); {id} a number, {hex} a 32-digit hex id.
+ENDPOINTS = (
+    ("GET", "/v1/users/{id}", 9.0, 38, 0.5),
+    ("GET", "/v1/users", 5.0, 55, 0.5),
+    ("POST", "/v1/users", 1.2, 90, 0.5),
+    ("PATCH", "/v1/users/{id}", 0.9, 70, 0.5),
+    ("GET", "/v1/users/{id}/orders", 4.0, 80, 0.6),
+    ("GET", "/v1/orders/{hex}", 6.0, 45, 0.5),
+    ("POST", "/v1/orders", 2.5, 140, 0.6),
+    ("GET", "/v1/orders", 3.0, 95, 0.6),
+    ("GET", "/v1/products", 8.0, 30, 0.6),
+    ("GET", "/v1/products/{id}", 10.0, 18, 0.5),
+    ("GET", "/v1/products/{id}/reviews", 2.0, 65, 0.6),
+    ("GET", "/v1/categories/{id}/products", 2.2, 48, 0.5),
+    ("GET", "/v1/cart", 3.5, 25, 0.5),
+    ("POST", "/v1/cart/items", 2.0, 40, 0.5),
+    ("DELETE", "/v1/cart/items/{id}", 0.6, 35, 0.5),
+    ("POST", "/v1/checkout", 1.0, 420, 0.5),
+    ("POST", "/v1/payments", 0.9, 650, 0.45),
+    ("GET", "/v1/search", 6.0, 210, 0.7),
+    ("GET", "/v1/reports/{id}/export", 0.4, 2400, 0.6),
+    ("GET", "/v1/me", 5.0, 15, 0.4),
+    ("POST", "/v1/auth/login", 1.5, 180, 0.4),
+    ("POST", "/v1/auth/refresh", 2.5, 22, 0.4),
+    ("GET", "/v2/users/{id}", 4.0, 24, 0.5),
+    ("GET", "/v2/orders/{hex}", 3.0, 30, 0.5),
+    ("POST", "/v2/orders", 1.5, 95, 0.5),
+    ("GET", "/v2/products/{id}", 5.0, 11, 0.45),
+    ("GET", "/v2/search", 3.5, 130, 0.6),
+    ("GET", "/v2/recommendations/{id}", 2.0, 340, 0.5),
+    ("PUT", "/v2/inventory/{id}", 0.5, 55, 0.5),
+    ("GET", "/v3/products/{id}", 1.0, 9, 0.4),
+    ("GET", "/health", 6.0, 2, 0.4),
+    ("GET", "/status", 1.0, 4, 0.4),
+    ("GET", "/docs", 0.5, 8, 0.4),
+    ("GET", "/static/app.js", 0.8, 3, 0.3),
+)
+HOSTS = (("api.acme.dev", 70), ("eu.api.acme.dev", 22), ("staging.acme.dev", 8))
+STATUSES = ((200, 820), (201, 40), (204, 20), (304, 15), (400, 25), (401, 20), (403, 8),
+            (404, 30), (429, 7), (500, 10), (502, 3), (503, 2))  # fmt: skip
+SLOTS = 1000
+
+
+def _slots(weights) -> list[int]:
+    """Index per slot (SLOTS in all), so a weighted choice is an equi-join on a slot."""
+    total = sum(weights)
+    out = []
+    for index, w in enumerate(weights):
+        out += [index] * round(w / total * SLOTS)
+    return (out + [len(weights) - 1] * SLOTS)[:SLOTS]
+
+
+def _users(cur) -> None:
+    from server.useragents import parse
+
+    rows = []
+    for i in range(USERS):
+        agent = AGENTS[(i * 7) % len(AGENTS)]
+        browser, os_family, device, bot = parse(agent)
+        ip = f"{11 + i % 200}.{(i // 200) % 250}.{(i * 13) % 250}.{1 + i % 249}" if i % 5 else None
+        user_id = f"user-{i}" if i % 3 == 0 or ip is None else None
+        country = COUNTRIES[min(len(COUNTRIES) - 1, int(len(COUNTRIES) * (i / USERS) ** 2))]
+        host = HOSTS[0][0] if i % 10 < 7 else HOSTS[1][0] if i % 10 < 9 else HOSTS[2][0]
+        rows.append((i, ip, user_id, user_hash(ip or user_id), country, agent, browser,
+                     os_family, device, bot, host))  # fmt: skip
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE gen_users (u INTEGER, ip VARCHAR, user_id VARCHAR, "
+        "uid BIGINT, location VARCHAR, agent VARCHAR, browser VARCHAR, os VARCHAR, "
+        "device VARCHAR, bot BOOLEAN, host VARCHAR)"
+    )
+    cur.executemany("INSERT INTO gen_users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _lookups(cur) -> None:
+    cur.execute(
+        "CREATE OR REPLACE TEMP TABLE gen_endpoints (e INTEGER, method VARCHAR, "
+        "template VARCHAR, endpoint VARCHAR, version VARCHAR, median DOUBLE, sigma DOUBLE)"
+    )
+    for e, (method, template, _w, median, sigma) in enumerate(ENDPOINTS):
+        sample = template.replace("{id}", "123").replace("{hex}", "0123456789abcdef" * 2)
+        endpoint = template_path(sample)
+        assert endpoint == template.replace("{hex}", "{id}"), (template, endpoint)
+        cur.execute(
+            "INSERT INTO gen_endpoints VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [e, method, template, endpoint, api_version(sample), median, sigma],
+        )
+    cur.execute("CREATE OR REPLACE TEMP TABLE gen_slots (slot INTEGER, e INTEGER, s INTEGER)")
+    endpoint_slots = _slots([w for _m, _t, w, _md, _s in ENDPOINTS])
+    status_slots = _slots([w for _code, w in STATUSES])
+    cur.executemany(
+        "INSERT INTO gen_slots VALUES (?, ?, ?)",
+        [(i, endpoint_slots[i], STATUSES[status_slots[i]][0]) for i in range(SLOTS)],
+    )
+
+
+def _month_rows_sql(key_id: int, start_us: int, span_us: int, count: int, seed: int) -> str:
+    """SELECT of `count` generated rows in [start, start + span), in the layout's columns."""
+    r = lambda k: f"((hash(i * 7919 + {seed * 31 + k}) % 1000003) / 1000003.0)"  # noqa: E731
+    return f"""
+    WITH base AS (
+      SELECT i,
+        {start_us} + CAST({r(1)} * {span_us} AS BIGINT) AS ts_us,
+        CAST(floor(pow({r(2)}, 1.7) * {USERS}) AS INTEGER) AS u,
+        CAST(floor({r(3)} * {SLOTS}) AS INTEGER) AS slot_e,
+        CAST(floor({r(4)} * {SLOTS}) AS INTEGER) AS slot_s,
+        {r(5)} AS z1, {r(6)} AS z2, {r(7)} AS q, hash(i * 104729 + {seed}) AS h
+      FROM range({count}) t(i)
+    ), picked AS (
+      SELECT b.*, e.method, e.template, e.endpoint, e.version, e.median, e.sigma, s2.s AS status
+      FROM base b
+      JOIN gen_slots s1 ON s1.slot = b.slot_e
+      JOIN gen_endpoints e ON e.e = s1.e
+      JOIN gen_slots s2 ON s2.slot = b.slot_s
+    )
+    SELECT
+      ({key_id}::BIGINT << 40) + {seed}::BIGINT * 100000000 + i AS id,
+      {key_id}::INTEGER AS key_id,
+      make_timestamp(ts_us)::TIMESTAMPTZ AS created_at,
+      CAST(ts_us // 3600000000 AS INTEGER) AS hour,
+      us.host AS hostname,
+      p.method,
+      replace(replace(p.template, '{{id}}', CAST(h % 4000 AS VARCHAR)),
+              '{{hex}}', md5(CAST(h % 60000 AS VARCHAR))) ||
+        CASE WHEN q < 0.08 THEN '?page=' || CAST(CAST(q * 100 AS INTEGER) AS VARCHAR) ELSE '' END
+        AS path,
+      p.endpoint, p.method || ' ' || p.endpoint AS route, p.version,
+      CAST(p.status AS SMALLINT) AS status,
+      CAST(greatest(0, round(p.median * exp(p.sigma * sqrt(-2 * ln(greatest(z1, 1e-9)))
+           * cos(2 * pi() * z2)) * CASE WHEN p.status >= 500 THEN 3 ELSE 1 END)) AS INTEGER)
+        AS response_time,
+      us.ip AS ip_address, us.location, us.user_id, us.uid,
+      us.agent AS user_agent, us.browser, us.os, us.device, us.bot,
+      'FastAPI' AS framework
+    FROM picked p JOIN gen_users us ON us.u = p.u
+    """
+
+
+def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None) -> int:
+    """Write `rows` requests for `key_id` over the year before `now`; returns files written.
+
+    Months get rows in proportion to their length; files hold up to LAKE_FILE_ROWS rows.
+    """
+    storage = get_storage(settings)
+    start = (now - timedelta(days=365)).replace(minute=0, second=0, microsecond=0)
+    months = []
+    cursor = start
+    while cursor < now:
+        nxt = (cursor.replace(day=1) + timedelta(days=32)).replace(day=1, hour=0)
+        end = min(nxt, now)
+        months.append((cursor, end))
+        cursor = end
+    total_span = (now - start).total_seconds()
+    written, done, began = 0, 0, time.monotonic()
+    with engine.cursor(settings) as cur:
+        _users(cur)
+        _lookups(cur)
+        for index, (low, high) in enumerate(months):
+            span = (high - low).total_seconds()
+            count = rows - done if index == len(months) - 1 else round(rows * span / total_span)
+            parts = max(1, math.ceil(count / settings.LAKE_FILE_ROWS))
+            month = low.year * 100 + low.month
+            for part in range(parts):
+                share = count // parts + (1 if part < count % parts else 0)
+                lo_us = int(low.timestamp() * 1e6) + int(span * 1e6 * part / parts)
+                width = int(span * 1e6 / parts)
+                local = staging_file(storage, f"load-k{key_id}-{month}")
+                sql = _month_rows_sql(key_id, lo_us, width, share, seed=index * 16 + part)
+                cur.execute(
+                    f"COPY ({sql} ORDER BY created_at, id) TO {sql_str(str(local))} "
+                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 250000)"
+                )
+                n, a, b = cur.execute(
+                    "SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)) "
+                    f"FROM read_parquet({sql_str(str(local))})"
+                ).fetchone()
+                name = file_name(key_id, month)
+                size = storage.put(local, name)
+                with db.begin() as conn:
+                    catalog.ensure_state(conn)
+                    catalog.publish(conn, [LakeFile(None, key_id, month, name, n, size, a, b)])
+                written += 1
+                done += n
+                if progress:
+                    progress(
+                        f"key {key_id}: {done:,}/{rows:,} rows ({time.monotonic() - began:.0f} s)"
+                    )
+    return written
+
+
+def independent_now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,47 @@
+"""The dashboard's questions, answered by the engine over every stored row.
+
+`answer` runs one refresh's questions over one snapshot of a key's rows (its files and
+hot rows, server.lake.source): the planner turns the filters into one WHERE clause, and
+each module asks one kind of question with it. Pages only call this package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dash_app.filters import Filters, Window
+from dash_app.stats import breakdowns, latency, timeseries, users
+from dash_app.stats.planner import Plan, plan
+from server.lake.source import open_rows
+
+__all__ = ["Answers", "Plan", "answer", "plan"]
+
+
+@dataclass
+class Answers:
+    plan: Plan
+    parts: breakdowns.Breakdowns  # traffic, status, endpoints, versions, places, agents
+    clients: pd.DataFrame  # [browser, os, device, n, n_err]
+    previous_total: int | None
+    latency: pd.DataFrame  # [bucket, rt, n]
+    users: users.Users
+    hostnames: list[str]
+
+
+def answer(key_id: int, filters: Filters, window: Window) -> Answers:
+    """Every panel's numbers for one refresh, from one snapshot."""
+    p = plan(key_id, filters, window)
+    with open_rows(key_id) as rows:
+        previous = p.previous
+        parts = breakdowns.breakdowns(rows, p)
+        return Answers(
+            plan=p,
+            parts=parts,
+            clients=breakdowns.clients(parts.agents),
+            previous_total=timeseries.total(rows, previous) if previous else None,
+            latency=latency.distribution(rows, p),
+            users=users.users(rows, p),
+            hostnames=breakdowns.hostnames(rows),
+        )

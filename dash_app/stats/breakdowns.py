@@ -1,0 +1,116 @@
+"""Traffic and breakdowns in one pass: requests over time, by status and endpoint, API
+version, country and client.
+
+One GROUPING SETS query decodes each column once for every panel; each set groups by
+one stored column where it can (`route`, `version`, `location`, `user_agent`), which the
+engine aggregates several times faster than several text columns (bench/README.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from dash_app.stats.planner import Plan
+
+# Which grouping set a result row belongs to, by the columns it groups.
+_TIME, _ROUTE, _VERSION, _LOCATION, _AGENT = range(1, 6)
+
+
+@dataclass
+class Breakdowns:
+    traffic: pd.DataFrame  # [t, n, n_ok] per hour (or five minutes)
+    by_status: pd.DataFrame  # [status, n, rt_sum]
+    endpoints: pd.DataFrame  # [method, endpoint, status_class, n, rt_sum]
+    versions: pd.DataFrame  # [version, n]
+    locations: pd.DataFrame  # [location, n, n_err]
+    agents: pd.DataFrame  # [user_agent, n, n_err]
+
+
+def breakdowns(rows, plan: Plan) -> Breakdowns:
+    default_label = plan.label == "endpoint"
+    endpoint_keys = ("route",) if default_label else ("method", "label")
+    sets = {
+        _TIME: ("t",),
+        _ROUTE: (*endpoint_keys, "status"),
+        _VERSION: ("version",),
+        _LOCATION: ("location",),
+        _AGENT: ("user_agent",),
+    }
+    which = " + ".join(
+        f"(CASE WHEN GROUPING({', '.join(cols)}) = 0 THEN {i} ELSE 0 END)"
+        for i, cols in sets.items()
+    )
+    columns = ["t", *endpoint_keys, "status", "version", "location", "user_agent"]
+    inner = ", ".join(
+        f"{plan.grain} AS t" if c == "t" else f"{plan.label} AS label" if c == "label" else c
+        for c in columns
+    )
+    grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
+    frame = rows.frame(
+        f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
+        f"count(*) FILTER (WHERE status < 400) AS n_ok, sum(response_time) AS rt_sum "
+        f"FROM (SELECT {inner}, response_time FROM {{rows}} WHERE {plan.where}) "
+        f"GROUP BY GROUPING SETS ({grouping})",
+        list(plan.params),
+    )
+    part = {i: frame[frame["g"] == i] for i in sets}
+    counts = ["n", "n_ok", "rt_sum"]
+    for i in part:
+        part[i] = part[i].assign(**{c: part[i][c].fillna(0).astype("int64") for c in counts})
+    route = part[_ROUTE]
+    if default_label:
+        split = route["route"].str.split(" ", n=1, expand=True)
+        route = route.assign(method=split[0], endpoint=split[1]) if len(route) else route
+    else:
+        route = route.rename(columns={"label": "endpoint"})
+    route = route.reindex(columns=["method", "endpoint", "status", "n", "rt_sum"]).astype(
+        {"method": object, "endpoint": object, "status": "int64"}
+    )
+    status = route.groupby("status", as_index=False)[["n", "rt_sum"]].sum()
+    endpoints = (
+        route.assign(status_class=route["status"] // 100)
+        .groupby(["method", "endpoint", "status_class"], as_index=False)[["n", "rt_sum"]]
+        .sum()
+    )
+
+    def by(i: int, column: str) -> pd.DataFrame:
+        found = part[i].assign(**{column: part[i][column].fillna(""), "n_err": 0})
+        found["n_err"] = found["n"] - found["n_ok"]
+        return found.groupby(column, as_index=False)[["n", "n_err"]].sum()
+
+    traffic = part[_TIME][["t", "n", "n_ok"]].astype("int64").reset_index(drop=True)
+    return Breakdowns(
+        traffic=traffic,
+        by_status=status.astype("int64"),
+        endpoints=endpoints.astype({"status_class": "int64", "n": "int64", "rt_sum": "int64"}),
+        versions=by(_VERSION, "version")[["version", "n"]],
+        locations=by(_LOCATION, "location"),
+        agents=by(_AGENT, "user_agent"),
+    )
+
+
+def clients(agents: pd.DataFrame, engine=None) -> pd.DataFrame:
+    """[browser, os, device, n, n_err] from counts per user agent: each agent's browser, OS
+    and device are what enrichment stored for it (the user_agents table, which every
+    enriched row's values come from), so grouping by the agent alone is exact."""
+    from server.useragents import describe
+
+    if agents.empty:
+        return pd.DataFrame(columns=["browser", "os", "device", "n", "n_err"])
+    known = describe(set(agents["user_agent"]) - {""}, engine)
+    parts = [known.get(ua, ("", "", "")) for ua in agents["user_agent"]]
+    frame = agents.assign(
+        browser=[p[0] for p in parts], os=[p[1] for p in parts], device=[p[2] for p in parts]
+    )
+    return frame.groupby(["browser", "os", "device"], as_index=False)[["n", "n_err"]].sum()
+
+
+def hostnames(rows) -> list[str]:
+    """Every hostname the key has logged (the hostname menu ignores the filters)."""
+    found = rows.query(
+        "SELECT DISTINCT hostname FROM {rows} WHERE hostname IS NOT NULL AND hostname <> '' "
+        "ORDER BY hostname"
+    ).fetchall()
+    return [r[0] for r in found]

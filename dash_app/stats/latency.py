@@ -1,0 +1,81 @@
+"""Response times: the exact distribution per activity bucket, and percentiles from it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dash_app.stats.planner import Plan
+from server.rules import HIST_BUCKETS, HIST_LOWER
+
+
+def distribution(rows, plan: Plan) -> pd.DataFrame:
+    """[bucket, rt, n]: how many requests of each activity bucket took each whole number of
+    milliseconds; the period's histogram and exact percentiles, and each bucket's, follow."""
+    return rows.frame(
+        f"SELECT {plan.bucket} AS bucket, response_time AS rt, count(*) AS n "
+        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
+        list(plan.params),
+    )
+
+
+def quantile(values: np.ndarray, counts: np.ndarray, p: float) -> float | None:
+    """The p-th percentile (0-100) of the values, each repeated `counts` times, with linear
+    interpolation between ranks (numpy.percentile's default); `values` sorted ascending."""
+    total = int(counts.sum())
+    if total == 0:
+        return None
+    position = (total - 1) * p / 100
+    below = int(np.floor(position))
+    cumulative = np.cumsum(counts)
+    low = values[int(np.searchsorted(cumulative, below + 1))]
+    high = values[int(np.searchsorted(cumulative, min(below + 2, total)))]
+    return float(low + (high - low) * (position - below))
+
+
+def overall(dist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(values, counts) over the whole period, values ascending."""
+    if dist.empty:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    summed = dist.groupby("rt")["n"].sum()
+    return summed.index.to_numpy(dtype=np.int64), summed.to_numpy(dtype=np.int64)
+
+
+def percentiles(dist: pd.DataFrame, ps) -> dict[int, float | None]:
+    values, counts = overall(dist)
+    return {p: quantile(values, counts, p) for p in ps}
+
+
+def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:
+    """[bucket, p50, p95]: each bucket's exact percentiles, all buckets at once (numpy)."""
+    columns = ["bucket", *(f"p{p}" for p in ps)]
+    if dist.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = dist.sort_values(["bucket", "rt"])
+    bucket = ordered["bucket"].to_numpy(dtype=np.int64)
+    values = ordered["rt"].to_numpy(dtype=np.int64)
+    counts = ordered["n"].to_numpy(dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    cumulative = np.cumsum(counts)
+    before = np.r_[0, cumulative[starts[1:] - 1]]  # rows in earlier buckets
+    totals = np.add.reduceat(counts, starts)
+    out = {"bucket": bucket[starts]}
+    for p in ps:
+        position = (totals - 1) * p / 100
+        below = np.floor(position).astype(np.int64)
+        # The value at a 0-based rank r of a bucket: the first row whose cumulative count
+        # (counted from the bucket's start) exceeds r.
+        low = values[np.searchsorted(cumulative, before + below + 1)]
+        high = values[np.searchsorted(cumulative, before + np.minimum(below + 2, totals))]
+        out[f"p{p}"] = low + (high - low) * (position - below)
+    return pd.DataFrame(out)
+
+
+def display_histogram(dist: pd.DataFrame) -> np.ndarray:
+    """Counts in the 64 display buckets (server.rules.HIST_LOWER), exact."""
+    values, counts = overall(dist)
+    hist = np.zeros(HIST_BUCKETS, dtype=np.int64)
+    if len(values):
+        index = np.searchsorted(np.asarray(HIST_LOWER), values, side="right") - 1
+        np.add.at(hist, np.clip(index, 0, HIST_BUCKETS - 1), counts)
+    return hist

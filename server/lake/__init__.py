@@ -1,0 +1,1 @@
+"""The columnar store: Parquet files (local or S3) + a catalog and a hot table in the database."""

@@ -1,0 +1,175 @@
+"""The in-process analytical engine (DuckDB): one database per process, a cursor per use.
+
+It reads the columnar store's Parquet files (a local directory or S3) and the hot table
+of the relational database (PostgreSQL or SQLite, attached read-only), so a query sees
+every stored row. Extensions come from the `duckdb-extension-*` packages pinned with
+DuckDB itself: nothing is downloaded at run time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
+
+HOT_DB = "hotdb"  # the attached relational database, as the engine names it
+
+_lock = threading.Lock()
+_state: dict = {"pid": None, "db": None, "signature": None}
+
+
+class EngineError(RuntimeError):
+    """The engine cannot start with these settings (a missing extension, a bad URL)."""
+
+
+def extension_path(name: str) -> str:
+    """The extension binary shipped in the `duckdb-extension-<name>` wheel."""
+    module = f"duckdb_extension_{name}"
+    try:
+        package = importlib.import_module(module)
+    except ImportError as exc:
+        raise EngineError(
+            f"DuckDB extension {name!r} is missing: pip install duckdb-extension-"
+            f"{name.replace('_', '-')} (the version of duckdb itself)"
+        ) from exc
+    found = sorted(Path(package.__path__[0]).rglob(f"{name}.duckdb_extension"))
+    if not found:
+        raise EngineError(f"the package {module} holds no {name}.duckdb_extension file")
+    return str(found[0])
+
+
+def libpq_dsn(database_url: str) -> str:
+    """A libpq keyword string for a SQLAlchemy PostgreSQL URL."""
+    url = make_url(database_url)
+    parts = {
+        "host": url.host or "localhost",
+        "port": url.port or 5432,
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }
+    parts.update({k: v for k, v in url.query.items() if isinstance(v, str)})
+
+    def quote(value) -> str:
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        return f"'{text}'"
+
+    return " ".join(f"{k}={quote(v)}" for k, v in parts.items() if v not in (None, ""))
+
+
+def sqlite_path(database_url: str) -> str:
+    return make_url(database_url).database
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _open(settings):
+    import duckdb
+
+    config = {
+        "threads": settings.ENGINE_THREADS or os.cpu_count() or 2,
+        "memory_limit": f"{settings.ENGINE_MEMORY_MB}MB",
+        # Everything the engine needs is loaded below, from installed packages.
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+    }
+    db = duckdb.connect(":memory:", config=config)
+    db.execute("SET enable_progress_bar = false")
+    db.execute("SET TimeZone = 'UTC'")
+    # Files never change once written (compaction writes new ones), so their footers
+    # can be cached across queries.
+    db.execute("SET parquet_metadata_cache = true")
+    spill = Path(settings.DATA_DIR) / "engine-tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    db.execute(f"SET temp_directory = {_quote(str(spill))}")
+    if settings.is_postgres:
+        db.execute(f"LOAD {_quote(extension_path('postgres_scanner'))}")
+        dsn = libpq_dsn(settings.DATABASE_URL)
+        db.execute(f"ATTACH {_quote(dsn)} AS {HOT_DB} (TYPE postgres, READ_ONLY)")
+    else:
+        db.execute(f"LOAD {_quote(extension_path('sqlite_scanner'))}")
+        path = sqlite_path(settings.DATABASE_URL)
+        db.execute(f"ATTACH {_quote(path)} AS {HOT_DB} (TYPE sqlite, READ_ONLY)")
+    if settings.LAKE_URL.startswith("s3://"):
+        db.execute(f"LOAD {_quote(extension_path('httpfs'))}")
+        db.execute(_s3_secret(settings))
+    return db
+
+
+def _s3_secret(settings) -> str:
+    """A DuckDB secret for the configured S3 (or S3-compatible) endpoint."""
+    parts = [
+        "TYPE s3",
+        f"KEY_ID {_quote(settings.S3_ACCESS_KEY_ID)}",
+        f"SECRET {_quote(settings.S3_SECRET_ACCESS_KEY)}",
+        f"REGION {_quote(settings.S3_REGION)}",
+    ]
+    if settings.S3_ENDPOINT_URL:
+        endpoint = make_url_parts(settings.S3_ENDPOINT_URL)
+        parts += [
+            f"ENDPOINT {_quote(endpoint['host'])}",
+            f"USE_SSL {'true' if endpoint['ssl'] else 'false'}",
+            "URL_STYLE 'path'",
+        ]
+    return f"CREATE OR REPLACE SECRET lake_s3 ({', '.join(parts)})"
+
+
+def make_url_parts(endpoint_url: str) -> dict:
+    """'http://127.0.0.1:9000' -> {'host': '127.0.0.1:9000', 'ssl': False}."""
+    scheme, _, rest = endpoint_url.partition("://")
+    if not rest:
+        scheme, rest = "https", endpoint_url
+    return {"host": rest.rstrip("/"), "ssl": scheme == "https"}
+
+
+def _signature(settings) -> tuple:
+    return (
+        settings.DATABASE_URL,
+        settings.LAKE_URL,
+        settings.ENGINE_MEMORY_MB,
+        settings.ENGINE_THREADS,
+        settings.S3_ENDPOINT_URL,
+    )
+
+
+def database(settings=None):
+    """This process's engine, opened on first use (and again in a forked child)."""
+    from server.config import current_config
+
+    settings = settings or current_config()
+    signature = _signature(settings)
+    with _lock:
+        if _state["db"] is None or _state["pid"] != os.getpid() or _state["signature"] != signature:
+            if _state["db"] is not None and _state["pid"] == os.getpid():
+                with contextlib.suppress(Exception):
+                    _state["db"].close()
+            _state.update(db=_open(settings), pid=os.getpid(), signature=signature)
+        return _state["db"]
+
+
+@contextlib.contextmanager
+def cursor(settings=None):
+    """A connection to this process's engine for one unit of work (one thread)."""
+    cur = database(settings).cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
+
+
+def close() -> None:
+    """Close this process's engine (tests switching databases, shutdown)."""
+    with _lock:
+        if _state["db"] is not None and _state["pid"] == os.getpid():
+            with contextlib.suppress(Exception):
+                _state["db"].close()
+        _state.update(db=None, pid=None, signature=None)

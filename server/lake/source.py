@@ -1,0 +1,74 @@
+"""A key's rows as one relation for the engine: its Parquet files plus its hot rows.
+
+Every reader (dashboard panels, explorer, CSV export, data API) goes through `open_rows`,
+so each sees all stored rows exactly once: the files of one catalog snapshot, and the
+hot rows past that snapshot's boundary, copied once into a temporary table of the
+reader's own engine connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass
+
+from server.db import get_engine
+from server.lake import catalog, engine, layout
+from server.lake.storage import get_storage
+
+_names = itertools.count()
+
+
+def sql_str(value: str) -> str:
+    """A string literal for engine SQL."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@dataclass
+class Rows:
+    """One reader's view of one key: `relation` is SQL usable after FROM."""
+
+    cursor: object
+    snapshot: catalog.Snapshot
+    relation: str
+    hot_table: str
+    hot_rows: int
+
+    def query(self, sql: str, params=None):
+        """Run `sql` (which names the rows `{rows}`) on the reader's connection."""
+        return self.cursor.execute(sql.replace("{rows}", self.relation), params or [])
+
+    def frame(self, sql: str, params=None):
+        """The result of `sql` as a pandas DataFrame (aggregated results only)."""
+        return self.query(sql, params).df()
+
+
+def _file_list(snapshot: catalog.Snapshot, storage) -> str:
+    return "[" + ", ".join(sql_str(storage.url(f.path)) for f in snapshot.files) + "]"
+
+
+@contextlib.contextmanager
+def open_rows(key_id: int, since_us: int | None = None, until_us: int | None = None, settings=None):
+    """The key's rows (those overlapping [since, until) at least), for one unit of work."""
+    with get_engine().connect() as conn:
+        snap = catalog.snapshot(conn, key_id, since_us, until_us)
+    storage = get_storage(settings)
+    with engine.cursor(settings) as cur:
+        hot = f"hot_rows_{next(_names)}"
+        cur.execute(
+            f"CREATE TEMP TABLE {hot} AS SELECT {layout.hot_select_list()} "
+            f"FROM {engine.HOT_DB}.requests WHERE key_id = {int(key_id)} "
+            f"AND id > {int(snap.exported_id)}"
+        )
+        hot_rows = cur.execute(f"SELECT count(*) FROM {hot}").fetchone()[0]
+        columns = layout.lake_select_list()
+        if snap.files:
+            files = f"SELECT {columns} FROM read_parquet({_file_list(snap, storage)})"
+            relation = f"({files} UNION ALL SELECT {columns} FROM {hot})"
+        else:
+            relation = hot
+        try:
+            yield Rows(cur, snap, relation, hot, hot_rows)
+        finally:
+            with contextlib.suppress(Exception):
+                cur.execute(f"DROP TABLE IF EXISTS {hot}")
