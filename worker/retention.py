@@ -63,7 +63,7 @@ def apply_retention(engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE) -> d
     }
     remove_orphans(engine, settings)
     log.info(
-        "retention deleted %s idle keys, %s raw requests, %s pings",
+        "retention deleted %s idle keys, %s stored requests, %s pings",
         counts["keys"],
         counts["requests"],
         counts["pings"],
@@ -225,7 +225,7 @@ def plan_retention(engine, cutoffs: Cutoffs) -> dict:
 @click.command("retention")
 @click.option("--dry-run", is_flag=True, help="Only show what would be deleted.")
 def retention_command(dry_run: bool) -> None:
-    """Delete raw requests, idle keys and pings past their retention (what the daily job does)."""
+    """Delete stored requests, idle keys and pings past their retention (the daily job)."""
     config = current_config()
     cutoffs = Cutoffs.from_config(config)
     engine = get_engine()
@@ -236,11 +236,11 @@ def retention_command(dry_run: bool) -> None:
         click.echo("retention dry run: nothing is deleted")
         click.echo(
             f"  keys idle since {cutoffs.keys:{day}} ({config.KEY_INACTIVE_DAYS} days): "
-            f"{len(plan['keys'])} (ids: {keys}), with {plan['idle_key_requests']} raw requests "
+            f"{len(plan['keys'])} (ids: {keys}), with {plan['idle_key_requests']} stored requests "
             "and all their other data"
         )
         click.echo(
-            f"  raw requests of other keys before {cutoffs.requests:{day}} "
+            f"  stored requests of other keys before {cutoffs.requests:{day}} "
             f"({config.RETENTION_DAYS} days): {plan['requests']}"
         )
         click.echo(
@@ -250,6 +250,6 @@ def retention_command(dry_run: bool) -> None:
         return
     counts = apply_retention(engine, cutoffs)
     click.echo(
-        f"deleted {counts['keys']} idle keys, {counts['requests']} raw requests, "
+        f"deleted {counts['keys']} idle keys, {counts['requests']} stored requests, "
         f"{counts['pings']} pings"
     )

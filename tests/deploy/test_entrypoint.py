@@ -205,8 +205,8 @@ def test_the_image_roles_work_together(container_env, empty_pg_url, redis_url, t
         runs = scheduled_runs(Redis.from_url(redis_url))
         names = sorted(run.rsplit("-", 1)[0] for run in runs)
         assert names == [
+            "periodic-lake-export",
             "periodic-retention",
-            "periodic-rollup-refresh",
             "periodic-stale-batch-sweep",
             "periodic-uptime-checks",
         ], runs

@@ -35,9 +35,11 @@ def stage(stack, key, batches: int, size: int, tag: str) -> list[int]:
 
 
 def waiting_jobs(stack) -> int:
+    """Batch jobs waiting (an export job may wait on the same queue)."""
     from rq import Queue
 
-    return Queue(INGEST_QUEUE, connection=stack.app.extensions["job_queue"].redis).count
+    queue = Queue(INGEST_QUEUE, connection=stack.app.extensions["job_queue"].redis)
+    return sum(1 for job_id in queue.job_ids if job_id.startswith("batch-"))
 
 
 def stored(stack, key) -> tuple[int, int]:

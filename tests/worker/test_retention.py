@@ -1,4 +1,9 @@
-"""Retention deletes exactly what it should (old raw requests, idle keys, old pings) and no more."""
+"""Retention deletes exactly what it should (old requests, idle keys, old pings) and no more.
+
+Requests live in the columnar store's monthly files: retention drops a file wholly older
+than the cutoff and rewrites one that straddles it, and what it removes is gone from
+storage once the grace period is over.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ from sqlalchemy import func, select, update
 
 from server.auth import lookup_key
 from server.db import utcnow
-from server.models import api_keys, key_tables, pings, requests
+from server.lake import catalog
+from server.lake.source import open_rows
+from server.lake.storage import get_storage
+from server.models import api_keys, key_tables, pings
 from server.monitors_query import create_monitor
 from tests.conftest import postgres_stack, sqlite_stack
 from tests.helpers import days_ago, post_batch, row
+from worker.export import flush, remove_retired
 from worker.probe import Outcome
 from worker.retention import Cutoffs, apply_retention, plan_retention
 from worker.uptime import store_ping
@@ -22,9 +31,9 @@ from worker.uptime import store_ping
 def fresh_stack(request, tmp_path):
     """Retention acts on the whole database, so each run gets a database of its own."""
     if request.param == "sqlite":
-        return sqlite_stack(tmp_path)
+        return sqlite_stack(tmp_path, LAKE_GRACE_SECONDS=0)
     url = request.getfixturevalue("fresh_pg_url")
-    return postgres_stack(url, request.getfixturevalue("redis_url"), tmp_path)
+    return postgres_stack(url, request.getfixturevalue("redis_url"), tmp_path, LAKE_GRACE_SECONDS=0)
 
 
 def ingest(stack, key, *ages_in_days):
@@ -43,14 +52,31 @@ def add_monitor(stack, key_id, *ping_ages_in_days) -> int:
 
 
 def key_rows(stack, key_id) -> dict[str, int]:
-    """How many rows each per-key table holds for the key."""
+    """How many rows each per-key table holds for the key; "requests" counts the stored
+    requests wherever they are (hot or in files), "lake_files" the live files."""
     with stack.engine.connect() as conn:
-        return {
+        counts = {
             table.name: conn.execute(
                 select(func.count()).select_from(table).where(table.c.key_id == key_id)
             ).scalar_one()
             for table in key_tables()
+            if table.name != "lake_files"
         }
+        counts["lake_files"] = len(catalog.live_files(conn, key_id))
+    with open_rows(key_id) as rows:
+        counts["requests"] = rows.query("SELECT count(*) FROM {rows}").fetchone()[0]
+    return counts
+
+
+def stored_before(key_id: int, cutoff) -> int:
+    with open_rows(key_id) as rows:
+        return rows.query("SELECT count(*) FROM {rows} WHERE created_at < ?", [cutoff]).fetchone()[
+            0
+        ]
+
+
+def files_on_storage(key_id: int) -> set[str]:
+    return {name for name, _mtime in get_storage().list(f"k{key_id}/")}
 
 
 def ping_count(stack, monitor_id) -> int:
@@ -77,6 +103,7 @@ def test_retention_deletes_exactly_what_it_should(fresh_stack):
     ingest(stack, keys["idle"], 300, 2)
     ingest(stack, keys["demo"], 400, 1)
     stack.process_jobs()
+    flush()  # every row into the columnar store's files
     active_monitor = add_monitor(stack, ids["active"], 120, 91, 89, 1)
     idle_monitor = add_monitor(stack, ids["idle"], 1)
     idle_since(stack, ids["idle"], 200)
@@ -90,9 +117,21 @@ def test_retention_deletes_exactly_what_it_should(fresh_stack):
     assert plan == {"keys": [ids["idle"]], "idle_key_requests": 2, "requests": 4, "pings": 2}
     assert {name: key_rows(stack, k) for name, k in ids.items()} == before  # a plan deletes nothing
 
+    old_files = {
+        f.path
+        for f in _files(stack, ids["active"])
+        if f.min_us < cutoffs.requests.timestamp() * 1e6
+    }
+    assert old_files
+
     # Tiny batches, so several transactions are needed and each must pick up where it left.
     counts = apply_retention(stack.engine, cutoffs, batch_size=2)
     assert counts == {"keys": 1, "requests": 4, "pings": 2}
+    # Whole files older than the cutoff were dropped and a straddling one rewritten; once
+    # the grace period is over (0 here), none of the old files is left in storage.
+    remove_retired(stack.engine, stack.config)
+    assert not old_files & files_on_storage(ids["active"])
+    assert files_on_storage(ids["idle"]) == set()
 
     after = {name: key_rows(stack, key_id) for name, key_id in ids.items()}
     assert after["idle"] == dict.fromkeys(before["idle"], 0)
@@ -102,15 +141,14 @@ def test_retention_deletes_exactly_what_it_should(fresh_stack):
         )
         assert lookup_key(conn, keys["active"]) == ids["active"]
         assert lookup_key(conn, keys["demo"]) == ids["demo"]
-        old = conn.execute(
-            select(func.count())
-            .select_from(requests)
-            .where(requests.c.created_at < cutoffs.requests)
-        ).scalar_one()
-    assert old == 0
-    # Only raw requests aged out; rollups and everything else of kept keys stay.
-    assert after["active"] == {**before["active"], "requests": 3}
-    assert after["demo"] == {**before["demo"], "requests": 1}
+    assert stored_before(ids["active"], cutoffs.requests) == 0
+    assert stored_before(ids["demo"], cutoffs.requests) == 0
+    # Only requests aged out; everything else of kept keys stays.
+    same = ("requests", "lake_files")
+    assert {k: v for k, v in after["active"].items() if k not in same} == {
+        k: v for k, v in before["active"].items() if k not in same
+    }
+    assert after["active"]["requests"] == 3 and after["demo"]["requests"] == 1
     assert ping_count(stack, active_monitor) == 2
     assert ping_count(stack, idle_monitor) == 0
 
@@ -137,15 +175,21 @@ def test_the_command_shows_then_applies(fresh_stack):
         key_id = lookup_key(conn, key)
     ingest(stack, key, 400, 1)
     stack.process_jobs()
+    flush()
     runner = stack.app.test_cli_runner()
 
     dry = runner.invoke(args=["retention", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert "nothing is deleted" in dry.output
-    assert "before" in dry.output and ": 1 (rollups are kept)" in dry.output
+    assert "before" in dry.output and "(365 days): 1\n" in dry.output
     assert key_rows(stack, key_id)["requests"] == 2
 
     real = runner.invoke(args=["retention"])
     assert real.exit_code == 0, real.output
-    assert "deleted 0 idle keys, 1 raw requests, 0 pings" in real.output
+    assert "deleted 0 idle keys, 1 stored requests, 0 pings" in real.output
     assert key_rows(stack, key_id)["requests"] == 1
+
+
+def _files(stack, key_id):
+    with stack.engine.connect() as conn:
+        return catalog.live_files(conn, key_id)
