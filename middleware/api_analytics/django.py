@@ -114,11 +114,16 @@ class Analytics:
         """Record when the server closes the response, before Django's own close (which
         sends request_finished and so may close the database connection a mapper uses)."""
         close = response.close
+        status = response.status_code
 
         def record_and_close() -> None:
             finished = perf_counter()
+            # The closure and the response refer to each other until this runs: undo it,
+            # so the response and its request are freed at once rather than by the cyclic
+            # GC (left to it, the cycles cost Django's throughput 5 % in bench/middleware.py).
+            vars(response).pop("close", None)
             try:
-                self._record(request, started, finished, response.status_code)
+                self._record(request, started, finished, status)
             finally:
                 close()
 
