@@ -261,6 +261,12 @@ def uvicorn_stack(args: argparse.Namespace) -> list[str]:
     return ["--loop", "uvloop", "--http", "httptools"]
 
 
+def server_name(args: argparse.Namespace) -> str:
+    if getattr(args, "framework", "fastapi") != "fastapi":
+        return stack_name(args)
+    return f"uvicorn with {stack_name(args)}"
+
+
 def stack_name(args: argparse.Namespace) -> str:
     if getattr(args, "framework", "fastapi") != "fastapi":
         return f"{args.framework.capitalize()} on gunicorn, 1 sync worker"
@@ -613,7 +619,7 @@ def report(results: Results, args: argparse.Namespace) -> bool:
     print()
     print(
         f"Medians over {args.rounds} round(s) of {args.duration:g} s "
-        f"(wrk -t{args.threads} -c{args.connections}; uvicorn with {stack_name(args)} on core "
+        f"(wrk -t{args.threads} -c{args.connections}; {server_name(args)} on core "
         f"{args.server_core}, wrk on core {args.wrk_core})"
     )
     print(
