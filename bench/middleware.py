@@ -1,4 +1,10 @@
-"""What the FastAPI middleware costs the host API: throughput and latency against a bare app.
+"""What the middleware costs the host API: throughput and latency against a bare app.
+
+FastAPI (the default shown below), and with `--framework flask` / `--framework django`
+a hello-world Flask or Django app under gunicorn with one sync worker (the WSGI set-up
+most deployments use), whose variants are bare, ours, noop (a WSGI recorder doing the
+least) and published (the `api-analytics` package's module for the framework). With no
+`--framework`, all three run one after another (what `make bench` does).
 
 Hello-world FastAPI under uvicorn (one worker, pinned to one core with taskset), load from
 wrk pinned to the other core, variants alternated round by round in one session:
@@ -25,6 +31,9 @@ h11, as a bare `pip install uvicorn` does. The report names the stack it measure
                                                # server core, with an A/A pair
     python bench/middleware.py --instructions  # instructions per request under valgrind:
                                                # unmoved by other load on the machine
+    python bench/middleware.py --framework flask --corun --variants ours,ours_b,noop,published
+    python bench/middleware.py --framework fastapi --corun --variants ours,ours_ref,noop \
+        --ref main                             # ours against the code of a git ref, A/B
 """
 
 from __future__ import annotations
@@ -57,15 +66,24 @@ BENCH_DIR = ROOT / "bench"
 MIDDLEWARE_DIR = ROOT / "middleware"
 HOSTED_DIST = "fastapi-analytics"
 HOSTED_VERSION = "1.2.5"
+# The published package with a module per framework (Flask, Django, Tornado, FastAPI).
+PUBLISHED_DIST = "api-analytics"
+PUBLISHED_VERSION = "1.2.7"
+FRAMEWORKS = ["fastapi", "flask", "django"]
 DEFAULT_VARIANTS = ["bare", "ours", "noop", "hosted"]
+WSGI_VARIANTS = ["bare", "ours", "noop", "published"]
 # ours_mappers: ours with the seed's lambda mappers; ours_b: a second copy of ours, so
-# `--corun --variants ours,ours_b` (an A/A run) shows how far identical code reads apart.
-ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b"]
+# `--corun --variants ours,ours_b` (an A/A run) shows how far identical code reads apart;
+# ours_ref: the middleware as it is at `--ref` (e.g. main), an A/B run against it.
+ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b", "ours_ref"]
+ALL_WSGI_VARIANTS = [*WSGI_VARIANTS, "ours_b", "noop_mw"]
 BOOTSTRAP_RESAMPLES = 10_000
 
 INSTRUCTION_RUNS = (500, 2500)
 TARGET_VS_NOOP = 0.97
 TARGET_VS_HOSTED = 2.5
+# Against the published module: 1.5 x, where it is itself that much slower than the no-op.
+TARGET_VS_PUBLISHED = 1.5
 TARGET_P99_SLACK_MS = 1.0
 
 
@@ -177,14 +195,49 @@ def hosted_client_dir(workdir: Path) -> Path:
     return target
 
 
-def pythonpath_for(variant: str, hosted_dir: Path) -> str:
+def published_dir(workdir: Path) -> Path:
+    """A directory holding only the published `api-analytics` package, for PYTHONPATH
+    (its name is ours too, so it is never installed in the project's virtualenv)."""
+    target = workdir / "published"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), f"{PUBLISHED_DIST}=={PUBLISHED_VERSION}"],
+        check=True,
+    )  # fmt: skip
+    print(f"published module: {PUBLISHED_DIST} {PUBLISHED_VERSION} (requests from the venv)")
+    return target
+
+
+def ref_dir(workdir: Path, ref: str) -> Path:
+    """The middleware package as it is at git `ref`, for the ours_ref variant."""
+    target = workdir / "ref"
+    package = target / "api_analytics"
+    package.mkdir(parents=True)
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", f"{ref}:middleware/api_analytics"],
+        cwd=ROOT, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    for name in listing:
+        if name.endswith(".py"):
+            data = subprocess.run(
+                ["git", "show", f"{ref}:middleware/api_analytics/{name}"],
+                cwd=ROOT, check=True, capture_output=True,
+            ).stdout  # fmt: skip
+            (package / name).write_bytes(data)
+    print(f"ours_ref: middleware/api_analytics at {ref}")
+    return target
+
+
+def pythonpath_for(variant: str, dirs: dict[str, Path]) -> str:
     first = {
         "ours": MIDDLEWARE_DIR,
         "ours_b": MIDDLEWARE_DIR,
         "ours_mappers": MIDDLEWARE_DIR,
-        "hosted": hosted_dir,
+        "hosted": dirs.get("hosted"),
+        "published": dirs.get("published"),
+        "ours_ref": dirs.get("ref"),
     }
-    paths = [str(first[variant])] if variant in first else []
+    paths = [str(first[variant])] if first.get(variant) else []
     return os.pathsep.join([*paths, str(BENCH_DIR)])
 
 
@@ -208,7 +261,15 @@ def uvicorn_stack(args: argparse.Namespace) -> list[str]:
     return ["--loop", "uvloop", "--http", "httptools"]
 
 
+def server_name(args: argparse.Namespace) -> str:
+    if getattr(args, "framework", "fastapi") != "fastapi":
+        return stack_name(args)
+    return f"uvicorn with {stack_name(args)}"
+
+
 def stack_name(args: argparse.Namespace) -> str:
+    if getattr(args, "framework", "fastapi") != "fastapi":
+        return f"{args.framework.capitalize()} on gunicorn, 1 sync worker"
     return "asyncio + h11" if args.plain else "uvloop + httptools"
 
 
@@ -244,27 +305,39 @@ def sink_rows(url: str) -> int:
         return json.load(response)["rows"]
 
 
-def variant_env(variant: str, hosted_dir: Path, sink_url: str) -> dict[str, str]:
+def variant_env(variant: str, dirs: dict[str, Path], sink_url: str, framework: str = "fastapi"):
     """Environment of a variant's server: which middleware, which api_analytics, where to."""
     closed_port = free_port()  # nothing listens here: the hosted client's server_url
+    foreign = variant in ("hosted", "published")
     return {
         **os.environ,
+        "BENCH_FRAMEWORK": framework,
         "BENCH_VARIANT": variant,
-        "BENCH_SINK_URL": f"http://127.0.0.1:{closed_port}" if variant == "hosted" else sink_url,
-        "PYTHONPATH": pythonpath_for(variant, hosted_dir),
+        "BENCH_SINK_URL": f"http://127.0.0.1:{closed_port}" if foreign else sink_url,
+        "PYTHONPATH": pythonpath_for(variant, dirs),
     }
 
 
 @contextlib.contextmanager
-def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: str):
-    """One uvicorn worker for the variant, pinned to the server core, stopped gracefully."""
+def serve(variant: str, args: argparse.Namespace, dirs: dict[str, Path], sink_url: str):
+    """One server worker for the variant, pinned to the server core, stopped gracefully:
+    uvicorn for FastAPI, gunicorn with one sync worker for Flask and Django."""
     port = free_port()
-    env = variant_env(variant, hosted_dir, sink_url)
-    command = [
-        *niced(args), "taskset", "-c", str(args.server_core), sys.executable, "-m", "uvicorn",
-        "middleware_app:app", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-        "--log-level", "warning", "--no-access-log", *uvicorn_stack(args),
-    ]  # fmt: skip
+    env = variant_env(variant, dirs, sink_url, args.framework)
+    pinned = [*niced(args), "taskset", "-c", str(args.server_core), sys.executable, "-m"]
+    if args.framework == "fastapi":
+        command = [
+            *pinned, "uvicorn", "middleware_app:app", "--host", "127.0.0.1", "--port",
+            str(port), "--workers", "1", "--log-level", "warning", "--no-access-log",
+            *uvicorn_stack(args),
+        ]  # fmt: skip
+        stop_signal = signal.SIGINT  # graceful: lifespan shutdown, final flush
+    else:
+        command = [
+            *pinned, "gunicorn", "middleware_wsgi_app:app", "--bind", f"127.0.0.1:{port}",
+            "--workers", "1", "--worker-class", "sync", "--log-level", "warning",
+        ]  # fmt: skip
+        stop_signal = signal.SIGTERM  # gunicorn's graceful stop: the worker flushes at exit
     process = subprocess.Popen(command, env=env, cwd=BENCH_DIR, start_new_session=True)
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -280,14 +353,28 @@ def serve(variant: str, args: argparse.Namespace, hosted_dir: Path, sink_url: st
                 if time.monotonic() > deadline:
                     sys.exit(f"the {variant} server did not start")
                 time.sleep(0.1)
-        yield url, process.pid
+        yield url, worker_pid(process.pid)
     finally:
-        process.send_signal(signal.SIGINT)  # graceful: lifespan shutdown, final flush
+        process.send_signal(stop_signal)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def worker_pid(pid: int) -> int:
+    """The process serving requests: gunicorn's single worker, or uvicorn itself."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    deadline = time.monotonic() + 10
+    while children.exists() and time.monotonic() < deadline:
+        found = children.read_text().split()
+        if found:
+            return int(found[0])
+        if "gunicorn" not in Path(f"/proc/{pid}/cmdline").read_text():
+            return pid
+        time.sleep(0.05)
+    return pid
 
 
 # --------------------------------------------------------------------------- measuring
@@ -352,9 +439,9 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return threads, threads - main
 
 
-def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, str]:
+def measure(variant: str, args, dirs: dict[str, Path], sink_url: str) -> tuple[Run, str]:
     before = sink_rows(sink_url)
-    with serve(variant, args, hosted_dir, sink_url) as (url, pid):
+    with serve(variant, args, dirs, sink_url) as (url, pid):
         if args.warmup > 0:
             wrk(url, args.warmup, args)
         cpu_before, bg_before = cpu_seconds(pid)
@@ -371,7 +458,7 @@ def measure(variant: str, args, hosted_dir: Path, sink_url: str) -> tuple[Run, s
     return run, note
 
 
-def instructions_per_request(variant: str, args, hosted_dir: Path, sink_url: str) -> float:
+def instructions_per_request(variant: str, args, dirs: dict[str, Path], sink_url: str) -> float:
     """User-space instructions the server process (all threads) executes per request.
 
     Two runs under valgrind (cachegrind, no cache simulation), of 500 and 2,500
@@ -382,7 +469,7 @@ def instructions_per_request(variant: str, args, hosted_dir: Path, sink_url: str
     for count in INSTRUCTION_RUNS:
         port = free_port()
         # A fixed hash seed: with a random one the same code's count moves by ~1 %.
-        env = {**variant_env(variant, hosted_dir, sink_url), "PYTHONHASHSEED": "0"}
+        env = {**variant_env(variant, dirs, sink_url), "PYTHONHASHSEED": "0"}
         command = [
             "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
             sys.executable, "-m", "uvicorn", "middleware_app:app", "--host", "127.0.0.1",
@@ -414,10 +501,10 @@ def instructions_per_request(variant: str, args, hosted_dir: Path, sink_url: str
     return (totals[1] - totals[0]) / (INSTRUCTION_RUNS[1] - INSTRUCTION_RUNS[0])
 
 
-def run_instructions(args, hosted_dir: Path, sink_url: str) -> int:
+def run_instructions(args, dirs: dict[str, Path], sink_url: str) -> int:
     counts = {}
     for number, variant in enumerate(args.variants, 1):
-        counts[variant] = instructions_per_request(variant, args, hosted_dir, sink_url)
+        counts[variant] = instructions_per_request(variant, args, dirs, sink_url)
         count = counts[variant]
         print(f"[{number}/{len(args.variants)}] {variant:<13}{count:>12,.0f} instructions/request")
     print()
@@ -434,7 +521,7 @@ def run_instructions(args, hosted_dir: Path, sink_url: str) -> int:
     return 0
 
 
-def run_corun(args, hosted_dir: Path, sink_url: str) -> int:
+def run_corun(args, dirs: dict[str, Path], sink_url: str) -> int:
     """Every variant at once on the server core, each loaded by its own wrk.
 
     The kernel shares the core fairly between the servers (each is its own session, so
@@ -453,7 +540,7 @@ def run_corun(args, hosted_dir: Path, sink_url: str) -> int:
         shift = round_number % len(args.variants)
         order = args.variants[shift:] + args.variants[:shift]
         with contextlib.ExitStack() as stack:
-            urls = [stack.enter_context(serve(v, args, hosted_dir, sink_url))[0] for v in order]
+            urls = [stack.enter_context(serve(v, args, dirs, sink_url))[0] for v in order]
             if args.warmup > 0:
                 wrk_all(urls, args.warmup, args)
             runs = dict(zip(order, wrk_all(urls, args.duration, args), strict=True))
@@ -473,19 +560,51 @@ def run_corun(args, hosted_dir: Path, sink_url: str) -> int:
     for other in others:
         values = ratios[other]
         target = {"noop": TARGET_VS_NOOP, "hosted": TARGET_VS_HOSTED}.get(other)
-        if target is None:
+        if other == "published":
+            ok &= published_verdict(values, [r["noop"].rps / r["published"].rps for r in rounds]
+                                    if "noop" in args.variants else None)  # fmt: skip
+        elif target is None:
             print(ratio_line(f"ours / {other}", values)[0])
         else:
             ok &= ratio_verdict(f"ours / {other}", values, target)
         print(f"  {'':<15}rounds {min(values):.3f}-{max(values):.3f}")
+    # Latency: every server shares the core, so all wait for their turn alike; the
+    # difference of the medians of per-round p99s is what the middleware adds.
+    p99 = {v: statistics.median(r[v].p99_ms for r in rounds) for v in args.variants}
+    print("p99 ms (median of rounds): " + "  ".join(f"{v} {p99[v]:.2f}" for v in args.variants))
+    if "noop" in p99:
+        ok &= _verdict(
+            f"p99 ours - noop = {p99['ours'] - p99['noop']:+.2f} ms",
+            p99["ours"] <= p99["noop"] + TARGET_P99_SLACK_MS,
+            f"<= +{TARGET_P99_SLACK_MS:g} ms",
+        )
     write_json(args, {v: [runs[v] for runs in rounds] for v in args.variants})
     return 0 if ok else 1
+
+
+def published_verdict(values: list[float], noop_over_published: list[float] | None) -> bool:
+    """ours / published, with its target only where the published module is itself at
+    least TARGET_VS_PUBLISHED x slower than the no-op (else no middleware could reach it)."""
+    if noop_over_published is None:
+        print(ratio_line("ours / published", values)[0] + "   (add noop for a verdict)")
+        return True
+    gap = statistics.median(noop_over_published)
+    if gap < TARGET_VS_PUBLISHED:
+        print(
+            ratio_line("ours / published", values)[0]
+            + f"   target n/a: noop / published = {gap:.3f} < {TARGET_VS_PUBLISHED}"
+        )
+        return True
+    return ratio_verdict("ours / published", values, TARGET_VS_PUBLISHED)
 
 
 def write_json(args: argparse.Namespace, runs: dict[str, list[Run]]) -> None:
     """Every run of every variant, for `--json`."""
     if not args.json:
         return
+    if len(args.frameworks) > 1:  # one file per framework: name-flask.json, ...
+        args = argparse.Namespace(**vars(args))
+        args.json = args.json.with_name(f"{args.json.stem}-{args.framework}{args.json.suffix}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     data = {v: [run.__dict__ for run in variant_runs] for v, variant_runs in runs.items()}
     args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)},
@@ -500,7 +619,7 @@ def report(results: Results, args: argparse.Namespace) -> bool:
     print()
     print(
         f"Medians over {args.rounds} round(s) of {args.duration:g} s "
-        f"(wrk -t{args.threads} -c{args.connections}; uvicorn with {stack_name(args)} on core "
+        f"(wrk -t{args.threads} -c{args.connections}; {server_name(args)} on core "
         f"{args.server_core}, wrk on core {args.wrk_core})"
     )
     print(
@@ -528,7 +647,7 @@ def report(results: Results, args: argparse.Namespace) -> bool:
             "ours / other: req/s medians, median of each round's req/s ratio, and the\n"
             "capacity ratio from server CPU per request (other's CPU / ours)"
         )
-        for other in ("noop", "hosted", "bare"):
+        for other in ("noop", "hosted", "published", "bare"):
             if other in variants:
                 capacity = results.median(other, "cpu_us") / results.median("ours", "cpu_us")
                 print(
@@ -549,6 +668,11 @@ def report(results: Results, args: argparse.Namespace) -> bool:
             ok &= ratio_verdict(
                 "ours / hosted", results.round_ratios("ours", "hosted"), TARGET_VS_HOSTED, 2
             )
+        if "published" in variants:
+            ok &= published_verdict(
+                results.round_ratios("ours", "published"),
+                results.round_ratios("noop", "published") if "noop" in variants else None,
+            )
     return ok
 
 
@@ -567,8 +691,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--server-core", type=int, default=0)
     parser.add_argument("--wrk-core", type=int, default=1)
     parser.add_argument(
-        "--variants", default=",".join(DEFAULT_VARIANTS),
-        help=f"comma-separated, from {','.join(ALL_VARIANTS)}",
+        "--variants", default="",
+        help=f"comma-separated: for fastapi from {','.join(ALL_VARIANTS)} (default "
+        f"{','.join(DEFAULT_VARIANTS)}); for flask and django from "
+        f"{','.join(ALL_WSGI_VARIANTS)} (default {','.join(WSGI_VARIANTS)})",
     )  # fmt: skip
     parser.add_argument(
         "--nice", type=int, default=0,
@@ -589,35 +715,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(a cross-check that other load on the machine barely moves)",
     )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write every run to this file")
+    parser.add_argument(
+        "--framework", default=",".join(FRAMEWORKS),
+        help=f"comma-separated, from {','.join(FRAMEWORKS)} (default: all, one after another)",
+    )  # fmt: skip
+    parser.add_argument("--ref", help="git ref whose middleware the ours_ref variant runs")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup, args.rounds = 3, 1, 1
-    args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = set(args.variants) - set(ALL_VARIANTS)
-    if unknown:
-        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    args.variants = [v.strip() for v in (args.variants or "").split(",") if v.strip()]
+    args.frameworks = [f.strip() for f in args.framework.split(",") if f.strip()]
+    if set(args.frameworks) - set(FRAMEWORKS):
+        parser.error(f"unknown framework in {args.framework!r}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools(args)
+    failed = []
+    for framework in args.frameworks:
+        run_args = argparse.Namespace(**vars(args))
+        run_args.framework = framework
+        run_args.variants = args.variants or (
+            DEFAULT_VARIANTS if framework == "fastapi" else WSGI_VARIANTS
+        )
+        allowed = ALL_VARIANTS if framework == "fastapi" else ALL_WSGI_VARIANTS
+        unknown = set(run_args.variants) - set(allowed)
+        if unknown:
+            sys.exit(f"unknown variants for {framework}: {', '.join(sorted(unknown))}")
+        if "ours_ref" in run_args.variants and not args.ref:
+            sys.exit("ours_ref needs --ref (a git ref, e.g. main)")
+        if len(args.frameworks) > 1:
+            print(f"\n===== {framework} =====", flush=True)
+        if run_one(run_args) != 0:
+            failed.append(framework)
+    return 1 if failed else 0
+
+
+def run_one(args: argparse.Namespace) -> int:
     results = Results()
     total = args.rounds * len(args.variants)
     done = 0
     with tempfile.TemporaryDirectory(prefix="middleware-bench-") as workdir:
-        hosted_dir = hosted_client_dir(Path(workdir)) if "hosted" in args.variants else Path()
+        dirs = {}
+        if "hosted" in args.variants:
+            dirs["hosted"] = hosted_client_dir(Path(workdir))
+        if "published" in args.variants:
+            dirs["published"] = published_dir(Path(workdir))
+        if "ours_ref" in args.variants:
+            dirs["ref"] = ref_dir(Path(workdir), args.ref)
         with sink(args) as sink_url:
             if args.instructions:
-                return run_instructions(args, hosted_dir, sink_url)
+                if args.framework != "fastapi":
+                    sys.exit("--instructions measures the FastAPI app only")
+                return run_instructions(args, dirs, sink_url)
             if args.corun:
-                return run_corun(args, hosted_dir, sink_url)
+                return run_corun(args, dirs, sink_url)
             for round_number in range(args.rounds):
                 # Rotate the order so no variant always runs first or after the same one.
                 shift = round_number % len(args.variants)
                 for variant in args.variants[shift:] + args.variants[:shift]:
                     done += 1
-                    run, note = measure(variant, args, hosted_dir, sink_url)
+                    run, note = measure(variant, args, dirs, sink_url)
                     results.runs.setdefault(variant, []).append(run)
                     errors = f" | {run.errors}" if run.errors else ""
                     print(

@@ -1,6 +1,7 @@
 """The hello-world FastAPI app the middleware benchmark serves, one variant per process.
 
 BENCH_VARIANT picks what wraps it: bare, ours, ours_b (the same again, for an A/A run),
+ours_ref (ours as it is at a git ref, for an A/B run),
 ours_mappers (ours with the seed's lambda mappers), noop (a pure-ASGI recorder doing the
 least any analytics middleware must) or hosted (the `fastapi-analytics` client).
 `bench/middleware.py` puts the right `api_analytics` first on PYTHONPATH; this module
@@ -62,7 +63,7 @@ async def root():
     return {"message": "Hello World"}
 
 
-if VARIANT in ("ours", "ours_b", "ours_mappers"):
+if VARIANT in ("ours", "ours_b", "ours_mappers", "ours_ref"):
     analytics = _import_analytics(expect_hosted=False)
     config = analytics.Config()
     config.server_url = os.environ["BENCH_SINK_URL"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 
@@ -51,6 +52,22 @@ def _open(path: str):
     return lookup
 
 
+def _carried_ipv4(ip: str) -> str:
+    """The IPv4 address an IPv4-mapped IPv6 one carries (::ffff:8.8.8.8 -> 8.8.8.8), else `ip`.
+
+    Dual-stack servers (Node, Java, Python bound to ::) report IPv4 clients this way, and
+    the country databases hold IPv4 networks only at their IPv4 (or IPv4-compatible ::/96)
+    addresses, so the mapped form was stored but never located.
+    """
+    if ":" not in ip or ("." not in ip and "ffff" not in ip.lower()):
+        return ip  # plain IPv4, or IPv6 that cannot be mapped: no parsing
+    try:
+        mapped = ipaddress.IPv6Address(ip).ipv4_mapped
+    except ValueError:
+        return ip
+    return ip if mapped is None else str(mapped)
+
+
 def init_geo(path: str | None) -> None:
     """Open the database at `path` (or none); later lookups reuse it."""
     import maxminddb
@@ -80,7 +97,7 @@ def country(ip: str | None) -> str | None:
 
         init_geo(Config.from_env().GEOIP_DB or "")
     lookup = _state["lookup"]
-    answer = lookup(ip) if lookup else None
+    answer = lookup(_carried_ipv4(ip)) if lookup else None
     if len(_answers) >= MAX_ANSWERS:
         _answers.clear()
     _answers[ip] = answer

@@ -1,3 +1,3 @@
-"""Client middleware that logs API requests to a self-hosted API Analytics server."""
+"""Middleware that logs the requests of any Python web API to a self-hosted API Analytics server."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

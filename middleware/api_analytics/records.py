@@ -16,14 +16,16 @@ from urllib.parse import urlsplit
 class Record(NamedTuple):
     """One request as buffered on the request path.
 
-    `hostname` and `user_agent` may still be the raw header bytes; `to_rows` decodes them.
+    `hostname` and `user_agent` may still be the raw header bytes; `to_rows` decodes them
+    (a hostname given as bytes is a Host header: its port is dropped; as str, it is kept
+    as it is, as a user's mapper returned it).
     """
 
     started: float  # perf_counter() when the request arrived
     finished: float  # perf_counter() when its last body chunk was sent
     method: str
     path: str | None
-    status: int
+    status: int | str  # a WSGI status line ("200 OK") is parsed by the flusher
     hostname: bytes | str | None
     user_agent: bytes | str | None
     ip_address: str | None
@@ -162,11 +164,23 @@ class RowFormatter:
 
 def _status_json(status: object) -> str:
     """The status as a JSON number; whatever the app sent that is no integer becomes null
-    (the server then rejects that one row, and says so) rather than breaking the batch."""
+    (the server then rejects that one row, and says so) rather than breaking the batch.
+
+    A WSGI status line ("404 Not Found", as `start_response` and Falcon give it) is parsed
+    here rather than on the request path: this runs once per distinct row head.
+    """
+    if type(status) is str:
+        status = status[:3] if status[:3].isdigit() and status[3:4] in ("", " ") else None
     try:
         return str(int(status))  # type: ignore[call-overload]
     except (TypeError, ValueError, OverflowError):
         return "null"
+
+
+def host_name(host: str | None) -> str | None:
+    """The hostname of a Host header value, as the flusher stores it: lower-cased,
+    without port or brackets (what the default hostname mappers return)."""
+    return None if host is None else RowFormatter.hostname(host.encode("latin-1", "replace"))
 
 
 def _latin1(value: bytes) -> str:

@@ -1,1 +1,1 @@
-"""Tests of the FastAPI client middleware (`middleware/`, import `api_analytics`)."""
+"""Tests of the client middleware (`middleware/`, import `api_analytics`) in every framework."""

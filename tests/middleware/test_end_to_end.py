@@ -18,7 +18,7 @@ from werkzeug.serving import make_server
 
 from tests.conftest import ROOT
 
-from .support import serve
+from .support import free_port, serve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -111,3 +111,65 @@ def test_rows_arrive_in_the_data_api_with_no_further_traffic(live_server, privac
         assert (first["ip_address"], first["location"]) == ("81.2.69.160", "GB")
     else:
         assert (first["ip_address"], first["location"]) == (None, None)
+
+
+E2E_SERVERS = [
+    "flask-gunicorn-sync", "django-gunicorn-gthread", "tornado", "aiohttp", "sanic",
+    "falcon-gunicorn", "starlette-uvicorn", "litestar-uvicorn",
+]  # fmt: skip
+
+
+def test_every_framework_reaches_the_real_server(live_server):
+    """Each framework's app in its own real server, all at once, each with its own key."""
+    from .test_frameworks import SERVERS, start, stop, wait_until_serving
+
+    stack, server_url = live_server
+    agent = (
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Version/17.0 Mobile/15E148"
+    )
+    running = {}
+    try:
+        for name in E2E_SERVERS:
+            port = free_port()
+            key = stack.new_key()
+            process = start(
+                SERVERS[name], port, COLLECTOR_URL=server_url, API_KEY=key, MAPPERS="1",
+                FLUSH_INTERVAL="0.5",
+            )  # fmt: skip
+            running[name] = (process, f"http://127.0.0.1:{port}", key)
+        for name, (process, url, _) in running.items():
+            wait_until_serving(url, process)
+            for number in range(2):
+                headers = {"User-Agent": agent, "X-User": f"{name}-user"}
+                assert httpx.get(f"{url}/items/{number}", headers=headers).status_code == 200
+            assert httpx.get(f"{url}/boom").status_code == 500
+
+        # No more requests: only each middleware's timer can deliver these.
+        found = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(found) < len(running):
+            time.sleep(0.5)
+            for name, (_, _, key) in running.items():
+                rows = httpx.get(
+                    f"{server_url}/api/data", headers={"X-AUTH-TOKEN": key}, timeout=10
+                ).json()
+                rows = [row for row in rows if row["path"] != "/ready-probe"]
+                if len(rows) >= 3:
+                    found[name] = rows
+    finally:
+        outputs = {
+            name: stop(process, SERVERS[name].stop) for name, (process, _, _) in running.items()
+        }
+    assert set(found) == set(running), {n: outputs[n][-2000:] for n in set(running) - set(found)}
+    for name, rows in found.items():
+        by_path = {row["path"]: row for row in rows}
+        assert set(by_path) == {"/items/0", "/items/1", "/boom"}, name
+        first = by_path["/items/0"]
+        assert (first["framework"], first["status"], first["method"]) == (
+            SERVERS[name].framework, 200, "GET",
+        ), name  # fmt: skip
+        assert (first["user_id"], first["device"], first["hostname"]) == (
+            f"{name}-user", "mobile", "127.0.0.1",
+        ), name  # fmt: skip
+        assert by_path["/boom"]["status"] == 500, name

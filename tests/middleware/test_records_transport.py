@@ -7,6 +7,7 @@ import json
 import time
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from http import HTTPStatus
 
 import pytest
 from api_analytics.records import RowFormatter, encode_payload
@@ -192,3 +193,23 @@ def test_rows_in_a_row_that_differ_in_one_field_keep_their_own_values():
              rec[8], 2) for rec in records]  # fmt: skip
     assert got == want
     assert len({r["created_at"] for r in rows}) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ("200 OK", 200),  # WSGI start_response and Falcon status lines
+        ("404 Not Found", 404),
+        ("503", 503),
+        (HTTPStatus.IM_A_TEAPOT, 418),  # Falcon's resp.status may be an HTTPStatus
+        ("OK 200", None),
+        ("2000 Odd", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_status_lines_and_enums_become_the_status_number(status, expected):
+    record = (1.0, 1.001, "GET", "/", status, "h", None, None, None)
+    [row] = RowFormatter().to_rows([record])
+    assert row["status"] == expected
+    assert row["hostname"] == "h"  # a str hostname (a mapper's) is kept as it is

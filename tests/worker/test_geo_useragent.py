@@ -27,6 +27,20 @@ def test_both_database_flavours(tmp_path, flavour, restore_geo):
     assert geo.country(None) is None
 
 
+@pytest.mark.parametrize("flavour", ["geolite", "cc0"])
+def test_ipv4_mapped_ipv6_addresses_are_located_like_their_ipv4(tmp_path, flavour, restore_geo):
+    # As Node and dual-stack servers report IPv4 clients: located, not just stored.
+    geo.init_geo(str(write_mmdb(tmp_path / f"{flavour}.mmdb", flavour=flavour)))
+    assert geo.country("::ffff:8.8.8.8") == "US"
+    assert geo.country("::FFFF:81.2.69.160") == "GB"
+    assert geo.country("0:0:0:0:0:ffff:5.1.2.3") == "FR"
+    assert geo.country("::ffff:808:808") == "US"  # the same address written in hex
+    assert geo.country("::ffff:203.0.113.1") is None  # mapped, but in no network
+    assert geo.country("2001:db8::ffff:8.8.8.8") == "DE"  # not mapped: an IPv6 address
+    assert geo.country("::ffff:8.8.8.8.8") is None
+    assert geo.country("8.8.8.8") == "US"
+
+
 def test_answers_are_cached_per_database(tmp_path, restore_geo):
     geo.init_geo(str(write_mmdb(tmp_path / "cc0.mmdb", flavour="cc0")))
     assert geo.country("8.8.8.8") == "US"

@@ -1,0 +1,88 @@
+"""Flask middleware: `add_middleware(app, api_key, config)`.
+
+It wraps `app.wsgi_app` (`api_analytics.wsgi`), so the response time runs until the
+server has sent the whole body, and an exception Flask lets through (debug, testing,
+PROPAGATE_EXCEPTIONS) is recorded as 500 and re-raised. Your mappers, if you set any,
+run in `teardown_request`: inside the request context, after your view, so `request`,
+`g` and what your view stored there are all readable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Request, request
+
+from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .records import host_name
+from .wsgi import MAPPED_KEY, WSGIAnalytics, environ_fields
+
+__all__ = ["DEFAULT_SERVER_URL", "Config", "add_middleware"]
+
+FRAMEWORK = "Flask"
+
+Mapper = Callable[[Request], str | None]
+
+
+def default_get_path(request: Request) -> str | None:
+    return request.path
+
+
+def default_get_ip_address(request: Request) -> str | None:
+    return request.remote_addr
+
+
+def default_get_hostname(request: Request) -> str | None:
+    return host_name(request.host)
+
+
+def default_get_user_agent(request: Request) -> str | None:
+    return request.headers.get("User-Agent")
+
+
+def default_get_user_id(request: Request) -> str | None:
+    return None
+
+
+@dataclass
+class Config(BaseConfig):
+    """Settings for `add_middleware`: the fields of `api_analytics.fastapi.Config`, with
+    mappers that are functions of the Flask `Request`."""
+
+    get_path: Mapper = default_get_path
+    get_ip_address: Mapper = default_get_ip_address
+    get_hostname: Mapper = default_get_hostname
+    get_user_agent: Mapper = default_get_user_agent
+    get_user_id: Mapper = default_get_user_id
+
+
+_DEFAULTS = default_mappers(Config)
+
+
+def add_middleware(app: Flask, api_key: str, config: Config | None = None) -> None:
+    """Log every request `app` answers to your API Analytics server.
+
+    Misconfigured (no key, a bad setting), it logs one error and leaves `app` untouched.
+    """
+    config = Config() if config is None else config
+    recorder = Recorder.create(api_key, config, FRAMEWORK, _DEFAULTS)
+    if recorder is None:
+        return
+    app.wsgi_app = WSGIAnalytics(app.wsgi_app, recorder)  # type: ignore[method-assign]
+    if recorder.custom:
+        app.teardown_request(_mapper_hook(recorder))
+
+
+def _mapper_hook(recorder: Recorder) -> Callable[[BaseException | None], None]:
+    def map_request(exc: BaseException | None = None) -> None:
+        try:
+            current: Any = request._get_current_object()  # type: ignore[attr-defined]
+            environ = current.environ
+            path, host, agent, ip = environ_fields(environ, recorder.privacy)
+            environ[MAPPED_KEY] = recorder.map(current, path, host, agent, ip)
+        except Exception as exc:  # never let recording break the host request
+            recorder.warn_once("mapping the request", type(exc).__name__)
+
+    return map_request

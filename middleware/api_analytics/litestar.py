@@ -1,0 +1,107 @@
+"""Litestar middleware: `Litestar(..., plugins=[Analytics(api_key, config)])`, or
+`middleware=[Analytics(api_key, config)]`.
+
+`Analytics` is a Litestar `ASGIMiddleware` running the pure-ASGI request path of
+`api_analytics.asgi` around each route. As a plugin it also adds itself as the first
+app-level middleware and flushes in `on_shutdown`, at lifespan shutdown (uvicorn's
+SIGTERM ends the process before exit hooks run). Litestar runs middleware only for
+requests that match a route, so an unknown path (404) is not logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio.to_thread
+from litestar import Request
+from litestar.config.app import AppConfig
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.plugins import InitPlugin
+
+from .asgi import ASGIAnalytics, ASGIApp, Receive, Scope, Send
+from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+
+__all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
+
+FRAMEWORK = "Litestar"
+
+Mapper = Callable[[Request], str | None]
+
+
+def default_get_path(request: Request) -> str | None:
+    return request.scope.get("path")
+
+
+def default_get_ip_address(request: Request) -> str | None:
+    client = request.scope.get("client")
+    return client[0] if client else None
+
+
+def default_get_hostname(request: Request) -> str | None:
+    return request.url.hostname
+
+
+def default_get_user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
+def default_get_user_id(request: Request) -> str | None:
+    return None
+
+
+@dataclass
+class Config(BaseConfig):
+    """Settings for `Analytics`: the fields of `api_analytics.fastapi.Config`, with
+    mappers that are functions of the Litestar `Request`."""
+
+    get_path: Mapper = default_get_path
+    get_ip_address: Mapper = default_get_ip_address
+    get_hostname: Mapper = default_get_hostname
+    get_user_agent: Mapper = default_get_user_agent
+    get_user_id: Mapper = default_get_user_id
+
+
+_DEFAULTS = default_mappers(Config)
+
+
+class _RouteAnalytics(ASGIAnalytics):
+    """The request path around one route's ASGI app (Litestar builds one per route)."""
+
+    request_class = Request
+
+
+class Analytics(ASGIMiddleware, InitPlugin):
+    """Logs every request to a route of the app to an API Analytics server.
+
+    Misconfigured (no key, a bad setting), it logs one error and passes requests through.
+    """
+
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, api_key: str, config: Config | None = None) -> None:
+        config = Config() if config is None else config
+        self._recorder = Recorder.create(api_key, config, FRAMEWORK, _DEFAULTS)
+
+    def __call__(self, app: ASGIApp) -> ASGIApp:  # type: ignore[override]
+        # Our own ASGI wrapper rather than ASGIMiddleware's: it skips nothing, and the
+        # request path is the one the FastAPI middleware measured.
+        if self._recorder is None:
+            return app
+        return _RouteAnalytics(app, self._recorder)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        await self(next_app)(scope, receive, send)  # unused: __call__ builds the wrapper
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        """As a plugin: be the outermost app-level middleware, and flush at shutdown."""
+        if not any(middleware is self for middleware in app_config.middleware):
+            app_config.middleware.insert(0, self)
+        app_config.on_shutdown.append(self.close)
+        return app_config
+
+    async def close(self) -> None:
+        """Deliver what is buffered (at most `shutdown_timeout` seconds)."""
+        if self._recorder is not None:
+            await anyio.to_thread.run_sync(self._recorder.client.close)

@@ -1,0 +1,204 @@
+"""What every framework adapter shares: the checked settings, the client, the user's mappers.
+
+Each adapter (`api_analytics.flask`, `.django`, ...) reads the few request values it needs
+straight from its framework's request, calls `Recorder.map` only when the user set
+mappers, and hands one tuple to `Recorder.add`. Everything else happens in the flusher
+thread of `api_analytics.core`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .core import Client
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SERVER_URL = "http://localhost:8000"
+MAPPER_NAMES = ("get_path", "get_ip_address", "get_hostname", "get_user_agent", "get_user_id")
+DELIVERY_SETTINGS = (
+    "flush_interval", "max_batch", "max_buffer", "shutdown_timeout", "request_timeout",
+    "retry_backoff", "retry_backoff_max",
+)  # fmt: skip
+
+
+def default_server_url() -> str:
+    return os.environ.get("API_ANALYTICS_URL") or DEFAULT_SERVER_URL
+
+
+@dataclass
+class BaseConfig:
+    """The settings every framework's `Config` has; each adds its five mappers.
+
+    The delivery settings are keyword-only, so a framework's `Config` takes its fields
+    positionally in the published package's order: privacy_level, server_url, then the
+    mappers.
+    """
+
+    privacy_level: int = 0
+    server_url: str = field(default_factory=default_server_url)
+    flush_interval: float = field(default=5.0, kw_only=True)
+    max_batch: int = field(default=1000, kw_only=True)
+    max_buffer: int = field(default=100_000, kw_only=True)
+    shutdown_timeout: float = field(default=5.0, kw_only=True)
+    request_timeout: float = field(default=10.0, kw_only=True)
+    retry_backoff: float = field(default=1.0, kw_only=True)
+    retry_backoff_max: float = field(default=60.0, kw_only=True)
+
+
+def default_mappers(config_class: type) -> dict[str, Callable]:
+    """The default of each mapper field of a framework's `Config` class."""
+    defaults = {f.name: f.default for f in fields(config_class) if f.name in MAPPER_NAMES}
+    assert set(defaults) == set(MAPPER_NAMES), config_class
+    return defaults
+
+
+class Recorder:
+    """One adapter's checked settings, its client, and the mappers the user set.
+
+    Raises ValueError (or TypeError/AttributeError for a config of the wrong shape) on
+    misconfiguration; `create` turns that into one logged error and None.
+    """
+
+    def __init__(
+        self, api_key: Any, config: Any, framework: str, defaults: dict[str, Callable]
+    ) -> None:
+        if not isinstance(api_key, str) or not api_key.strip():
+            raise ValueError("api_key is empty; pass your API key")
+        privacy = config.privacy_level
+        if isinstance(privacy, bool) or privacy not in (0, 1, 2):
+            raise ValueError("privacy_level must be 0, 1 or 2")
+        if not isinstance(config.server_url, str):
+            raise ValueError("server_url must be a string")
+        self.privacy: int = privacy
+        self.custom = custom_mappers(config, defaults, privacy)
+        settings = {name: getattr(config, name) for name in DELIVERY_SETTINGS}
+        self.client = shared_client(api_key, config.server_url, privacy, framework, settings)
+        self.buffer = self.client._buffer
+        # Per client, not per Recorder: a Tornado handler builds one for every request.
+        self.warned: set[str] = _warned.setdefault(id(self.client), set())
+
+    @classmethod
+    def create(
+        cls,
+        api_key: Any,
+        config: Any,
+        framework: str,
+        defaults: dict[str, Callable],
+        *,
+        per_request: bool = False,
+    ) -> Recorder | None:
+        """A Recorder, or None (and one logged error) when the settings are wrong.
+
+        The host app must keep serving: a misconfigured adapter passes every request
+        through untouched. `per_request`: the adapter is built for every request (a
+        Tornado handler), so the same error is logged once per process, not each time.
+        """
+        try:
+            return cls(api_key, config, framework, defaults)
+        except (ValueError, TypeError, AttributeError) as exc:
+            message = f"{framework}: {exc}"
+            if per_request:
+                if message in _logged:
+                    return None
+                _logged.add(message)
+            logger.error("API Analytics disabled (%s)", message)
+            return None
+
+    # ----------------------------------------------------------------- request path
+
+    def add(self, record: tuple) -> None:
+        """Buffer one record (the request path's only cost besides reading the request)."""
+        buffer = self.buffer
+        if len(buffer) >= self.client._slow_at:  # see Client.add
+            self.client._add_slowly(buffer)
+        buffer.append(record)
+
+    def map(self, request: Any, path: Any, host: Any, agent: Any, ip: Any) -> tuple:
+        """Apply the user's mappers; a failing one nulls its field and warns once.
+
+        Returns (path, hostname, user_agent, ip_address, user_id).
+        """
+        custom = self.custom
+        user_id = None
+        if "get_path" in custom:
+            # The server refuses a row without a path: fall back to the URL path.
+            path = self.call(custom["get_path"], "get_path", request) or path
+        if "get_hostname" in custom:
+            host = self.call(custom["get_hostname"], "get_hostname", request)
+        if "get_user_agent" in custom:
+            agent = self.call(custom["get_user_agent"], "get_user_agent", request)
+        if "get_ip_address" in custom:
+            ip = self.call(custom["get_ip_address"], "get_ip_address", request)
+        if "get_user_id" in custom:
+            user_id = self.call(custom["get_user_id"], "get_user_id", request)
+        return path, host, agent, ip, user_id
+
+    def call(self, mapper: Callable, name: str, request: Any) -> str | None:
+        try:
+            value = mapper(request)
+        except Exception as exc:
+            # Only the exception's type: its message could hold an IP or a user id.
+            self.warn_once(name, f"raised {type(exc).__name__}")
+            return None
+        if value is None or type(value) is str:
+            return value
+        if isinstance(value, str):
+            return str(value)
+        self.warn_once(name, f"returned {type(value).__name__}, not a string")
+        return None
+
+    def warn_once(self, what: str, reason: str) -> None:
+        if what in self.warned:
+            return
+        self.warned.add(what)
+        logger.warning(
+            "API Analytics: %s %s; the field is sent as null for this request and "
+            "further failures of it are not logged",
+            what,
+            reason,
+        )
+
+
+def custom_mappers(config: Any, defaults: dict[str, Callable], privacy: int) -> dict[str, Callable]:
+    """The mappers the user replaced (the defaults are read inline by each adapter)."""
+    custom = {}
+    for name, default in defaults.items():
+        mapper = getattr(config, name)
+        if not callable(mapper):
+            raise ValueError(f"{name} must be a function of the request")
+        if mapper is not default:
+            custom[name] = mapper
+    if privacy == 2:
+        custom.pop("get_ip_address", None)  # level 2 never calls the IP mapper
+    return custom
+
+
+_clients: dict[tuple, Client] = {}
+_clients_lock = threading.Lock()
+_logged: set[str] = set()  # errors of per-request adapters, logged once
+_warned: dict[int, set[str]] = {}  # the failures warned about, by id of their client
+
+
+def shared_client(
+    api_key: str, server_url: str, privacy: int, framework: str, settings: dict[str, Any]
+) -> Client:
+    """The process's client for these settings, created on first use.
+
+    Adapters that are built per request (a Tornado handler) or once per route share one
+    buffer and one flusher thread for the same key and server, not one each.
+    """
+    key = (api_key, server_url, privacy, framework, *settings.values())
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = Client(api_key, server_url, privacy, framework=framework, **settings)
+                _clients[key] = client
+    return client

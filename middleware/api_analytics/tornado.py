@@ -1,0 +1,126 @@
+"""Tornado: handlers inherit from `Analytics` and pass the key (and a `Config`) to it.
+
+    class MainHandler(Analytics):
+        def __init__(self, app, res):
+            super().__init__(app, res, "<API-KEY>", config)
+
+A handler is built for every request, so the settings are checked once per `Config`
+object and the buffer and flusher are shared by every handler with the same key.
+The clock starts when the handler is built and stops in `on_finish`, once the response
+was handed to the connection (an exception Tornado turned into a 500 is logged as 500).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from tornado.httputil import HTTPServerRequest
+from tornado.web import Application, RequestHandler
+
+from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+
+__all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
+
+FRAMEWORK = "Tornado"
+
+Mapper = Callable[[HTTPServerRequest], str | None]
+
+
+def default_get_path(request: HTTPServerRequest) -> str | None:
+    return request.path
+
+
+def default_get_ip_address(request: HTTPServerRequest) -> str | None:
+    return request.remote_ip
+
+
+def default_get_hostname(request: HTTPServerRequest) -> str | None:
+    return request.host_name
+
+
+def default_get_user_agent(request: HTTPServerRequest) -> str | None:
+    return request.headers.get("User-Agent")
+
+
+def default_get_user_id(request: HTTPServerRequest) -> str | None:
+    return None
+
+
+@dataclass
+class Config(BaseConfig):
+    """Settings for `Analytics`: the fields of `api_analytics.fastapi.Config`, with
+    mappers that are functions of Tornado's `HTTPServerRequest`."""
+
+    get_path: Mapper = default_get_path
+    get_ip_address: Mapper = default_get_ip_address
+    get_hostname: Mapper = default_get_hostname
+    get_user_agent: Mapper = default_get_user_agent
+    get_user_id: Mapper = default_get_user_id
+
+
+_DEFAULTS = default_mappers(Config)
+_MAX_CACHED = 256
+_recorders: dict[tuple[Any, int], tuple[Any, Recorder | None]] = {}
+_recorders_lock = threading.Lock()
+
+
+def _recorder_for(api_key: Any, config: Config | None) -> Recorder | None:
+    """The Recorder for this key and Config object, built (and checked) on first use.
+
+    Kept with a reference to the config, so an id is never reused for another object;
+    a handler that builds a new Config every request gets a new Recorder each time
+    (about a microsecond), sharing the client of its settings.
+    """
+    key = (api_key, id(config))
+    cached = _recorders.get(key)
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    recorder = Recorder.create(
+        api_key, Config() if config is None else config, FRAMEWORK, _DEFAULTS, per_request=True
+    )
+    with _recorders_lock:
+        if len(_recorders) >= _MAX_CACHED:
+            _recorders.clear()
+        _recorders[key] = (config, recorder)
+    return recorder
+
+
+class Analytics(RequestHandler):
+    """A RequestHandler that logs each request it answers to an API Analytics server."""
+
+    def __init__(
+        self,
+        application: Application,
+        request: HTTPServerRequest,
+        api_key: str | None = None,
+        config: Config | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._analytics_started = perf_counter()
+        self._analytics = _recorder_for(api_key, config)
+        super().__init__(application, request, **kwargs)
+
+    def on_finish(self) -> None:
+        finished = perf_counter()
+        recorder = self._analytics
+        if recorder is not None:
+            try:
+                request = self.request
+                path = request.path
+                host = request.host_name
+                agent = request.headers.get("User-Agent")
+                ip = request.remote_ip if recorder.privacy != 2 else None
+                user_id = None
+                if recorder.custom:
+                    path, host, agent, ip, user_id = recorder.map(request, path, host, agent, ip)
+                recorder.add(
+                    (self._analytics_started, finished, request.method, path, self.get_status(),
+                     host, agent, ip, user_id)
+                )  # fmt: skip
+            except Exception as exc:  # never let recording break the host request
+                recorder.warn_once("recording the request", type(exc).__name__)
+        super().on_finish()
