@@ -1,0 +1,374 @@
+"""The columnar store: export, compaction, single flight, deletion, S3, many processes.
+
+Counts are checked against the rows each test sent, read back through the data API and
+by plain SQL over the stored files (never through the code that wrote them).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from datetime import UTC, datetime, timedelta
+
+import duckdb
+import pytest
+from sqlalchemy import func, select
+
+from server.auth import lookup_key
+from server.lake import catalog
+from server.lake.source import open_rows
+from server.lake.storage import get_storage
+from server.models import requests
+from tests.conftest import free_port, sqlite_stack
+from tests.helpers import post_batch, row
+from worker import export
+from worker.export import flush, remove_retired, run_export, trim_hot
+
+
+def send(stack, key, count: int, *, tag: str = "x", when: datetime | None = None) -> None:
+    when = when or datetime.now(UTC)
+    rows = [
+        row(path=f"/v1/{tag}/{i}", created_at=(when - timedelta(seconds=i)).isoformat())
+        for i in range(count)
+    ]
+    for start in range(0, count, 5000):
+        response = post_batch(stack.client, key, rows[start : start + 5000])
+        assert response.status_code == 201, response.get_json()
+    stack.process_jobs()
+
+
+def key_id_of(stack, key) -> int:
+    with stack.engine.connect() as conn:
+        return lookup_key(conn, key)
+
+
+def stored_ids(key_id: int) -> list[int]:
+    """Every stored row's id for the key (hot and in files), as readers see them."""
+    with open_rows(key_id) as rows:
+        return [r[0] for r in rows.query("SELECT id FROM {rows} ORDER BY id").fetchall()]
+
+
+def plain_file_count(stack, key_id: int | None = None) -> int:
+    """Rows in the key's live files, counted by plain SQL over the files themselves."""
+    storage = get_storage()
+    with stack.engine.connect() as conn:
+        files = [storage.url(f.path) for f in catalog.live_files(conn, key_id)]
+    if not files:
+        return 0
+    found = duckdb.connect().execute(
+        f"SELECT count(*) FROM read_parquet({files!r})"
+        + (f" WHERE key_id = {key_id}" if key_id else "")
+    )
+    return found.fetchone()[0]
+
+
+def hot_count(stack, key_id: int) -> int:
+    with stack.engine.connect() as conn:
+        return conn.execute(
+            select(func.count()).select_from(requests).where(requests.c.key_id == key_id)
+        ).scalar_one()
+
+
+def test_export_moves_rows_once_and_trims_the_hot_table(stack):
+    stack.config.LAKE_EXPORT_SECONDS = 3600  # only explicit exports
+    key = stack.new_key()
+    send(stack, key, 500)
+    key_id = key_id_of(stack, key)
+    assert plain_file_count(stack, key_id) == 0 and hot_count(stack, key_id) == 500
+    ids = stored_ids(key_id)
+    assert len(ids) == len(set(ids)) == 500
+
+    assert flush()["exported"] >= 500
+    assert plain_file_count(stack, key_id) == 500
+    assert stored_ids(key_id) == ids  # the same rows, once: files plus hot rows past them
+    assert flush()["exported"] == 0  # nothing new, nothing twice
+    # Exported rows stay hot for the grace period (a reader may still use the old
+    # boundary); after it, they go.
+    assert trim_hot(stack.engine, stack.config) == 0
+    stack.config.LAKE_GRACE_SECONDS = 0
+    assert trim_hot(stack.engine, stack.config) >= 500
+    assert hot_count(stack, key_id) == 0
+    assert stored_ids(key_id) == ids
+    response = stack.client.get("/api/data", headers={"X-AUTH-TOKEN": key})
+    assert len(response.get_json()) == 500
+
+
+def test_an_export_waits_for_enough_rows_or_time(stack):
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    stack.config.LAKE_EXPORT_ROWS = 300
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    send(stack, key, 100)
+    assert run_export()["exported"] == 0  # 100 rows, exported minutes ago: not yet
+    send(stack, key, 250, tag="y")
+    stack.process_jobs()
+    run_export()
+    assert plain_file_count(stack, key_id) == 350
+    stack.config.LAKE_EXPORT_SECONDS = 0
+    send(stack, key, 10, tag="z")
+    run_export()
+    assert plain_file_count(stack, key_id) == 360
+
+
+def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch):
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=12)
+    # Ten exports into this month and three into last month: one file each.
+    monkeypatch.setattr(export, "compact", lambda *a, **k: 0)
+    for i in range(10):
+        send(stack, key, 20, tag=f"now{i}")
+        flush()
+    for i in range(3):
+        send(stack, key, 20, tag=f"old{i}", when=last_month)
+        flush()
+    monkeypatch.undo()
+    with stack.engine.connect() as conn:
+        before = catalog.live_files(conn, key_id)
+    assert len(before) == 13
+    ids = stored_ids(key_id)
+
+    merged = export.compact(stack.engine, stack.config)
+    with stack.engine.connect() as conn:
+        after = catalog.live_files(conn, key_id)
+    # The current month's ten small files made a full tier (eight or more of a size) and
+    # were merged; last month, closed, was merged whole.
+    months = {}
+    for f in after:
+        months.setdefault(f.month, []).append(f)
+    this_month = export.current_month()
+    assert len(months[this_month]) == 1 and merged == 10 + 3
+    assert len([m for m in months if m != this_month]) == 1
+    assert len(next(v for m, v in months.items() if m != this_month)) == 1
+    assert stored_ids(key_id) == ids
+    assert plain_file_count(stack, key_id) == 260
+    # Replaced files stay readable for the grace period, then leave storage.
+    names = {name for name, _ in get_storage().list(f"k{key_id}/")}
+    assert {f.path for f in before} <= names
+    stack.config.LAKE_GRACE_SECONDS = 0
+    remove_retired(stack.engine, stack.config)
+    names = {name for name, _ in get_storage().list(f"k{key_id}/")}
+    assert names == {f.path for f in after}
+
+
+def test_deleting_a_key_leaves_nothing_of_it_in_any_file(stack):
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    gone, kept = stack.new_key(), stack.new_key()
+    send(stack, gone, 200, tag="gone")
+    send(stack, kept, 50, tag="kept")
+    flush()
+    send(stack, gone, 30, tag="gone2")  # hot rows too
+    gone_id, kept_id = key_id_of(stack, gone), key_id_of(stack, kept)
+    assert get_storage().list(f"k{gone_id}/")
+
+    response = stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": gone})
+    assert response.status_code == 204
+    assert get_storage().list(f"k{gone_id}/") == []
+    with stack.engine.connect() as conn:
+        assert catalog.key_files(conn, gone_id) == []
+    assert hot_count(stack, gone_id) == 0
+    # No stored file holds a row of the deleted key, whatever its name.
+    storage = get_storage()
+    for name, _ in storage.list():
+        found = duckdb.connect().execute(
+            f"SELECT count(*) FROM read_parquet('{storage.url(name)}') WHERE key_id = {gone_id}"
+        )
+        assert found.fetchone()[0] == 0, name
+    assert len(stored_ids(kept_id)) == 50
+
+
+def test_a_key_deleted_while_its_rows_are_exported_leaves_no_file(stack, monkeypatch):
+    """The export has written the key's file when the key is deleted: it must not publish
+    it, and must remove it from storage."""
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    send(stack, key, 40)
+    key_id = key_id_of(stack, key)
+    storage = get_storage()
+    real_put = type(storage).put
+
+    def put_then_delete(self, local, name):
+        size = real_put(self, local, name)
+        if name.startswith(f"k{key_id}/"):
+            response = stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key})
+            assert response.status_code == 204
+        return size
+
+    monkeypatch.setattr(type(storage), "put", put_then_delete)
+    flush()
+    monkeypatch.undo()
+    assert storage.list(f"k{key_id}/") == []
+    with stack.engine.connect() as conn:
+        assert catalog.key_files(conn, key_id) == []
+
+
+def test_one_export_at_a_time(stack):
+    """Exports started together store every row once (one runs, the others skip)."""
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    send(stack, key, 300)
+    key_id = key_id_of(stack, key)
+    stack.config.LAKE_EXPORT_SECONDS = 0
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(run_export())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.get("exported", 0) for r in results) == 300
+    assert plain_file_count(stack, key_id) == 300
+    assert len(stored_ids(key_id)) == 300
+
+
+# --- several processes writing, exporting and reading at once (PostgreSQL) ----------------
+
+
+def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) -> None:
+    from server.config import Config, use_config
+    from server.db import init_engine
+    from server.queue import init_queue
+    from worker.enrich import build_row, store_rows
+
+    settings = use_config(Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake))
+    init_queue("")
+    engine = init_engine(settings.DATABASE_URL)
+    now = datetime.now(UTC)
+    for b in range(batches):
+        rows = [
+            build_row(key_id, now - timedelta(seconds=i), "h", f"/p/{b}/{i}", "GET", 200, 5,
+                      "8.8.8.8", "US", None, "FastAPI", "curl/8", "curl", "Other", "other", False)
+            for i in range(size)
+        ]  # fmt: skip
+        with engine.begin() as conn:
+            store_rows(conn, rows)
+
+
+def _exporter(database_url: str, lake: str, rounds: int) -> None:
+    from server.config import Config, use_config
+    from server.db import init_engine
+
+    settings = use_config(
+        Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake, LAKE_EXPORT_SECONDS=0)
+    )
+    engine = init_engine(settings.DATABASE_URL)
+    for _ in range(rounds):
+        with export.single_flight(engine, settings, wait=True):
+            export.export_pending(engine, settings, force=True)
+            export.compact(engine, settings)
+
+
+@pytest.mark.postgres
+def test_writers_exporters_and_readers_in_several_processes(pg_app):
+    stack = pg_app
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    url, lake = stack.config.DATABASE_URL, stack.config.LAKE_URL
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=_writer, args=(url, lake, key_id, 20, 250)) for _ in range(3)]
+    exporters = [context.Process(target=_exporter, args=(url, lake, 15)) for _ in range(2)]
+    for p in writers + exporters:
+        p.start()
+    seen = []
+    while any(p.is_alive() for p in writers):
+        ids = stored_ids(key_id)
+        assert len(ids) == len(set(ids)), "a reader saw a row twice"
+        seen.append(len(ids))
+    for p in writers + exporters:
+        p.join(120)
+        assert p.exitcode == 0
+    assert seen == sorted(seen), "a reader saw fewer rows than a reader before it"
+    flush()
+    ids = stored_ids(key_id)
+    assert len(ids) == len(set(ids)) == 3 * 20 * 250
+    assert plain_file_count(stack, key_id) == 3 * 20 * 250
+
+
+@pytest.mark.postgres
+def test_more_than_65535_paths_under_one_endpoint(pg_app):
+    """A click on an endpoint whose ids make 70,000+ distinct paths (one bind parameter per
+    path used to fail on PostgreSQL), and on one of those raw paths."""
+    from dash_app.filters import Filters
+    from dash_app.overview import compute
+
+    stack = pg_app
+    key = stack.new_key()
+    now = datetime.now(UTC)
+    rows = [row(path=f"/items/{i}", created_at=now.isoformat()) for i in range(70_500)]
+    for start in range(0, len(rows), 10_000):
+        assert post_batch(stack.client, key, rows[start : start + 10_000]).status_code == 201
+    stack.process_jobs()
+    key_id = key_id_of(stack, key)
+    flush()
+    data = compute(key_id, Filters().with_click("endpoint", "GET /items/{id}"), now)
+    assert data.summary["requests"] == 70_500
+    one = compute(key_id, Filters(keep_ids=True).with_click("endpoint", "GET /items/69999"), now)
+    assert one.summary["requests"] == 1
+    ids = compute(key_id, Filters(keep_ids=True), now)
+    assert int(ids.endpoints["n"].sum()) == 70_500
+
+
+# --- S3 ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3_stack(tmp_path, geoip_db):
+    """The embedded stack with its files in a local S3 server (moto), not on disk."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    settings = {
+        "S3_ENDPOINT_URL": endpoint,
+        "S3_ACCESS_KEY_ID": "test",
+        "S3_SECRET_ACCESS_KEY": "test",
+        "S3_REGION": "us-east-1",
+    }
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    client.create_bucket(Bucket="analytics")
+    stack = sqlite_stack(tmp_path, GEOIP_DB=geoip_db, LAKE_URL="s3://analytics/store", **settings)
+    yield stack, client
+    server.stop()
+
+
+def test_the_store_on_s3(s3_stack):
+    from dash_app.filters import Filters
+    from dash_app.overview import compute
+
+    stack, client = s3_stack
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    send(stack, key, 120)
+    key_id = key_id_of(stack, key)
+    flush()
+    send(stack, key, 30, tag="hot")
+    objects = client.list_objects_v2(Bucket="analytics", Prefix=f"store/k{key_id}/")
+    assert objects["KeyCount"] >= 1
+    now = datetime.now(UTC)
+    assert compute(key_id, Filters(period="all"), now).summary["requests"] == 150
+    response = stack.client.get("/api/data", headers={"X-AUTH-TOKEN": key})
+    assert len(response.get_json()) == 150
+    assert stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code == 204
+    objects = client.list_objects_v2(Bucket="analytics", Prefix=f"store/k{key_id}/")
+    assert objects["KeyCount"] == 0
+
+
+def test_the_engine_keeps_to_its_memory_limit(tmp_path):
+    from server.lake import engine
+
+    stack = sqlite_stack(tmp_path, ENGINE_MEMORY_MB=123, ENGINE_THREADS=1)
+    with engine.cursor(stack.config) as cur:
+        limit = cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+        threads = cur.execute("SELECT current_setting('threads')").fetchone()[0]
+    number, unit = limit.split()
+    assert unit == "MiB" and float(number) * 2**20 == pytest.approx(123e6, rel=0.01)
+    assert int(threads) == 1
