@@ -1,114 +1,102 @@
-"""Building a 50,000-row /api/data page: the JSON text PostgreSQL writes for it.
+"""A 50,000-row /api/data page out of the columnar store, deep pages included.
 
-Times `fetch_page_json` (what GET /api/data runs, minus HTTP) on a fresh database holding
-`--rows` rows for one key, alternating, page by page, the current builder of the row
-objects (`to_json` of each value between constant keys: `{"key":value,...}`) with the
-baseline in the same run: PostgreSQL's `json_build_object`, which the data API used
-before (`{"key" : value, ...}`). Checks both give the same rows; prints the median time
-and size of each page and the speed-up. (`?compact=true` arrays are built as before.)
+Loads --rows requests for one key over a year into the store (bench/lake_load.py) and
+some hot rows, then times `fetch_page_json` (what GET /api/data runs, minus HTTP) for the
+first, middle and last pages, objects and compact arrays, alternating with the naive way
+in the same run: one ORDER BY over every row with LIMIT/OFFSET (the page's days are not
+found first). Checks both return the same text; prints medians and the speed-up.
 
-    .venv/bin/python bench/data_pages.py                 # 2,000,000 rows
-    .venv/bin/python bench/data_pages.py --rows 200000   # smoke run
+    .venv/bin/python bench/data_pages.py                 # 10,000,000 rows
+    .venv/bin/python bench/data_pages.py --rows 300000   # smoke run
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import random
 import statistics
 import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.ingest import load_for_pages  # noqa: E402
 from bench.services import fresh_database, progress  # noqa: E402
 
 PAGE_ROWS = 50_000
-
-
-def baseline_builder(values: list, names: tuple[str, ...]):
-    """What the data API used before: PostgreSQL's json_build_object, as text."""
-    from sqlalchemy import Text, cast, func
-
-    pairs = [x for pair in zip(names, values, strict=True) for x in pair]
-    return cast(func.json_build_object(*pairs), Text)
+TARGET_SECONDS = 1.0
 
 
 @contextlib.contextmanager
-def builder(name: str):
-    from server import requests_query
+def naive():
+    """Pages found by sorting every matching row (no per-day counts first)."""
+    from server.lake import rows
 
-    current = requests_query._pg_json_object
-    if name == "baseline":
-        requests_query._pg_json_object = baseline_builder
+    current = rows.page_window
+    rows.page_window = lambda _rows, where, offset, _size, newest_first: (where, offset)
     try:
         yield
     finally:
-        requests_query._pg_json_object = current
+        rows.page_window = current
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=2_000_000, help="rows stored for the key")
-    parser.add_argument("--repeats", type=int, default=5, help="timings of each page")
+    parser.add_argument("--rows", type=int, default=10_000_000, help="rows stored for the key")
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each page")
     args = parser.parse_args()
     if args.rows < PAGE_ROWS:
         parser.error(f"--rows must be at least {PAGE_ROWS:,} (one full page)")
 
+    from bench.dashboard import _hot_rows, bind, settings_for
+    from bench.lake_load import load_key
     from server.auth import create_key
-    from server.db import init_engine
     from server.requests_query import RequestFilter, fetch_page_json
 
-    with fresh_database() as url:
-        engine = init_engine(url)
-        with engine.begin() as conn:
+    with fresh_database() as url, tempfile.TemporaryDirectory() as data_dir:
+        settings = settings_for(url, data_dir, 256)
+        db = bind(settings)
+        with db.begin() as conn:
             key_id, _ = create_key(conn)
+        now = datetime.now(UTC)
         progress(f"loading {args.rows:,} rows for one key")
-        load_for_pages(url, key_id, args.rows, random.Random(7))
-        last = args.rows // PAGE_ROWS
-        pages = sorted({1, last // 2 or 1, last})
-        times: dict[tuple[str, int], list[float]] = {}
-        texts: dict[tuple[str, int], str] = {}
-        total = args.repeats * len(pages) * 2
-        for repeat in range(args.repeats):
-            # Alternate which builder goes first, so neither always meets a warm cache.
-            order = ("current", "baseline") if repeat % 2 == 0 else ("baseline", "current")
-            for page in pages:
-                for name in order:
-                    with builder(name), engine.connect() as conn:
-                        started = time.perf_counter()
-                        body, count = fetch_page_json(
-                            conn, RequestFilter(key_id=key_id), page, PAGE_ROWS, False
-                        )
-                        elapsed = time.perf_counter() - started
-                    if count != PAGE_ROWS:
-                        sys.exit(f"page {page}: {count:,} rows, expected {PAGE_ROWS:,}")
-                    times.setdefault((name, page), []).append(elapsed)
-                    texts[(name, page)] = body
-                progress(f"  {sum(map(len, times.values()))}/{total} pages timed")
+        load_key(db, settings, key_id, args.rows, now)
+        _hot_rows(db, key_id, 5_000, now)
+        total = args.rows + 5_000
+        last = -(-total // PAGE_ROWS)
+        pages = sorted({1, max(1, last // 2), last})
+        filters = RequestFilter(key_id=key_id)
+        results = []
         for page in pages:
-            if json.loads(texts[("current", page)]) != json.loads(texts[("baseline", page)]):
-                sys.exit(f"page {page}: the two builders give different rows")
-
+            for compact in (False, True):
+                ours, theirs = [], []
+                for _ in range(args.repeats):
+                    started = time.perf_counter()
+                    body, count = fetch_page_json(filters, page, PAGE_ROWS, compact)
+                    ours.append(time.perf_counter() - started)
+                    with naive():
+                        started = time.perf_counter()
+                        expected, _ = fetch_page_json(filters, page, PAGE_ROWS, compact)
+                        theirs.append(time.perf_counter() - started)
+                    assert body == expected, f"page {page}: the two ways disagree"
+                want = PAGE_ROWS if page < last else total - (last - 1) * PAGE_ROWS
+                assert count == want, (page, count, want)
+                results.append((page, compact, statistics.median(ours), statistics.median(theirs),
+                                len(body)))  # fmt: skip
+                progress(f"  page {page} {'compact' if compact else 'objects'} done")
     print()
-    print(
-        f"fetch_page_json, {PAGE_ROWS:,}-row pages of {args.rows:,} rows, median of "
-        f"{args.repeats} (both builders give the same rows: checked)"
-    )
-    print(f"{'page':>6}{'current s':>11}{'MB':>7}{'baseline s':>12}{'MB':>7}{'speed-up':>10}")
-    for page in pages:
-        now = statistics.median(times[("current", page)])
-        before = statistics.median(times[("baseline", page)])
-        size_now = len(texts[("current", page)].encode()) / 1e6
-        size_before = len(texts[("baseline", page)].encode()) / 1e6
+    print(f"== /api/data pages, {total:,} rows for one key ({PAGE_ROWS:,} a page) ==")
+    worst = 0.0
+    for page, compact, ours, theirs, size in results:
+        worst = max(worst, ours)
         print(
-            f"{page:>6}{now:>11.3f}{size_now:>7.1f}{before:>12.3f}{size_before:>7.1f}"
-            f"{before / now:>9.2f}x"
+            f"page {page:>4} {'compact' if compact else 'objects':<8} {ours:6.3f} s "
+            f"(naive {theirs:6.3f} s, {theirs / ours:4.1f}x)  {size / 1e6:5.1f} MB"
         )
+    print(f"slowest page {worst:.3f} s; target <= {TARGET_SECONDS} s: "
+          f"{'met' if worst <= TARGET_SECONDS else 'MISSED'}")  # fmt: skip
     return 0
 
 

@@ -102,15 +102,25 @@ def geoip_db() -> str | None:
 
 
 @contextlib.contextmanager
-def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, threads: int = 4):
-    """gunicorn (the same command `make run` uses) and one `python -m worker`."""
+def running_stack(
+    database_url: str,
+    redis_url: str,
+    *,
+    web_workers: int = 2,
+    threads: int = 4,
+    workers: int = 1,
+    scheduler: bool = False,
+    data_dir: str | None = None,
+):
+    """gunicorn (the same command `make run` uses), `workers` x `python -m worker` and,
+    with `scheduler`, `python -m worker scheduler`; the columnar store under data_dir/lake."""
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
-        "DATA_DIR": tempfile.mkdtemp(prefix="bench-data-"),
+        "DATA_DIR": data_dir or tempfile.mkdtemp(prefix="bench-data-"),
     }
     if geoip_db():  # the private DATA_DIR holds none: countries are looked up as in production
         env["GEOIP_DB"] = geoip_db()
@@ -119,15 +129,24 @@ def running_stack(database_url: str, redis_url: str, *, web_workers: int = 2, th
          "--workers", str(web_workers), "--threads", str(threads), "--log-level", "warning"],
         cwd=ROOT, env=env,
     )  # fmt: skip
-    worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+    others = [
+        subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
+        for _ in range(workers)
+    ]
+    if scheduler:
+        others.append(
+            subprocess.Popen([sys.executable, "-m", "worker", "scheduler"], cwd=ROOT, env=env)
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/api/health")
-        STACK_PIDS.update(web=web.pid, worker=worker.pid)
+        STACK_PIDS.update(web=web.pid, worker=others[0].pid)
+        for index, proc in enumerate(others[1:workers], start=2):
+            STACK_PIDS[f"worker{index}"] = proc.pid
         yield f"http://127.0.0.1:{port}"
     finally:
-        for proc in (web, worker):
+        for proc in (web, *others):
             proc.terminate()
-        for proc in (web, worker):
+        for proc in (web, *others):
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -2,8 +2,8 @@
 
 Stages batches in a fresh PostgreSQL database exactly as the web does (validated rows,
 one staging row a batch), then calls worker.enrich.process_batch for each, in order, in
-this process: claim (with its batch groups), user agents, countries, privacy, the COPY
-into requests and the rollup inbox, commit. RQ's own bookkeeping is left out (no Redis):
+this process: claim (with its batch groups), user agents, countries, privacy, derived
+columns, the COPY into the hot table, commit. RQ's own bookkeeping is left out (no Redis):
 this is the worker's share of bench/ingest.py's end-to-end figure, without the web.
 
     python bench/worker.py              # 300 batches of 1,000 rows
@@ -68,7 +68,7 @@ def main() -> None:
         geo.init_geo(geoip_db() or "")
         # No Redis here: nothing to enqueue and no queued jobs to take back.
         server.queue.init_queue("")
-        enrich.enqueue_rollup_refresh = lambda: None
+        enrich.enqueue_export = lambda: None
         enrich.forget_batches = lambda ids: None
         with engine.begin() as conn:
             key_id = conn.execute(
