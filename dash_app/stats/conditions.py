@@ -34,8 +34,9 @@ def window_sql(window: Window) -> str:
 
 
 def glob_pattern(pattern: str) -> str:
-    """An fnmatch `*` pattern as a GLOB pattern (the same but for `[!...]`)."""
-    return pattern.replace("[!", "[^")
+    """An fnmatch pattern as a GLOB pattern: the engine's GLOB reads `*`, `?`, `[...]` and
+    `[!...]` as fnmatch does (tests hold the two to each other)."""
+    return pattern
 
 
 class Conditions:

@@ -35,6 +35,7 @@ def live_server(pg_app):
         "REDIS_URL": pg_app.config.REDIS_URL,
         "GEOIP_DB": pg_app.config.GEOIP_DB,
         "DATA_DIR": pg_app.config.DATA_DIR,
+        "LAKE_URL": pg_app.config.LAKE_URL,
     }
     worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)
     try:

@@ -26,6 +26,7 @@ def start_worker(stack) -> subprocess.Popen:
         "REDIS_URL": stack.config.REDIS_URL,
         "GEOIP_DB": stack.config.GEOIP_DB,
         "DATA_DIR": stack.config.DATA_DIR,
+        "LAKE_URL": stack.config.LAKE_URL,
         "LOG_LEVEL": "WARNING",
     }
     # Its own process group: killing it also kills RQ's forked scheduler, as a container stop would.
