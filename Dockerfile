@@ -17,7 +17,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 RUN mkdir -p server worker dash_app \
     && touch server/__init__.py worker/__init__.py dash_app/__init__.py \
-    && pip install --no-cache-dir . \
+    && pip install --no-cache-dir ".[s3]" \
     && pip uninstall --yes api-analytics-server \
     && rm -rf server worker dash_app build ./*.egg-info
 
