@@ -15,6 +15,8 @@ WORKDIR /app
 # Dependencies in their own layer: installing the project with empty packages
 # pulls them in, then the stub is removed and the real code is copied below.
 COPY pyproject.toml README.md ./
+# The project itself, with its s3 extra: versions are pinned in pyproject.toml.
+# hadolint ignore=DL3013
 RUN mkdir -p server worker dash_app \
     && touch server/__init__.py worker/__init__.py dash_app/__init__.py \
     && pip install --no-cache-dir ".[s3]" \
