@@ -19,6 +19,7 @@ from server.lake.catalog import LakeFile
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.rules import api_version, template_path, user_hash
+from worker.export import HOSTNAMES_SQL
 
 USERS = 5_000
 COUNTRIES = [
@@ -263,15 +264,16 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
                     f"COPY ({sql} ORDER BY created_at, id) TO {sql_str(str(local))} "
                     "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 250000)"
                 )
-                n, a, b = cur.execute(
-                    "SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)) "
-                    f"FROM read_parquet({sql_str(str(local))})"
+                n, a, b, hosts = cur.execute(
+                    "SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
+                    f"{HOSTNAMES_SQL} FROM read_parquet({sql_str(str(local))})"
                 ).fetchone()
                 name = file_name(key_id, month)
                 size = storage.put(local, name)
                 with db.begin() as conn:
                     catalog.ensure_state(conn)
-                    catalog.publish(conn, [LakeFile(None, key_id, month, name, n, size, a, b)])
+                    new = LakeFile(None, key_id, month, name, n, size, a, b, tuple(hosts))
+                    catalog.publish(conn, [new])
                 written += 1
                 done += n
                 if progress:

@@ -139,6 +139,8 @@ lake_files = Table(
     Column("max_us", BigInteger, nullable=False),
     Column("created_at", TS, nullable=False),
     Column("retired_at", TS),
+    # The file's distinct hostnames, JSON: the hostname menu is read from here.
+    Column("hostnames", Text, nullable=False, default="[]"),
     Index("ix_lake_files_key_id", "key_id", "month"),
 )
 

@@ -43,6 +43,8 @@ TIER_BASE = 10_000
 ROW_GROUP_ROWS = 250_000
 PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
 MONTH_SQL = "(year(created_at) * 100 + month(created_at))"
+# A file's hostnames, for the catalog (the hostname menu reads them there).
+HOSTNAMES_SQL = "list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> ''))"
 
 _local_lock = threading.Lock()
 
@@ -190,9 +192,10 @@ def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
         try:
             parts = cur.execute(
                 f"SELECT key_id, {MONTH_SQL} AS month, count(*), epoch_us(min(created_at)), "
-                f"epoch_us(max(created_at)) FROM {table} GROUP BY ALL ORDER BY ALL"
+                f"epoch_us(max(created_at)), {HOSTNAMES_SQL} FROM {table} "
+                "GROUP BY ALL ORDER BY ALL"
             ).fetchall()
-            for key_id, month, rows, low, high in parts:
+            for key_id, month, rows, low, high, hosts in parts:
                 local = staging_file(storage, f"k{key_id}-{month}")
                 cur.execute(
                     f"COPY (SELECT {layout.lake_select_list()} FROM {table} "
@@ -201,7 +204,9 @@ def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
                 )
                 name = file_name(key_id, month)
                 size = storage.put(local, name)
-                written.append(LakeFile(None, key_id, month, name, rows, size, low, high))
+                written.append(
+                    LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts))
+                )
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
     kept = _publish(db, storage, written, boundary=end)
@@ -296,8 +301,9 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
     if where:
         source += f" WHERE {where}"
     with engine.cursor(settings) as cur:
-        rows, low, high = cur.execute(
-            f"SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)) FROM ({source})"
+        rows, low, high, hosts = cur.execute(
+            f"SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
+            f"{HOSTNAMES_SQL} FROM ({source})"
         ).fetchone()
         new = None
         if rows:
@@ -308,7 +314,7 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
             )
             name = file_name(key_id, month)
             size = storage.put(local, name)
-            new = LakeFile(None, key_id, month, name, rows, size, low, high)
+            new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts))
     published = _publish(db, storage, [new] if new else [], retire=files)
     if new is not None and not published:
         return None

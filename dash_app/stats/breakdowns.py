@@ -108,9 +108,10 @@ def clients(agents: pd.DataFrame, engine=None) -> pd.DataFrame:
 
 
 def hostnames(rows) -> list[str]:
-    """Every hostname the key has logged (the hostname menu ignores the filters)."""
-    found = rows.query(
-        "SELECT DISTINCT hostname FROM {rows} WHERE hostname IS NOT NULL AND hostname <> '' "
-        "ORDER BY hostname"
+    """Every hostname the key has logged (the hostname menu ignores the filters): the
+    catalog's list for each file, and the hot rows' own."""
+    names = {h for f in rows.snapshot.files for h in f.hostnames}
+    hot = rows.cursor.execute(
+        f"SELECT DISTINCT hostname FROM {rows.hot_table} WHERE hostname <> ''"
     ).fetchall()
-    return [r[0] for r in found]
+    return sorted(names | {r[0] for r in hot})

@@ -9,6 +9,7 @@ period, so a reader never misses or double-counts a row.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, insert, select, update
@@ -29,6 +30,7 @@ class LakeFile:
     bytes: int
     min_us: int
     max_us: int
+    hostnames: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,13 @@ FILE_COLUMNS = (
     lake_files.c.bytes,
     lake_files.c.min_us,
     lake_files.c.max_us,
+    lake_files.c.hostnames,
 )
+MAX_HOSTNAMES = 1000  # a file's menu entries kept (a bot scanning hostnames stays bounded)
 
 
 def _as_file(row) -> LakeFile:
-    return LakeFile(*row)
+    return LakeFile(*row[:-1], tuple(json.loads(row[-1] or "[]")))
 
 
 def snapshot(conn, key_id: int, since_us: int | None = None, until_us: int | None = None):
@@ -128,7 +132,10 @@ def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=
     ids = []
     for file in files:
         values = {k: getattr(file, k) for k in ("key_id", "month", "path", "rows", "bytes")}
-        values.update(min_us=file.min_us, max_us=file.max_us, created_at=now)
+        hosts = sorted(file.hostnames)[:MAX_HOSTNAMES]
+        values.update(
+            min_us=file.min_us, max_us=file.max_us, created_at=now, hostnames=json.dumps(hosts)
+        )
         ids.append(conn.execute(insert(lake_files).values(**values)).inserted_primary_key[0])
     retire = list(retire)
     if retire:

@@ -121,6 +121,9 @@ def check(data, expected: Expected, label: str) -> None:
 
 def test_overview_numbers_equal_the_ingested_rows(ingested):
     stack, key_id, rows, now = ingested
+    # The hostname menu: every hostname sent, from the files' catalog entries and hot rows.
+    everything = compute(key_id, Filters(period="all"), now)
+    assert everything.hostnames == sorted({r["hostname"] for _p, r in rows})
     for filters in FILTERS:
         data = compute(key_id, filters, now)
         expected = Expected(rows, filters, data.window.since, data.window.until)

@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("max_us", sa.BigInteger, nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("retired_at", sa.DateTime(timezone=True)),
+        sa.Column("hostnames", sa.Text, nullable=False, server_default="[]"),
         sa.UniqueConstraint("path", name="uq_lake_files_path"),
     )
     op.create_index("ix_lake_files_key_id", "lake_files", ["key_id", "month"])
