@@ -278,12 +278,16 @@ def _hot_rows(db, key_id: int, count: int, now: datetime) -> None:
     """Recent rows left in the hot table, as the enrichment job writes them."""
     from datetime import timedelta
 
+    from server.lake.users import number_users
     from worker.enrich import build_row, store_rows
 
+    ips = [f"198.51.100.{i}" for i in range(200)]
+    numbers = number_users(db, {(key_id, ip) for ip in ips})
     rows = [
         build_row(key_id, now - timedelta(seconds=i * 3), "api.acme.dev", f"/v1/users/{i % 97}",
-                  "GET", 200 if i % 9 else 503, 20 + i % 300, f"198.51.100.{i % 200}", "US",
-                  None, "FastAPI", "curl/8.5.0", "curl", "Other", "other", False)
+                  "GET", 200 if i % 9 else 503, 20 + i % 300, ips[i % 200], "US", None,
+                  "FastAPI", "curl/8.5.0", "curl", "Other", "other", False,
+                  numbers[(key_id, ips[i % 200])])
         for i in range(count)
     ]  # fmt: skip
     with db.begin() as conn:

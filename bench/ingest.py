@@ -213,8 +213,8 @@ def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) 
         tuples = [
             build_row(key_id, r["created_at"], r["hostname"], r["path"], r["method"],
                       r["status"], round(r["response_time"]), r["ip_address"], None,
-                      r["user_id"], "FastAPI", r["user_agent"], None, None, None, False)
-            for r in rows
+                      r["user_id"], "FastAPI", r["user_agent"], None, None, None, False, i)
+            for i, r in enumerate(rows)
         ]  # fmt: skip
         started = time.perf_counter()
         for i in range(0, len(tuples), batch):

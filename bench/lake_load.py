@@ -18,7 +18,7 @@ from server.lake import catalog, engine
 from server.lake.catalog import LakeFile
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
-from server.rules import api_version, template_path, user_hash
+from server.rules import api_version, template_path, user_key
 from worker.export import HOSTNAMES_SQL
 
 USERS = 5_000
@@ -145,7 +145,8 @@ def _slots(weights) -> list[int]:
     return (out + [len(weights) - 1] * SLOTS)[:SLOTS]
 
 
-def _users(cur) -> None:
+def _users(cur, db, key_id: int) -> None:
+    from server.lake.users import number_users
     from server.useragents import parse
 
     rows = []
@@ -156,11 +157,13 @@ def _users(cur) -> None:
         user_id = f"user-{i}" if i % 3 == 0 or ip is None else None
         country = COUNTRIES[min(len(COUNTRIES) - 1, int(len(COUNTRIES) * (i / USERS) ** 2))]
         host = HOSTS[0][0] if i % 10 < 7 else HOSTS[1][0] if i % 10 < 9 else HOSTS[2][0]
-        rows.append((i, ip, user_id, user_hash(ip or user_id), country, agent, browser,
+        rows.append((i, ip, user_id, user_key(ip, user_id), country, agent, browser,
                      os_family, device, bot, host))  # fmt: skip
+    numbers = number_users(db, {(key_id, r[3]) for r in rows})
+    rows = [(*r[:3], numbers[(key_id, r[3])], *r[4:]) for r in rows]
     cur.execute(
         "CREATE OR REPLACE TEMP TABLE gen_users (u INTEGER, ip VARCHAR, user_id VARCHAR, "
-        "uid BIGINT, location VARCHAR, agent VARCHAR, browser VARCHAR, os VARCHAR, "
+        "ux BIGINT, location VARCHAR, agent VARCHAR, browser VARCHAR, os VARCHAR, "
         "device VARCHAR, bot BOOLEAN, host VARCHAR)"
     )
     cur.executemany("INSERT INTO gen_users VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
@@ -223,7 +226,7 @@ def _month_rows_sql(key_id: int, start_us: int, span_us: int, count: int, seed: 
       CAST(greatest(0, round(p.median * exp(p.sigma * sqrt(-2 * ln(greatest(z1, 1e-9)))
            * cos(2 * pi() * z2)) * CASE WHEN p.status >= 500 THEN 3 ELSE 1 END)) AS INTEGER)
         AS response_time,
-      us.ip AS ip_address, us.location, us.user_id, us.uid,
+      us.ip AS ip_address, us.location, us.user_id, us.ux,
       us.agent AS user_agent, us.browser, us.os, us.device, us.bot,
       'FastAPI' AS framework
     FROM picked p JOIN gen_users us ON us.u = p.u
@@ -247,7 +250,7 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
     total_span = (now - start).total_seconds()
     written, done, began = 0, 0, time.monotonic()
     with engine.cursor(settings) as cur:
-        _users(cur)
+        _users(cur, db, key_id)
         _lookups(cur)
         for index, (low, high) in enumerate(months):
             span = (high - low).total_seconds()

@@ -23,7 +23,9 @@ from sqlalchemy import func, select
 
 from server import useragents as useragent
 from server.auth import create_key
+from server.lake.users import number_users
 from server.models import api_keys, lake_files, requests
+from server.rules import user_key
 from worker.enrich import build_row, store_enriched
 
 log = logging.getLogger(__name__)
@@ -216,12 +218,13 @@ def generate_hour(
     start: datetime,
     end: datetime,
     origin: datetime,
+    numbers: dict,
 ) -> list[tuple]:
     """Enriched rows for [start, end) (within one hour), at the demo's rate."""
     span = (end - start).total_seconds()
     expected = hourly_rate(start, origin) * span / 3600
     count = max(0, int(rng.gauss(expected, math.sqrt(expected) + 1)))
-    return generate_rows(rng, key_id, users, agents, start, span, count)
+    return generate_rows(rng, key_id, users, agents, start, span, count, numbers)
 
 
 _ENDPOINT_WEIGHTS = [e[2] for e in ENDPOINTS]
@@ -235,8 +238,10 @@ def generate_rows(
     start: datetime,
     span: float,
     count: int,
+    numbers: dict,
 ) -> list[tuple]:
-    """`count` enriched rows spread over `span` seconds from `start`."""
+    """`count` enriched rows spread over `span` seconds from `start`; `numbers` maps
+    (key id, user key) to each user's number (server.lake.users.number_users)."""
     cumulative = list(itertools.accumulate(u.weight for u in users))
     chosen_users = rng.choices(users, cum_weights=cumulative, k=count)
     chosen_endpoints = rng.choices(ENDPOINTS, _ENDPOINT_WEIGHTS, k=count)
@@ -269,6 +274,7 @@ def generate_rows(
                 agent.os,
                 agent.device,
                 agent.is_bot,
+                numbers.get((key_id, user_key(user.ip, user.user_id))),
             )
         )
     return rows
@@ -315,6 +321,7 @@ def seed_demo(
     rng = random.Random(seed)
     users = make_users(rng)
     agents = useragent.resolve(engine, {a for _w, a in AGENTS})
+    numbers = number_users(engine, {(key_id, user_key(u.ip, u.user_id)) for u in users})
     hours = []
     cursor = since
     while cursor < now:
@@ -325,7 +332,7 @@ def seed_demo(
     added = 0
     chunk: list[tuple] = []
     for done, (start, end) in enumerate(hours, start=1):
-        chunk.extend(generate_hour(rng, key_id, users, agents, start, end, origin))
+        chunk.extend(generate_hour(rng, key_id, users, agents, start, end, origin, numbers))
         if len(chunk) >= 20_000 or done == len(hours):
             store_enriched(engine, chunk)
             added += len(chunk)

@@ -4,7 +4,6 @@ labels and explains with the same functions, so the two can never disagree."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 from bisect import bisect_right
@@ -70,19 +69,8 @@ def endpoint_label(path: str, keep_params: bool, keep_ids: bool) -> str:
 def user_key(ip_address: str | None, user_id: str | None) -> str:
     """Who made a request: the IP address, or the user id where there is no IP ('' if neither)."""
     if ip_address:
-        return str(ip_address)
-    return user_id or ""
-
-
-@lru_cache(maxsize=200_000)
-def user_hash(key: str) -> int | None:
-    """A user's 64-bit id (signed), stored on each row so the engine counts and groups
-    users by an integer instead of a string (three times cheaper). BLAKE2b is stable across
-    versions and machines; two users share an id with probability below 1e-9 at 100,000
-    users of one key."""
-    if not key:
-        return None
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        return str(ip_address)[:MAX_TEXT]
+    return (user_id or "")[:MAX_TEXT]
 
 
 # --- time ------------------------------------------------------------------------------------

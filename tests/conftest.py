@@ -238,11 +238,13 @@ def make_config(database_url: str, redis_url: str = "", tmp_path: Path | None = 
 def sqlite_stack(tmp_path: Path, **overrides) -> Stack:
     from server import create_app
     from server import useragents as useragent
+    from server.lake import users as lake_users
     from server.cli import upgrade_database
 
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade_database(url)
     useragent.forget()
+    lake_users.forget()
     config = make_config(url, "", tmp_path, **overrides)
     return Stack("sqlite", create_app(config), config)
 

@@ -12,9 +12,10 @@ from server import useragents as useragent
 from server.db import copy_rows, get_engine, is_postgres, relax_commit
 from server.ingest import decode_rows
 from server.lake.layout import WRITE_NAMES
+from server.lake.users import number_users
 from server.models import ingest_batches
 from server.queue import enqueue_export, forget_batches
-from server.rules import api_version, epoch_micros, template_path, user_hash
+from server.rules import api_version, epoch_micros, template_path, user_key
 from worker import geo
 
 log = logging.getLogger(__name__)
@@ -45,15 +46,19 @@ def build_row(
     os_family: str | None,
     device: str | None,
     bot: bool,
+    user_number: int | None,
 ) -> tuple:
-    """A stored row with everything derived from it (time, endpoint, version, user)."""
+    """A stored row with everything derived from it (time, endpoint, route, version).
+
+    `user_number` is the user's number (server.lake.users.number_users), None without one.
+    """
     micros = epoch_micros(created_at)
     endpoint = template_path(path)
     return (
         key_id, micros, micros // 3_600_000_000, hostname, method, path, endpoint,
         f"{method} {endpoint}", api_version(path), status, response_time, ip_address,
-        location, user_id, user_hash(ip_address or user_id or ""), user_agent, browser,
-        os_family, device, bool(bot), framework,
+        location, user_id, user_number, user_agent, browser, os_family, device, bool(bot),
+        framework,
     )  # fmt: skip
 
 
@@ -78,9 +83,9 @@ def process_batch(batch_id: int) -> int:
     _count_attempt(engine, batch_id)
     prepared = None
     if not is_postgres(engine):
-        # SQLite has one writer: resolve the user agents (which may insert some) before
-        # the batch transaction takes the write lock.
-        prepared = _prepare(engine, _payloads(engine, batch_id))
+        # SQLite has one writer: resolve the user agents and number the users (which may
+        # insert some) before the batch transaction takes the write lock.
+        prepared = _prepare(engine, _staged(engine, batch_id))
         if prepared is None:
             return 0
     with engine.begin() as conn:
@@ -90,10 +95,12 @@ def process_batch(batch_id: int) -> int:
         batches = _claim(conn, batch_id)
         if not batches:
             return 0
-        staged, agents = prepared or _prepare(engine, [b.payload for b in batches])
+        staged, agents, users = prepared or _prepare(engine, batches)
         rows = []
         for batch, batch_rows in zip(batches, staged, strict=True):
-            rows += enrich(batch.key_id, batch.framework, batch.privacy_level, batch_rows, agents)
+            rows += enrich(
+                batch.key_id, batch.framework, batch.privacy_level, batch_rows, agents, users
+            )
         store_rows(conn, rows)
     if len(batches) > 1:
         forget_batches([b.id for b in batches[1:]])
@@ -101,22 +108,27 @@ def process_batch(batch_id: int) -> int:
     return len(rows)
 
 
-def _payloads(engine, batch_id: int) -> list[bytes]:
+def _staged(engine, batch_id: int) -> list:
+    c = ingest_batches.c
     with engine.connect() as conn:
         return list(
-            conn.execute(
-                select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
-            ).scalars()
+            conn.execute(select(c.key_id, c.privacy_level, c.payload).where(c.id == batch_id)).all()
         )
 
 
-def _prepare(engine, payloads: list[bytes]):
-    """(each payload's staged rows, their user agents resolved to rows); None if none."""
-    if not payloads:
+def _prepare(engine, batches: list):
+    """(each batch's staged rows, their user agents resolved to rows, their users
+    numbered: server.lake.users); None if there are no batches."""
+    if not batches:
         return None
-    staged = [decode_rows(p) for p in payloads]
+    staged = [decode_rows(b.payload) for b in batches]
     agents = {r[7] for rows in staged for r in rows if r[7]}
-    return staged, useragent.resolve(engine, agents)
+    who = set()
+    for batch, rows in zip(batches, staged, strict=True):
+        # The IP counts only at privacy level 0 (the address is dropped after lookup).
+        use_ip = batch.privacy_level == 0
+        who.update((batch.key_id, user_key(r[6] if use_ip else None, r[8])) for r in rows)
+    return staged, useragent.resolve(engine, agents), number_users(engine, who)
 
 
 def _count_attempt(engine, batch_id: int) -> None:
@@ -183,8 +195,11 @@ def _claim_locked(conn, where: str, value: int) -> list:
 NO_AGENT = (None, None, None, False)
 
 
-def enrich(key_id, framework, privacy_level, staged, agents) -> list[tuple]:
-    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store (LakeRow order)."""
+def enrich(key_id, framework, privacy_level, staged, agents, users) -> list[tuple]:
+    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store (LakeRow order).
+
+    `users` maps (key id, user key) to the user's number (server.lake.users.number_users).
+    """
     rows = []
     append = rows.append
     lookup = geo.country
@@ -194,9 +209,10 @@ def enrich(key_id, framework, privacy_level, staged, agents) -> list[tuple]:
         if privacy_level >= 1:
             ip = None  # level 1: the address was needed for the country only
         browser, os_family, device, is_bot = parts.get(ua, NO_AGENT)
+        number = users.get((key_id, user_key(ip, user_id)))
         append(
             build_row(key_id, created_at, hostname, path, method, status, rt, ip, location,
-                      user_id, framework, ua, browser, os_family, device, is_bot)
+                      user_id, framework, ua, browser, os_family, device, is_bot, number)
         )  # fmt: skip
     return rows
 

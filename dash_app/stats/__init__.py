@@ -13,7 +13,8 @@ import pandas as pd
 
 from dash_app.filters import Filters, Window
 from dash_app.stats import breakdowns, latency, timeseries, users
-from dash_app.stats.planner import Plan, plan
+from dash_app.stats.planner import Plan, clicked_users, plan
+from server.db import get_engine
 from server.lake.source import open_rows
 
 __all__ = ["Answers", "Plan", "answer", "plan"]
@@ -32,7 +33,8 @@ class Answers:
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
     """Every panel's numbers for one refresh, from one snapshot."""
-    p = plan(key_id, filters, window)
+    with get_engine().connect() as conn:
+        p = plan(key_id, filters, window, clicked_users(conn, key_id, filters))
     with open_rows(key_id) as rows:
         previous = p.previous
         parts = breakdowns.breakdowns(rows, p)

@@ -7,7 +7,6 @@ integers are written into the SQL text.
 from __future__ import annotations
 
 from dash_app.filters import Filters, Window, status_class_range
-from server.rules import user_hash
 
 # The endpoint's label under the two path options (server.rules.endpoint_label in SQL).
 _BARE = "split_part(path, '?', 1)"
@@ -55,8 +54,11 @@ class Conditions:
         return " AND ".join(f"({p})" for p in self.parts) if self.parts else "true"
 
 
-def filter_conditions(filters: Filters, label: str) -> Conditions:
-    """Everything but the window: hostname, toggles, hidden endpoints, clicks."""
+def filter_conditions(filters: Filters, label: str, users: dict | None = None) -> Conditions:
+    """Everything but the window: hostname, toggles, hidden endpoints, clicks.
+
+    `users` maps a clicked user's name to its number (server.lake.users).
+    """
     c = Conditions()
     if filters.hostname:
         c.add("hostname = ?", filters.hostname)
@@ -68,11 +70,11 @@ def filter_conditions(filters: Filters, label: str) -> Conditions:
         glob = glob_pattern(pattern)
         c.add(f"NOT ({label} GLOB ? OR (method || ' ' || {label}) GLOB ?)", glob, glob)
     for dim, value in filters.clicks:
-        _click(c, dim, value, label)
+        _click(c, dim, value, label, users)
     return c
 
 
-def _click(c: Conditions, dim: str, value: str, label: str) -> None:
+def _click(c: Conditions, dim: str, value: str, label: str, users: dict | None) -> None:
     if dim == "status":
         if value.isdigit():
             c.add("status = ?", int(value))
@@ -99,8 +101,8 @@ def _click(c: Conditions, dim: str, value: str, label: str) -> None:
         else:
             c.add(f"({dim} IS NULL OR {dim} = '')")
     elif dim == "user":
-        uid = user_hash(value)
-        if uid is None:
-            c.add("uid IS NULL")
+        number = users.get(value) if users else None
+        if number is None:  # nobody of that name: no rows
+            c.add("false")
         else:
-            c.add("uid = ?", uid)
+            c.add("ux = ?", number)

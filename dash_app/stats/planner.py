@@ -23,11 +23,13 @@ class Plan:
     bucket: str
     grain: str
 
+    users: dict | None = None  # a clicked user's name -> number (server.lake.users)
+
     @property
     def previous(self) -> Plan | None:
         """The same filters over the period before (for the change in requests)."""
         previous = self.window.previous
-        return None if previous is None else plan(self.key_id, self.filters, previous)
+        return None if previous is None else plan(self.key_id, self.filters, previous, self.users)
 
 
 def bucket_sql(step: int) -> str:
@@ -40,9 +42,10 @@ def bucket_sql(step: int) -> str:
     raise ValueError(f"no activity bucket of {step} s")
 
 
-def plan(key_id: int, filters: Filters, window: Window) -> Plan:
+def plan(key_id: int, filters: Filters, window: Window, users: dict | None = None) -> Plan:
+    """`users` maps a clicked user's name to its number (clicked_users)."""
     label = label_sql(filters)
-    conditions = filter_conditions(filters, label)
+    conditions = filter_conditions(filters, label, users)
     where = window_sql(window) + " AND " + conditions.sql
     grain = bucket_sql(FIVE_MINUTES if window.step == FIVE_MINUTES else HOUR)
     return Plan(
@@ -54,4 +57,16 @@ def plan(key_id: int, filters: Filters, window: Window) -> Plan:
         params=tuple(conditions.params),
         bucket=bucket_sql(window.step),
         grain=grain,
+        users=users,
     )
+
+
+def clicked_users(conn, key_id: int, filters: Filters) -> dict:
+    """The number of the user the filters click on, if any (its rows carry the number)."""
+    from server.lake.users import number_of
+
+    name = filters.click.get("user")
+    if not name:
+        return {}
+    number = number_of(conn, key_id, name)
+    return {} if number is None else {name: number}

@@ -8,7 +8,8 @@ from datetime import datetime
 import pandas as pd
 
 from dash_app.filters import Filters, window_for
-from dash_app.stats.planner import plan
+from dash_app.stats.planner import clicked_users, plan
+from server.db import get_engine
 from server.lake.rows import COLUMNS, ISO_UTC, Where, hour_range, page_rows, stream_rows
 from server.lake.source import open_rows
 
@@ -75,7 +76,9 @@ def explorer_page(key_id: int, filters: ExplorerFilters, page: int, size: int = 
 
 def export_rows(key_id: int, filters: Filters, now: datetime | None = None):
     """The overview's filtered rows (the data API's columns), newest first, streamed."""
-    p = plan(key_id, filters, window_for(filters.period, now))
+    with get_engine().connect() as conn:
+        users = clicked_users(conn, key_id, filters)
+    p = plan(key_id, filters, window_for(filters.period, now), users)
     columns = [ISO_UTC if c == "created_at" else c for c in COLUMNS]
     with open_rows(key_id) as rows:
         yield from stream_rows(rows, Where(p.where, p.params), columns)

@@ -42,8 +42,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("ip_address", "VARCHAR", String(45)),
     Column("location", "VARCHAR", String(2)),
     Column("user_id", "VARCHAR", String(255)),
-    # server.rules.user_hash of the user key (IP, else user id); NULL without either.
-    Column("uid", "BIGINT", BigInteger),
+    # The user's number (server.lake.users: the key_users row of its IP, else its user
+    # id); NULL without either.
+    Column("ux", "BIGINT", BigInteger),
     Column("user_agent", "VARCHAR", Text),
     Column("browser", "VARCHAR", String(64)),
     Column("os", "VARCHAR", String(64)),

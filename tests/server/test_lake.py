@@ -227,6 +227,7 @@ def test_one_export_at_a_time(stack):
 def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) -> None:
     from server.config import Config, use_config
     from server.db import init_engine
+    from server.lake.users import number_users
     from server.queue import init_queue
     from worker.enrich import build_row, store_rows
 
@@ -234,10 +235,12 @@ def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) 
     init_queue("")
     engine = init_engine(settings.DATABASE_URL)
     now = datetime.now(UTC)
+    number = number_users(engine, {(key_id, "8.8.8.8")})[(key_id, "8.8.8.8")]
     for b in range(batches):
         rows = [
             build_row(key_id, now - timedelta(seconds=i), "h", f"/p/{b}/{i}", "GET", 200, 5,
-                      "8.8.8.8", "US", None, "FastAPI", "curl/8", "curl", "Other", "other", False)
+                      "8.8.8.8", "US", None, "FastAPI", "curl/8", "curl", "Other", "other", False,
+                      number)
             for i in range(size)
         ]  # fmt: skip
         with engine.begin() as conn:

@@ -50,7 +50,7 @@ NEW_COLUMNS = (
     ("ip_address", sa.String(45)),
     ("location", sa.String(2)),
     ("user_id", sa.String(255)),
-    ("uid", sa.BigInteger),
+    ("ux", sa.BigInteger),
     ("user_agent", sa.Text),
     ("browser", sa.String(64)),
     ("os", sa.String(64)),
@@ -95,6 +95,15 @@ def upgrade() -> None:
     # The clock the first export waits on (LAKE_EXPORT_SECONDS) starts now.
     op.bulk_insert(exports, [{"boundary": 0, "committed_at": datetime.now(UTC)}])
     op.create_table(
+        "key_users",
+        sa.Column("ux", big_id, primary_key=True, autoincrement=True),
+        sa.Column("key_id", sa.Integer, nullable=False),
+        sa.Column("user_key", sa.String(255), nullable=False),
+        sa.UniqueConstraint("key_id", "user_key", name="uq_key_users_key_id"),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_key_users_key_id", "key_users", ["key_id", "ux"])
+    op.create_table(
         "requests_next",
         sa.Column("id", big_id, primary_key=True),
         *(sa.Column(name, kind) for name, kind in NEW_COLUMNS),
@@ -112,7 +121,8 @@ def upgrade() -> None:
 
 def _copy_rows(bind, postgres: bool) -> None:
     """Old rows into the new layout, a batch at a time, saying how far it has got."""
-    from server.rules import api_version, epoch_micros, template_path, user_hash
+    from server.lake.users import number_users
+    from server.rules import api_version, epoch_micros, template_path
 
     total = bind.execute(sa.text("SELECT count(*) FROM requests")).scalar()
     if not total:
@@ -132,6 +142,8 @@ def _copy_rows(bind, postgres: bool) -> None:
         if not batch:
             break
         rows = []
+        who = {(r[1], _user_key(r[8], r[10])) for r in batch}
+        numbers = number_users(bind, {(k, u) for k, u in who if u})
         for (rid, key_id, created_at, host, method, path, status, rt, ip, location, user_id,
              agent, browser, os_family, device, bot, framework) in batch:  # fmt: skip
             if isinstance(created_at, str):
@@ -144,8 +156,8 @@ def _copy_rows(bind, postgres: bool) -> None:
             rows.append(
                 (rid, key_id, micros, micros // 3_600_000_000, host, method, path, endpoint,
                  f"{method} {endpoint}", api_version(path), status, rt, ip, location,
-                 user_id, user_hash(ip or user_id or ""), agent, browser, os_family, device,
-                 bool(bot), framework)
+                 user_id, numbers.get((key_id, _user_key(ip, user_id))), agent, browser,
+                 os_family, device, bool(bot), framework)
             )  # fmt: skip
         _write(bind, postgres, names, rows)
         after = batch[-1][0]
@@ -161,6 +173,11 @@ def _copy_rows(bind, postgres: bool) -> None:
         op.execute(
             "SELECT setval('requests_next_id_seq', (SELECT coalesce(max(id), 1) FROM requests))"
         )
+
+
+def _user_key(ip, user_id) -> str:
+    ip = str(ip).split("/", 1)[0] if ip is not None else None
+    return (ip or user_id or "")[:255]
 
 
 def _write(bind, postgres: bool, names: list[str], rows: list[tuple]) -> None:
