@@ -238,8 +238,8 @@ def make_config(database_url: str, redis_url: str = "", tmp_path: Path | None = 
 def sqlite_stack(tmp_path: Path, **overrides) -> Stack:
     from server import create_app
     from server import useragents as useragent
-    from server.lake import users as lake_users
     from server.cli import upgrade_database
+    from server.lake import users as lake_users
 
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade_database(url)
