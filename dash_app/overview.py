@@ -63,7 +63,7 @@ def compute(key_id: int, filters: Filters, now: datetime | None = None) -> Overv
         activity=agg.activity(
             agg.buckets(parts.traffic, window.step),
             a.users.per_bucket,
-            latency.per_bucket(a.latency),
+            a.latency_buckets,
             window.since,
             window.shown_until,
             window.step,

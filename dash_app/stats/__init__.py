@@ -26,7 +26,8 @@ class Answers:
     parts: breakdowns.Breakdowns  # traffic, status, endpoints, versions, places, agents
     clients: pd.DataFrame  # [browser, os, device, n, n_err]
     previous_total: int | None
-    latency: pd.DataFrame  # [bucket, rt, n]
+    latency: pd.DataFrame  # [rt, n]
+    latency_buckets: pd.DataFrame  # [bucket, p50, p95]
     users: users.Users
     hostnames: list[str]
 
@@ -44,6 +45,7 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
             clients=breakdowns.clients(parts.agents),
             previous_total=timeseries.total(rows, previous) if previous else None,
             latency=latency.distribution(rows, p),
+            latency_buckets=latency.bucket_percentiles(rows, p),
             users=users.users(rows, p),
             hostnames=breakdowns.hostnames(rows),
         )

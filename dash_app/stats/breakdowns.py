@@ -1,9 +1,11 @@
-"""Traffic and breakdowns in one pass: requests over time, by status and endpoint, API
-version, country and client.
+"""Breakdowns in one pass: requests by status and endpoint, API version, country and
+client; and traffic over time in a pass of its own.
 
-One GROUPING SETS query decodes each column once for every panel; each set groups by
+One GROUPING SETS query decodes each column once for every breakdown; each set groups by
 one stored column where it can (`route`, `version`, `location`, `user_agent`), which the
-engine aggregates several times faster than several text columns (bench/README.md).
+engine aggregates several times faster than several text columns. Time, an integer with
+a small range, is grouped apart: the engine's array-indexed (perfect hash) aggregation
+only takes such keys (bench/README.md).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pandas as pd
 from dash_app.stats.planner import Plan
 
 # Which grouping set a result row belongs to, by the columns it groups.
-_TIME, _ROUTE, _VERSION, _LOCATION, _AGENT = range(1, 6)
+_ROUTE, _VERSION, _LOCATION, _AGENT = range(1, 5)
 
 
 @dataclass
@@ -28,11 +30,21 @@ class Breakdowns:
     agents: pd.DataFrame  # [user_agent, n, n_err]
 
 
+def traffic(rows, plan: Plan) -> pd.DataFrame:
+    """[t, n, n_ok]: requests and successes (below 400) per hour, or per five minutes for a
+    24-hour window: the activity chart, hour of day and day of week."""
+    frame = rows.frame(
+        f"SELECT {plan.grain} AS t, count(*) AS n, count(*) FILTER (WHERE status < 400) AS n_ok "
+        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
+        list(plan.params),
+    )
+    return frame.astype("int64")
+
+
 def breakdowns(rows, plan: Plan) -> Breakdowns:
     default_label = plan.label == "endpoint"
     endpoint_keys = ("route",) if default_label else ("method", "label")
     sets = {
-        _TIME: ("t",),
         _ROUTE: (*endpoint_keys, "status"),
         _VERSION: ("version",),
         _LOCATION: ("location",),
@@ -42,11 +54,8 @@ def breakdowns(rows, plan: Plan) -> Breakdowns:
         f"(CASE WHEN GROUPING({', '.join(cols)}) = 0 THEN {i} ELSE 0 END)"
         for i, cols in sets.items()
     )
-    columns = ["t", *endpoint_keys, "status", "version", "location", "user_agent"]
-    inner = ", ".join(
-        f"{plan.grain} AS t" if c == "t" else f"{plan.label} AS label" if c == "label" else c
-        for c in columns
-    )
+    columns = [*endpoint_keys, "status", "version", "location", "user_agent"]
+    inner = ", ".join(f"{plan.label} AS label" if c == "label" else c for c in columns)
     grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
     frame = rows.frame(
         f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
@@ -80,9 +89,8 @@ def breakdowns(rows, plan: Plan) -> Breakdowns:
         found["n_err"] = found["n"] - found["n_ok"]
         return found.groupby(column, as_index=False)[["n", "n_err"]].sum()
 
-    traffic = part[_TIME][["t", "n", "n_ok"]].astype("int64").reset_index(drop=True)
     return Breakdowns(
-        traffic=traffic,
+        traffic=traffic(rows, plan),
         by_status=status.astype("int64"),
         endpoints=endpoints.astype({"status_class": "int64", "n": "int64", "rt_sum": "int64"}),
         versions=by(_VERSION, "version")[["version", "n"]],

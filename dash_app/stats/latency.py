@@ -10,13 +10,27 @@ from server.rules import HIST_BUCKETS, HIST_LOWER
 
 
 def distribution(rows, plan: Plan) -> pd.DataFrame:
-    """[bucket, rt, n]: how many requests of each activity bucket took each whole number of
-    milliseconds; the period's histogram and exact percentiles, and each bucket's, follow."""
+    """[rt, n]: how many requests took each whole number of milliseconds (the histogram and
+    the period's exact percentiles)."""
     return rows.frame(
-        f"SELECT {plan.bucket} AS bucket, response_time AS rt, count(*) AS n "
-        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
+        f"SELECT response_time AS rt, count(*) AS n FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
         list(plan.params),
     )
+
+
+def bucket_percentiles(rows, plan: Plan, ps=(50, 95)) -> pd.DataFrame:
+    """[bucket, p50, p95]: each activity bucket's exact percentiles, computed by the engine
+    (quantile_cont: linear between ranks, as numpy.percentile)."""
+    fractions = ", ".join(str(p / 100) for p in ps)
+    frame = rows.frame(
+        f"SELECT {plan.bucket} AS bucket, quantile_cont(response_time, [{fractions}]) AS q "
+        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL ORDER BY bucket",
+        list(plan.params),
+    )
+    out = pd.DataFrame({"bucket": frame["bucket"].astype("int64")})
+    for i, p in enumerate(ps):
+        out[f"p{p}"] = [float(q[i]) for q in frame["q"]]
+    return out
 
 
 def quantile(values: np.ndarray, counts: np.ndarray, p: float) -> float | None:
@@ -34,7 +48,7 @@ def quantile(values: np.ndarray, counts: np.ndarray, p: float) -> float | None:
 
 
 def overall(dist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(values, counts) over the whole period, values ascending."""
+    """(values, counts), values ascending."""
     if dist.empty:
         return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
     summed = dist.groupby("rt")["n"].sum()
@@ -44,31 +58,6 @@ def overall(dist: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def percentiles(dist: pd.DataFrame, ps) -> dict[int, float | None]:
     values, counts = overall(dist)
     return {p: quantile(values, counts, p) for p in ps}
-
-
-def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:
-    """[bucket, p50, p95]: each bucket's exact percentiles, all buckets at once (numpy)."""
-    columns = ["bucket", *(f"p{p}" for p in ps)]
-    if dist.empty:
-        return pd.DataFrame(columns=columns)
-    ordered = dist.sort_values(["bucket", "rt"])
-    bucket = ordered["bucket"].to_numpy(dtype=np.int64)
-    values = ordered["rt"].to_numpy(dtype=np.int64)
-    counts = ordered["n"].to_numpy(dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-    cumulative = np.cumsum(counts)
-    before = np.r_[0, cumulative[starts[1:] - 1]]  # rows in earlier buckets
-    totals = np.add.reduceat(counts, starts)
-    out = {"bucket": bucket[starts]}
-    for p in ps:
-        position = (totals - 1) * p / 100
-        below = np.floor(position).astype(np.int64)
-        # The value at a 0-based rank r of a bucket: the first row whose cumulative count
-        # (counted from the bucket's start) exceeds r.
-        low = values[np.searchsorted(cumulative, before + below + 1)]
-        high = values[np.searchsorted(cumulative, before + np.minimum(below + 2, totals))]
-        out[f"p{p}"] = low + (high - low) * (position - below)
-    return pd.DataFrame(out)
 
 
 def display_histogram(dist: pd.DataFrame) -> np.ndarray:

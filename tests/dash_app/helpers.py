@@ -159,6 +159,12 @@ class Expected:
     def response_times(self) -> list[int]:
         return [round(r["response_time"]) for r in self.rows]
 
+    def response_times_per_bucket(self, step: int) -> dict[int, list[int]]:
+        buckets: dict[int, list[int]] = {}
+        for r in self.rows:
+            buckets.setdefault(r["ts"] - r["ts"] % step, []).append(round(r["response_time"]))
+        return buckets
+
     def top_users(self) -> dict:
         return dict(Counter(r["user"] for r in self.rows if r["user"]))
 

@@ -34,16 +34,6 @@ def test_percentiles_are_numpys_on_the_expanded_values():
     assert latency.percentiles(frame.iloc[0:0], (50,)) == {50: None}
 
 
-def test_bucket_percentiles_are_each_buckets_own():
-    frame = dist({0: {1: 1, 2: 1, 3: 1, 4: 1}, 86400: {10: 2}, 172800: {7: 1, 100: 3}})
-    out = latency.per_bucket(frame, (50, 95))
-    expanded = {0: [1, 2, 3, 4], 86400: [10, 10], 172800: [7, 100, 100, 100]}
-    assert list(out["bucket"]) == [0, 86400, 172800]
-    for row in out.itertuples():
-        assert row.p50 == pytest.approx(np.percentile(expanded[row.bucket], 50))
-        assert row.p95 == pytest.approx(np.percentile(expanded[row.bucket], 95))
-
-
 def test_display_histogram_counts_every_request_in_its_bucket():
     frame = dist({0: {3: 2, 5: 1, 100: 4}, 3600: {100: 1, 20_000: 1}})
     hist = latency.display_histogram(frame)

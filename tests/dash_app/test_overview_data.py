@@ -117,6 +117,17 @@ def check(data, expected: Expected, label: str) -> None:
         if u
     }
     assert buckets == expected.users_per_bucket(step), label
+    # Each bucket's p50 and p95, exact (numpy's percentile of the bucket's rows).
+    times_by_bucket = expected.response_times_per_bucket(step)
+    for t, p50, p95 in zip(
+        data.activity["time"], data.activity["p50"], data.activity["p95"], strict=True
+    ):
+        values = times_by_bucket.get(int(t.timestamp()))
+        if values is None:
+            assert np.isnan(p50) and np.isnan(p95), label
+        else:
+            assert p50 == pytest.approx(np.percentile(values, 50)), label
+            assert p95 == pytest.approx(np.percentile(values, 95)), label
 
 
 def test_overview_numbers_equal_the_ingested_rows(ingested):
