@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import socket
@@ -284,17 +283,30 @@ def _first_address(value: str) -> str | None:
             candidate = candidate[1 : candidate.index("]")]
         elif candidate.count(":") == 1:
             candidate = candidate.split(":", 1)[0]
-        try:
-            # inet_pton is strict dotted-quad (no leading zeros, no short forms) and
-            # inet_ntop gives the canonical text, ten times faster than ipaddress.
-            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, candidate))
-        except OSError:
-            pass
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
+        address = canonical_ip(candidate)
+        if address is not None:
+            return address
     return None
+
+
+def canonical_ip(text: str) -> str | None:
+    """One address as PostgreSQL's inet prints it, or None if it is not one.
+
+    inet_pton is strict (no leading zeros, no short IPv4 forms) and inet_ntop writes
+    the text PostgreSQL's host() gives back (`::ffff:1.2.3.4`, where the ipaddress
+    module writes `::ffff:102:304`), so both backends store and return the same text.
+    An IPv6 zone (`fe80::1%eth0`, `%25eth0` in a URL) names an interface of the
+    client's own machine: meaningless here, and refused by inet, so it is dropped.
+    """
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):  # ValueError: NUL or a lone surrogate in the text
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+    except (OSError, ValueError):
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def encode_rows(rows: list) -> bytes:

@@ -183,6 +183,27 @@ def enqueue_batch(batch_id: int) -> bool:
         return False
 
 
+# A job in these states will run without our help.
+WAITING_STATES = frozenset({"queued", "scheduled", "deferred"})
+
+
+def requeue_batch(batch_id: int) -> str:
+    """Queue a staged batch's job again unless it still waits: "enqueued", "waiting" or
+    "down" (logged). A job orphaned by a killed worker is replaced, not run twice."""
+    queue = get_queue()
+    job_id = batch_job_id(batch_id)
+    job_status = getattr(queue, "job_status", None)
+    if job_status is not None:
+        try:
+            if job_status(job_id) in WAITING_STATES:
+                return "waiting"
+            queue.discard(job_id)
+        except Exception as exc:
+            log.warning("cannot reach the queue to requeue batch %s (%s)", batch_id, exc)
+            return "down"
+    return "enqueued" if enqueue_batch(batch_id) else "down"
+
+
 def forget_batches(batch_ids: list[int]) -> None:
     """The jobs of batches a worker processed along with its own need not run (best effort)."""
     try:

@@ -7,14 +7,12 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, tuple_
 
+from server.batches import MAX_ATTEMPTS  # then a batch is left for an operator (/api/health)
 from server.db import get_engine, is_postgres, utcnow
 from server.models import ingest_batches, ingest_receipts
-from server.queue import batch_job_id, enqueue_batch, get_queue
+from server.queue import requeue_batch
 
 log = logging.getLogger(__name__)
-
-# A batch that failed this often is left for an operator (see /api/health).
-MAX_ATTEMPTS = 10
 
 
 def pending_batches(conn, min_age_seconds: int) -> list[int]:
@@ -32,10 +30,6 @@ def pending_batches(conn, min_age_seconds: int) -> list[int]:
         return list(conn.execute(query).scalars())
 
 
-# Jobs in these states will run without our help.
-WAITING = {"queued", "scheduled", "deferred"}
-
-
 def sweep(min_age_seconds: int = 60) -> int:
     """Enqueue unprocessed batches older than `min_age_seconds`; returns how many.
 
@@ -43,25 +37,15 @@ def sweep(min_age_seconds: int = 60) -> int:
     ingest) and jobs orphaned by a killed worker. Enqueueing a batch twice is
     harmless: the second run finds it gone.
     """
-    queue = get_queue()
     expire_receipts(get_engine())
     with get_engine().connect() as conn:
         ids = pending_batches(conn, min_age_seconds)
-    job_status = getattr(queue, "job_status", None)
     enqueued = 0
     for batch_id in ids:
-        job_id = batch_job_id(batch_id)
-        if job_status is not None:
-            try:
-                if job_status(job_id) in WAITING:
-                    continue
-                queue.discard(job_id)
-            except Exception as exc:
-                log.warning("sweeper cannot reach the queue (%s); trying again later", exc)
-                break
-        if not enqueue_batch(batch_id):
-            break  # the queue is down; the next sweep tries again
-        enqueued += 1
+        outcome = requeue_batch(batch_id)
+        if outcome == "down":
+            break  # the next sweep tries again
+        enqueued += outcome == "enqueued"
     if enqueued:
         log.info("sweeper enqueued %s unprocessed batches", enqueued)
     return enqueued
