@@ -56,6 +56,13 @@ class Api(SmorestApi):
         return payload, code, headers
 
 
+def _untyped_no_content(response):
+    """A 204 has no body, so no type either (flask-smorest labels every answer JSON)."""
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)
+    return response
+
+
 def init_api(app) -> Api:
     from server.api.data.routes import blp as data_blp
     from server.api.health.routes import blp as health_blp
@@ -69,5 +76,6 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, health_blp):
         api.register_blueprint(blp, url_prefix="/api")
+    app.after_request(_untyped_no_content)
     app.extensions["smorest_api"] = api
     return api
