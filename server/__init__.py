@@ -31,6 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the web app: JSON API, dashboard and CLI, bound to `config`'s database and queue."""
     from server.api import init_api
     from server.cli import init_cli
+    from server.csrf import init_same_origin
     from server.db import init_engine
     from server.queue import init_queue
 
@@ -49,8 +50,16 @@ def create_app(config: Config | None = None) -> Flask:
     )
     # Ids in URLs past 64 bits can name no row; answer 404 instead of overflowing SQLite.
     app.url_map.converters["int"] = BoundedInt
+    if config.TRUST_PROXY:
+        # Each proxy appends to X-Forwarded-*; trust exactly as many entries as there are
+        # proxies of ours, so a client cannot forge its address, scheme or host.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.TRUST_PROXY
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     init_engine(config.DATABASE_URL)
     queue = init_queue(config.REDIS_URL)
+    init_same_origin(app)
     init_api(app)
     init_cli(app)
     _init_optional_parts(app)

@@ -56,6 +56,9 @@ class Config:
     MONITOR_TIMEOUT_SECONDS: int = 10
     SWEEP_AFTER_SECONDS: int = 60
     ADMIN_TOKEN: str = ""
+    # How many reverse proxies of ours stand in front, each adding X-Forwarded-For,
+    # -Proto and -Host: the client address, scheme and host are taken from them.
+    TRUST_PROXY: int = 0
     LOG_LEVEL: str = "INFO"
     TESTING: bool = False
     extra: dict = field(default_factory=dict)

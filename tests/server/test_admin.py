@@ -75,3 +75,20 @@ def test_embedded_mode_has_none_and_says_so(tmp_path, caplog):
     assert stack.client.get("/admin/rq/", headers=basic("x", TOKEN)).status_code == 404
     assert "no REDIS_URL" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_foreign_page_cannot_use_the_operators_remembered_credentials(admin_stack):
+    """Browsers resend HTTP basic credentials by themselves: a cross-site POST is refused."""
+    from redis import Redis
+    from rq import Queue
+
+    redis = Redis.from_url(admin_stack.config.REDIS_URL)
+    Queue("maintenance", connection=redis).enqueue("server.queue.call_path", "os.getpid")
+    url = "/admin/rq/queue/maintenance/queued/empty"
+    auth = basic("ops", TOKEN)
+    foreign = admin_stack.client.post(url, headers={**auth, "Origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    assert Queue("maintenance", connection=redis).count == 1
+    own = admin_stack.client.post(url, headers={**auth, "Origin": "http://localhost"})
+    assert own.status_code == 200
+    assert Queue("maintenance", connection=redis).count == 0
