@@ -11,16 +11,14 @@ import json
 import os
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from sqlalchemy import insert
 
 from dash_app.filters import Filters, window_for
-from server.demo import seed_demo
-from server.models import monitors, pings
+from server.demo import seed_demo, seed_demo_monitors
 from tests.conftest import ROOT, free_port, sqlite_stack, unavailable
 from tests.dash_app.helpers import Expected, ingest, known_rows
 
@@ -69,39 +67,12 @@ def live(tmp_path_factory):
     stack = sqlite_stack(tmp, GEOIP_DB=str(geo))
     now = datetime.now(UTC)
     seed_demo(stack.engine, days=8, now=now)
-    _add_monitors(stack.engine, now)
     server = LiveServer(stack)
+    # The demo's own monitors, as `make run` seeds them: this server's endpoints.
+    seed_demo_monitors(stack.engine, server.url(""), now=now)
     server.thread.start()
     yield server
     server.server.shutdown()
-
-
-def _add_monitors(engine, now: datetime) -> None:
-    """Two monitors of the demo key with a week of checks (one short outage)."""
-    from server.demo import demo_key
-
-    with engine.begin() as conn:
-        key_id = demo_key(conn)
-        for i, url in enumerate(("https://api.acme.dev/health", "https://eu.api.acme.dev/status")):
-            monitor_id = conn.execute(
-                insert(monitors)
-                .values(key_id=key_id, url=url, method="GET", created_at=now - timedelta(days=7))
-                .returning(monitors.c.id)
-            ).scalar_one()
-            rows = []
-            for step in range(7 * 24 * 2):
-                moment = now - timedelta(minutes=30 * step)
-                down = i == 0 and 40 <= step < 44
-                rows.append(
-                    {
-                        "monitor_id": monitor_id,
-                        "created_at": moment,
-                        "status": None if down else 200,
-                        "response_time": None if down else 80 + (step * 37) % 90 + 40 * i,
-                        "error": "timeout" if down else None,
-                    }
-                )
-            conn.execute(insert(pings), rows)
 
 
 @pytest.fixture(scope="module")
@@ -394,7 +365,7 @@ def test_uptime_page_shows_monitors(live, browser):
 
     count, text, strip_id = wait_for(browser, first_card, "the monitor cards")
     assert count == 2
-    assert "GET https://api.acme.dev/health" in text
+    assert f"GET {live.url('/api/health')}" in text
     assert "uptime 24h" in text.lower() and "%" in text
     strip = json.loads(wait_for(browser, lambda d: graph_data(d, strip_id), "the check strip"))
     assert len(strip[0][0]) == 60  # the last 60 checks
