@@ -33,9 +33,16 @@ def upgrade_database(database_url: str, revision: str = "heads") -> None:
 @click.argument("revision", default="heads")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: every head)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from server.startup import explain_database_error
+
     url = current_app.config["SETTINGS"].DATABASE_URL
     click.echo(f"migrating {_redact(url)} to {revision} ...")
-    upgrade_database(url, revision)
+    try:
+        upgrade_database(url, revision)
+    except DBAPIError as exc:
+        raise click.ClickException(str(explain_database_error(exc, url))) from None
     click.echo("database is up to date")
 
 

@@ -10,6 +10,7 @@ from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import insert, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.api.base import Blueprint
 from server.api.ingest.schemas import IngestResultSchema
@@ -43,12 +44,29 @@ def _read_body(max_body: int) -> bytes:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         abort(415, message=f"Content-Type must be application/json, not {mimetype or 'missing'}.")
-    body = request.get_data(cache=False)
+    body = _body_within(max_body)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding == "gzip":
         return inflate(body, max_body)
     if encoding not in ("", "identity"):
         abort(415, message=f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
+    return body
+
+
+def _body_within(max_body: int) -> bytes:
+    """The raw body, or 413 past `max_body` bytes, whether or not it came with a length.
+
+    A chunked body has no Content-Length to refuse up front, and werkzeug's read simply
+    stops at the app's limit: the limit is set one byte above MAX_BODY (server/__init__)
+    so that reading one byte too many is how an oversize chunked body shows itself.
+    """
+    too_large = f"Body is over the {max_body} byte limit."
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        abort(413, message=too_large)
+    if len(body) > max_body:
+        abort(413, message=too_large)
     return body
 
 
