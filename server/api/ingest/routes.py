@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -129,7 +130,8 @@ def ingest():
     answer = {"accepted": len(rows), "rejected": rejected}
     with engine.begin() as conn:
         if idempotency_key:
-            previous = _claim_receipt(conn, key_id, idempotency_key, answer, now)
+            digest = _batch_digest(level, framework, rows, rejected)
+            previous = _claim_receipt(conn, key_id, idempotency_key, answer, digest, now)
             if previous is not None:
                 # A retry of a batch we already stored: same answer, nothing stored again.
                 log.info("batch with a known Idempotency-Key replayed; nothing stored")
@@ -163,26 +165,43 @@ def _idempotency_key() -> str | None:
     return value
 
 
-def _claim_receipt(conn, key_id: int, idempotency_key: str, answer: dict, now) -> dict | None:
+def _batch_digest(level: int, framework, rows: list, rejected: list) -> bytes:
+    """What the batch holds, once validated: the same rows sent again match, whatever
+    the JSON's spacing or key order, and different rows do not."""
+    return hashlib.sha256(encode_rows([level, framework, rows, rejected])).digest()
+
+
+def _claim_receipt(
+    conn, key_id: int, idempotency_key: str, answer: dict, digest: bytes, now
+) -> dict | None:
     """Record this batch's answer under its key; the earlier answer if it was seen before.
 
-    A concurrent duplicate waits on the primary key until the first commits.
+    A concurrent duplicate waits on the primary key until the first commits. The same
+    key with other rows is refused (422): answering it as a replay would drop them.
     """
     claimed = conn.execute(
         insert_ignoring_conflicts(conn, ingest_receipts, ["key_id", "idempotency_key"])
         .values(key_id=key_id, idempotency_key=idempotency_key, created_at=now,
-                answer=json.dumps(answer))
+                answer=json.dumps(answer), body_digest=digest)
         .returning(ingest_receipts.c.key_id)
     ).first()  # fmt: skip
     if claimed is not None:
         return None
     stored = conn.execute(
-        select(ingest_receipts.c.answer).where(
+        select(ingest_receipts.c.answer, ingest_receipts.c.body_digest).where(
             ingest_receipts.c.key_id == key_id,
             ingest_receipts.c.idempotency_key == idempotency_key,
         )
-    ).scalar_one()
-    return json.loads(stored)
+    ).one()
+    # Receipts written before digests were kept have none: they are taken as replays.
+    if stored.body_digest is not None and bytes(stored.body_digest) != digest:
+        abort(
+            422,
+            message=f"{IDEMPOTENCY_HEADER} {idempotency_key!r} was already used for a "
+            "different batch: nothing of this one was stored. Send new rows under a new key; "
+            "reuse a key only to retry the very same batch.",
+        )
+    return json.loads(stored.answer)
 
 
 ERRORS = {
@@ -190,6 +209,7 @@ ERRORS = {
     401: "Missing, unknown or revoked API key.",
     413: "Too many rows, or the body is too large (before or after gunzip).",
     415: "Not JSON, or an unsupported Content-Encoding.",
+    422: "The Idempotency-Key was already used for a different batch.",
     429: "Rate limit exceeded; see Retry-After.",
 }
 
@@ -202,7 +222,8 @@ def _document(view):
         "name": IDEMPOTENCY_HEADER,
         "required": False,
         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-        "description": "The same value on a retry of the same batch: it is stored once.",
+        "description": "The same value on a retry of the same batch: it is stored once. "
+        "The same value with other rows is refused (422).",
     }
     return blp.doc(requestBody=PAYLOAD_DOC, security=[], parameters=[header])(view)
 
