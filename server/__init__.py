@@ -33,7 +33,7 @@ def create_app(config: Config | None = None) -> Flask:
     from server.cli import init_cli
     from server.csrf import init_same_origin
     from server.db import init_engine
-    from server.queue import init_queue
+    from server.queue import SWEEP_JOB_TIMEOUT, init_queue
     from server.startup import announce
 
     config = use_config(config or Config.from_env())
@@ -72,7 +72,7 @@ def create_app(config: Config | None = None) -> Flask:
 
         init_geo(config.GEOIP_DB)
         if not config.TESTING and serving():
-            queue.enqueue("recovery", "worker.sweeper.recover")
+            queue.enqueue("recovery", "worker.sweeper.recover", timeout=SWEEP_JOB_TIMEOUT)
             from worker.scheduler import start_in_process
 
             start_in_process(config)

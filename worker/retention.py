@@ -4,11 +4,17 @@ Deletes in batches of a few thousand rows, each in its own short transaction,
 found through the (key, created_at) and (monitor, created_at) indexes, so
 ingest and the dashboard never wait behind it. Rollup tables are kept: only
 the raw `requests` rows age out.
+
+On RQ a run stops starting batches when its time budget is spent (well inside the
+job's timeout, which would otherwise kill it mid-way every day on a large backlog) and
+queues a run of its own to go on. Pings go first: they are few, and a long backlog of
+requests must not keep them forever.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -43,50 +49,116 @@ class Cutoffs:
         )
 
 
-def run_retention() -> dict[str, int]:
-    """The periodic job (daily): apply the configured retention; returns what went."""
-    return apply_retention(get_engine(), Cutoffs.from_config(current_config()))
+class Budget:
+    """Time a run may spend starting batches; no deadline in the embedded mode (a thread
+    cannot be killed, so nothing needs to stop early there). Until a run has deleted
+    something it goes on regardless, so that every run gets somewhere."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.spent = False
+        self.progressed = False
+
+    def left(self) -> bool:
+        """May another batch start? `spent` is set by the caller, which knows whether
+        anything was left to do."""
+        if not self.progressed or self.deadline is None:
+            return True
+        return time.monotonic() < self.deadline
 
 
-def apply_retention(engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE) -> dict[str, int]:
-    counts = {
-        "keys": delete_inactive_keys(engine, cutoffs.keys, batch_size),
-        "requests": delete_old_requests(engine, cutoffs.requests, batch_size),
-        "pings": delete_old_pings(engine, cutoffs.pings, batch_size),
-    }
+def run_retention(budget_seconds: float | None = None) -> dict[str, int]:
+    """The periodic job (daily): apply the configured retention; returns what went.
+
+    If the budget runs out first, a run of its own is queued to go on from there.
+    """
+    from worker.schedule import RETENTION_BUDGET_SECONDS
+
+    config = current_config()
+    if budget_seconds is None and not config.embedded_queue:
+        budget_seconds = RETENTION_BUDGET_SECONDS
+    budget = Budget(budget_seconds)
+    cutoffs = Cutoffs.from_config(config)
+    counts = apply_retention(get_engine(), cutoffs, batch_size=BATCH_SIZE, budget=budget)
+    if budget.spent:
+        _continue_later(budget_seconds)
+    return counts
+
+
+def _continue_later(budget_seconds: float) -> None:
+    from server.queue import MAINTENANCE_QUEUE, get_queue
+    from worker.schedule import RETENTION_JOB_TIMEOUT
+
+    log.info("retention's time budget is spent; it goes on in a run of its own")
+    get_queue().enqueue(
+        MAINTENANCE_QUEUE,
+        "worker.retention.run_retention",
+        budget_seconds,
+        timeout=RETENTION_JOB_TIMEOUT,
+    )
+
+
+def apply_retention(
+    engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> dict[str, int]:
+    budget = budget or Budget(None)
+    counts = {"pings": delete_old_pings(engine, cutoffs.pings, batch_size, budget)}
+    counts["keys"] = delete_inactive_keys(engine, cutoffs.keys, batch_size, budget)
+    counts["requests"] = delete_old_requests(engine, cutoffs.requests, batch_size, budget)
     log.info(
-        "retention deleted %s idle keys, %s raw requests, %s pings",
+        "retention deleted %s idle keys, %s raw requests, %s pings%s",
         counts["keys"],
         counts["requests"],
         counts["pings"],
+        " (time budget spent: to be continued)" if budget.spent else "",
     )
     return counts
 
 
-def _delete_batches(engine, table, conditions: list, batch_size: int, still_wanted=None) -> int:
+def _delete_batches(
+    engine, table, conditions: list, batch_size: int, still_wanted=None, budget=None
+) -> int:
     """Delete the matching rows a batch (one short transaction) at a time; returns how many.
 
-    `still_wanted(conn)` is asked inside each transaction; False stops early.
+    `still_wanted(conn)` is asked inside each transaction; False stops early. So does a
+    spent `budget`, checked before each batch.
     """
     deleted = 0
     while True:
+        if budget is not None and not budget.left():
+            # Out of time: the run is unfinished only if something here is still to go.
+            budget.spent = budget.spent or _any(engine, table, conditions)
+            return deleted
         batch = select(table.c.id).where(*conditions).limit(batch_size).scalar_subquery()
         with engine.begin() as conn:
             if still_wanted is not None and not still_wanted(conn):
                 return deleted
             count = conn.execute(delete(table).where(table.c.id.in_(batch))).rowcount
         deleted += count
+        if budget is not None and count:
+            budget.progressed = True
         if count < batch_size:
             return deleted
 
 
-def delete_old_requests(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
+def _any(engine, table, conditions: list) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(table.c.id).where(*conditions).limit(1)).first() is not None
+
+
+def delete_old_requests(
+    engine, cutoff: datetime, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> int:
     """Raw requests created before `cutoff`, key by key through the (key, created_at) index."""
     with engine.connect() as conn:
         key_ids = list(conn.execute(select(api_keys.c.id).order_by(api_keys.c.id)).scalars())
     return sum(
         _delete_batches(
-            engine, requests, [requests.c.key_id == k, requests.c.created_at < cutoff], batch_size
+            engine,
+            requests,
+            [requests.c.key_id == k, requests.c.created_at < cutoff],
+            batch_size,
+            budget=budget,
         )
         for k in key_ids
     )
@@ -114,7 +186,9 @@ def _still_idle(key_id: int, cutoff: datetime):
     return check
 
 
-def delete_inactive_keys(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
+def delete_inactive_keys(
+    engine, cutoff: datetime, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> int:
     """Delete idle keys with all their data; returns how many keys went.
 
     The raw requests go first in batches; the rest (and the key) in one short
@@ -123,9 +197,12 @@ def delete_inactive_keys(engine, cutoff: datetime, batch_size: int = BATCH_SIZE)
     with engine.connect() as conn:
         key_ids = inactive_keys(conn, cutoff)
     deleted = 0
+    budget = budget or Budget(None)
     for key_id in key_ids:
         idle = _still_idle(key_id, cutoff)
-        _delete_batches(engine, requests, [requests.c.key_id == key_id], batch_size, idle)
+        _delete_batches(engine, requests, [requests.c.key_id == key_id], batch_size, idle, budget)
+        if budget.spent:
+            break  # its rows are not all gone yet: the next run finishes the key
         with engine.begin() as conn:
             if not idle(conn):
                 log.info("key id=%s became active during retention; kept", key_id)
@@ -136,13 +213,19 @@ def delete_inactive_keys(engine, cutoff: datetime, batch_size: int = BATCH_SIZE)
     return deleted
 
 
-def delete_old_pings(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
+def delete_old_pings(
+    engine, cutoff: datetime, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> int:
     """Pings created before `cutoff`, monitor by monitor through the (monitor, created_at) index."""
     with engine.connect() as conn:
         monitor_ids = list(conn.execute(select(monitors.c.id).order_by(monitors.c.id)).scalars())
     return sum(
         _delete_batches(
-            engine, pings, [pings.c.monitor_id == m, pings.c.created_at < cutoff], batch_size
+            engine,
+            pings,
+            [pings.c.monitor_id == m, pings.c.created_at < cutoff],
+            batch_size,
+            budget=budget,
         )
         for m in monitor_ids
     )

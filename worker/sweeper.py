@@ -15,13 +15,20 @@ from server.queue import requeue_batch
 log = logging.getLogger(__name__)
 
 
-def pending_batches(conn, min_age_seconds: int) -> list[int]:
-    """Unprocessed batches at least `min_age_seconds` old that no worker is processing now."""
+# A run re-enqueues at most this many batches (about a second of Redis round trips, well
+# inside server.queue.SWEEP_JOB_TIMEOUT); the next run, a minute later, goes on.
+SWEEP_LIMIT = 5_000
+
+
+def pending_batches(conn, min_age_seconds: int, limit: int = SWEEP_LIMIT) -> list[int]:
+    """Unprocessed batches at least `min_age_seconds` old that no worker is processing now,
+    the oldest first, at most `limit`."""
     cutoff = utcnow() - timedelta(seconds=min_age_seconds)
     query = (
         select(ingest_batches.c.id)
         .where(ingest_batches.c.created_at <= cutoff, ingest_batches.c.attempts < MAX_ATTEMPTS)
         .order_by(ingest_batches.c.id)
+        .limit(limit)
     )
     if is_postgres(conn):
         # A worker holds its batch's row lock for the whole job: locked means in progress.
@@ -53,13 +60,15 @@ def sweep(min_age_seconds: int = 60) -> int:
 
 RECEIPT_TTL = timedelta(hours=24)
 RECEIPT_BATCH = 10_000
+# Batches a run deletes at most: 200,000 receipts; a larger backlog takes a few runs.
+RECEIPT_ROUNDS = 20
 
 
 def expire_receipts(engine, older_than: timedelta = RECEIPT_TTL) -> int:
     """Forget Idempotency-Key answers older than a day (clients retry within minutes)."""
     cutoff = utcnow() - older_than
     removed = 0
-    while True:
+    for _round in range(RECEIPT_ROUNDS):
         with engine.begin() as conn:
             oldest = (
                 select(ingest_receipts.c.key_id, ingest_receipts.c.idempotency_key)
@@ -73,7 +82,8 @@ def expire_receipts(engine, older_than: timedelta = RECEIPT_TTL) -> int:
             ).rowcount
         removed += count
         if count < RECEIPT_BATCH:
-            return removed
+            break
+    return removed
 
 
 def recover() -> None:

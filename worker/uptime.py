@@ -22,6 +22,11 @@ CHECK_MONITOR = "worker.uptime.check_monitor"
 EMBEDDED_CONCURRENCY = 8
 
 
+def check_timeout(config) -> int:
+    """A check gives up after MONITOR_TIMEOUT_SECONDS; its job gets that and room to store."""
+    return max(1, config.MONITOR_TIMEOUT_SECONDS) + 30
+
+
 def check_job_id(monitor_id: int, round_ts: int) -> str:
     return f"check-{monitor_id}-{round_ts}"
 
@@ -47,6 +52,7 @@ def check_all_monitors(round_ts: int) -> int:
                 CHECK_MONITOR,
                 monitor_id,
                 round_ts,
+                timeout=check_timeout(config),
                 job_id=check_job_id(monitor_id, round_ts),
             )
     log.info("uptime round %s: %s monitors", round_ts, len(ids))
