@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State, dcc, get_relative_path, html, no_update
+from flask import redirect
 
 log = logging.getLogger(__name__)
 PREFIX = "/dashboard/"
@@ -30,6 +31,10 @@ def init_dash(server) -> Dash:
         serve_locally=True,
     )
     app.layout = shell
+    # Browsers ask every site for /favicon.ico (the API docs page has no icon of its own).
+    server.add_url_rule(
+        "/favicon.ico", "favicon", lambda: redirect("dashboard/_favicon.ico", code=301)
+    )
     _register_router(app)
     overview.register(app)
     explorer.register(app)

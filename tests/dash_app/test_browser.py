@@ -91,6 +91,8 @@ def chrome(tmp_path_factory):
         "--disable-gpu",
         "--disable-background-networking",
         "--window-size=1440,900",
+        # Nothing but this machine resolves: a page that needs the internet shows it.
+        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
     ):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -370,3 +372,17 @@ def test_uptime_page_shows_monitors(live, browser):
     strip = json.loads(wait_for(browser, lambda d: graph_data(d, strip_id), "the check strip"))
     assert len(strip[0][0]) == 60  # the last 60 checks
     shot(browser, "uptime")
+
+
+def test_api_docs_render_offline_from_our_own_files(live, browser):
+    """Swagger UI came from a CDN: without internet /api/docs was a blank page."""
+    browser.get(live.url("/api/docs"))
+    operations = wait_for(
+        browser, lambda d: d.find_elements("css selector", ".opblock"), "the API operations"
+    )
+    assert len(operations) >= 8
+    assert "/api/log-request" in browser.find_element("css selector", ".swagger-ui").text
+    fetched = browser.execute_script(
+        "return performance.getEntriesByType('resource').map(e => e.name)"
+    )
+    assert fetched and all(url.startswith(live.url("/")) for url in fetched), fetched
