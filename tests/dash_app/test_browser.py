@@ -19,7 +19,7 @@ import pytest
 
 from dash_app.filters import Filters, window_for
 from server.demo import seed_demo, seed_demo_monitors
-from tests.conftest import ROOT, free_port, sqlite_stack, unavailable
+from tests.conftest import ROOT, first_line, free_port, sqlite_stack, unavailable
 from tests.dash_app.helpers import Expected, ingest, known_rows
 
 pytestmark = pytest.mark.browser
@@ -77,8 +77,13 @@ def live(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def chrome(tmp_path_factory):
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        unavailable("Chromium", f"no {CHROMIUM} or {CHROMEDRIVER}")
+    if not Path(CHROMIUM).exists():
+        unavailable("Chromium", f"no {CHROMIUM}; apt-get install chromium, or set CHROMIUM")
+    if not Path(CHROMEDRIVER).exists():
+        unavailable(
+            "chromedriver",
+            f"no {CHROMEDRIVER}; apt-get install chromium-driver, or set CHROMEDRIVER",
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -99,7 +104,7 @@ def chrome(tmp_path_factory):
     try:
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     except Exception as exc:  # a driver/browser mismatch is an environment problem
-        unavailable("Chromium", f"{type(exc).__name__}: {exc}")
+        unavailable("Chromium", f"chromedriver could not start it: {first_line(exc)}")
     driver.execute_cdp_cmd(
         "Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
     )

@@ -18,9 +18,8 @@ def basic(user: str, password: str) -> dict:
 
 
 @pytest.fixture
-def admin_stack(request, tmp_path):
-    pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-    return postgres_stack(pg, redis, tmp_path, ADMIN_TOKEN=TOKEN)
+def admin_stack(pg_url, redis_url, tmp_path):
+    return postgres_stack(pg_url, redis_url, tmp_path, ADMIN_TOKEN=TOKEN)
 
 
 def test_refused_without_the_token(admin_stack):
@@ -60,10 +59,9 @@ def test_the_rest_of_the_app_needs_no_admin_token(admin_stack):
     assert admin_stack.client.get("/api/health").status_code == 200
 
 
-def test_without_a_token_it_is_404_and_the_log_says_why(request, tmp_path, caplog):
-    pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+def test_without_a_token_it_is_404_and_the_log_says_why(pg_url, redis_url, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="server.admin"):
-        stack = postgres_stack(pg, redis, tmp_path)
+        stack = postgres_stack(pg_url, redis_url, tmp_path)
     assert stack.client.get("/admin/rq/").status_code == 404
     assert stack.client.get("/admin/rq/", headers=basic("x", "")).status_code == 404
     assert "ADMIN_TOKEN is not set" in caplog.text

@@ -283,7 +283,12 @@ def test_pages_hold_every_row_exactly_once(request, tmp_path, geoip_db, backend)
 
 
 def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
-    """DELETE /api/data landing while a worker is enriching that key's batch."""
+    """DELETE /api/data landing while a worker is inside that key's batch transaction.
+
+    The DELETE starts once the worker has claimed the batch and enriched its rows, and
+    must then wait for the worker's commit (SQLite: its write lock; PostgreSQL: the
+    claimed batch's row lock) before deleting, so nothing the worker wrote survives.
+    """
     import threading
 
     from sqlalchemy import func, select
@@ -291,7 +296,7 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
     from server.auth import lookup_key
     from server.models import ingest_batches, requests
     from server.queue import get_queue
-    from worker import enrich, useragent
+    from worker import enrich
 
     key = stack.new_key()
     with stack.engine.connect() as conn:
@@ -310,19 +315,20 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
             stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code
         )
     )
-    real_resolve = useragent.resolve
+    waited = []
+    real_enrich = enrich.enrich
 
-    def resolve_then_delete(engine, strings):
-        found = real_resolve(engine, strings)
-        # The key's owner deletes everything while the worker is mid-batch. Where the
-        # worker already holds the batch (PostgreSQL), the DELETE waits for its commit.
+    def enrich_then_delete(*args):
+        rows = real_enrich(*args)  # inside the batch transaction, the batch claimed
         deleting.start()
         deleting.join(timeout=1)
-        return found
+        waited.append(deleting.is_alive())  # still waiting for this transaction
+        return rows
 
-    monkeypatch.setattr(useragent, "resolve", resolve_then_delete)
-    enrich.process_batch(batch_id)
+    monkeypatch.setattr(enrich, "enrich", enrich_then_delete)
+    assert enrich.process_batch(batch_id) == 1
     deleting.join(timeout=30)
+    assert waited == [True], "the DELETE did not wait for the batch: nothing raced"
     assert answers == [204]
     with stack.engine.connect() as conn:
         orphans = conn.execute(select(func.count()).where(requests.c.key_id == key_id)).scalar()

@@ -244,10 +244,10 @@ def test_the_key_never_reaches_the_logs(stack, caplog):
     assert key not in logged
 
 
-def test_rate_limit_answers_429_with_retry_after(request, tmp_path, geoip_db):
+def test_rate_limit_answers_429_with_retry_after(pg_url, redis_url, tmp_path, geoip_db):
     stack = postgres_stack(
-        request.getfixturevalue("pg_url"),
-        request.getfixturevalue("redis_url"),
+        pg_url,
+        redis_url,
         tmp_path,
         GEOIP_DB=geoip_db,
         RATE_LIMIT_PER_MINUTE=2,
@@ -296,7 +296,6 @@ def test_openapi_documents_every_endpoint(sqlite_app):
     assert {"201", "400", "401", "413", "415", "422", "429"} <= set(ingest["responses"])
     assert ingest["summary"] == "Ingest a batch of logged requests"
     assert sqlite_app.client.get("/api/docs").status_code == 200
-    assert json.dumps(spec)  # serialisable
 
 
 def test_a_retried_batch_is_stored_once(stack):

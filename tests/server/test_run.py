@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.conftest import create_pg_database, drop_pg_database, unavailable
+from tests.conftest import drop_pg_database
 from tests.live import MakeRun, descendants, get
 
 MAX_BODY = 200_000
@@ -161,28 +161,14 @@ def test_a_start_up_error_is_one_line_naming_the_problem_and_the_fix(tmp_path, s
     assert expected in errors[0]
 
 
-@pytest.mark.postgres
-def test_a_missing_database_is_named_with_the_command_that_creates_it(tmp_path):
-    try:
-        url = create_pg_database("apia_run")
-    except Exception as exc:
-        unavailable("PostgreSQL", str(exc))
+def test_a_missing_database_is_named_with_the_command_that_creates_it(tmp_path, pg_database):
+    url = pg_database
     drop_pg_database(url)
     result = MakeRun(tmp_path, DATABASE_URL=url).run_to_exit()
     assert result.returncode == 2 and "Traceback" not in result.stderr
     name = url.rsplit("/", 1)[1]
     assert f'error: database "{name}" does not exist' in result.stderr
     assert f"createdb -h 127.0.0.1 -U postgres {name}" in result.stderr
-
-
-@pytest.fixture
-def production_db():
-    try:
-        url = create_pg_database("apia_run")
-    except Exception as exc:
-        unavailable("PostgreSQL", str(exc))
-    yield url
-    drop_pg_database(url)
 
 
 def started_pid(run: MakeRun, part: str) -> int:
@@ -213,12 +199,10 @@ def alive(pids: set[int]) -> set[int]:
     return left
 
 
-@pytest.mark.postgres
-@pytest.mark.redis
 def test_every_process_stops_with_make_run_even_after_a_killed_worker(
-    tmp_path, production_db, redis_url
+    tmp_path, pg_database, redis_url
 ):
-    run = MakeRun(tmp_path, DATABASE_URL=production_db, REDIS_URL=redis_url,
+    run = MakeRun(tmp_path, DATABASE_URL=pg_database, REDIS_URL=redis_url,
                   WEB_CONCURRENCY=2).start()  # fmt: skip
     try:
         run.wait_serving()
@@ -235,7 +219,7 @@ def test_every_process_stops_with_make_run_even_after_a_killed_worker(
         run.kill()
 
     # make run itself killed (no chance to stop anything): the kernel stops its parts.
-    second = MakeRun(tmp_path, DATABASE_URL=production_db, REDIS_URL=redis_url,
+    second = MakeRun(tmp_path, DATABASE_URL=pg_database, REDIS_URL=redis_url,
                      PORT=run.env["PORT"]).start()  # fmt: skip
     everything = set()
     try:

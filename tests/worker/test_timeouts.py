@@ -26,10 +26,9 @@ RQ_DEFAULT = 180
 
 
 @pytest.fixture
-def fresh(request, tmp_path):
+def fresh(fresh_pg_url, redis_url, tmp_path):
     """Retention acts on the whole database: a database of its own."""
-    url = request.getfixturevalue("fresh_pg_url")
-    return postgres_stack(url, request.getfixturevalue("redis_url"), tmp_path)
+    return postgres_stack(fresh_pg_url, redis_url, tmp_path)
 
 
 def redis_of(stack):
