@@ -59,7 +59,8 @@ class EnrichedRow(NamedTuple):
 
 # A job on PostgreSQL also takes other batches waiting for their first attempt, up to
 # about this many rows in all: one claim, one COPY per table and one commit for the lot
-# (a COPY of 10,000 rows costs half as much a row as one of 1,000, MEASURED.md).
+# (COPYs of 10,000 rows stored 201-210k rows/s where COPYs of 1,000 stored 116-144k:
+# bench/worker.py's COPY baseline, bench/README.md).
 GROUP_ROWS = 10_000
 GROUP_MAX_BATCHES = 16
 
