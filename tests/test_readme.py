@@ -1,0 +1,84 @@
+"""The READMEs' commands, run as a reader would paste them."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+from importlib.metadata import packages_distributions
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.live import MakeRun, get
+
+
+def code_blocks(markdown: str, section: str, language: str) -> list[str]:
+    """The fenced blocks of `language` in the section whose heading is `section`."""
+    body = markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", body, re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    run = MakeRun(tmp_path_factory.mktemp("readme"))
+    run.start()
+    try:
+        run.wait_serving()
+        yield run
+    finally:
+        run.kill()
+
+
+def test_the_using_it_commands_work_pasted_as_is(served):
+    (script,) = code_blocks((ROOT / "README.md").read_text(), "Using it", "sh")
+    port = served.env["PORT"]
+    assert "localhost:8000" in script
+    script = script.replace("localhost:8000", f"localhost:{port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", script + '\necho "KEY=$KEY"'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '{"accepted":1,"rejected":[]}' in out
+    assert '"oldest_batch_age_seconds":null' in out and '"status":"ok"' in out
+    assert '"path":"/v1/users"' in out and '"hostname":"api.example.com"' in out
+    key = re.search(r"KEY=([\w-]+)\s*$", out).group(1)
+    assert len(key) > 30
+    # The last command deleted everything and revoked the key.
+    status, _ = get(f"http://127.0.0.1:{port}/api/data", {"X-AUTH-TOKEN": key})
+    assert status == 401
+
+
+def test_the_middleware_readme_names_what_its_example_needs():
+    readme = (ROOT / "middleware" / "README.md").read_text()
+    installs = " ".join(code_blocks(readme, "Install", "bash"))
+    named = {
+        word if word.startswith((".", "/")) else re.sub(r"[-_.]+", "-", word).lower()
+        for line in installs.splitlines()
+        if "pip install" in line
+        for word in line.split("#")[0].split("pip install", 1)[1].split()
+    }
+    example = code_blocks(readme, "Use", "python")[0]
+    modules = {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(example))
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(example))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    providers = packages_distributions()
+    for module in modules - {"api_analytics"}:  # ./middleware provides api_analytics
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(module, [])}
+        assert dists & named, f"the README's pip install does not name {module} ({dists})"
+    assert "./middleware" in named
+    assert "uvicorn" in named and "uvicorn main:app" in readme  # what serves it
+    scope: dict = {}
+    exec(compile(example, "middleware/README.md", "exec"), scope)  # noqa: S102
+    assert scope["app"].user_middleware, "the example adds the middleware"
