@@ -13,9 +13,11 @@ install: $(VENV)/.installed-runtime
 
 install-dev: $(VENV)/.installed-dev
 
+# --no-compile: Python compiles what it imports on first use; compiling every file of
+# every package up front took a fifth of a first `make run`'s install here.
 $(VENV)/.installed-runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -e .
+	$(PIP) install --quiet --disable-pip-version-check --no-compile -e .
 	@touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed-runtime middleware/pyproject.toml

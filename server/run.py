@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 
@@ -92,7 +93,8 @@ def main() -> int:
     except ValueError:
         print(f"error: PORT must be a number, not {os.environ.get('PORT')!r}", file=sys.stderr)
         return 2
-    return supervise(plan(config, host, port))
+    demo = (lambda: seed_demo_data(config, own_url(host, port))) if config.SEED_DEMO else None
+    return supervise(plan(config, host, port), demo)
 
 
 def prepare(config: Config, host: str, port: int) -> None:
@@ -113,12 +115,6 @@ def prepare(config: Config, host: str, port: int) -> None:
         raise explain_database_error(exc, config.DATABASE_URL) from None
     # Once for the whole start: the processes below inherit the mark and stay quiet.
     announce(config, for_children=True)
-    if config.SEED_DEMO:
-        from server.db import init_engine
-        from server.demo import seed_demo_monitors, seed_on_start
-
-        seed_on_start(config.DATABASE_URL)
-        seed_demo_monitors(init_engine(config.DATABASE_URL), own_url(host, port))
 
 
 def own_url(host: str, port: int) -> str:
@@ -130,7 +126,26 @@ def own_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def supervise(parts: list[Part]) -> int:
+def seed_demo_data(config: Config, base_url: str) -> None:
+    """The demo's traffic and monitors: made on the first start (~100,000 rows, a dozen
+    seconds here), topped up on later ones, while the server already answers."""
+    from server.db import init_engine
+    from server.demo import seed_demo, seed_demo_monitors
+
+    engine = init_engine(config.DATABASE_URL)
+    log.info("demo data: made or topped up in the background (/dashboard/demo fills in)")
+    try:
+        _key_id, added = seed_demo(engine)
+        checks = seed_demo_monitors(engine, base_url)
+    except Exception as exc:  # the demo is a nicety: never a reason to stop the server
+        log.warning("the demo data could not be made (%s); /dashboard/demo may be empty", exc)
+        return
+    log.info("demo data ready: %s requests and %s checks added", f"{added:,}", f"{checks:,}")
+
+
+def supervise(parts: list[Part], background=None) -> int:
+    """Start the parts (then run `background` on a thread) and watch them until told to
+    stop or until one of them dies."""
     stopping = False
 
     def on_signal(signum, _frame):
@@ -147,6 +162,8 @@ def supervise(parts: list[Part]) -> int:
         )
         log.info("started %s (pid %s): %s", part.name, part.process.pid, part.where)
     log.info("press Ctrl-C to stop everything")
+    if background is not None:
+        threading.Thread(target=background, name="demo", daemon=True).start()
     exit_code = 0
     while not stopping:
         for part in parts:
