@@ -135,12 +135,27 @@ def seed_demo_data(config: Config, base_url: str) -> None:
     engine = init_engine(config.DATABASE_URL)
     log.info("demo data: made or topped up in the background (/dashboard/demo fills in)")
     try:
-        _key_id, added = seed_demo(engine)
+        added = seed_demo(engine)[1] if _demo_is_stale(engine) else 0
         checks = seed_demo_monitors(engine, base_url)
     except Exception as exc:  # the demo is a nicety: never a reason to stop the server
         log.warning("the demo data could not be made (%s); /dashboard/demo may be empty", exc)
         return
     log.info("demo data ready: %s requests and %s checks added", f"{added:,}", f"{checks:,}")
+
+
+def _demo_is_stale(engine) -> bool:
+    """No demo yet, or its newest request over an hour old. A restart minutes after the
+    last one has nothing worth adding, and a top-up that generates no row at all fails
+    (server.demo writes every chunk, even an empty one)."""
+    from datetime import timedelta
+
+    from server.db import utcnow
+    from server.demo import demo_key, latest_row
+
+    with engine.connect() as conn:
+        key_id = demo_key(conn)
+        latest = latest_row(conn, key_id) if key_id is not None else None
+    return latest is None or utcnow() - latest > timedelta(hours=1)
 
 
 def supervise(parts: list[Part], background=None) -> int:

@@ -234,3 +234,20 @@ def test_every_process_stops_with_make_run_even_after_a_killed_worker(
         second.kill()
         for pid in alive(everything):  # what this test started and failed to see stop
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_demo_is_made_while_serving_and_a_quick_restart_keeps_it(tmp_path):
+    """The first start makes the demo's data after the server answers; a restart minutes
+    later tops it up without failing (an empty top-up used to stop the start)."""
+    for _start in (1, 2):
+        run = MakeRun(tmp_path, SEED_DEMO=1).start()
+        try:
+            run.wait_serving()
+            wait_for(lambda r=run: "demo data ready" in r.output(), "the demo data", 120)
+            assert run.ctrl_c() == 0
+        finally:
+            run.kill()
+        assert "could not be made" not in run.output()
+        demo = get(f"{run.base}/api/health")  # stopped: nothing answers any more
+        assert demo[0] is None
+    assert "demo data ready: 0 requests and " in run.output()
