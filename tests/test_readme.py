@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 from importlib.metadata import packages_distributions
@@ -10,6 +11,7 @@ from importlib.metadata import packages_distributions
 import pytest
 
 from tests.conftest import ROOT
+from tests.helpers import row
 from tests.live import MakeRun, get
 
 
@@ -82,3 +84,57 @@ def test_the_middleware_readme_names_what_its_example_needs():
     scope: dict = {}
     exec(compile(example, "middleware/README.md", "exec"), scope)  # noqa: S102
     assert scope["app"].user_middleware, "the example adds the middleware"
+
+
+def test_the_sqlite_backup_and_restore_commands_work(tmp_path):
+    """README, Backup and restore: the SQLite lines, run beside a live embedded server."""
+    (block,) = code_blocks((ROOT / "README.md").read_text(), "Backup and restore", "sh")
+    sqlite_part = block.split("# SQLite:", 1)[1].split("\n", 1)[1]
+    backup, restore = sqlite_part.split("# restore: stop make run, then\n")
+    run = MakeRun(tmp_path).start()  # DATA_DIR is tmp_path/data: the README's data/
+    try:
+        run.wait_serving()
+        key = json.loads(post(f"{run.base}/api/keys"))["api_key"]
+        body = {"api_key": key, "requests": [row(path="/kept")]}
+        assert json.loads(post(f"{run.base}/api/log-request", body))["accepted"] == 1
+        wait_until(lambda: len(data(run, key)) == 1)
+        subprocess.run(["bash", "-e", "-c", backup], cwd=tmp_path, check=True, timeout=60)
+        assert run.ctrl_c() == 0
+    finally:
+        run.kill()
+    secret = (tmp_path / "data" / "secret_key").read_text()
+    for name in ("analytics.db", "analytics.db-wal", "analytics.db-shm", "secret_key"):
+        (tmp_path / "data" / name).unlink(missing_ok=True)  # the disk is lost
+    subprocess.run(["bash", "-e", "-c", restore], cwd=tmp_path, check=True, timeout=60)
+    assert (tmp_path / "data" / "secret_key").read_text() == secret
+    again = MakeRun(tmp_path).start()
+    try:
+        again.wait_serving()
+        assert [r["path"] for r in data(again, key)] == ["/kept"]
+    finally:
+        again.kill()
+
+
+def post(url: str, body=None) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def data(run: MakeRun, key: str) -> list:
+    status, body = get(f"{run.base}/api/data", {"X-AUTH-TOKEN": key})
+    assert status == 200, body
+    return json.loads(body)
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
