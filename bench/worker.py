@@ -8,6 +8,7 @@ this is the worker's share of bench/ingest.py's end-to-end figure, without the w
 
     python bench/worker.py              # 300 batches of 1,000 rows
     python bench/worker.py --batches 50
+    python bench/worker.py --group-rows 1000   # no batch groups: one batch a transaction
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--batches", type=int, default=300)
     parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--group-rows",
+        type=int,
+        default=None,
+        help="worker.enrich.GROUP_ROWS for this run (the batch size itself: no groups)",
+    )
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -65,6 +72,8 @@ def main() -> None:
         from worker import geo
 
         engine = init_engine(url)
+        if args.group_rows is not None:
+            enrich.GROUP_ROWS = args.group_rows
         geo.init_geo(geoip_db() or "")
         # No Redis here: nothing to enqueue and no queued jobs to take back.
         server.queue.init_queue("")
@@ -97,10 +106,17 @@ def main() -> None:
     print()
     print("== worker benchmark (process_batch in this process, PostgreSQL, no RQ) ==")
     print(f"country lookup               {'on' if geoip_db() else 'off (run make geoip)'}")
+    print(f"batch groups                 up to {enrich_group_rows(args):,} rows a transaction")
     print(f"rows processed               {total:>12,} in {elapsed:.2f} s")
     print(f"worker rows/s                {rate:>12,.0f}   {elapsed / total * 1e6:.1f} ms/1000 rows")
     print(f"COPY rows/s (same rows)      {copy_rate:>12,.0f}   batches of {args.batch}")
     print(f"ratio worker / COPY          {rate / copy_rate:>12.2f}")
+
+
+def enrich_group_rows(args) -> int:
+    import worker.enrich as enrich
+
+    return enrich.GROUP_ROWS if args.group_rows is None else args.group_rows
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from dash import Dash, Input, Output, State, dcc, get_relative_path, html, no_update
+from flask import redirect
 
 log = logging.getLogger(__name__)
 PREFIX = "/dashboard/"
@@ -30,6 +31,10 @@ def init_dash(server) -> Dash:
         serve_locally=True,
     )
     app.layout = shell
+    # Browsers ask every site for /favicon.ico (the API docs page has no icon of its own).
+    server.add_url_rule(
+        "/favicon.ico", "favicon", lambda: redirect("dashboard/_favicon.ico", code=301)
+    )
     _register_router(app)
     overview.register(app)
     explorer.register(app)
@@ -126,7 +131,10 @@ def nav(demo: bool, signed_in: bool, page: str | None = None) -> list:
     elif signed_in:
         links.append(
             html.Form(
-                html.Button("Sign out", type="submit", className="button"),
+                [
+                    csrf_input(),
+                    html.Button("Sign out", type="submit", className="button", id="sign-out"),
+                ],
                 method="POST",
                 action=get_relative_path("/sign-out"),
                 className="inline-form",
@@ -137,23 +145,31 @@ def nav(demo: bool, signed_in: bool, page: str | None = None) -> list:
     return links
 
 
+SIGN_IN_ERRORS = {
+    "failed": "That API key is not valid: check that you pasted the whole key.",
+    "expired": "The sign-in form had expired (or came from another site): paste your key again.",
+}
+
+
+def csrf_input() -> dcc.Input:
+    """The form's CSRF token (server.csrf), for this browser's session."""
+    from server.csrf import FIELD, csrf_token
+
+    return dcc.Input(type="hidden", name=FIELD, value=csrf_token())
+
+
 def sign_in_page(search: str | None) -> html.Div:
     args = parse_qs((search or "").lstrip("?"))
-    failed = args.get("signin") == ["failed"]
-    keep = "" if failed else (search or "")
+    error = SIGN_IN_ERRORS.get((args.get("signin") or [""])[0])
+    keep = "" if error else (search or "")
     return html.Div(
         [
             html.H2("Sign in"),
             html.P("Paste your API key. It is sent once, in the form body, and never kept here."),
-            html.Div(
-                "That API key is not valid: check that you pasted the whole key.",
-                className="error",
-                id="signin-error",
-            )
-            if failed
-            else None,
+            html.Div(error, className="error", id="signin-error") if error else None,
             html.Form(
                 [
+                    csrf_input(),
                     dcc.Input(
                         id="signin-key",
                         name="api_key",

@@ -1,12 +1,16 @@
 """Who is looking: the signed session cookie (a key id, never the key) or the demo key.
 
 Sign-in takes the pasted key from a POST body, checks it with server.auth, and keeps
-only the key's id in Flask's signed, HttpOnly, SameSite=Lax session cookie.
+the key's id and a tag derived from its hash in Flask's signed, HttpOnly, SameSite=Lax
+session cookie. The tag binds the session to that very key: a deleted key's session
+can never open another key's data, even one given the same id.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 import io
 import logging
 from urllib.parse import urlencode
@@ -14,13 +18,16 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, redirect, request, session, stream_with_context
 from sqlalchemy import select
 
-from server.auth import lookup_key, touch_key
+from server.auth import hash_key, lookup_key, touch_key
+from server.csrf import FIELD as CSRF_FIELD
+from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine
 from server.models import api_keys
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_session", __name__)
 SESSION_KEY = "dashboard_key_id"
+SESSION_TAG = "dashboard_key_tag"
 DEMO_PREFIX = "demo"
 
 
@@ -30,15 +37,22 @@ def demo_key_id(conn) -> int | None:
     return demo_key(conn)
 
 
+def key_tag(key_hash: bytes) -> str:
+    """What the session holds besides the id: unique to the key, useless without it."""
+    return hashlib.sha256(b"dashboard-session:" + bytes(key_hash)).hexdigest()[:32]
+
+
 def signed_in_key_id(conn) -> int | None:
-    """The session's key id, if that key still exists (a deleted key signs you out)."""
-    key_id = session.get(SESSION_KEY)
-    if not isinstance(key_id, int):
+    """The session's key id, if that very key still exists (a deleted key signs you out)."""
+    key_id, tag = session.get(SESSION_KEY), session.get(SESSION_TAG)
+    if not isinstance(key_id, int) or not isinstance(tag, str):
         return None
-    found = conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).scalar()
-    if found is None:
+    key_hash = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id)).scalar()
+    if key_hash is None or not hmac.compare_digest(key_tag(key_hash), tag):
         session.pop(SESSION_KEY, None)
-    return found
+        session.pop(SESSION_TAG, None)
+        return None
+    return key_id
 
 
 def is_demo_path(page_path: str | None) -> bool:
@@ -55,6 +69,10 @@ def sign_in():
     """Check the pasted key and start a session; a wrong key goes back with a message."""
     key = (request.form.get("api_key") or "").strip()
     keep = _safe_query(request.form.get("next", ""))
+    if not csrf_ok(request.form.get(CSRF_FIELD)):
+        # A foreign page's form, or ours left open across a restart: no session either way.
+        log.info("dashboard sign-in refused: missing or stale form token")
+        return redirect("./?" + urlencode({"signin": "expired"}), code=303)
     with get_engine().begin() as conn:
         key_id = lookup_key(conn, key)
         if key_id is not None:
@@ -63,6 +81,8 @@ def sign_in():
         return redirect("./?" + urlencode({"signin": "failed"}), code=303)
     session.clear()
     session[SESSION_KEY] = key_id
+    session[SESSION_TAG] = key_tag(hash_key(key))
+    new_csrf_token()
     session.permanent = True
     log.info("dashboard sign-in for key id=%s", key_id)
     return redirect("./" + keep, code=303)
@@ -70,7 +90,14 @@ def sign_in():
 
 @bp.post("/dashboard/sign-out")
 def sign_out():
+    if not csrf_ok(request.form.get(CSRF_FIELD)):
+        return Response(
+            "This sign-out form has expired: reload the page and sign out again.\n",
+            status=400,
+            mimetype="text/plain",
+        )
     session.pop(SESSION_KEY, None)
+    session.pop(SESSION_TAG, None)
     return redirect("./", code=303)
 
 

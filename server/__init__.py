@@ -31,8 +31,10 @@ def create_app(config: Config | None = None) -> Flask:
     """Build the web app: JSON API, dashboard and CLI, bound to `config`'s database and queue."""
     from server.api import init_api
     from server.cli import init_cli
+    from server.csrf import init_same_origin
     from server.db import init_engine
-    from server.queue import init_queue
+    from server.queue import SWEEP_JOB_TIMEOUT, init_queue
+    from server.startup import announce
 
     config = use_config(config or Config.from_env())
     configure_logging(config.LOG_LEVEL)
@@ -41,7 +43,9 @@ def create_app(config: Config | None = None) -> Flask:
         SETTINGS=config,
         SECRET_KEY=config.SECRET_KEY,
         TESTING=config.TESTING,
-        MAX_CONTENT_LENGTH=config.MAX_BODY,
+        # One byte over: a chunked body past MAX_BODY then reads as MAX_BODY + 1 bytes and
+        # is refused by name (server.api.ingest), instead of being cut short silently.
+        MAX_CONTENT_LENGTH=config.MAX_BODY + 1,
         JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
@@ -49,24 +53,40 @@ def create_app(config: Config | None = None) -> Flask:
     )
     # Ids in URLs past 64 bits can name no row; answer 404 instead of overflowing SQLite.
     app.url_map.converters["int"] = BoundedInt
+    if config.TRUST_PROXY:
+        # Each proxy appends to X-Forwarded-*; trust exactly as many entries as there are
+        # proxies of ours, so a client cannot forge its address, scheme or host.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = config.TRUST_PROXY
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     init_engine(config.DATABASE_URL)
     queue = init_queue(config.REDIS_URL)
+    init_same_origin(app)
     init_api(app)
     init_cli(app)
     _init_optional_parts(app)
+    announce(config)
     if config.embedded_queue:
         from worker.geo import init_geo
 
         init_geo(config.GEOIP_DB)
-        log.info("no REDIS_URL: background jobs run in-process")
-        if not config.TESTING:
-            queue.enqueue("recovery", "worker.sweeper.recover")
+        if not config.TESTING and serving():
+            queue.enqueue("recovery", "worker.sweeper.recover", timeout=SWEEP_JOB_TIMEOUT)
             from worker.scheduler import start_in_process
 
             start_in_process(config)
-    _announce_geoip(config)
     app.extensions["job_queue"] = queue
     return app
+
+
+def serving() -> bool:
+    """Not a `flask` command other than `flask run` (a migration, `batches list`): those
+    build the app to use it once, and must not start the background jobs."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    return context is None or context.info_name == "run"
 
 
 def _init_optional_parts(app: Flask) -> None:
@@ -76,13 +96,3 @@ def _init_optional_parts(app: Flask) -> None:
 
     init_dash(app)
     init_admin(app)
-
-
-def _announce_geoip(config: Config) -> None:
-    if config.GEOIP_DB:
-        log.info("country lookup from %s", config.GEOIP_DB)
-    else:
-        log.warning(
-            "no GEOIP_DB (and no data/geo-whois-asn-country.mmdb): locations stay empty; "
-            "run `make geoip` to fetch a free country database"
-        )

@@ -1,4 +1,4 @@
-"""Flask CLI commands: `flask --app wsgi db upgrade`, `create-key`, `sweep`."""
+"""Flask CLI commands: `flask --app wsgi db upgrade`, `create-key`, `sweep`, `batches`."""
 
 from __future__ import annotations
 
@@ -33,9 +33,16 @@ def upgrade_database(database_url: str, revision: str = "heads") -> None:
 @click.argument("revision", default="heads")
 def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: every head)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from server.startup import explain_database_error
+
     url = current_app.config["SETTINGS"].DATABASE_URL
     click.echo(f"migrating {_redact(url)} to {revision} ...")
-    upgrade_database(url, revision)
+    try:
+        upgrade_database(url, revision)
+    except DBAPIError as exc:
+        raise click.ClickException(str(explain_database_error(exc, url))) from None
     click.echo("database is up to date")
 
 
@@ -86,6 +93,120 @@ def sweep_command() -> None:
     click.echo(f"enqueued {sweep(min_age_seconds=0)} batches")
 
 
+batches_cli = AppGroup(
+    "batches",
+    help="Accepted batches not stored yet: list them, see why one failed, retry or discard it.",
+)
+
+
+@batches_cli.command("list")
+@click.option("--failed", "only_failed", is_flag=True, help="Only those given up on.")
+@click.option("--limit", default=50, show_default=True)
+def batches_list(only_failed: bool, limit: int) -> None:
+    """Staged batches: those given up on first, then retrying, then waiting."""
+    from server.batches import age_text, list_batches
+    from server.db import get_engine, utcnow
+
+    with get_engine().connect() as conn:
+        found = list_batches(conn, only_failed=only_failed, limit=limit)
+    if not found:
+        click.echo("no batches waiting: everything accepted is stored")
+        return
+    now = utcnow()
+    click.echo(f"{'id':>8}  {'key':>6}  {'rows':>6}  {'age':>7}  {'tries':>5}  state     error")
+    for b in found:
+        error = (b.last_error or "").splitlines()[0][:70] if b.last_error else ""
+        click.echo(
+            f"{b.id:>8}  {b.key_id:>6}  {b.row_count:>6}  {age_text(b.created_at, now):>7}  "
+            f"{b.attempts:>5}  {b.state:<8}  {error}"
+        )
+
+
+@batches_cli.command("show")
+@click.argument("batch_id", type=int)
+@click.option("--rows", "show_rows", default=0, help="Also print the first N staged rows.")
+def batches_show(batch_id: int, show_rows: int) -> None:
+    """One batch and the whole of its last error."""
+    import json
+
+    from server.batches import age_text, get_batch, staged_rows
+    from server.db import get_engine
+
+    with get_engine().connect() as conn:
+        batch = get_batch(conn, batch_id)
+        rows = staged_rows(conn, batch_id) if batch and show_rows else None
+    if batch is None:
+        raise click.ClickException(f"no staged batch {batch_id} (stored, discarded or never)")
+    click.echo(f"batch {batch.id}: key id {batch.key_id}, {batch.row_count} rows, "
+               f"accepted {age_text(batch.created_at)} ago, {batch.attempts} attempts, "
+               f"{batch.state}")  # fmt: skip
+    if batch.last_error:
+        click.echo(f"last error ({age_text(batch.last_error_at)} ago):\n{batch.last_error}")
+    for row in (rows or [])[:show_rows]:
+        click.echo(json.dumps(row, ensure_ascii=False))
+
+
+@batches_cli.command("retry")
+@click.argument("batch_ids", type=int, nargs=-1)
+@click.option("--failed", "all_failed", is_flag=True, help="Every batch given up on.")
+def batches_retry(batch_ids: tuple[int, ...], all_failed: bool) -> None:
+    """Give batches their tries back: queued for the workers, or (without Redis) run here."""
+    from server.batches import describe_error, failed_ids, reset_for_retry
+    from server.db import get_engine
+    from server.queue import PROCESS_BATCH, InlineQueue, call_path, get_queue, requeue_batch
+
+    ids = _chosen(batch_ids, all_failed, failed_ids)
+    run_here = isinstance(get_queue(), InlineQueue)
+    queued = 0
+    for batch_id in ids:
+        with get_engine().begin() as conn:
+            if not reset_for_retry(conn, batch_id):
+                click.echo(f"batch {batch_id}: not staged (already stored or discarded)")
+                continue
+        if not run_here:
+            queued += requeue_batch(batch_id) != "down"
+            continue
+        try:
+            rows = call_path(PROCESS_BATCH, batch_id)
+        except Exception as exc:
+            click.echo(f"batch {batch_id}: failed again: {describe_error(exc)}")
+        else:
+            click.echo(f"batch {batch_id}: stored ({rows} rows)")
+    if not run_here:
+        click.echo(f"queued {queued} batches for the workers; "
+                   "`flask --app wsgi batches list` shows what is left")  # fmt: skip
+
+
+@batches_cli.command("discard")
+@click.argument("batch_ids", type=int, nargs=-1)
+@click.option("--failed", "all_failed", is_flag=True, help="Every batch given up on.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def batches_discard(batch_ids: tuple[int, ...], all_failed: bool, yes: bool) -> None:
+    """Delete batches for good: their rows are never stored."""
+    from server.batches import discard, failed_ids
+    from server.db import get_engine
+
+    ids = _chosen(batch_ids, all_failed, failed_ids)
+    if not yes:
+        click.confirm(f"Discard {len(ids)} batches for good? Their rows are lost", abort=True)
+    with get_engine().begin() as conn:
+        for batch_id in ids:
+            rows = discard(conn, batch_id)
+            found = "not staged" if rows is None else f"discarded ({rows} rows)"
+            click.echo(f"batch {batch_id}: {found}")
+
+
+def _chosen(batch_ids: tuple[int, ...], all_failed: bool, failed_ids) -> list[int]:
+    from server.db import get_engine
+
+    if all_failed:
+        with get_engine().connect() as conn:
+            batch_ids = (*batch_ids, *failed_ids(conn))
+    if not batch_ids:
+        raise click.UsageError("name the batches (ids from `batches list`) or pass --failed")
+    return list(dict.fromkeys(batch_ids))
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -99,5 +220,6 @@ def init_cli(app) -> None:
     app.cli.add_command(db_cli)
     app.cli.add_command(create_key_command)
     app.cli.add_command(sweep_command)
+    app.cli.add_command(batches_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(retention_command)

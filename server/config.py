@@ -72,7 +72,14 @@ class Config:
     # The engine (DuckDB) of each process: memory it may hold (it spills beyond) and threads.
     ENGINE_MEMORY_MB: int = 256
     ENGINE_THREADS: int = 0
+    # How many reverse proxies of ours stand in front, each adding X-Forwarded-For,
+    # -Proto and -Host: the client address, scheme and host are taken from them.
+    TRUST_PROXY: int = 0
     LOG_LEVEL: str = "INFO"
+    # requests: every request but a page's successful plumbing (server.access_log); all; off.
+    ACCESS_LOG: str = "requests"
+    # `make run` creates the demo key's data on the first start and tops it up later.
+    SEED_DEMO: bool = True
     TESTING: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -93,7 +100,7 @@ class Config:
                 else:
                     values[f.name] = raw
             except ValueError as exc:
-                raise ConfigError(f"{f.name} must be an integer, got {raw!r}") from exc
+                raise ConfigError(f"{f.name} must be a whole number, not {raw!r}") from exc
         values.update(overrides)
         config = cls(**values)
         config.finalise()
@@ -115,9 +122,8 @@ class Config:
     def finalise(self) -> None:
         """Fill derived defaults and refuse settings that cannot work."""
         data_dir = Path(self.DATA_DIR)
+        self._require_production_settings()
         if not self.DATABASE_URL:
-            if self.production:
-                raise ConfigError("DATABASE_URL is required when APP_ENV=production")
             data_dir.mkdir(parents=True, exist_ok=True)
             self.DATABASE_URL = f"sqlite:///{data_dir / 'analytics.db'}"
         self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
@@ -127,8 +133,6 @@ class Config:
             candidate = data_dir / DEFAULT_GEOIP
             self.GEOIP_DB = str(candidate) if candidate.exists() else ""
         if not self.SECRET_KEY:
-            if self.production:
-                raise ConfigError("SECRET_KEY is required when APP_ENV=production")
             self.SECRET_KEY = self._local_secret(data_dir)
         for name in (
             "MAX_BATCH",
@@ -141,7 +145,25 @@ class Config:
             "ENGINE_MEMORY_MB",
         ):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive")
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.ACCESS_LOG not in ("requests", "all", "off"):
+            raise ConfigError(f"ACCESS_LOG must be requests, all or off, not {self.ACCESS_LOG!r}")
+
+    def _require_production_settings(self) -> None:
+        """APP_ENV=production refuses to guess: no SQLite file, no generated secret."""
+        if not self.production:
+            return
+        fixes = {
+            "DATABASE_URL": "DATABASE_URL=postgresql://user:password@host/database",
+            "SECRET_KEY": "SECRET_KEY=$(openssl rand -hex 32) (the same in every process)",
+        }
+        missing = [name for name in fixes if not getattr(self, name)]
+        if missing:
+            raise ConfigError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} required when "
+                f"APP_ENV=production: set {' and '.join(fixes[m] for m in missing)}, or unset "
+                "APP_ENV for the embedded mode (SQLite under DATA_DIR)"
+            )
 
     def _local_secret(self, data_dir: Path) -> str:
         """Keep dashboard sessions valid across restarts of an embedded install."""

@@ -40,7 +40,9 @@ def make_engine(url: str, *, pooled: bool = True) -> Engine:
         return engine
     if pooled:
         pooling = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
-    # Auto-prepared generic plans made analytics queries 8x slower (MEASURED.md).
+    # No automatic prepared statements: after a few runs PostgreSQL may switch a prepared
+    # query to a generic plan, blind to the key's size, so a plan that suits a key with a
+    # few rows serves one with millions; planning afresh costs far less than that.
     return create_engine(
         url,
         connect_args={"prepare_threshold": None, "options": "-c timezone=UTC"},

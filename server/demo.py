@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import random
 import sys
 import uuid
@@ -23,6 +24,7 @@ from sqlalchemy import func, select
 
 from server import useragents as useragent
 from server.auth import create_key
+from server.db import as_utc
 from server.lake.users import number_users
 from server.models import api_keys, lake_files, requests
 from server.rules import user_key
@@ -365,12 +367,20 @@ def _progress_bar(label: str):
 
 @click.command("seed-demo")
 @click.option("--days", default=DAYS, show_default=True, help="Days of traffic to generate.")
-def seed_demo_command(days: int) -> None:
+@click.option(
+    "--base-url",
+    default=lambda: f"http://127.0.0.1:{os.environ.get('PORT', '8000')}",
+    show_default="http://127.0.0.1:$PORT",
+    help="Where the workers reach this server: the demo's monitors check it.",
+)
+def seed_demo_command(days: int, base_url: str) -> None:
     """Create the demo key's data (/dashboard/demo), or top it up to now."""
     from server.db import get_engine
 
     key_id, added = seed_demo(get_engine(), days=days, progress=_progress_bar("demo traffic"))
     click.echo(f"demo key id={key_id}: {added:,} requests added")
+    checks = seed_demo_monitors(get_engine(), base_url)
+    click.echo(f"demo monitors of {base_url}: {checks:,} checks added")
 
 
 def seed_on_start(database_url: str) -> None:
@@ -383,3 +393,102 @@ def seed_on_start(database_url: str) -> None:
     label = "seeding the demo (first start)" if first else "topping up the demo"
     key_id, added = seed_demo(engine, progress=_progress_bar(label) if first else None)
     log.info("demo key id=%s: %s requests added", key_id, f"{added:,}")
+
+
+# --- Demo monitors: the server's own endpoints, with a month of checks ---------------------
+
+# (path, method): what the uptime checks of the demo key request on this very server.
+DEMO_MONITORS = (("/api/health", "GET"), ("/api/openapi.json", "HEAD"))
+MONITOR_DAYS = 30
+# (days ago the outage began, its length in minutes, what the checks saw), per monitor.
+OUTAGES = (
+    ((9.3, 25, (None, "connection refused")), (2.6, 10, (503, None))),
+    ((9.3, 25, (None, "connection refused")),),
+)
+
+
+def seed_demo_monitors(
+    engine, base_url: str, *, now: datetime | None = None, interval: int | None = None
+) -> int:
+    """Give the demo key monitors of this server (`base_url`) and their history up to now.
+
+    The history is generated (fast answers, two short outages) on the rounds the uptime
+    checks use, so the real checks that follow, against the server itself, add to it
+    without clashing. Later starts top it up and point the monitors at `base_url` again
+    (the port may have changed). Returns the checks added.
+    """
+    from server.config import current_config
+    from server.models import monitors
+
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    interval = interval or current_config().MONITOR_INTERVAL_SECONDS
+    base_url = base_url.rstrip("/")
+    added = 0
+    with engine.begin() as conn:
+        key_id = demo_key(conn)
+        if key_id is None:
+            return 0
+        for index, (path, method) in enumerate(DEMO_MONITORS):
+            monitor_id = _demo_monitor(conn, monitors, key_id, index, base_url + path, method, now)
+            added += _top_up_checks(conn, monitor_id, OUTAGES[index], now, interval, seed=index)
+    log.info("demo monitors of %s: %s checks added", base_url, f"{added:,}")
+    return added
+
+
+def _demo_monitor(conn, monitors, key_id: int, index: int, url: str, method: str, now) -> int:
+    """The demo key's index-th monitor, created or pointed at `url`."""
+    from sqlalchemy import insert, update
+
+    existing = conn.execute(
+        select(monitors.c.id, monitors.c.url)
+        .where(monitors.c.key_id == key_id)
+        .order_by(monitors.c.id)
+    ).all()
+    if index < len(existing):
+        monitor_id, old_url = existing[index]
+        if old_url != url:
+            conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(url=url))
+        return monitor_id
+    created = now - timedelta(days=MONITOR_DAYS)
+    return conn.execute(
+        insert(monitors)
+        .values(key_id=key_id, url=url, method=method, created_at=created)
+        .returning(monitors.c.id)
+    ).scalar_one()
+
+
+def _top_up_checks(conn, monitor_id: int, outages, now: datetime, interval: int, seed: int) -> int:
+    """Generated checks for every round since the last one stored (or MONITOR_DAYS ago)."""
+    from server.db import insert_ignoring_conflicts
+    from server.models import pings
+
+    latest = as_utc(
+        conn.execute(
+            select(func.max(pings.c.scheduled_at)).where(pings.c.monitor_id == monitor_id)
+        ).scalar()
+    )
+    start = max(latest or now - timedelta(days=MONITOR_DAYS), now - timedelta(days=MONITOR_DAYS))
+    first = (int(start.timestamp()) // interval + 1) * interval
+    rng = random.Random(f"monitor-{seed}-{first}")
+    down = [
+        (now - timedelta(days=days), now - timedelta(days=days) + timedelta(minutes=minutes), seen)
+        for days, minutes, seen in outages
+    ]
+    rows = []
+    for round_ts in range(first, int(now.timestamp()) + 1, interval):
+        moment = datetime.fromtimestamp(round_ts, UTC)
+        status, error = next((seen for a, b, seen in down if a <= moment < b), (200, None))
+        rows.append(
+            {
+                "monitor_id": monitor_id,
+                "scheduled_at": moment,
+                "created_at": moment + timedelta(milliseconds=rng.randint(5, 400)),
+                "status": status,
+                "response_time": None if status is None else round(rng.lognormvariate(1.8, 0.5)),
+                "error": error,
+            }
+        )
+    if rows:
+        statement = insert_ignoring_conflicts(conn, pings, ["monitor_id", "scheduled_at"])
+        conn.execute(statement, rows)
+    return len(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import socket
@@ -116,14 +115,44 @@ def validate_rows(rows: list, privacy_level: int, now: datetime) -> tuple[list, 
 
 
 def _validate_row(row, privacy_level: int, latest: datetime) -> list:
-    """One row as a staged list (ROW_FIELDS); raises RowError naming the field.
+    """One row as a staged list (ROW_FIELDS); raises RowError naming every bad field."""
+    if not isinstance(row, dict):
+        raise RowError("row must be a JSON object")
+    try:
+        return _staged_row(row, privacy_level, latest)
+    except RowError:
+        # The fast path stops at the first problem; the caller needs to hear of all.
+        raise RowError("; ".join(_problems(row, latest))) from None
+
+
+def _problems(row: dict, latest: datetime) -> list[str]:
+    """Every field's refusal, in ROW_FIELDS order."""
+    checks = (
+        lambda: _created_at(row.get("created_at"), latest),
+        lambda: _text(row.get("hostname"), "hostname"),
+        lambda: _path(row.get("path")),
+        lambda: _method(row.get("method")),
+        lambda: _status(row.get("status")),
+        lambda: _response_time(row.get("response_time")),
+        lambda: _text(row.get("user_agent"), "user_agent"),
+        lambda: _user_id(row.get("user_id")),
+    )
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except RowError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _staged_row(row: dict, privacy_level: int, latest: datetime) -> list:
+    """The row as a staged list; raises RowError at the first bad field.
 
     Each field takes an inline test for the shape every well-behaved client sends and
     falls back to its checker (the rules and messages) otherwise: a 1,000-row batch is
     validated on every ingest request, so the common case is kept to a few comparisons.
     """
-    if not isinstance(row, dict):
-        raise RowError("row must be a JSON object")
     get = row.get
     created_at = _created_at(get("created_at"), latest)
     hostname = get("hostname")
@@ -284,17 +313,30 @@ def _first_address(value: str) -> str | None:
             candidate = candidate[1 : candidate.index("]")]
         elif candidate.count(":") == 1:
             candidate = candidate.split(":", 1)[0]
-        try:
-            # inet_pton is strict dotted-quad (no leading zeros, no short forms) and
-            # inet_ntop gives the canonical text, ten times faster than ipaddress.
-            return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, candidate))
-        except OSError:
-            pass
-        try:
-            return str(ipaddress.ip_address(candidate))
-        except ValueError:
-            continue
+        address = canonical_ip(candidate)
+        if address is not None:
+            return address
     return None
+
+
+def canonical_ip(text: str) -> str | None:
+    """One address as PostgreSQL's inet prints it, or None if it is not one.
+
+    inet_pton is strict (no leading zeros, no short IPv4 forms) and inet_ntop writes
+    the text PostgreSQL's host() gives back (`::ffff:1.2.3.4`, where the ipaddress
+    module writes `::ffff:102:304`), so both backends store and return the same text.
+    An IPv6 zone (`fe80::1%eth0`, `%25eth0` in a URL) names an interface of the
+    client's own machine: meaningless here, and refused by inet, so it is dropped.
+    """
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):  # ValueError: NUL or a lone surrogate in the text
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+    except (OSError, ValueError):
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 def encode_rows(rows: list) -> bytes:

@@ -33,6 +33,8 @@ api_keys = Table(
     # Bumped on ingest and dashboard sign-in; retention deletes keys idle for 6 months.
     Column("last_active_at", TS, nullable=False),
     Column("is_demo", Boolean, nullable=False, default=False),
+    # Ids never repeat (SQLite would reuse a deleted key's): sessions and shares name them.
+    sqlite_autoincrement=True,
 )
 
 # An accepted batch waits here (durably) until a worker has enriched it; the worker
@@ -48,7 +50,9 @@ ingest_batches = Table(
     Column("row_count", Integer, nullable=False),
     Column("payload", LargeBinary, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
+    # Why the last attempt failed, and when (`flask --app wsgi batches` shows them).
     Column("last_error", Text),
+    Column("last_error_at", TS),
     Index("ix_ingest_batches_created_at", "created_at"),
 )
 
@@ -61,6 +65,8 @@ ingest_receipts = Table(
     Column("idempotency_key", String(128), primary_key=True),
     Column("created_at", TS, nullable=False),
     Column("answer", Text, nullable=False),
+    # SHA-256 of the batch answered: the same Idempotency-Key with other rows is refused.
+    Column("body_digest", LargeBinary(32)),
     Index("ix_ingest_receipts_created_at", "created_at"),
 )
 

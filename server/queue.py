@@ -18,6 +18,16 @@ ALL_QUEUES = (INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE)
 
 PROCESS_BATCH = "worker.enrich.process_batch"
 
+# RQ kills a job that runs longer than its timeout (180 s when none is given), so every
+# enqueue names one. A batch group of 10,000 rows is stored in about 0.1 s (bench/worker.py,
+# bench/README.md): five minutes only ends a job that hangs.
+BATCH_JOB_TIMEOUT = 300
+# The sweeper re-enqueues at most worker.sweeper.SWEEP_LIMIT batches a run.
+SWEEP_JOB_TIMEOUT = 300
+# The export moves hot rows in bounded steps and compacts month by month; a backlog (a
+# migration's rows, a long outage of the workers) can take minutes.
+EXPORT_TIMEOUT = 1800
+
 
 def call_path(path: str, *args, **kwargs):
     """Import a function by dotted path and call it (what RQ does in the worker)."""
@@ -39,9 +49,19 @@ class InlineQueue:
         self._waiting: set[str] = set()
 
     def enqueue(
-        self, queue_name: str, path: str, *args, job_id: str | None = None, unique: bool = False
+        self,
+        queue_name: str,
+        path: str,
+        *args,
+        timeout: int | None = None,
+        job_id: str | None = None,
+        unique: bool = False,
     ) -> None:
-        """Queue a job; with `unique`, not while one with the same id still waits."""
+        """Queue a job; with `unique`, not while one with the same id still waits.
+
+        `timeout` is for RQ: a thread cannot be stopped from outside, so here a job runs
+        as long as it needs (the long ones work in bounded batches anyway).
+        """
         self._ensure_thread()
         if unique and job_id:
             with self._lock:
@@ -92,9 +112,17 @@ class RQQueue:
         self.redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
 
     def enqueue(
-        self, queue_name: str, path: str, *args, job_id: str | None = None, unique: bool = False
+        self,
+        queue_name: str,
+        path: str,
+        *args,
+        timeout: int | None = None,
+        job_id: str | None = None,
+        unique: bool = False,
     ) -> None:
-        """Queue a job; with `unique`, not while one with the same id still waits."""
+        """Queue a job that RQ stops after `timeout` seconds (None: RQ's 180 s, which
+        every job of ours overrides); with `unique`, not while one with the same id
+        still waits."""
         from rq import Queue
 
         if unique and job_id and self.job_status(job_id) == "queued":
@@ -104,6 +132,7 @@ class RQQueue:
             path,
             args=args,
             job_id=job_id,
+            timeout=timeout,
             result_ttl=0,
             failure_ttl=7 * 24 * 3600,
         )
@@ -176,11 +205,38 @@ def enqueue_batch(batch_id: int) -> bool:
     The batch is already durable, so a failure here only delays it until the sweeper runs.
     """
     try:
-        get_queue().enqueue(INGEST_QUEUE, PROCESS_BATCH, batch_id, job_id=batch_job_id(batch_id))
+        get_queue().enqueue(
+            INGEST_QUEUE,
+            PROCESS_BATCH,
+            batch_id,
+            timeout=BATCH_JOB_TIMEOUT,
+            job_id=batch_job_id(batch_id),
+        )
         return True
     except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
         log.warning("could not enqueue batch %s (%s); the sweeper will retry", batch_id, exc)
         return False
+
+
+# A job in these states will run without our help.
+WAITING_STATES = frozenset({"queued", "scheduled", "deferred"})
+
+
+def requeue_batch(batch_id: int) -> str:
+    """Queue a staged batch's job again unless it still waits: "enqueued", "waiting" or
+    "down" (logged). A job orphaned by a killed worker is replaced, not run twice."""
+    queue = get_queue()
+    job_id = batch_job_id(batch_id)
+    job_status = getattr(queue, "job_status", None)
+    if job_status is not None:
+        try:
+            if job_status(job_id) in WAITING_STATES:
+                return "waiting"
+            queue.discard(job_id)
+        except Exception as exc:
+            log.warning("cannot reach the queue to requeue batch %s (%s)", batch_id, exc)
+            return "down"
+    return "enqueued" if enqueue_batch(batch_id) else "down"
 
 
 def forget_batches(batch_ids: list[int]) -> None:
@@ -209,6 +265,8 @@ def enqueue_export() -> None:
     ingest cannot starve it: the hot table stays small and the dashboard fast.
     """
     try:
-        get_queue().enqueue(INGEST_QUEUE, EXPORT, job_id=EXPORT_JOB_ID, unique=True)
+        get_queue().enqueue(
+            INGEST_QUEUE, EXPORT, job_id=EXPORT_JOB_ID, unique=True, timeout=EXPORT_TIMEOUT
+        )
     except Exception as exc:
         log.warning("could not enqueue an export (%s); the schedule will run one", exc)

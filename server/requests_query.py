@@ -33,14 +33,19 @@ class RequestFilter:
     @classmethod
     def from_args(cls, key_id: int, args: dict) -> RequestFilter:
         """The data API's parameters (date, dateFrom, dateTo inclusive, ...)."""
+
+        def day_after(day: date) -> datetime | None:
+            # The calendar's last day has no day after it: no upper bound then.
+            return None if day == date.max else day_start(day + timedelta(days=1))
+
         since = until = None
         if args.get("date"):
-            since, until = day_start(args["date"]), day_start(args["date"] + timedelta(days=1))
+            since, until = day_start(args["date"]), day_after(args["date"])
         if args.get("dateFrom"):
             since = max(filter(None, (since, day_start(args["dateFrom"]))))
         if args.get("dateTo"):
-            end = day_start(args["dateTo"] + timedelta(days=1))
-            until = min(filter(None, (until, end)))
+            end = day_after(args["dateTo"])
+            until = min(filter(None, (until, end)), default=None)
         location = args.get("location")
         return cls(
             key_id=key_id,

@@ -1,12 +1,19 @@
 """Shared fixtures: real PostgreSQL, a private real Redis, real RQ workers, and SQLite.
 
-On a bare machine the PostgreSQL/Redis tests are skipped (and named in the
-summary); with CI=true a missing service is a failure instead.
+On a bare machine the PostgreSQL/Redis/browser tests are skipped, with one short line
+per missing service in the summary; with CI=true a missing service is a failure. Tests
+that need a service carry its marker (applied here from the fixtures they use), so
+`pytest -m "not postgres and not redis and not browser"` is the embedded suite.
+
+Two suites can share a machine: TEST_PG_PREFIX names this suite's databases (and only
+its own leftovers are dropped), TEST_REDIS_URL points the tests at a Redis database of
+their own on a shared server instead of a private redis-server.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -25,14 +32,83 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+PG_PREFIX = os.environ.get("TEST_PG_PREFIX", "apia")
+SHARED_REDIS_URL = os.environ.get("TEST_REDIS_URL", "")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def unavailable(what: str, why: str):
-    """Skip on a bare machine; fail under CI, where every service must be present."""
+    """Skip on a bare machine; fail under CI, where every service must be present.
+
+    `why` is one short line (the same for every test, so the summary folds them into one).
+    """
     if IN_CI:
         pytest.fail(f"{what} is required when CI=true, but: {why}", pytrace=False)
     pytest.skip(f"{what} not available: {why}")
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:160]
+
+
+def symptom(exc: BaseException) -> str:
+    """The gist of a connection error: `Connection refused`, not the driver's paragraph."""
+    return first_line(getattr(exc, "orig", None) or exc).rsplit(": ", 1)[-1].strip()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Skips folded by reason: one line per missing service, however many tests it cost.
+
+    (pytest's own -rs lists each test that skipped in a fixture on a line of its own.)
+    """
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reason = reason.removeprefix("Skipped: ")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    if reasons:
+        terminalreporter.section("skipped")
+        for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"SKIPPED [{count}] {reason}")
+
+
+# --- Markers -------------------------------------------------------------------------------
+
+PG_FIXTURES = frozenset({"pg_url", "pg_app", "fresh_pg_url", "pg_database"})
+REDIS_FIXTURES = frozenset({"redis_url", "redis_server"})
+BROWSER_FIXTURES = frozenset({"chrome", "browser"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the services its fixtures (or its "postgres" variant) need."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        postgres_variant = any(isinstance(v, str) and v == "postgres" for v in params.values())
+        if names & PG_FIXTURES or postgres_variant:
+            item.add_marker(pytest.mark.postgres)
+            item.add_marker(pytest.mark.redis)  # the production shape: PostgreSQL + RQ
+        elif names & REDIS_FIXTURES:
+            item.add_marker(pytest.mark.redis)
+        if names & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(autouse=True)
+def _markers_match_services(request):
+    """A test that reached a service (fixtures asked for on the fly too) must carry its
+    marker, or `-m "not postgres"` would select it on a machine without one."""
+    yield
+    used = set(request.fixturenames)
+    for marker, fixtures in (("postgres", PG_FIXTURES), ("redis", REDIS_FIXTURES)):
+        if used & fixtures and request.node.get_closest_marker(marker) is None:
+            pytest.fail(
+                f"{request.node.nodeid} uses {sorted(used & fixtures)} but is not marked "
+                f"{marker}: request the fixture in its signature, or mark it",
+                pytrace=False,
+            )
 
 
 def free_port() -> int:
@@ -50,9 +126,50 @@ def _admin_engine():
     )
 
 
-def create_pg_database(prefix: str = "apia_test") -> str:
-    """A new empty database with a unique name; returns its URL (raises if PG is down)."""
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+@functools.cache
+def pg_unavailable() -> str | None:
+    """Why PostgreSQL cannot be used (one line), or None; asked once a session, and this
+    suite's leftovers from earlier runs (databases of dead processes) are dropped then."""
+    where = make_url(PG_ADMIN_URL)
+    try:
+        engine = _admin_engine()
+        with engine.connect() as conn:
+            names = conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE :p"),
+                {"p": f"{PG_PREFIX}\\_%"},
+            ).scalars()
+            for name in names:
+                if _owner_gone(name):
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+    except Exception as exc:
+        return (
+            f"{where.host}:{where.port or 5432} ({symptom(exc)}); start it, or point "
+            "TEST_PG_ADMIN_URL at one"
+        )
+    return None
+
+
+def _owner_gone(name: str) -> bool:
+    """Database names carry the pid of the suite that made them: is that suite gone?"""
+    parts = name.split("_")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return False
+    try:
+        os.kill(int(parts[-2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def create_pg_database(purpose: str = "test") -> str:
+    """A new empty database with a unique name; returns its URL (skips if PG is down)."""
+    why = pg_unavailable()
+    if why:
+        unavailable("PostgreSQL", why)
+    name = f"{PG_PREFIX}_{purpose}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     engine = _admin_engine()
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -75,13 +192,18 @@ def drop_pg_database(url: str) -> None:
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh, migrated PostgreSQL database for this test session."""
-    try:
-        url = create_pg_database()
-    except Exception as exc:
-        unavailable("PostgreSQL", f"{PG_ADMIN_URL}: {type(exc).__name__}: {exc}")
+    url = create_pg_database()
     from server.cli import upgrade_database
 
     upgrade_database(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def pg_database():
+    """An empty PostgreSQL database of the test's own (not migrated)."""
+    url = create_pg_database("empty")
     yield url
     drop_pg_database(url)
 
@@ -137,25 +259,37 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
+    """A private redis-server that tests may stop and start again."""
+    if SHARED_REDIS_URL:
+        pytest.skip("needs a redis-server of its own to stop and start (TEST_REDIS_URL is set)")
     if not shutil.which("redis-server"):
-        unavailable("Redis", "no redis-server binary on PATH")
+        unavailable("Redis", "no redis-server on PATH; apt-get install redis-server")
     server = RedisServer(free_port(), tmp_path_factory.mktemp("redis"))
     try:
         server.start()
     except Exception as exc:
-        unavailable("Redis", str(exc))
+        unavailable("Redis", symptom(exc))
     yield server
     server.stop()
 
 
 @pytest.fixture
-def redis_url(redis_server):
-    """The private Redis, emptied before each test (restarted if a test stopped it)."""
+def redis_url(request):
+    """An empty Redis database: TEST_REDIS_URL's, or the private server's (restarted if a
+    test stopped it)."""
     from redis import Redis
+    from redis.exceptions import RedisError
 
+    if SHARED_REDIS_URL:
+        try:
+            Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=3).flushdb()
+        except RedisError as exc:
+            unavailable("Redis", f"TEST_REDIS_URL {SHARED_REDIS_URL} ({symptom(exc)})")
+        return SHARED_REDIS_URL
+    redis_server = request.getfixturevalue("redis_server")
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
-    Redis.from_url(redis_server.url).flushall()
+    Redis.from_url(redis_server.url).flushdb()
     return redis_server.url
 
 

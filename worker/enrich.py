@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 
 from server import useragents as useragent
+from server.batches import describe_error, record_error
 from server.db import copy_rows, get_engine, is_postgres, relax_commit
 from server.ingest import decode_rows
 from server.lake.layout import WRITE_NAMES
@@ -64,7 +65,8 @@ def build_row(
 
 # A job on PostgreSQL also takes other batches waiting for their first attempt, up to
 # about this many rows in all: one claim, one COPY per table and one commit for the lot
-# (a COPY of 10,000 rows costs half as much a row as one of 1,000, MEASURED.md).
+# (COPYs of 10,000 rows stored 201-210k rows/s where COPYs of 1,000 stored 116-144k:
+# bench/worker.py's COPY baseline, bench/README.md).
 GROUP_ROWS = 10_000
 GROUP_MAX_BATCHES = 16
 
@@ -78,9 +80,32 @@ def process_batch(batch_id: int) -> int:
     arrives mid-batch waits for this commit and then removes what it wrote. On
     PostgreSQL the same transaction claims other waiting batches too (GROUP_ROWS); their
     own jobs then find nothing to do.
+
+    A failure is recorded on the batch (`last_error`); if it failed a group, each batch
+    of the group is tried again at once on its own, so one bad batch delays no other.
     """
     engine = get_engine()
     _count_attempt(engine, batch_id)
+    group: list[int] = []
+    try:
+        return _store_batches(engine, batch_id, group)
+    except Exception as exc:
+        if len(group) <= 1:
+            record_error(engine, batch_id, exc)
+            raise
+        log.warning(
+            "a group of %s batches failed (%s); storing each on its own",
+            len(group), describe_error(exc),
+        )  # fmt: skip
+    return _store_one_by_one(engine, batch_id, group)
+
+
+def _store_batches(engine, batch_id: int, group: list[int], alone: bool = False) -> int:
+    """Claim the batch (and, unless `alone`, a group) and store it in one transaction.
+
+    `group` receives the ids claimed, so that a caller seeing this fail knows which
+    batches were in it.
+    """
     prepared = None
     if not is_postgres(engine):
         # SQLite has one writer: resolve the user agents and number the users (which may
@@ -92,7 +117,8 @@ def process_batch(batch_id: int) -> int:
         # The batch's deletion commits with its rows: a commit lost in a crash brings the
         # batch back to be processed again (the web's staging commit is the durable one).
         relax_commit(conn)
-        batches = _claim(conn, batch_id)
+        batches = _claim(conn, batch_id, alone=alone)
+        group.extend(b.id for b in batches)
         if not batches:
             return 0
         staged, agents, users = prepared or _prepare(engine, batches)
@@ -106,6 +132,33 @@ def process_batch(batch_id: int) -> int:
         forget_batches([b.id for b in batches[1:]])
     enqueue_export()
     return len(rows)
+
+
+def _store_one_by_one(engine, batch_id: int, group: list[int]) -> int:
+    """After a group failed: each of its batches in its own transaction, errors recorded.
+
+    The others count this as an attempt of theirs; their own jobs, still queued, find
+    them gone or (if they failed here too) retry them alone. Raises the job's own
+    batch's error, if it has one, so that the job is marked failed.
+    """
+    stored, own_error, done = 0, None, []
+    for member in group:
+        if member != batch_id:
+            _count_attempt(engine, member)
+        try:
+            stored += _store_batches(engine, member, [], alone=True)
+        except Exception as exc:
+            record_error(engine, member, exc)
+            if member == batch_id:
+                own_error = exc
+            continue
+        if member != batch_id:
+            done.append(member)
+    if done:
+        forget_batches(done)
+    if own_error is not None:
+        raise own_error
+    return stored
 
 
 def _staged(engine, batch_id: int) -> list:
@@ -153,14 +206,14 @@ CLAIMED = (
 )
 
 
-def _claim(conn, batch_id: int) -> list:
-    """Delete the staged batch (and, on PostgreSQL, a group of waiting ones), returning
-    what enrichment needs; an empty list if the batch is gone."""
+def _claim(conn, batch_id: int, alone: bool = False) -> list:
+    """Delete the staged batch (and, on PostgreSQL, unless `alone`, a group of waiting
+    ones), returning what enrichment needs; an empty list if the batch is gone."""
     if is_postgres(conn):
         # A second worker given the same batch skips it instead of waiting to duplicate it.
         own = _claim_locked(conn, "id = %s", batch_id)
         room = min(GROUP_ROWS // max(own[0].row_count, 1) - 1, GROUP_MAX_BATCHES - 1) if own else 0
-        if room <= 0 or own[0].attempts > 1:
+        if alone or room <= 0 or own[0].attempts > 1:
             return own
         # Only batches no worker has tried: one that failed runs alone on its retry, so
         # it cannot keep failing the batches grouped with it.

@@ -4,11 +4,17 @@ Requests live in the columnar store's monthly files: a file wholly older than th
 cutoff is dropped whole (retired, then removed from storage after the grace period),
 and a file straddling it is rewritten without its old rows, so nothing is deleted row by
 row. Pings are deleted in batches of a few thousand, each in its own short transaction.
+
+On RQ a run stops starting work when its time budget is spent (well inside the job's
+timeout, which would otherwise kill it mid-way every day on a large backlog) and queues
+a run of its own to go on. Pings go first: they are few, and a long backlog of requests
+must not keep them forever.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -47,53 +53,125 @@ class Cutoffs:
         )
 
 
-def run_retention() -> dict[str, int]:
-    """The periodic job (daily): apply the configured retention; returns what went."""
-    return apply_retention(get_engine(), Cutoffs.from_config(current_config()))
+class Budget:
+    """Time a run may spend starting batches; no deadline in the embedded mode (a thread
+    cannot be killed, so nothing needs to stop early there). Until a run has deleted
+    something it goes on regardless, so that every run gets somewhere."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.spent = False
+        self.progressed = False
+
+    def left(self) -> bool:
+        """May another batch start? `spent` is set by the caller, which knows whether
+        anything was left to do."""
+        if not self.progressed or self.deadline is None:
+            return True
+        return time.monotonic() < self.deadline
 
 
-def apply_retention(engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE) -> dict[str, int]:
+def run_retention(budget_seconds: float | None = None) -> dict[str, int]:
+    """The periodic job (daily): apply the configured retention; returns what went.
+
+    If the budget runs out first, a run of its own is queued to go on from there.
+    """
+    from worker.schedule import RETENTION_BUDGET_SECONDS
+
+    config = current_config()
+    if budget_seconds is None and not config.embedded_queue:
+        budget_seconds = RETENTION_BUDGET_SECONDS
+    budget = Budget(budget_seconds)
+    cutoffs = Cutoffs.from_config(config)
+    counts = apply_retention(get_engine(), cutoffs, batch_size=BATCH_SIZE, budget=budget)
+    if budget.spent:
+        _continue_later(budget_seconds)
+    return counts
+
+
+def _continue_later(budget_seconds: float) -> None:
+    from server.queue import MAINTENANCE_QUEUE, get_queue
+    from worker.schedule import RETENTION_JOB_TIMEOUT
+
+    log.info("retention's time budget is spent; it goes on in a run of its own")
+    get_queue().enqueue(
+        MAINTENANCE_QUEUE,
+        "worker.retention.run_retention",
+        budget_seconds,
+        timeout=RETENTION_JOB_TIMEOUT,
+    )
+
+
+def apply_retention(
+    engine, cutoffs: Cutoffs, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> dict[str, int]:
     from worker.export import remove_orphans
 
     settings = current_config()
-    counts = {
-        "keys": delete_inactive_keys(engine, cutoffs.keys, settings),
-        "requests": delete_old_requests(engine, cutoffs.requests, settings),
-        "pings": delete_old_pings(engine, cutoffs.pings, batch_size),
-    }
-    remove_orphans(engine, settings)
+    budget = budget or Budget(None)
+    counts = {"pings": delete_old_pings(engine, cutoffs.pings, batch_size, budget)}
+    counts["keys"] = delete_inactive_keys(engine, cutoffs.keys, settings, budget)
+    counts["requests"] = delete_old_requests(engine, cutoffs.requests, settings, budget)
+    if not budget.spent:
+        remove_orphans(engine, settings)
     log.info(
-        "retention deleted %s idle keys, %s stored requests, %s pings",
+        "retention deleted %s idle keys, %s stored requests, %s pings%s",
         counts["keys"],
         counts["requests"],
         counts["pings"],
+        " (time budget spent: to be continued)" if budget.spent else "",
     )
     return counts
 
 
-def _delete_batches(engine, table, conditions: list, batch_size: int) -> int:
-    """Delete the matching rows a batch (one short transaction) at a time; returns how many."""
+def _delete_batches(engine, table, conditions: list, batch_size: int, budget=None) -> int:
+    """Delete the matching rows a batch (one short transaction) at a time; returns how many.
+
+    A spent `budget`, checked before each batch, stops it early.
+    """
     deleted = 0
     while True:
+        if budget is not None and not budget.left():
+            # Out of time: the run is unfinished only if something here is still to go.
+            budget.spent = budget.spent or _any(engine, table, conditions)
+            return deleted
         batch = select(table.c.id).where(*conditions).limit(batch_size).scalar_subquery()
         with engine.begin() as conn:
             count = conn.execute(delete(table).where(table.c.id.in_(batch))).rowcount
         deleted += count
+        if budget is not None and count:
+            budget.progressed = True
         if count < batch_size:
             return deleted
 
 
-def delete_old_requests(engine, cutoff: datetime, settings=None) -> int:
-    """Requests created before `cutoff`, from the files and from the hot table."""
+def _any(engine, table, conditions: list) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(table.c.id).where(*conditions).limit(1)).first() is not None
+
+
+def delete_old_requests(
+    engine, cutoff: datetime, settings=None, budget: Budget | None = None
+) -> int:
+    """Requests created before `cutoff`, from the files and from the hot table.
+
+    A spent `budget` stops it between files (the next run goes on from there).
+    """
     from worker.export import rewrite, single_flight
 
     settings = settings or current_config()
+    budget = budget or Budget(None)
     cutoff_us = epoch_micros(cutoff)
     deleted = 0
     with single_flight(engine, settings, wait=True):
         with engine.connect() as conn:
             old = [f for f in catalog.live_files(conn) if f.min_us < cutoff_us]
-        for f in old:
+        for index, f in enumerate(old):
+            if not budget.left():
+                budget.spent = True
+                log.info("retention: %s files left for the next run", len(old) - index)
+                return deleted
+            budget.progressed = True
             if f.max_us < cutoff_us:
                 with engine.begin() as conn:
                     catalog.publish(conn, [], retire=[f.id])
@@ -135,15 +213,23 @@ def _still_idle(conn, key_id: int, cutoff: datetime) -> bool:
     return last_active is not None and as_utc(last_active) < cutoff
 
 
-def delete_inactive_keys(engine, cutoff: datetime, settings=None) -> int:
+def delete_inactive_keys(
+    engine, cutoff: datetime, settings=None, budget: Budget | None = None
+) -> int:
     """Delete idle keys with all their data and files; returns how many keys went.
 
-    A key that becomes active meanwhile is left alone.
+    One short transaction a key (its hot rows are few: the rest is files, deleted after
+    the commit). A key that becomes active meanwhile is left alone.
     """
+    budget = budget or Budget(None)
     with engine.connect() as conn:
         key_ids = inactive_keys(conn, cutoff)
     deleted = 0
-    for key_id in key_ids:
+    for index, key_id in enumerate(key_ids):
+        if not budget.left():
+            budget.spent = True
+            log.info("retention: %s idle keys left for the next run", len(key_ids) - index)
+            return deleted
         with engine.begin() as conn:
             if not _still_idle(conn, key_id, cutoff):
                 log.info("key id=%s became active during retention; kept", key_id)
@@ -151,17 +237,24 @@ def delete_inactive_keys(engine, cutoff: datetime, settings=None) -> int:
             delete_key_data(conn, key_id)
         remove_key_files(key_id, settings)
         log.info("retention deleted idle key id=%s and its data", key_id)
+        budget.progressed = True
         deleted += 1
     return deleted
 
 
-def delete_old_pings(engine, cutoff: datetime, batch_size: int = BATCH_SIZE) -> int:
+def delete_old_pings(
+    engine, cutoff: datetime, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> int:
     """Pings created before `cutoff`, monitor by monitor through the (monitor, created_at) index."""
     with engine.connect() as conn:
         monitor_ids = list(conn.execute(select(monitors.c.id).order_by(monitors.c.id)).scalars())
     return sum(
         _delete_batches(
-            engine, pings, [pings.c.monitor_id == m, pings.c.created_at < cutoff], batch_size
+            engine,
+            pings,
+            [pings.c.monitor_id == m, pings.c.created_at < cutoff],
+            batch_size,
+            budget=budget,
         )
         for m in monitor_ids
     )

@@ -5,21 +5,39 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.config import Config
-from server.queue import INGEST_QUEUE, MAINTENANCE_QUEUE, MONITOR_QUEUE
+from server.queue import (
+    EXPORT_TIMEOUT,
+    INGEST_QUEUE,
+    MAINTENANCE_QUEUE,
+    MONITOR_QUEUE,
+    SWEEP_JOB_TIMEOUT,
+)
 
 SWEEP_INTERVAL_SECONDS = 60
 EXPORT_INTERVAL_SECONDS = 30
 RETENTION_INTERVAL_SECONDS = 24 * 3600
 
+# Timeouts, seconds. A round of uptime checks only enqueues one job per monitor.
+UPTIME_ROUND_TIMEOUT = 120
+# Retention stops starting batches at RETENTION_BUDGET_SECONDS and goes on in a new run.
+RETENTION_JOB_TIMEOUT = 3600
+RETENTION_BUDGET_SECONDS = 2700
+
 
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A job run every `interval` seconds; `name` is part of every run's job id, so keep it."""
+    """A job run every `interval` seconds; `name` is part of every run's job id, so keep it.
+
+    `timeout`: RQ stops a run after this many seconds (its default, 180 s, would kill a
+    long one mid-way every time); a job that may need longer works in bounded batches
+    and continues in a run of its own (worker.retention).
+    """
 
     name: str
     func: str  # dotted path, as the web process and the workers enqueue everything
     queue: str
     interval: int
+    timeout: int
     args: tuple = ()
     # Give the function its round's start (epoch seconds) first, to make the round idempotent.
     takes_round: bool = False
@@ -36,6 +54,7 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             "worker.uptime.check_all_monitors",
             MONITOR_QUEUE,
             config.MONITOR_INTERVAL_SECONDS,
+            timeout=UPTIME_ROUND_TIMEOUT,
             takes_round=True,
         ),
         PeriodicJob(
@@ -43,6 +62,7 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             "worker.sweeper.sweep",
             MAINTENANCE_QUEUE,
             SWEEP_INTERVAL_SECONDS,
+            timeout=SWEEP_JOB_TIMEOUT,
             args=(config.SWEEP_AFTER_SECONDS,),
         ),
         # Each batch asks for an export; this one exports the tail of a burst, trims the
@@ -52,12 +72,14 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             "worker.export.run_export",
             INGEST_QUEUE,
             EXPORT_INTERVAL_SECONDS,
+            timeout=EXPORT_TIMEOUT,
         ),
         PeriodicJob(
             "retention",
             "worker.retention.run_retention",
             MAINTENANCE_QUEUE,
             RETENTION_INTERVAL_SECONDS,
+            timeout=RETENTION_JOB_TIMEOUT,
         ),
     ]
 

@@ -72,6 +72,7 @@ def schedule_next_runs(redis, jobs: list[PeriodicJob], now: float | None = None)
                 job.func,
                 args=job.args_for(round_ts),
                 job_id=job_id,
+                job_timeout=job.timeout,
                 result_ttl=RESULT_TTL,
                 failure_ttl=FAILURE_TTL,
                 description=f"{job.name} (every {job.interval} s)",
@@ -123,6 +124,7 @@ def _matches(scheduled, declared: PeriodicJob, round_ts: int, queue_name: str) -
         scheduled.func_name == declared.func
         and tuple(scheduled.args) == declared.args_for(round_ts)
         and queue_name == declared.queue
+        and scheduled.timeout == declared.timeout
     )
 
 
@@ -149,8 +151,8 @@ def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
     # Often enough that a round is scheduled before it is due.
     tick = max(0.5, min(5.0, min(job.interval for job in jobs) / 2))
     for job in jobs:
-        log.info("periodic job %s: %s every %s s on queue %s", job.name, job.func, job.interval,
-                 job.queue)  # fmt: skip
+        log.info("periodic job %s: %s every %s s on queue %s (timeout %s s)", job.name, job.func,
+                 job.interval, job.queue, job.timeout)  # fmt: skip
     reconciled = False
     while not stop.is_set():
         try:

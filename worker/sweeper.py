@@ -7,33 +7,34 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, tuple_
 
+from server.batches import MAX_ATTEMPTS  # then a batch is left for an operator (/api/health)
 from server.db import get_engine, is_postgres, utcnow
 from server.models import ingest_batches, ingest_receipts
-from server.queue import batch_job_id, enqueue_batch, get_queue
+from server.queue import requeue_batch
 
 log = logging.getLogger(__name__)
 
-# A batch that failed this often is left for an operator (see /api/health).
-MAX_ATTEMPTS = 10
+
+# A run re-enqueues at most this many batches (about a second of Redis round trips, well
+# inside server.queue.SWEEP_JOB_TIMEOUT); the next run, a minute later, goes on.
+SWEEP_LIMIT = 5_000
 
 
-def pending_batches(conn, min_age_seconds: int) -> list[int]:
-    """Unprocessed batches at least `min_age_seconds` old that no worker is processing now."""
+def pending_batches(conn, min_age_seconds: int, limit: int = SWEEP_LIMIT) -> list[int]:
+    """Unprocessed batches at least `min_age_seconds` old that no worker is processing now,
+    the oldest first, at most `limit`."""
     cutoff = utcnow() - timedelta(seconds=min_age_seconds)
     query = (
         select(ingest_batches.c.id)
         .where(ingest_batches.c.created_at <= cutoff, ingest_batches.c.attempts < MAX_ATTEMPTS)
         .order_by(ingest_batches.c.id)
+        .limit(limit)
     )
     if is_postgres(conn):
         # A worker holds its batch's row lock for the whole job: locked means in progress.
         query = query.with_for_update(skip_locked=True)
     with conn.begin():
         return list(conn.execute(query).scalars())
-
-
-# Jobs in these states will run without our help.
-WAITING = {"queued", "scheduled", "deferred"}
 
 
 def sweep(min_age_seconds: int = 60) -> int:
@@ -43,25 +44,15 @@ def sweep(min_age_seconds: int = 60) -> int:
     ingest) and jobs orphaned by a killed worker. Enqueueing a batch twice is
     harmless: the second run finds it gone.
     """
-    queue = get_queue()
     expire_receipts(get_engine())
     with get_engine().connect() as conn:
         ids = pending_batches(conn, min_age_seconds)
-    job_status = getattr(queue, "job_status", None)
     enqueued = 0
     for batch_id in ids:
-        job_id = batch_job_id(batch_id)
-        if job_status is not None:
-            try:
-                if job_status(job_id) in WAITING:
-                    continue
-                queue.discard(job_id)
-            except Exception as exc:
-                log.warning("sweeper cannot reach the queue (%s); trying again later", exc)
-                break
-        if not enqueue_batch(batch_id):
-            break  # the queue is down; the next sweep tries again
-        enqueued += 1
+        outcome = requeue_batch(batch_id)
+        if outcome == "down":
+            break  # the next sweep tries again
+        enqueued += outcome == "enqueued"
     if enqueued:
         log.info("sweeper enqueued %s unprocessed batches", enqueued)
     return enqueued
@@ -69,13 +60,15 @@ def sweep(min_age_seconds: int = 60) -> int:
 
 RECEIPT_TTL = timedelta(hours=24)
 RECEIPT_BATCH = 10_000
+# Batches a run deletes at most: 200,000 receipts; a larger backlog takes a few runs.
+RECEIPT_ROUNDS = 20
 
 
 def expire_receipts(engine, older_than: timedelta = RECEIPT_TTL) -> int:
     """Forget Idempotency-Key answers older than a day (clients retry within minutes)."""
     cutoff = utcnow() - older_than
     removed = 0
-    while True:
+    for _round in range(RECEIPT_ROUNDS):
         with engine.begin() as conn:
             oldest = (
                 select(ingest_receipts.c.key_id, ingest_receipts.c.idempotency_key)
@@ -89,7 +82,8 @@ def expire_receipts(engine, older_than: timedelta = RECEIPT_TTL) -> int:
             ).rowcount
         removed += count
         if count < RECEIPT_BATCH:
-            return removed
+            break
+    return removed
 
 
 def recover() -> None:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.config import current_config
 from server.db import get_engine, is_postgres, utcnow
-from server.models import monitors, pings
+from server.models import api_keys, monitors, pings
 from server.queue import MONITOR_QUEUE, get_queue
 from worker.probe import Outcome, probe
 
@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 CHECK_MONITOR = "worker.uptime.check_monitor"
 # The embedded mode has no workers to spread checks over; a few threads stand in for them.
 EMBEDDED_CONCURRENCY = 8
+
+
+def check_timeout(config) -> int:
+    """A check gives up after MONITOR_TIMEOUT_SECONDS; its job gets that and room to store."""
+    return max(1, config.MONITOR_TIMEOUT_SECONDS) + 30
 
 
 def check_job_id(monitor_id: int, round_ts: int) -> str:
@@ -47,6 +52,7 @@ def check_all_monitors(round_ts: int) -> int:
                 CHECK_MONITOR,
                 monitor_id,
                 round_ts,
+                timeout=check_timeout(config),
                 job_id=check_job_id(monitor_id, round_ts),
             )
     log.info("uptime round %s: %s monitors", round_ts, len(ids))
@@ -64,7 +70,9 @@ def check_monitor(monitor_id: int, round_ts: int) -> dict | None:
     engine = get_engine()
     with engine.connect() as conn:
         monitor = conn.execute(
-            select(monitors.c.url, monitors.c.method).where(monitors.c.id == monitor_id)
+            select(monitors.c.url, monitors.c.method, api_keys.c.is_demo)
+            .join(api_keys, api_keys.c.id == monitors.c.key_id)
+            .where(monitors.c.id == monitor_id)
         ).first()
         if monitor is None or _already_checked(conn, monitor_id, scheduled_at):
             return None
@@ -73,7 +81,9 @@ def check_monitor(monitor_id: int, round_ts: int) -> dict | None:
         monitor.url,
         monitor.method,
         timeout=max(1, config.MONITOR_TIMEOUT_SECONDS),
-        allow_private=config.MONITOR_ALLOW_PRIVATE,
+        # The demo's monitors check this server itself, on a private address; nobody
+        # holds the demo key, so no one else can point them anywhere.
+        allow_private=config.MONITOR_ALLOW_PRIVATE or monitor.is_demo,
     )
     stored = store_ping(engine, monitor_id, scheduled_at, checked_at, outcome)
     if outcome.error:

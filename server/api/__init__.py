@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from flask import Blueprint
 from flask_smorest import Api as SmorestApi
 
 from server.api.schemas import IngestPayloadSchema
@@ -13,7 +16,12 @@ API_SETTINGS = {
     "OPENAPI_URL_PREFIX": "/api",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    # Swagger UI's files come from the flask-swagger-ui package, served by us: a
+    # self-hosted service calls no CDN, and the page works without internet. Relative,
+    # so that it works behind a path prefix too.
+    "OPENAPI_SWAGGER_UI_URL": "docs/assets/",
+    # No validator badge: it would send the document's URL to validator.swagger.io.
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},
     "API_SPEC_OPTIONS": {
         "info": {
             "description": "Self-hosted analytics and uptime monitoring for web APIs. "
@@ -56,6 +64,23 @@ class Api(SmorestApi):
         return payload, code, headers
 
 
+def swagger_ui_assets() -> Blueprint:
+    """Swagger UI's scripts and styles at /api/docs/assets/, from the installed package."""
+    import flask_swagger_ui
+
+    dist = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
+    return Blueprint(
+        "swagger_ui_assets", __name__, static_folder=str(dist), static_url_path="/api/docs/assets"
+    )
+
+
+def _untyped_no_content(response):
+    """A 204 has no body, so no type either (flask-smorest labels every answer JSON)."""
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)
+    return response
+
+
 def init_api(app) -> Api:
     from server.api.data.routes import blp as data_blp
     from server.api.health.routes import blp as health_blp
@@ -69,5 +94,7 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, health_blp):
         api.register_blueprint(blp, url_prefix="/api")
+    app.register_blueprint(swagger_ui_assets())
+    app.after_request(_untyped_no_content)
     app.extensions["smorest_api"] = api
     return api

@@ -17,13 +17,25 @@ def run_offline() -> None:
 def run_online() -> None:
     engine = make_engine(config.get_main_option("sqlalchemy.url"), pooled=False)
     with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # A migration that rebuilds a table (SQLite's only way to change most things)
+            # drops the old one: with foreign keys on, that drop would cascade into every
+            # table that refers to it. Off for the run (outside any transaction, where
+            # SQLite honours it), and checked afterwards.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
         context.configure(
             connection=connection,
             target_metadata=metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
         with context.begin_transaction():
             context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
     engine.dispose()
 
 

@@ -6,14 +6,62 @@ import csv
 import io
 from datetime import UTC, datetime
 
+import pytest
+
 from dash_app.filters import Filters, window_for
 from dash_app.session import SESSION_KEY
 from server.auth import lookup_key
 from tests.dash_app.helpers import Expected, ingest, known_rows
 
 
+def render_page(client, pathname: str = "/dashboard/", search: str = "") -> dict:
+    """What the browser does to show a page: call the router callback; its outputs."""
+    outputs = [("page", "children"), ("nav", "children"), ("page-id", "data")]
+    response = client.post(
+        "/dashboard/_dash-update-component",
+        json={
+            "output": ".." + "...".join(f"{i}.{p}" for i, p in outputs) + "..",
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": [{"id": "url", "property": "pathname", "value": pathname}],
+            "state": [
+                {"id": "url", "property": "search", "value": search},
+                {"id": "page-id", "property": "data", "value": None},
+            ],
+            "changedPropIds": ["url.pathname"],
+        },
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return response.get_json()["response"]
+
+
+def form_values(tree, name: str) -> list:
+    """Values of the inputs called `name` anywhere in a rendered component tree."""
+    found = []
+    if isinstance(tree, dict):
+        props = tree.get("props", {})
+        if props.get("name") == name:
+            found.append(props.get("value"))
+        for value in tree.values():
+            found += form_values(value, name)
+    elif isinstance(tree, list):
+        for item in tree:
+            found += form_values(item, name)
+    return found
+
+
+def form_token(client, pathname: str = "/dashboard/") -> str:
+    """The CSRF token the page's form carries (sign-in, or sign-out when signed in)."""
+    (token,) = form_values(render_page(client, pathname), "csrf_token")
+    return token
+
+
 def sign_in(client, key: str, next_query: str = ""):
-    return client.post("/dashboard/sign-in", data={"api_key": key, "next": next_query})
+    data = {"api_key": key, "next": next_query, "csrf_token": form_token(client)}
+    return client.post("/dashboard/sign-in", data=data)
+
+
+def sign_out(client):
+    return client.post("/dashboard/sign-out", data={"csrf_token": form_token(client)})
 
 
 def test_dashboard_without_slash_redirects(sqlite_app):
@@ -44,7 +92,7 @@ def test_sign_in_keeps_only_the_key_id_in_a_safe_cookie(sqlite_app):
     with sqlite_app.client.session_transaction() as session:
         assert session[SESSION_KEY] == key_id
         assert key not in str(dict(session))
-    response = sqlite_app.client.post("/dashboard/sign-out")
+    response = sign_out(sqlite_app.client)
     assert response.status_code == 303
     with sqlite_app.client.session_transaction() as session:
         assert SESSION_KEY not in session
@@ -90,3 +138,93 @@ def test_csv_export_holds_the_filtered_rows(stack):
     )
     stamps = [r["created_at"] for r in exported]
     assert stamps == sorted(stamps, reverse=True)  # newest first
+
+
+def test_a_deleted_keys_session_never_opens_the_next_keys_data(stack):
+    """SQLite handed a deleted key's id to the next key, and the session held only the id."""
+    first = stack.new_key()
+    with stack.engine.connect() as conn:
+        first_id = lookup_key(conn, first)
+    sign_in(stack.client, first)
+    assert stack.client.get("/dashboard/export.csv").status_code == 200
+    assert stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": first}).status_code == 204
+
+    second = stack.new_key()
+    with stack.engine.connect() as conn:
+        assert lookup_key(conn, second) != first_id  # ids never repeat
+    ingest(stack, second, known_rows(datetime.now(UTC)))
+    export = stack.client.get("/dashboard/export.csv")
+    assert export.status_code == 401
+    with stack.client.session_transaction() as session:
+        assert SESSION_KEY not in session
+
+
+def test_a_session_names_its_key_by_more_than_the_id(sqlite_app):
+    key, other = sqlite_app.new_key(), sqlite_app.new_key()
+    sign_in(sqlite_app.client, key)
+    with sqlite_app.engine.connect() as conn:
+        other_id = lookup_key(conn, other)
+    # A session cookie edited to another key's id (were the secret ever out) opens nothing.
+    with sqlite_app.client.session_transaction() as session:
+        session[SESSION_KEY] = other_id
+    assert sqlite_app.client.get("/dashboard/export.csv").status_code == 401
+
+
+def test_sign_in_refuses_a_form_without_its_token(sqlite_app):
+    """Login CSRF: a foreign page posting its own key must not start a session."""
+    key = sqlite_app.new_key()
+    client = sqlite_app.client
+    for token in (None, "", "forged-token"):
+        data = {"api_key": key, **({"csrf_token": token} if token is not None else {})}
+        response = client.post("/dashboard/sign-in", data=data)
+        assert response.status_code == 303
+        assert response.headers["Location"] == "./?signin=expired"
+        with client.session_transaction() as session:
+            assert SESSION_KEY not in session
+    page = render_page(client, search="?signin=expired")
+    assert "expired" in str(page["page"]) and "paste your key" in str(page["page"])
+    # Another browser's token is no use in this one.
+    other = sqlite_app.app.test_client()
+    stolen = form_token(other)
+    form_token(client)
+    response = client.post("/dashboard/sign-in", data={"api_key": key, "csrf_token": stolen})
+    assert response.headers["Location"] == "./?signin=expired"
+    assert sign_in(client, key).headers["Location"] == "./"
+
+
+def test_sign_out_needs_the_token_and_sign_in_renews_it(sqlite_app):
+    key = sqlite_app.new_key()
+    client = sqlite_app.client
+    before = form_token(client)
+    sign_in(client, key)
+    after = form_token(client)
+    assert after != before
+    assert client.post("/dashboard/sign-out", data={"csrf_token": before}).status_code == 400
+    with client.session_transaction() as session:
+        assert SESSION_KEY in session
+    assert sign_out(client).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost.evil.example"},
+        {"Sec-Fetch-Site": "cross-site"},
+    ],
+)
+def test_state_changing_requests_from_another_origin_are_refused(sqlite_app, headers):
+    key = sqlite_app.new_key()
+    client = sqlite_app.client
+    data = {"api_key": key, "csrf_token": form_token(client)}
+    response = client.post("/dashboard/sign-in", data=data, headers=headers)
+    assert response.status_code == 403
+    assert "did not come from this server" in response.get_data(as_text=True)
+    with client.session_transaction() as session:
+        assert SESSION_KEY not in session
+    # Our own pages, and clients that are not browsers, get through.
+    own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
+    assert client.post("/dashboard/sign-in", data=data, headers=own).status_code == 303
+    # The JSON API takes no cookie, so a browser on another origin may call it.
+    assert client.post("/api/keys", headers=headers).status_code == 201

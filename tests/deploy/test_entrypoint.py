@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.conftest import create_pg_database, drop_pg_database, free_port, unavailable
+from tests.conftest import free_port
 from tests.helpers import payload, row
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,24 +115,14 @@ def http(method: str, url: str, body=None, headers=None):
 
 
 @pytest.fixture
-def empty_pg_url():
-    try:
-        url = create_pg_database("apia_deploy")
-    except Exception as exc:
-        unavailable("PostgreSQL", str(exc))
-    yield url
-    drop_pg_database(url)
-
-
-@pytest.fixture
-def container_env(empty_pg_url, redis_url, tmp_path):
+def container_env(pg_database, redis_url, tmp_path):
     venv_bin = str(Path(sys.executable).parent)
     keep = {k: v for k, v in os.environ.items() if k in {"HOME", "LANG", "LC_ALL", "PATH"}}
     return {
         **keep,
         "PATH": f"{venv_bin}:{keep.get('PATH', '/usr/bin:/bin')}",
         "APP_ENV": "production",
-        "DATABASE_URL": empty_pg_url,
+        "DATABASE_URL": pg_database,
         "REDIS_URL": redis_url,
         "SECRET_KEY": "deploy-test-secret",
         "ADMIN_TOKEN": ADMIN_TOKEN,
@@ -144,7 +134,7 @@ def container_env(empty_pg_url, redis_url, tmp_path):
     }
 
 
-def test_the_image_roles_work_together(container_env, empty_pg_url, redis_url, tmp_path):
+def test_the_image_roles_work_together(container_env, pg_database, redis_url, tmp_path):
     from redis import Redis
 
     from worker.scheduler import scheduled_runs
@@ -155,7 +145,7 @@ def test_the_image_roles_work_together(container_env, empty_pg_url, redis_url, t
         # migrate: an empty database gets every migration head.
         migrate = Role("migrate", container_env, tmp_path).run()
         assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-        engine = create_engine(empty_pg_url)
+        engine = create_engine(pg_database)
         with engine.connect() as conn:
             heads = set(conn.execute(text("SELECT version_num FROM alembic_version")).scalars())
         engine.dispose()
@@ -163,7 +153,7 @@ def test_the_image_roles_work_together(container_env, empty_pg_url, redis_url, t
 
         from server.cli import alembic_config
 
-        expected = set(ScriptDirectory.from_config(alembic_config(empty_pg_url)).get_heads())
+        expected = set(ScriptDirectory.from_config(alembic_config(pg_database)).get_heads())
         assert heads == expected
 
         # web: answers /api/health 200 and takes a batch.

@@ -18,9 +18,8 @@ def basic(user: str, password: str) -> dict:
 
 
 @pytest.fixture
-def admin_stack(request, tmp_path):
-    pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-    return postgres_stack(pg, redis, tmp_path, ADMIN_TOKEN=TOKEN)
+def admin_stack(pg_url, redis_url, tmp_path):
+    return postgres_stack(pg_url, redis_url, tmp_path, ADMIN_TOKEN=TOKEN)
 
 
 def test_refused_without_the_token(admin_stack):
@@ -60,10 +59,9 @@ def test_the_rest_of_the_app_needs_no_admin_token(admin_stack):
     assert admin_stack.client.get("/api/health").status_code == 200
 
 
-def test_without_a_token_it_is_404_and_the_log_says_why(request, tmp_path, caplog):
-    pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+def test_without_a_token_it_is_404_and_the_log_says_why(pg_url, redis_url, tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="server.admin"):
-        stack = postgres_stack(pg, redis, tmp_path)
+        stack = postgres_stack(pg_url, redis_url, tmp_path)
     assert stack.client.get("/admin/rq/").status_code == 404
     assert stack.client.get("/admin/rq/", headers=basic("x", "")).status_code == 404
     assert "ADMIN_TOKEN is not set" in caplog.text
@@ -75,3 +73,20 @@ def test_embedded_mode_has_none_and_says_so(tmp_path, caplog):
     assert stack.client.get("/admin/rq/", headers=basic("x", TOKEN)).status_code == 404
     assert "no REDIS_URL" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_foreign_page_cannot_use_the_operators_remembered_credentials(admin_stack):
+    """Browsers resend HTTP basic credentials by themselves: a cross-site POST is refused."""
+    from redis import Redis
+    from rq import Queue
+
+    redis = Redis.from_url(admin_stack.config.REDIS_URL)
+    Queue("maintenance", connection=redis).enqueue("server.queue.call_path", "os.getpid")
+    url = "/admin/rq/queue/maintenance/queued/empty"
+    auth = basic("ops", TOKEN)
+    foreign = admin_stack.client.post(url, headers={**auth, "Origin": "https://evil.example"})
+    assert foreign.status_code == 403
+    assert Queue("maintenance", connection=redis).count == 1
+    own = admin_stack.client.post(url, headers={**auth, "Origin": "http://localhost"})
+    assert own.status_code == 200
+    assert Queue("maintenance", connection=redis).count == 0

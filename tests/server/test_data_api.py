@@ -103,7 +103,50 @@ def test_date_filters_are_inclusive_utc_days(loaded):
     assert paths(get(stack, key, f"?dateTo={day(2)}")) == ["/v1/items", "/v2/orders", "/health"]
     both = f"?dateFrom={day(2)}&dateTo={day(1)}"
     assert paths(get(stack, key, both)) == ["/v2/orders", "/health", "/v1/users/7"]
-    assert paths(get(stack, key, f"?dateFrom={day(1)}&dateTo={day(2)}")) == []
+    assert paths(get(stack, key, f"?dateFrom={day(1)}&dateTo={day(1)}")) == ["/v1/users/7"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "?date=9999-12-31",
+        "?dateTo=9999-12-31",
+        "?dateFrom=9999-12-31",
+        "?date=0001-01-01",
+        "?dateFrom=0001-01-01&dateTo=9999-12-31",
+        "?dateFrom=0001-01-01&dateTo=0001-01-01",
+    ],
+)
+def test_every_date_the_parser_takes_works(loaded, query):
+    stack, key = loaded
+    everything = "dateFrom=0001-01-01&dateTo=9999-12-31" in query or query == "?dateTo=9999-12-31"
+    assert paths(get(stack, key, query)) == (paths(get(stack, key)) if everything else [])
+
+
+def test_a_range_that_ends_before_it_starts_is_refused_naming_both(loaded):
+    stack, key = loaded
+    response = get(stack, key, f"?dateFrom={day(1)}&dateTo={day(2)}")
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert "'dateFrom'" in message and "dateTo" in message
+    assert day(1) in message and day(2) in message
+
+
+@pytest.mark.parametrize("query", ["?status=200&status=404", "?ip=8.8.8.8&ip=8.8.4.4"])
+def test_a_repeated_parameter_is_refused_not_cut_to_its_first_value(loaded, query):
+    stack, key = loaded
+    response = get(stack, key, query)
+    assert response.status_code == 400
+    name = query[1:].split("=")[0]
+    assert f"'{name}'" in response.get_json()["message"]
+    assert "given 2 times" in response.get_json()["message"]
+
+
+@pytest.mark.parametrize("name", ["date", "dateFrom", "dateTo"])
+def test_a_bad_date_names_the_expected_format(loaded, name):
+    stack, key = loaded
+    message = get(stack, key, f"?{name}=27/11/2026").get_json()["message"]
+    assert f"'{name}'" in message and "YYYY-MM-DD" in message
 
 
 def test_compact_answers_columns_then_values(loaded):
@@ -189,6 +232,7 @@ def test_delete_removes_everything_and_revokes_the_key(loaded):
         key_id = lookup_key(conn, key)
     response = stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key})
     assert response.status_code == 204
+    assert response.data == b"" and "Content-Type" not in response.headers
     stack.process_jobs()
     assert get(stack, key).status_code == 401
     assert post_batch(stack.client, key, [row()]).status_code == 401
@@ -239,12 +283,16 @@ def test_pages_hold_every_row_exactly_once(request, tmp_path, geoip_db, backend)
 
 
 def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
-    """DELETE /api/data landing while a worker is enriching that key's batch."""
+    """DELETE /api/data landing while a worker is inside that key's batch transaction.
+
+    The DELETE starts once the worker has claimed the batch and enriched its rows, and
+    must then wait for the worker's commit (SQLite: its write lock; PostgreSQL: the
+    claimed batch's row lock) before deleting, so nothing the worker wrote survives.
+    """
     import threading
 
     from sqlalchemy import func, select
 
-    from server import useragents as useragent
     from server.auth import lookup_key
     from server.models import ingest_batches, requests
     from server.queue import get_queue
@@ -267,19 +315,20 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
             stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code
         )
     )
-    real_resolve = useragent.resolve
+    waited = []
+    real_enrich = enrich.enrich
 
-    def resolve_then_delete(engine, strings):
-        found = real_resolve(engine, strings)
-        # The key's owner deletes everything while the worker is mid-batch. Where the
-        # worker already holds the batch (PostgreSQL), the DELETE waits for its commit.
+    def enrich_then_delete(*args):
+        rows = real_enrich(*args)  # inside the batch transaction, the batch claimed
         deleting.start()
         deleting.join(timeout=1)
-        return found
+        waited.append(deleting.is_alive())  # still waiting for this transaction
+        return rows
 
-    monkeypatch.setattr(useragent, "resolve", resolve_then_delete)
-    enrich.process_batch(batch_id)
+    monkeypatch.setattr(enrich, "enrich", enrich_then_delete)
+    assert enrich.process_batch(batch_id) == 1
     deleting.join(timeout=30)
+    assert waited == [True], "the DELETE did not wait for the batch: nothing raced"
     assert answers == [204]
     with stack.engine.connect() as conn:
         orphans = conn.execute(select(func.count()).where(requests.c.key_id == key_id)).scalar()

@@ -71,11 +71,8 @@ def wait_for(predicate, timeout=120.0, interval=0.05):
 
 
 @pytest.fixture
-def stack(request, tmp_path, geoip_db):
-    return postgres_stack(
-        request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url"), tmp_path,
-        GEOIP_DB=geoip_db,
-    )  # fmt: skip
+def stack(pg_url, redis_url, tmp_path, geoip_db):
+    return postgres_stack(pg_url, redis_url, tmp_path, GEOIP_DB=geoip_db)
 
 
 def ingest(stack, key, batches: int, size: int, tag: str) -> int:

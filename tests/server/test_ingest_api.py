@@ -244,10 +244,10 @@ def test_the_key_never_reaches_the_logs(stack, caplog):
     assert key not in logged
 
 
-def test_rate_limit_answers_429_with_retry_after(request, tmp_path, geoip_db):
+def test_rate_limit_answers_429_with_retry_after(pg_url, redis_url, tmp_path, geoip_db):
     stack = postgres_stack(
-        request.getfixturevalue("pg_url"),
-        request.getfixturevalue("redis_url"),
+        pg_url,
+        redis_url,
         tmp_path,
         GEOIP_DB=geoip_db,
         RATE_LIMIT_PER_MINUTE=2,
@@ -293,10 +293,9 @@ def test_openapi_documents_every_endpoint(sqlite_app):
     ):
         assert path in spec["paths"], path
     ingest = spec["paths"]["/api/log-request"]["post"]
-    assert {"201", "400", "401", "413", "415", "429"} <= set(ingest["responses"])
+    assert {"201", "400", "401", "413", "415", "422", "429"} <= set(ingest["responses"])
     assert ingest["summary"] == "Ingest a batch of logged requests"
     assert sqlite_app.client.get("/api/docs").status_code == 200
-    assert json.dumps(spec)  # serialisable
 
 
 def test_a_retried_batch_is_stored_once(stack):
@@ -321,6 +320,31 @@ def test_a_retried_batch_is_stored_once(stack):
     )
     assert too_long.status_code == 400
     assert "Idempotency-Key" in too_long.get_json()["message"]
+
+
+def test_the_same_idempotency_key_with_other_rows_is_refused_naming_it(stack):
+    key = stack.new_key()
+    headers = {"Idempotency-Key": "batch-0002"}
+    body = payload(key, [row(path="/first")])
+    first = stack.client.post("/api/log-request", json=body, headers=headers)
+    assert first.status_code == 201
+    # The very same batch, written out differently (key order, spacing): a replay.
+    respelled = json.dumps(dict(reversed(list(body.items()))), indent=2)
+    again = stack.client.post(
+        "/api/log-request",
+        data=respelled,
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+
+    other = stack.client.post(
+        "/api/log-request", json=payload(key, [row(path="/second")]), headers=headers
+    )
+    assert other.status_code == 422
+    message = other.get_json()["message"]
+    assert "Idempotency-Key 'batch-0002' was already used for a different batch" in message
+    stack.process_jobs()
+    assert [r["path"] for r in data(stack, key)] == ["/first"]
 
 
 def test_old_receipts_expire(stack):

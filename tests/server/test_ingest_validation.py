@@ -226,3 +226,14 @@ def test_timestamps_are_staged_as_utc_iso_text(sent, staged):
 def test_timestamps_in_the_usual_shape_are_still_checked(sent, message):
     _, rejected = check([row(created_at=sent)])
     assert message in rejected[0]["error"]
+
+
+def test_a_row_with_several_bad_fields_names_every_problem():
+    bad = row(status=700, method="FETCH", created_at="soon", response_time=-3, user_id=[1])
+    del bad["path"]
+    _, rejected = check([row(), bad])
+    assert rejected[0]["index"] == 1
+    problems = rejected[0]["error"].split("; ")
+    assert [p.split(":")[0] for p in problems] == [
+        "created_at", "path", "method", "status", "response_time", "user_id"
+    ]  # fmt: skip

@@ -55,7 +55,8 @@ def test_lifecycle(stack):
     bad = client.post("/api/monitors", json={"url": "ftp://1.1.1.1/"}, headers=auth(key))
     assert bad.status_code == 400 and "http" in bad.get_json()["message"]
 
-    assert client.delete(f"/api/monitors/{monitor['id']}", headers=auth(key)).status_code == 204
+    deleted = client.delete(f"/api/monitors/{monitor['id']}", headers=auth(key))
+    assert deleted.status_code == 204 and "Content-Type" not in deleted.headers
     assert client.get("/api/monitors", headers=auth(key)).get_json() == []
     again = client.delete(f"/api/monitors/{monitor['id']}", headers=auth(key))
     assert again.status_code == 404

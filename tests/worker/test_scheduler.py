@@ -115,7 +115,7 @@ def test_a_changed_schedule_replaces_the_old_runs(redis, tmp_path):
 
 
 def test_runs_no_longer_declared_are_cancelled(redis, tmp_path):
-    gone = PeriodicJob("old-report", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, args=(0,))
+    gone = PeriodicJob("old-report", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, 60, args=(0,))
     jobs = jobs_for(tmp_path)
     reconcile(redis, [*jobs, gone])
     assert "periodic-old-report" in names(scheduled_runs(redis))
@@ -127,7 +127,7 @@ def test_runs_no_longer_declared_are_cancelled(redis, tmp_path):
 def test_a_due_run_is_left_for_the_workers(redis, tmp_path):
     from rq import Queue
 
-    job = PeriodicJob("soon", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, args=(0,))
+    job = PeriodicJob("soon", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, 60, args=(0,))
     past = int(time.time()) - 5
     Queue(job.queue, connection=redis).enqueue_at(
         datetime.fromtimestamp(past, UTC), job.func, args=(0,), job_id=run_id(job, past)

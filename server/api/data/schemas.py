@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-import ipaddress
+from marshmallow import (
+    RAISE,
+    Schema,
+    ValidationError,
+    fields,
+    post_load,
+    pre_load,
+    validate,
+    validates,
+    validates_schema,
+)
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate, validates
+from server.ingest import canonical_ip
 
 ALIASES = {"ip": "ipAddress", "userID": "user_id", "userId": "user_id"}
+DATE_ERROR = "not a valid date: expected YYYY-MM-DD, e.g. 2026-11-27"
+
+
+def _date(description: str) -> fields.Date:
+    return fields.Date(
+        error_messages={"invalid": DATE_ERROR}, metadata={"description": description}
+    )
 
 
 class DataQuerySchema(Schema):
@@ -18,9 +35,9 @@ class DataQuerySchema(Schema):
         validate=validate.Range(min=1, max=1_000_000),
         metadata={"description": "50,000 rows a page"},
     )
-    date = fields.Date(metadata={"description": "One UTC day, YYYY-MM-DD"})
-    dateFrom = fields.Date(metadata={"description": "First UTC day, inclusive"})
-    dateTo = fields.Date(metadata={"description": "Last UTC day, inclusive"})
+    date = _date("One UTC day, YYYY-MM-DD")
+    dateFrom = _date("First UTC day, inclusive (YYYY-MM-DD); not after dateTo")
+    dateTo = _date("Last UTC day, inclusive (YYYY-MM-DD)")
     hostname = fields.String(validate=validate.Length(max=255))
     ipAddress = fields.String(metadata={"description": "Alias: ip"})
     status = fields.Integer(validate=validate.Range(100, 599))
@@ -37,6 +54,7 @@ class DataQuerySchema(Schema):
 
     @pre_load
     def resolve_aliases(self, data, **_kwargs):
+        _refuse_repeats(data)
         data = dict(data)
         for name, value in data.items():
             if isinstance(value, str) and "\x00" in value:
@@ -50,10 +68,40 @@ class DataQuerySchema(Schema):
 
     @validates("ipAddress")
     def check_ip(self, value, **_kwargs):
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            raise ValidationError("not an IP address") from None
+        if canonical_ip(value) is None:
+            raise ValidationError("not an IP address")
+
+    @validates_schema
+    def check_range(self, data, **_kwargs):
+        first, last = data.get("dateFrom"), data.get("dateTo")
+        if first and last and first > last:
+            raise ValidationError(
+                f"{first.isoformat()} is after dateTo ({last.isoformat()}): "
+                "the range would hold no day",
+                "dateFrom",
+            )
+
+    @post_load
+    def normalise(self, data, **_kwargs):
+        # Stored addresses are in this form (server.ingest): any spelling finds them.
+        if "ipAddress" in data:
+            data["ipAddress"] = canonical_ip(data["ipAddress"])
+        return data
+
+
+def _refuse_repeats(data) -> None:
+    """`?status=200&status=404` would otherwise be cut to its first value, silently."""
+    multidict = getattr(data, "data", data)
+    if not hasattr(multidict, "getlist"):
+        return
+    for name in multidict:
+        count = len(multidict.getlist(name))
+        if count > 1:
+            raise ValidationError(
+                f"given {count} times; each filter takes one value (AND them with "
+                "different parameters, or make one request per value)",
+                name,
+            )
 
 
 class DataRowSchema(Schema):

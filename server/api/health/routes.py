@@ -9,6 +9,7 @@ from marshmallow import Schema, fields
 from sqlalchemy import func, select, text
 
 from server.api.base import Blueprint
+from server.batches import MAX_ATTEMPTS, count_failed
 from server.db import as_utc, get_engine, utcnow
 from server.models import ingest_batches
 from server.queue import get_queue
@@ -18,6 +19,16 @@ blp = Blueprint("health", __name__, description="Service health")
 
 
 class HealthSchema(Schema):
+    status = fields.String(
+        metadata={
+            "example": "ok",
+            "description": "ok; degraded (serving, but some accepted data needs an operator: "
+            "see problems); down (the database or the queue is down: 503)",
+        }
+    )
+    problems = fields.List(
+        fields.String(), metadata={"description": "What is wrong and what to do, one a line"}
+    )
     database = fields.String(metadata={"example": "ok"})
     queue = fields.String(metadata={"example": "ok"})
     queue_depth = fields.Integer(
@@ -28,6 +39,13 @@ class HealthSchema(Schema):
         metadata={
             "description": "Age of the oldest accepted batch no worker has processed yet; "
             "null when none waits (or the database is down)"
+        },
+    )
+    failed_batches = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Accepted batches that could not be stored after every retry; "
+            "they wait for an operator (`flask --app wsgi batches`). null if unknown"
         },
     )
 
@@ -58,6 +76,14 @@ def queue_depth() -> int | None:
         return None
 
 
+def failed_batches() -> int | None:
+    try:
+        with get_engine().connect() as conn:
+            return count_failed(conn)
+    except Exception:
+        return None
+
+
 def oldest_batch_age() -> float | None:
     """Seconds since the oldest unprocessed batch was accepted: a growing figure means stuck."""
     try:
@@ -77,13 +103,23 @@ class Health(MethodView):
     def get(self):
         """Check the database and the queue
 
-        Also reports how many jobs wait and how old the oldest unprocessed batch is.
-        The status is 503 only when the database or the queue is down.
+        Also reports how many jobs wait, how old the oldest unprocessed batch is and how
+        many accepted batches could not be stored. The status is 503 only when the
+        database or the queue is down; batches waiting for an operator make it
+        "degraded" (still 200: the service serves, restarting it would not help).
         """
         report = {"database": check_database(), "queue": check_queue()}
-        status = 200 if all(v == "ok" for v in report.values()) else 503
+        down = [name for name in ("database", "queue") if report[name] != "ok"]
         report["queue_depth"] = queue_depth() if report["queue"] == "ok" else None
-        report["oldest_batch_age_seconds"] = (
-            oldest_batch_age() if report["database"] == "ok" else None
-        )
-        return report, status
+        database_up = report["database"] == "ok"
+        report["oldest_batch_age_seconds"] = oldest_batch_age() if database_up else None
+        report["failed_batches"] = failed_batches() if database_up else None
+        problems = [f"the {name} is {report[name]}" for name in down]
+        if report["failed_batches"]:
+            problems.append(
+                f"{report['failed_batches']} accepted batches could not be stored after "
+                f"{MAX_ATTEMPTS} attempts: see `flask --app wsgi batches list`"
+            )
+        report["status"] = "down" if down else ("degraded" if problems else "ok")
+        report["problems"] = problems
+        return report, 503 if down else 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -10,6 +11,7 @@ from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import insert, select
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from server.api.base import Blueprint
 from server.api.ingest.schemas import IngestResultSchema
@@ -43,12 +45,29 @@ def _read_body(max_body: int) -> bytes:
     mimetype = request.mimetype or ""
     if mimetype != "application/json" and not mimetype.endswith("+json"):
         abort(415, message=f"Content-Type must be application/json, not {mimetype or 'missing'}.")
-    body = request.get_data(cache=False)
+    body = _body_within(max_body)
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding == "gzip":
         return inflate(body, max_body)
     if encoding not in ("", "identity"):
         abort(415, message=f"Content-Encoding {encoding!r} is not supported; use gzip or none.")
+    return body
+
+
+def _body_within(max_body: int) -> bytes:
+    """The raw body, or 413 past `max_body` bytes, whether or not it came with a length.
+
+    A chunked body has no Content-Length to refuse up front, and werkzeug's read simply
+    stops at the app's limit: the limit is set one byte above MAX_BODY (server/__init__)
+    so that reading one byte too many is how an oversize chunked body shows itself.
+    """
+    too_large = f"Body is over the {max_body} byte limit."
+    try:
+        body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        abort(413, message=too_large)
+    if len(body) > max_body:
+        abort(413, message=too_large)
     return body
 
 
@@ -111,7 +130,8 @@ def ingest():
     answer = {"accepted": len(rows), "rejected": rejected}
     with engine.begin() as conn:
         if idempotency_key:
-            previous = _claim_receipt(conn, key_id, idempotency_key, answer, now)
+            digest = _batch_digest(level, framework, rows, rejected)
+            previous = _claim_receipt(conn, key_id, idempotency_key, answer, digest, now)
             if previous is not None:
                 # A retry of a batch we already stored: same answer, nothing stored again.
                 log.info("batch with a known Idempotency-Key replayed; nothing stored")
@@ -145,26 +165,43 @@ def _idempotency_key() -> str | None:
     return value
 
 
-def _claim_receipt(conn, key_id: int, idempotency_key: str, answer: dict, now) -> dict | None:
+def _batch_digest(level: int, framework, rows: list, rejected: list) -> bytes:
+    """What the batch holds, once validated: the same rows sent again match, whatever
+    the JSON's spacing or key order, and different rows do not."""
+    return hashlib.sha256(encode_rows([level, framework, rows, rejected])).digest()
+
+
+def _claim_receipt(
+    conn, key_id: int, idempotency_key: str, answer: dict, digest: bytes, now
+) -> dict | None:
     """Record this batch's answer under its key; the earlier answer if it was seen before.
 
-    A concurrent duplicate waits on the primary key until the first commits.
+    A concurrent duplicate waits on the primary key until the first commits. The same
+    key with other rows is refused (422): answering it as a replay would drop them.
     """
     claimed = conn.execute(
         insert_ignoring_conflicts(conn, ingest_receipts, ["key_id", "idempotency_key"])
         .values(key_id=key_id, idempotency_key=idempotency_key, created_at=now,
-                answer=json.dumps(answer))
+                answer=json.dumps(answer), body_digest=digest)
         .returning(ingest_receipts.c.key_id)
     ).first()  # fmt: skip
     if claimed is not None:
         return None
     stored = conn.execute(
-        select(ingest_receipts.c.answer).where(
+        select(ingest_receipts.c.answer, ingest_receipts.c.body_digest).where(
             ingest_receipts.c.key_id == key_id,
             ingest_receipts.c.idempotency_key == idempotency_key,
         )
-    ).scalar_one()
-    return json.loads(stored)
+    ).one()
+    # Receipts written before digests were kept have none: they are taken as replays.
+    if stored.body_digest is not None and bytes(stored.body_digest) != digest:
+        abort(
+            422,
+            message=f"{IDEMPOTENCY_HEADER} {idempotency_key!r} was already used for a "
+            "different batch: nothing of this one was stored. Send new rows under a new key; "
+            "reuse a key only to retry the very same batch.",
+        )
+    return json.loads(stored.answer)
 
 
 ERRORS = {
@@ -172,6 +209,7 @@ ERRORS = {
     401: "Missing, unknown or revoked API key.",
     413: "Too many rows, or the body is too large (before or after gunzip).",
     415: "Not JSON, or an unsupported Content-Encoding.",
+    422: "The Idempotency-Key was already used for a different batch.",
     429: "Rate limit exceeded; see Retry-After.",
 }
 
@@ -184,7 +222,8 @@ def _document(view):
         "name": IDEMPOTENCY_HEADER,
         "required": False,
         "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-        "description": "The same value on a retry of the same batch: it is stored once.",
+        "description": "The same value on a retry of the same batch: it is stored once. "
+        "The same value with other rows is refused (422).",
     }
     return blp.doc(requestBody=PAYLOAD_DOC, security=[], parameters=[header])(view)
 

@@ -6,7 +6,7 @@ the export job then moves them into Parquet files. The rollup tables and their i
 the engine answers every panel from the rows themselves.
 
 Revision ID: 0008_lake
-Revises: 0006_staged_lz4
+Revises: 0007_ids_errors_digests
 Create Date: 2026-12-02
 """
 
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_lake"
-down_revision = "0006_staged_lz4"
+down_revision = "0007_ids_errors_digests"
 branch_labels = None
 depends_on = None
 

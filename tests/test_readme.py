@@ -1,0 +1,140 @@
+"""The READMEs' commands, run as a reader would paste them."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+from importlib.metadata import packages_distributions
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.helpers import row
+from tests.live import MakeRun, get
+
+
+def code_blocks(markdown: str, section: str, language: str) -> list[str]:
+    """The fenced blocks of `language` in the section whose heading is `section`."""
+    body = markdown.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(rf"```{language}\n(.*?)```", body, re.DOTALL)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    run = MakeRun(tmp_path_factory.mktemp("readme"))
+    run.start()
+    try:
+        run.wait_serving()
+        yield run
+    finally:
+        run.kill()
+
+
+def test_the_using_it_commands_work_pasted_as_is(served):
+    (script,) = code_blocks((ROOT / "README.md").read_text(), "Using it", "sh")
+    port = served.env["PORT"]
+    assert "localhost:8000" in script
+    script = script.replace("localhost:8000", f"localhost:{port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", script + '\necho "KEY=$KEY"'],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '{"accepted":1,"rejected":[]}' in out
+    assert '"oldest_batch_age_seconds":null' in out and '"status":"ok"' in out
+    assert '"path":"/v1/users"' in out and '"hostname":"api.example.com"' in out
+    key = re.search(r"KEY=([\w-]+)\s*$", out).group(1)
+    assert len(key) > 30
+    # The last command deleted everything and revoked the key.
+    status, _ = get(f"http://127.0.0.1:{port}/api/data", {"X-AUTH-TOKEN": key})
+    assert status == 401
+
+
+def test_the_middleware_readme_names_what_its_example_needs():
+    readme = (ROOT / "middleware" / "README.md").read_text()
+    installs = " ".join(code_blocks(readme, "Install", "bash"))
+    named = {
+        word if word.startswith((".", "/")) else re.sub(r"[-_.]+", "-", word).lower()
+        for line in installs.splitlines()
+        if "pip install" in line
+        for word in line.split("#")[0].split("pip install", 1)[1].split()
+    }
+    example = code_blocks(readme, "Use", "python")[0]
+    modules = {
+        (node.module or "").split(".")[0]
+        for node in ast.walk(ast.parse(example))
+        if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name.split(".")[0]
+        for node in ast.walk(ast.parse(example))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    providers = packages_distributions()
+    for module in modules - {"api_analytics"}:  # ./middleware provides api_analytics
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(module, [])}
+        assert dists & named, f"the README's pip install does not name {module} ({dists})"
+    assert "./middleware" in named
+    assert "uvicorn" in named and "uvicorn main:app" in readme  # what serves it
+    scope: dict = {}
+    exec(compile(example, "middleware/README.md", "exec"), scope)  # noqa: S102
+    assert scope["app"].user_middleware, "the example adds the middleware"
+
+
+def test_the_sqlite_backup_and_restore_commands_work(tmp_path):
+    """README, Backup and restore: the SQLite lines, run beside a live embedded server."""
+    (block,) = code_blocks((ROOT / "README.md").read_text(), "Backup and restore", "sh")
+    sqlite_part = block.split("# SQLite:", 1)[1].split("\n", 1)[1]
+    backup, restore = sqlite_part.split("# restore: stop make run, then\n")
+    run = MakeRun(tmp_path).start()  # DATA_DIR is tmp_path/data: the README's data/
+    try:
+        run.wait_serving()
+        key = json.loads(post(f"{run.base}/api/keys"))["api_key"]
+        body = {"api_key": key, "requests": [row(path="/kept")]}
+        assert json.loads(post(f"{run.base}/api/log-request", body))["accepted"] == 1
+        wait_until(lambda: len(data(run, key)) == 1)
+        subprocess.run(["bash", "-e", "-c", backup], cwd=tmp_path, check=True, timeout=60)
+        assert run.ctrl_c() == 0
+    finally:
+        run.kill()
+    secret = (tmp_path / "data" / "secret_key").read_text()
+    for name in ("analytics.db", "analytics.db-wal", "analytics.db-shm", "secret_key"):
+        (tmp_path / "data" / name).unlink(missing_ok=True)  # the disk is lost
+    subprocess.run(["bash", "-e", "-c", restore], cwd=tmp_path, check=True, timeout=60)
+    assert (tmp_path / "data" / "secret_key").read_text() == secret
+    again = MakeRun(tmp_path).start()
+    try:
+        again.wait_serving()
+        assert [r["path"] for r in data(again, key)] == ["/kept"]
+    finally:
+        again.kill()
+
+
+def post(url: str, body=None) -> bytes:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, data=json.dumps(body or {}).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def data(run: MakeRun, key: str) -> list:
+    status, body = get(f"{run.base}/api/data", {"X-AUTH-TOKEN": key})
+    assert status == 200, body
+    return json.loads(body)
+
+
+def wait_until(condition, timeout: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
