@@ -181,6 +181,9 @@ def delete_old_requests(
                 engine, settings, f.key_id, f.month, [f], where=f"created_at >= {_ts(cutoff_us)}"
             )
             deleted += f.rows - (kept.rows if kept else 0)
+        if not budget.left():
+            budget.spent = True
+            return deleted
         with engine.begin() as conn:
             boundary = catalog.exported_id(conn)
             # Rows not yet exported (a late arrival); those below the boundary are in files.

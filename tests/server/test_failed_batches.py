@@ -86,19 +86,19 @@ def test_a_failing_batch_is_isolated_from_its_group_at_once(pg_app):
         rows = [row(path=f"/k{i}/{n}") for n in range(50)]
         assert post_batch(pg_app.client, key, rows).status_code == 201
     first, bad, last = staged_ids(pg_app, *keys)
-    # What the validation used to let through: PostgreSQL's inet refuses a zone id.
-    staged = [["2026-01-01T00:00:00+00:00", "h", "/", "GET", 200, 1, "fe80::1%eth0", None, None]]
+    # A staged row PostgreSQL refuses (validation never stages one: a smallint overflow).
+    staged = [["2026-01-01T00:00:00+00:00", "h", "/", "GET", 70000, 1, None, None, None]]
     spoil(pg_app, bad, encode_rows(staged))
 
     assert enrich.process_batch(first) == 100  # its group failed; each then ran alone
     assert [stored(pg_app, key) for key in keys] == [50, 0, 50]
     failed = batch(pg_app, bad)
     assert failed.attempts == 1
-    assert "inet" in failed.last_error and "fe80::1%eth0" in failed.last_error
+    assert "smallint" in failed.last_error and "70000" in failed.last_error
     assert failed.last_error_at is not None
     assert staged_ids(pg_app, *keys) == [bad]
     # The others' jobs were taken off the queue; the bad one's still waits, and fails alone.
-    with pytest.raises(Exception, match="inet"):
+    with pytest.raises(Exception, match="smallint"):
         enrich.process_batch(bad)
     assert batch(pg_app, bad).attempts == 2
     pg_app.client.delete("/api/data", headers={"X-AUTH-TOKEN": keys[1]})

@@ -11,7 +11,10 @@ from hypothesis import strategies as st
 
 from server.ingest import validate_rows
 from tests.conftest import sqlite_stack
-from worker import enrich, useragent
+from server import useragents as useragent
+from server.lake.users import number_users
+from server.rules import user_key
+from worker import enrich
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -56,7 +59,10 @@ def store(engine, staged: list, privacy_level: int) -> None:
     """The worker's own writes, in a transaction that is then rolled back."""
     agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
     with engine.connect() as conn, conn.begin() as transaction:
-        enrich.store_rows(conn, enrich.enrich(1, "FastAPI", privacy_level, staged, agents))
+        ip = (lambda r: r[6]) if privacy_level == 0 else (lambda r: None)
+        users = number_users(conn, {(1, user_key(ip(r), r[8])) for r in staged})
+        rows = enrich.enrich(1, "FastAPI", privacy_level, staged, agents, users)
+        enrich.store_rows(conn, rows)
         transaction.rollback()
 
 
