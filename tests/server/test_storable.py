@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from server.ingest import validate_rows
-from tests.conftest import sqlite_stack
 from server import useragents as useragent
+from server.ingest import validate_rows
 from server.lake.users import number_users
 from server.rules import user_key
+from tests.conftest import sqlite_stack
 from worker import enrich
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
