@@ -19,7 +19,7 @@ from server.lake.catalog import LakeFile
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.rules import api_version, template_path, user_key
-from worker.export import HOSTNAMES_SQL
+from worker.export import HOSTNAMES_SQL, current_month, write_digest
 
 USERS = 5_000
 COUNTRIES = [
@@ -272,10 +272,14 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
                     f"{HOSTNAMES_SQL} FROM read_parquet({sql_str(str(local))})"
                 ).fetchone()
                 name = file_name(key_id, month)
+                # Closed months get their digests, as compaction gives them.
+                digest = None
+                if month < current_month():
+                    digest = write_digest(cur, storage, str(local), name)
                 size = storage.put(local, name)
                 with db.begin() as conn:
                     catalog.ensure_state(conn)
-                    new = LakeFile(None, key_id, month, name, n, size, a, b, tuple(hosts))
+                    new = LakeFile(None, key_id, month, name, n, size, a, b, tuple(hosts), digest)
                     catalog.publish(conn, [new])
                 written += 1
                 done += n

@@ -160,6 +160,8 @@ lake_files = Table(
     Column("retired_at", TS),
     # The file's distinct hostnames, JSON: the hostname menu is read from here.
     Column("hostnames", Text, nullable=False, default="[]"),
+    # Its digest's name (server.lake.digest), once it has one: a closed month's files.
+    Column("digest", String(300)),
     Index("ix_lake_files_key_id", "key_id", "month"),
 )
 

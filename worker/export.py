@@ -26,6 +26,7 @@ from server.config import current_config
 from server.db import get_engine, is_postgres, utcnow, write_lock
 from server.lake import catalog, engine, layout
 from server.lake.catalog import LakeFile
+from server.lake.digest import digest_name, digest_sql
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.models import lake_exports, requests
@@ -230,7 +231,7 @@ def _publish(db, storage, files: list[LakeFile], *, boundary=None, retire=()) ->
                 kept = []
                 retire = []
         catalog.publish(conn, kept, boundary=boundary, retire=[f.id for f in retire])
-    dropped = [f.path for f in files if f not in kept]
+    dropped = [name for f in files if f not in kept for name in f.names]
     if dropped:
         storage.delete(dropped)
     return kept
@@ -277,6 +278,7 @@ def compact(db, settings, now: datetime | None = None) -> int:
         months[(f.key_id, f.month)].append(f)
     this_month = current_month(now)
     merged = 0
+    digested = 0
     for (key_id, month), group in months.items():
         while True:
             plan = merge_plan(group, settings.LAKE_FILE_ROWS, closed=month < this_month)
@@ -287,7 +289,38 @@ def compact(db, settings, now: datetime | None = None) -> int:
             group = [f for f in group if f not in plan] + ([new] if new else [])
             if new is None:
                 break
+        if month < this_month:
+            digested += add_digests(db, settings, [f for f in group if f.digest is None])
+    if digested:
+        log.info("digests written for %s files of closed months", digested)
     return merged
+
+
+def write_digest(cur, storage, source_url: str, name: str) -> str:
+    """Write the digest of the file at `source_url` (its rows), to be stored beside `name`."""
+    local = staging_file(storage, "digest")
+    source = f"read_parquet({sql_str(source_url)})"
+    cur.execute(
+        f"COPY ({digest_sql(source)}) TO {sql_str(str(local))} (FORMAT parquet, COMPRESSION zstd)"
+    )
+    storage.put(local, digest_name(name))
+    return digest_name(name)
+
+
+def add_digests(db, settings, files: list[LakeFile]) -> int:
+    """Give files without a digest one (a closed month's files that compaction kept)."""
+    storage = get_storage(settings)
+    done = 0
+    for f in files:
+        with engine.cursor(settings) as cur:
+            digest = write_digest(cur, storage, storage.url(f.path), f.path)
+        with db.begin() as conn:
+            recorded = catalog.set_digest(conn, f.id, digest)
+        if recorded:
+            done += 1
+        else:  # retired or deleted meanwhile
+            storage.delete([digest])
+    return done
 
 
 def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where: str = ""):
@@ -313,8 +346,12 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
                 f"({PARQUET_OPTIONS})"
             )
             name = file_name(key_id, month)
+            # A closed month's file is final (until retention): it gets its digest.
+            digest = (
+                write_digest(cur, storage, str(local), name) if month < current_month() else None
+            )
             size = storage.put(local, name)
-            new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts))
+            new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts), digest)
     published = _publish(db, storage, [new] if new else [], retire=files)
     if new is not None and not published:
         return None
@@ -356,7 +393,7 @@ def remove_retired(db, settings) -> int:
         retired = catalog.retired_before(conn, before)
     if not retired:
         return 0
-    get_storage(settings).delete([f.path for f in retired])
+    get_storage(settings).delete([name for f in retired for name in f.names])
     with db.begin() as conn:
         catalog.forget(conn, [f.id for f in retired])
     return len(retired)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dash_app.filters import Filters, Window
-from dash_app.stats import breakdowns, latency, timeseries, users
+from dash_app.stats import breakdowns, digests, latency, timeseries, users
 from dash_app.stats.planner import Plan, clicked_users, plan
 from server.db import get_engine
 from server.lake.source import open_rows
@@ -33,19 +33,38 @@ class Answers:
 
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
-    """Every panel's numbers for one refresh, from one snapshot."""
+    """Every panel's numbers for one refresh, from one snapshot: from the rows, or, for
+    the unfiltered view of a long period, from closed months' digests and the other rows
+    (dash_app.stats.digests; the same numbers)."""
     with get_engine().connect() as conn:
         p = plan(key_id, filters, window, clicked_users(conn, key_id, filters))
+    summarised = digests.usable(filters, window)
     with open_rows(key_id) as rows:
+        files = digests.covered(rows.snapshot.files, window) if summarised else []
+        if files:
+            raw, found = rows.without(files), digests.Digests(rows, files)
+            parts = digests.breakdowns_from(rows, raw, found, p)
+            distribution, buckets = digests.latency_from(raw, found, p)
+            who = digests.users_from(rows, raw, found, p)
+        else:
+            parts = breakdowns.breakdowns(rows, p)
+            distribution = latency.distribution(rows, p)
+            buckets = latency.bucket_percentiles(rows, p)
+            who = users.users(rows, p)
         previous = p.previous
-        parts = breakdowns.breakdowns(rows, p)
+        if previous is None:
+            previous_total = None
+        elif summarised:
+            previous_total = digests.total_from(rows, previous)
+        else:
+            previous_total = timeseries.total(rows, previous)
         return Answers(
             plan=p,
             parts=parts,
             clients=breakdowns.clients(parts.agents),
-            previous_total=timeseries.total(rows, previous) if previous else None,
-            latency=latency.distribution(rows, p),
-            latency_buckets=latency.bucket_percentiles(rows, p),
-            users=users.users(rows, p),
+            previous_total=previous_total,
+            latency=distribution,
+            latency_buckets=buckets,
+            users=who,
             hostnames=breakdowns.hostnames(rows),
         )

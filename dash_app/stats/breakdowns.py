@@ -42,14 +42,14 @@ def traffic(rows, plan: Plan) -> pd.DataFrame:
 
 
 def breakdowns(rows, plan: Plan) -> Breakdowns:
-    default_label = plan.label == "endpoint"
-    endpoint_keys = ("route",) if default_label else ("method", "label")
-    sets = {
-        _ROUTE: (*endpoint_keys, "status"),
-        _VERSION: ("version",),
-        _LOCATION: ("location",),
-        _AGENT: ("user_agent",),
-    }
+    return shape(sets_frame(rows, plan), traffic(rows, plan), plan)
+
+
+def sets_frame(rows, plan: Plan) -> pd.DataFrame:
+    """[g, route (or method, label), status, version, location, user_agent, n, n_ok,
+    rt_sum]: one row per group of each set, `g` naming the set."""
+    endpoint_keys = _endpoint_keys(plan)
+    sets = _sets(endpoint_keys)
     which = " + ".join(
         f"(CASE WHEN GROUPING({', '.join(cols)}) = 0 THEN {i} ELSE 0 END)"
         for i, cols in sets.items()
@@ -57,19 +57,39 @@ def breakdowns(rows, plan: Plan) -> Breakdowns:
     columns = [*endpoint_keys, "status", "version", "location", "user_agent"]
     inner = ", ".join(f"{plan.label} AS label" if c == "label" else c for c in columns)
     grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
-    frame = rows.frame(
+    return rows.frame(
         f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
         f"count(*) FILTER (WHERE status < 400) AS n_ok, sum(response_time) AS rt_sum "
         f"FROM (SELECT {inner}, response_time FROM {{rows}} WHERE {plan.where}) "
         f"GROUP BY GROUPING SETS ({grouping})",
         list(plan.params),
     )
+
+
+def _endpoint_keys(plan: Plan) -> tuple[str, ...]:
+    return ("route",) if plan.label == "endpoint" else ("method", "label")
+
+
+def _sets(endpoint_keys) -> dict[int, tuple[str, ...]]:
+    return {
+        _ROUTE: (*endpoint_keys, "status"),
+        _VERSION: ("version",),
+        _LOCATION: ("location",),
+        _AGENT: ("user_agent",),
+    }
+
+
+def shape(frame: pd.DataFrame, traffic_frame: pd.DataFrame, plan: Plan) -> Breakdowns:
+    """The panels' frames from a sets frame (several may be concatenated: sums merge)."""
+    default_label = plan.label == "endpoint"
+    sets = _sets(_endpoint_keys(plan))
     part = {i: frame[frame["g"] == i] for i in sets}
     counts = ["n", "n_ok", "rt_sum"]
     for i in part:
         part[i] = part[i].assign(**{c: part[i][c].fillna(0).astype("int64") for c in counts})
     route = part[_ROUTE]
     if default_label:
+        route = route.groupby(["route", "status"], as_index=False)[counts].sum()
         split = route["route"].str.split(" ", n=1, expand=True)
         route = route.assign(method=split[0], endpoint=split[1]) if len(route) else route
     else:
@@ -90,7 +110,7 @@ def breakdowns(rows, plan: Plan) -> Breakdowns:
         return found.groupby(column, as_index=False)[["n", "n_err"]].sum()
 
     return Breakdowns(
-        traffic=traffic(rows, plan),
+        traffic=traffic_frame.groupby("t", as_index=False)[["n", "n_ok"]].sum().astype("int64"),
         by_status=status.astype("int64"),
         endpoints=endpoints.astype({"status_class": "int64", "n": "int64", "rt_sum": "int64"}),
         versions=by(_VERSION, "version")[["version", "n"]],

@@ -33,6 +33,41 @@ def bucket_percentiles(rows, plan: Plan, ps=(50, 95)) -> pd.DataFrame:
     return out
 
 
+def bucket_distribution(rows, plan: Plan) -> pd.DataFrame:
+    """[bucket, rt, n]: the distribution of each activity bucket (merged with digests')."""
+    return rows.frame(
+        f"SELECT {plan.bucket} AS bucket, response_time AS rt, count(*) AS n "
+        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
+        list(plan.params),
+    )
+
+
+def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:
+    """[bucket, p50, p95] from [bucket, rt, n]: each bucket's exact percentiles, linear
+    between ranks as quantile_cont and numpy.percentile, all buckets at once."""
+    columns = ["bucket", *(f"p{p}" for p in ps)]
+    if dist.empty:
+        return pd.DataFrame(columns=columns)
+    ordered = dist.groupby(["bucket", "rt"], as_index=False)["n"].sum()
+    bucket = ordered["bucket"].to_numpy(dtype=np.int64)
+    values = ordered["rt"].to_numpy(dtype=np.int64)
+    counts = ordered["n"].to_numpy(dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    cumulative = np.cumsum(counts)
+    before = np.r_[0, cumulative[starts[1:] - 1]]  # rows in earlier buckets
+    totals = np.add.reduceat(counts, starts)
+    out = {"bucket": bucket[starts]}
+    for p in ps:
+        position = (totals - 1) * p / 100
+        below = np.floor(position).astype(np.int64)
+        # The value at a 0-based rank r of a bucket: the first row whose cumulative count
+        # (counted from the bucket's start) exceeds r.
+        low = values[np.searchsorted(cumulative, before + below + 1)]
+        high = values[np.searchsorted(cumulative, before + np.minimum(below + 2, totals))]
+        out[f"p{p}"] = low + (high - low) * (position - below)
+    return pd.DataFrame(out)
+
+
 def quantile(values: np.ndarray, counts: np.ndarray, p: float) -> float | None:
     """The p-th percentile (0-100) of the values, each repeated `counts` times, with linear
     interpolation between ranks (numpy.percentile's default); `values` sorted ascending."""

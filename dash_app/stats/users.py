@@ -44,11 +44,17 @@ def _buckets(rows, plan: Plan) -> int:
     return max(1, (window.until - since) // window.step + 1)
 
 
+def bitmap_buckets(rows, plan: Plan, span: tuple[int, int]) -> bool:
+    """Whether a bitmap a bucket over the key's numbers fits the memory we allow."""
+    low, high = span
+    return (high - low + 1) * _buckets(rows, plan) <= MAX_BITS
+
+
 def _counts(rows, plan: Plan, span, limit: int):
     if span is None:
         return 0, pd.DataFrame({"bucket": [], "users": []}, dtype="int64"), _top(rows, plan, [])
     low, high = span
-    if (high - low + 1) * _buckets(rows, plan) <= MAX_BITS:
+    if bitmap_buckets(rows, plan, span):
         distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))"
     else:
         distinct = "count(DISTINCT ux)"
@@ -78,7 +84,8 @@ def _top(rows, plan: Plan, busiest: list) -> pd.DataFrame:
     # Only their last active hours are read (the files are sorted by time).
     since_hour = min(int(h) for _ux, _n, h, _d in busiest)
     found = rows.query(
-        f"SELECT ux, epoch(max(created_at))::BIGINT, arg_max(coalesce(location, ''), created_at) "
+        f"SELECT ux, epoch_us(max(created_at)) // 1000000, "
+        f"arg_max(coalesce(location, ''), created_at) "
         f"FROM {{rows}} WHERE {plan.where} AND hour >= {since_hour} AND ux IN ({numbers}) "
         "GROUP BY ux",
         list(plan.params),

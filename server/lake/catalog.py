@@ -31,6 +31,12 @@ class LakeFile:
     min_us: int
     max_us: int
     hostnames: tuple[str, ...] = ()
+    digest: str | None = None  # its digest's name (server.lake.digest), if it has one
+
+    @property
+    def names(self) -> list[str]:
+        """Every stored object of the file: itself and its digest."""
+        return [self.path, *([self.digest] if self.digest else [])]
 
 
 @dataclass(frozen=True)
@@ -56,12 +62,13 @@ FILE_COLUMNS = (
     lake_files.c.min_us,
     lake_files.c.max_us,
     lake_files.c.hostnames,
+    lake_files.c.digest,
 )
 MAX_HOSTNAMES = 1000  # a file's menu entries kept (a bot scanning hostnames stays bounded)
 
 
 def _as_file(row) -> LakeFile:
-    return LakeFile(*row[:-1], tuple(json.loads(row[-1] or "[]")))
+    return LakeFile(*row[:-2], tuple(json.loads(row[-2] or "[]")), row[-1])
 
 
 def snapshot(conn, key_id: int, since_us: int | None = None, until_us: int | None = None):
@@ -134,7 +141,11 @@ def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=
         values = {k: getattr(file, k) for k in ("key_id", "month", "path", "rows", "bytes")}
         hosts = sorted(file.hostnames)[:MAX_HOSTNAMES]
         values.update(
-            min_us=file.min_us, max_us=file.max_us, created_at=now, hostnames=json.dumps(hosts)
+            min_us=file.min_us,
+            max_us=file.max_us,
+            created_at=now,
+            hostnames=json.dumps(hosts),
+            digest=file.digest,
         )
         ids.append(conn.execute(insert(lake_files).values(**values)).inserted_primary_key[0])
     retire = list(retire)
@@ -192,7 +203,23 @@ def live_files(conn, key_id: int | None = None, month: int | None = None) -> lis
 
 
 def known_paths(conn) -> set[str]:
-    return set(conn.execute(select(lake_files.c.path)).scalars())
+    """Every stored object the catalog names: files and their digests."""
+    found = set()
+    for path, digest in conn.execute(select(lake_files.c.path, lake_files.c.digest)):
+        found.add(path)
+        if digest:
+            found.add(digest)
+    return found
+
+
+def set_digest(conn, file_id: int, digest: str) -> bool:
+    """Record a live file's digest; False if the file went meanwhile."""
+    done = conn.execute(
+        update(lake_files)
+        .where(lake_files.c.id == file_id, lake_files.c.retired_at.is_(None))
+        .values(digest=digest)
+    )
+    return done.rowcount == 1
 
 
 def trimmable_boundary(conn, before) -> int | None:

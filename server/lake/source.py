@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from server.db import get_engine
 from server.lake import catalog, engine, layout
@@ -33,6 +33,16 @@ class Rows:
     relation: str
     hot_table: str
     hot_rows: int
+    storage: object = None
+
+    def without(self, files) -> Rows:
+        """The same view but for `files` (which a caller answers from their digests)."""
+        skip = {f.path for f in files}
+        keep = [f for f in self.snapshot.files if f.path not in skip]
+        return replace(self, relation=_relation(keep, self.hot_table, self.storage))
+
+    def url(self, name: str) -> str:
+        return self.storage.url(name)
 
     def query(self, sql: str, params=None):
         """Run `sql` (which names the rows `{rows}`) on the reader's connection."""
@@ -43,8 +53,13 @@ class Rows:
         return self.query(sql, params).df()
 
 
-def _file_list(snapshot: catalog.Snapshot, storage) -> str:
-    return "[" + ", ".join(sql_str(storage.url(f.path)) for f in snapshot.files) + "]"
+def _relation(files, hot: str, storage) -> str:
+    """The files' rows and the hot rows, as SQL usable after FROM."""
+    if not files:
+        return hot
+    columns = layout.lake_select_list()
+    urls = "[" + ", ".join(sql_str(storage.url(f.path)) for f in files) + "]"
+    return f"(SELECT {columns} FROM read_parquet({urls}) UNION ALL SELECT {columns} FROM {hot})"
 
 
 @contextlib.contextmanager
@@ -61,14 +76,9 @@ def open_rows(key_id: int, since_us: int | None = None, until_us: int | None = N
             f"AND id > {int(snap.exported_id)}"
         )
         hot_rows = cur.execute(f"SELECT count(*) FROM {hot}").fetchone()[0]
-        columns = layout.lake_select_list()
-        if snap.files:
-            files = f"SELECT {columns} FROM read_parquet({_file_list(snap, storage)})"
-            relation = f"({files} UNION ALL SELECT {columns} FROM {hot})"
-        else:
-            relation = hot
+        relation = _relation(snap.files, hot, storage)
         try:
-            yield Rows(cur, snap, relation, hot, hot_rows)
+            yield Rows(cur, snap, relation, hot, hot_rows, storage)
         finally:
             with contextlib.suppress(Exception):
                 cur.execute(f"DROP TABLE IF EXISTS {hot}")

@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("retired_at", sa.DateTime(timezone=True)),
         sa.Column("hostnames", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("digest", sa.String(300)),
         sa.UniqueConstraint("path", name="uq_lake_files_path"),
     )
     op.create_index("ix_lake_files_key_id", "lake_files", ["key_id", "month"])

@@ -1,0 +1,150 @@
+"""The unfiltered overview of a long period: closed months from their files' digests, the
+rest (the current month, late rows, hot rows) from the rows themselves.
+
+Every question here merges two parts by sums and unions: the digests' rows for the files
+wholly inside the period (server.lake.digest) and the same question asked of the other
+rows. The numbers are the same as asking every row (tests compare the two ways); only
+the work is smaller: a few digests instead of months of rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from dash_app.filters import Filters, Window
+from dash_app.stats import breakdowns, latency, users
+from dash_app.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
+from dash_app.stats.planner import Plan
+from server.db import get_engine
+from server.lake import digest as d
+from server.lake.source import sql_str
+from server.lake.users import names_of, number_span
+from server.rules import DAY
+
+# Which sets-frame group each kind of digest row feeds, and into which column.
+_SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
+         d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
+
+
+def usable(filters: Filters, window: Window) -> bool:
+    """Digests answer the overview with no filter at all, over daily buckets."""
+    return filters == Filters(period=filters.period) and window.step == DAY
+
+
+def covered(files, window: Window) -> list:
+    """Files with a digest and every row inside the window."""
+    since_us = None if window.since is None else window.since * 1_000_000
+    until_us = window.until * 1_000_000
+    return [
+        f
+        for f in files
+        if f.digest and (since_us is None or f.min_us >= since_us) and f.max_us < until_us
+    ]
+
+
+class Digests:
+    """The digests of some files, as SQL."""
+
+    def __init__(self, rows, files) -> None:
+        self.rows = rows
+        urls = ", ".join(sql_str(rows.url(f.digest)) for f in files)
+        self.relation = f"read_parquet([{urls}])"
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        return self.rows.cursor.execute(sql.replace("{digests}", self.relation)).df()
+
+
+def breakdowns_from(rows, raw, digests: Digests, plan: Plan) -> breakdowns.Breakdowns:
+    frame = breakdowns.sets_frame(raw, plan)
+    parts = [frame]
+    found = digests.frame(
+        "SELECT kind, k, status, n, n_ok, rt_sum FROM {digests} "
+        f"WHERE kind IN ({', '.join(sql_str(k) for k in _SETS)})"
+    )
+    for kind, (group, column) in _SETS.items():
+        part = found[found["kind"] == kind]
+        if part.empty:
+            continue
+        shaped = pd.DataFrame({"g": group, column: part["k"].to_numpy()})
+        for name in ("status", "n", "n_ok", "rt_sum"):
+            shaped[name] = part[name].to_numpy()
+        parts.append(shaped)
+    traffic = pd.concat(
+        [
+            breakdowns.traffic(raw, plan),
+            digests.frame(
+                f"SELECT t, n, n_ok FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
+            ).astype("int64"),
+        ],
+        ignore_index=True,
+    )
+    frame = pd.concat(parts, ignore_index=True).reindex(columns=frame.columns)
+    return breakdowns.shape(frame, traffic, plan)
+
+
+def latency_from(raw, digests: Digests, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """([rt, n], [bucket, p50, p95]) over the digests' days and the other rows."""
+    per_day = pd.concat(
+        [
+            latency.bucket_distribution(raw, plan),
+            digests.frame(
+                f"SELECT t AS bucket, rt, n FROM {{digests}} WHERE kind = {sql_str(d.DAY_RT)}"
+            ),
+        ],
+        ignore_index=True,
+    )
+    overall = per_day.groupby("rt", as_index=False)["n"].sum()
+    return overall, latency.per_bucket(per_day)
+
+
+def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_USERS):
+    with get_engine().connect() as conn:
+        span = number_span(conn, plan.key_id)
+    if span is None:
+        return users.Users(0, pd.DataFrame({"bucket": [], "users": []}), users._top(raw, plan, []))
+    low, high = span
+    pairs = (
+        f"SELECT t, ux FROM {digests.relation} WHERE kind = {sql_str(d.DAY_USER)} "
+        f"UNION ALL SELECT {plan.bucket} AS t, ux FROM {raw.relation} "
+        f"WHERE {plan.where} AND ux IS NOT NULL"
+    )
+    buckets = users.bitmap_buckets(rows, plan, span)
+    distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))" if buckets else "count(DISTINCT ux)"
+    per_bucket = rows.cursor.execute(
+        f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t",
+        list(plan.params),
+    ).df()
+    each = (
+        f"SELECT ux, n, last_us, last_loc FROM {digests.relation} "
+        f"WHERE kind = {sql_str(d.USER)} "
+        f"UNION ALL SELECT ux, count(*), epoch_us(max(created_at)), "
+        f"arg_max(coalesce(location, ''), created_at) FROM {raw.relation} "
+        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux"
+    )
+    busiest = rows.cursor.execute(
+        f"SELECT ux, sum(n) AS n, max(last_us), arg_max(last_loc, last_us), count(*) OVER () "
+        f"FROM ({each}) GROUP BY ux ORDER BY n DESC, ux LIMIT {int(limit)}",
+        list(plan.params),
+    ).fetchall()
+    with get_engine().connect() as conn:
+        names = names_of(conn, [row[0] for row in busiest])
+    top = pd.DataFrame(
+        [(names[ux], int(n), int(last) // 1_000_000, loc) for ux, n, last, loc, _c in busiest],
+        columns=["user_key", "n", "last_seen", "location"],
+    )
+    top = top.sort_values(["n", "user_key"], ascending=[False, True]).reset_index(drop=True)
+    return users.Users(int(busiest[0][4]) if busiest else 0, per_bucket, top)
+
+
+def total_from(rows, plan: Plan) -> int:
+    """The requests of a period, from the digests of its files and the other rows."""
+    files = covered(rows.snapshot.files, plan.window)
+    raw = rows.without(files)
+    count = raw.query(f"SELECT count(*) FROM {{rows}} WHERE {plan.where}", list(plan.params))
+    total = int(count.fetchone()[0])
+    if files:
+        summed = Digests(rows, files).frame(
+            f"SELECT coalesce(sum(n), 0) AS n FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
+        )
+        total += int(summed["n"].iloc[0])
+    return total

@@ -1,0 +1,111 @@
+"""Closed months' digests answer the unfiltered overview with exactly the rows' numbers.
+
+Rows spread over four months, exported and compacted (so closed months get digests),
+more rows left hot: every period's overview from the digests must equal the overview
+asked of every row, and the independent count of what was sent.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from dash_app.filters import Filters
+from dash_app.overview import compute
+from dash_app.stats import digests
+from server.auth import lookup_key
+from server.lake import catalog
+from tests.dash_app.helpers import CHROME, GOOGLEBOT, IPHONE, Expected, ingest
+from worker.export import current_month, flush
+
+PERIODS = ("30d", "6m", "1y", "all")
+PANELS = ("histogram", "status_codes", "activity", "hours", "weekdays", "endpoints", "versions",
+          "locations", "browsers", "systems", "devices", "top_users")  # fmt: skip
+
+
+def spread_rows(now: datetime) -> list[tuple[int, dict]]:
+    rows = []
+    agents = (CHROME, IPHONE, GOOGLEBOT)
+    for i in range(400):
+        created = now - timedelta(hours=i * 7.3 + 1)
+        rows.append(
+            (
+                2 if i % 13 == 0 else 0,
+                {
+                    "hostname": ("api.example.com", "eu.example.com")[i % 2],
+                    "ip_address": ("8.8.8.8", "81.2.69.160", "5.1.2.3", "8.8.8.9")[i % 4],
+                    "path": ("/v1/items/{n}", "/v2/orders/{n}?x=1", "/health")[i % 3].format(
+                        n=i % 7
+                    ),
+                    "user_agent": agents[i % 3],
+                    "method": "POST" if i % 5 == 4 else "GET",
+                    "status": (200, 200, 201, 404, 500, 301)[i % 6],
+                    "response_time": 3 + (i * 37) % 900,
+                    "user_id": f"user{i % 9}",
+                    "created_at": created.isoformat(),
+                },
+            )
+        )
+    return rows
+
+
+def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    if a.empty and b.empty:
+        return True
+    key = list(a.columns)
+    left = a.sort_values(key).reset_index(drop=True)
+    right = b[key].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(left, right, check_dtype=False, check_exact=False)
+    return True
+
+
+def test_digests_answer_as_the_rows_do(stack, monkeypatch):
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    now = datetime.now(UTC)
+    rows = spread_rows(now)
+    key = stack.new_key()
+    ingest(stack, key, rows[40:])
+    flush()  # export, compact; closed months get their digests
+    ingest(stack, key, rows[:40])  # the newest stay hot
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+        files = catalog.live_files(conn, key_id)
+    closed = [f for f in files if f.month < current_month()]
+    assert closed and all(f.digest for f in closed)
+
+    used = []
+    real = digests.breakdowns_from
+    monkeypatch.setattr(digests, "breakdowns_from", lambda *a: used.append(1) or real(*a))
+    for period in PERIODS:
+        filters = Filters(period=period)
+        summarised = compute(key_id, filters, now)
+        with monkeypatch.context() as m:
+            m.setattr(digests, "usable", lambda *_a: False)
+            plain = compute(key_id, filters, now)
+        expected = Expected(rows, filters, plain.window.since, plain.window.until)
+        assert summarised.summary == plain.summary, period
+        assert summarised.summary["requests"] == expected.requests, period
+        assert summarised.users == plain.users == expected.users, period
+        assert summarised.percentiles == pytest.approx(plain.percentiles), period
+        assert summarised.hostnames == plain.hostnames
+        for name in PANELS:
+            assert frames_equal(getattr(summarised, name), getattr(plain, name)), (period, name)
+    assert len(used) >= 3  # the long periods were answered from digests
+
+
+def test_filters_are_never_answered_from_digests():
+    window = Filters(period="1y")
+    from dash_app.filters import window_for
+
+    assert digests.usable(window, window_for("1y"))
+    for filters in (
+        Filters(period="1y", exclude_bots=True),
+        Filters(period="1y", hostname="h"),
+        Filters(period="1y", keep_ids=True),
+        Filters(period="1y", hidden=("/x*",)),
+        Filters(period="1y").with_click("status", "200"),
+    ):
+        assert not digests.usable(filters, window_for("1y")), filters
+    assert not digests.usable(Filters(period="7d"), window_for("7d"))
