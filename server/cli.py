@@ -1,4 +1,5 @@
-"""Flask CLI commands: `flask --app wsgi db upgrade`, `create-key`, `sweep`, `batches`."""
+"""Flask CLI commands: `flask --app wsgi db upgrade`, `create-key`, `sweep`, `batches`,
+`lake status|export`."""
 
 from __future__ import annotations
 
@@ -207,6 +208,46 @@ def _chosen(batch_ids: tuple[int, ...], all_failed: bool, failed_ids) -> list[in
     return list(dict.fromkeys(batch_ids))
 
 
+lake_cli = AppGroup("lake", help="The columnar store: what it holds, and its export.")
+
+
+@lake_cli.command("status")
+def lake_status() -> None:
+    """Files, rows and bytes in the store; rows still waiting in the hot table."""
+    from sqlalchemy import func, select
+
+    from server.db import get_engine
+    from server.lake import catalog
+    from server.lake.storage import get_storage
+    from server.models import lake_files
+
+    with get_engine().connect() as conn:
+        rows, size = catalog.storage_bytes(conn)
+        files = conn.execute(
+            select(func.count(), func.count(lake_files.c.digest)).where(
+                lake_files.c.retired_at.is_(None)
+            )
+        ).one()
+        waiting, _oldest = catalog.pending(conn, catalog.exported_id(conn))
+    click.echo(f"store: {get_storage().describe()}")
+    click.echo(f"  {files[0]} files ({files[1]} with digests), {rows:,} rows, {size:,} bytes")
+    if rows:
+        click.echo(f"  {size / rows:.1f} bytes a row in files")
+    click.echo(f"hot rows waiting for the export: {waiting:,}")
+
+
+@lake_cli.command("export")
+def lake_export() -> None:
+    """Move every waiting hot row into files now, and compact (what the job does)."""
+    from worker.export import flush
+
+    result = flush()
+    click.echo(
+        f"exported {result['exported']:,} rows into {result['files']} files; "
+        f"{result['merged']} files merged"
+    )
+
+
 def _redact(url: str) -> str:
     from sqlalchemy.engine import make_url
 
@@ -223,3 +264,4 @@ def init_cli(app) -> None:
     app.cli.add_command(batches_cli)
     app.cli.add_command(seed_demo_command)
     app.cli.add_command(retention_command)
+    app.cli.add_command(lake_cli)

@@ -380,3 +380,32 @@ def test_the_engine_keeps_to_its_memory_limit(tmp_path):
     number, unit = limit.split()
     assert unit == "MiB" and float(number) * 2**20 == pytest.approx(123e6, rel=0.01)
     assert int(threads) == 1
+
+
+def test_the_lake_command_and_health_report_the_export(stack):
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    send(stack, key, 25)
+    runner = stack.app.test_cli_runner()
+    status = runner.invoke(args=["lake", "status"])
+    assert status.exit_code == 0, status.output
+    assert "hot rows waiting for the export: 25" in status.output
+    health = stack.client.get("/api/health").get_json()
+    assert health["unexported_rows"] == 25 and health["status"] == "ok"
+    done = runner.invoke(args=["lake", "export"])
+    assert done.exit_code == 0 and "exported 25 rows" in done.output, done.output
+    status = runner.invoke(args=["lake", "status"])
+    assert "25 rows" in status.output and "waiting for the export: 0" in status.output
+    assert stack.client.get("/api/health").get_json()["unexported_rows"] == 0
+
+
+def test_health_names_a_stalled_export(stack, monkeypatch):
+    from server.api.health import routes
+
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    send(stack, key, 5)
+    monkeypatch.setattr(routes, "EXPORT_STALLED_SECONDS", -1)
+    health = stack.client.get("/api/health").get_json()
+    assert health["status"] == "degraded"
+    assert any("waited" in p and "lake export" in p for p in health["problems"])

@@ -41,6 +41,17 @@ class HealthSchema(Schema):
             "null when none waits (or the database is down)"
         },
     )
+    unexported_rows = fields.Integer(
+        allow_none=True,
+        metadata={
+            "description": "Stored requests not yet moved into the columnar store's files "
+            "(the dashboard counts them already); null if unknown"
+        },
+    )
+    last_export_age_seconds = fields.Float(
+        allow_none=True,
+        metadata={"description": "Seconds since the export last moved rows into files"},
+    )
     failed_batches = fields.Integer(
         allow_none=True,
         metadata={
@@ -96,6 +107,25 @@ def oldest_batch_age() -> float | None:
     return round((utcnow() - as_utc(oldest)).total_seconds(), 1)
 
 
+# Rows waiting longer than this for the export mean no worker runs it.
+EXPORT_STALLED_SECONDS = 600
+
+
+def export_state() -> tuple[int | None, float | None]:
+    """(rows waiting for the export, seconds since the last export)."""
+    from server.lake import catalog
+    from server.models import lake_exports
+
+    try:
+        with get_engine().connect() as conn:
+            waiting, _oldest = catalog.pending(conn, catalog.exported_id(conn))
+            last = conn.execute(select(func.max(lake_exports.c.committed_at))).scalar()
+    except Exception:
+        return None, None
+    age = None if last is None else round((utcnow() - as_utc(last)).total_seconds(), 1)
+    return waiting, age
+
+
 @blp.route("/health")
 class Health(MethodView):
     @blp.response(200, HealthSchema)
@@ -114,7 +144,15 @@ class Health(MethodView):
         database_up = report["database"] == "ok"
         report["oldest_batch_age_seconds"] = oldest_batch_age() if database_up else None
         report["failed_batches"] = failed_batches() if database_up else None
+        waiting, age = export_state() if database_up else (None, None)
+        report["unexported_rows"], report["last_export_age_seconds"] = waiting, age
         problems = [f"the {name} is {report[name]}" for name in down]
+        if waiting and age is not None and age > EXPORT_STALLED_SECONDS:
+            problems.append(
+                f"{waiting} stored requests have waited {age:.0f} s for the export into the "
+                "columnar store (the dashboard reads them more slowly meanwhile): is a worker "
+                "running? `flask --app wsgi lake export` runs it by hand"
+            )
         if report["failed_batches"]:
             problems.append(
                 f"{report['failed_batches']} accepted batches could not be stored after "
