@@ -49,7 +49,7 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
         else:
             parts = breakdowns.breakdowns(rows, p)
             distribution = latency.distribution(rows, p)
-            buckets = latency.bucket_percentiles(rows, p)
+            buckets = latency.per_bucket(latency.bucket_distribution(rows, p))
             who = users.users(rows, p)
         previous = p.previous
         if previous is None:
