@@ -93,6 +93,10 @@ requests = Table(
     ),
     # Readers take a key's rows past the exported boundary: id > boundary.
     Index("ix_requests_key_id", "key_id", "id"),
+    # Ids must only grow: a row given an id at or below the boundary would never be read
+    # or exported. SQLite reuses the largest free id without AUTOINCREMENT (after the hot
+    # table is trimmed empty, it starts again at 1); PostgreSQL's sequence never does.
+    sqlite_autoincrement=True,
 )
 
 monitors = Table(

@@ -108,6 +108,9 @@ def upgrade() -> None:
         "requests_next",
         sa.Column("id", big_id, primary_key=True),
         *(sa.Column(name, kind) for name, kind in NEW_COLUMNS),
+        # Ids must only grow (rows at or below the export boundary are never read again):
+        # without AUTOINCREMENT SQLite hands out freed ids, from 1 once the table is empty.
+        sqlite_autoincrement=True,
     )
     _copy_rows(bind, postgres)
     op.drop_table("requests")
