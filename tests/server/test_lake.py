@@ -7,6 +7,7 @@ by plain SQL over the stored files (never through the code that wrote them).
 from __future__ import annotations
 
 import multiprocessing
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -382,6 +383,11 @@ def test_the_engine_keeps_to_its_memory_limit(tmp_path):
     assert int(threads) == 1
 
 
+def rows_in_files(output: str) -> int:
+    found = re.search(r"([\d,]+) rows,", output)
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
 def test_the_lake_command_and_health_report_the_export(stack):
     stack.config.LAKE_EXPORT_SECONDS = 3600
     key = stack.new_key()
@@ -390,12 +396,15 @@ def test_the_lake_command_and_health_report_the_export(stack):
     status = runner.invoke(args=["lake", "status"])
     assert status.exit_code == 0, status.output
     assert "hot rows waiting for the export: 25" in status.output
+    before = rows_in_files(status.output)
     health = stack.client.get("/api/health").get_json()
     assert health["unexported_rows"] == 25 and health["status"] == "ok"
     done = runner.invoke(args=["lake", "export"])
     assert done.exit_code == 0 and "exported 25 rows" in done.output, done.output
     status = runner.invoke(args=["lake", "status"])
-    assert "25 rows" in status.output and "waiting for the export: 0" in status.output
+    # the stack is shared: other tests' keys may already have files in the store
+    assert rows_in_files(status.output) == before + 25, status.output
+    assert "waiting for the export: 0" in status.output
     assert stack.client.get("/api/health").get_json()["unexported_rows"] == 0
 
 
