@@ -21,6 +21,7 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing
 import resource
@@ -122,22 +123,19 @@ def independent_where(clicks, since, until) -> str:
 # --- the measuring process -----------------------------------------------------------------
 
 
-def measure(url, data_dir, key_id, periods, which, repeats, memory_mb, out):
-    """Runs in a fresh process: every period x filter set; writes results to `out`."""
-    from dash_app.filters import Filters, window_for
-    from dash_app.overview import refresh
-    from server.lake import engine as lake_engine
+def expected_counts(url, data_dir, key_id, periods, which, memory_mb, now_iso, out):
+    """Runs in a process of its own: the filter sets, and each one's requests and users
+    counted by plain SQL over the same files and hot rows (not by the planner under test).
+    Apart from the measuring process so that its peak RSS is the refresh's alone."""
+    from dash_app.filters import window_for
     from server.lake.source import open_rows
 
-    settings = settings_for(url, data_dir, memory_mb)
-    bind(settings)
-    now = datetime.now(UTC)
-    results = []
+    bind(settings_for(url, data_dir, memory_mb))
+    now = datetime.fromisoformat(now_iso)
+    expected = []
     with open_rows(key_id) as rows:
-        # The independent side reads the same snapshot's files and hot rows, plainly.
         plain = f"(SELECT * FROM {rows.relation})"
         sets = filter_sets(plain, rows.cursor, which)
-        expected = {}
         for period in periods:
             window = window_for(period, now)
             for name, clicks in sets:
@@ -146,39 +144,56 @@ def measure(url, data_dir, key_id, periods, which, repeats, memory_mb, out):
                     f"SELECT count(*), count(DISTINCT coalesce(ip_address, user_id)) "
                     f"FROM {plain} WHERE {where}"
                 ).fetchone()
-                expected[(period, name)] = (n, users)
-    lake_engine.close()
-    for period in periods:
-        for name, clicks in sets:
-            filters = Filters(period=period)
-            for dim, value in clicks:
-                filters = filters.with_click(dim, value)
-            times = []
-            for _ in range(repeats):
-                started = time.perf_counter()
-                data, _figures = refresh(key_id, filters, now)
-                times.append(time.perf_counter() - started)
-            want = expected[(period, name)]
-            got = (data.summary["requests"], data.users)
-            results.append(
-                {
-                    "period": period,
-                    "filters": name,
-                    "median_s": statistics.median(times),
-                    "requests": got[0],
-                    "users": got[1],
-                    "exact": got == want,
-                    "expected": want,
-                }
-            )
-            mark = "exact" if got == want else f"WRONG, expected {want}"
-            print(
-                f"  {period:>4} {name:<17} {statistics.median(times):6.3f} s  "
-                f"{got[0]:>11,} requests {got[1]:>6,} users  {mark}",
-                flush=True,
-            )
+                expected.append([period, name, clicks, [n, users]])
+    Path(out).write_text(json.dumps(expected))
+
+
+def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out):
+    """Runs in a fresh process: the refresh of every case; writes results to `out`."""
+    from dash_app.filters import Filters
+    from dash_app.overview import refresh
+
+    bind(settings_for(url, data_dir, memory_mb))
+    now = datetime.fromisoformat(now_iso)
+    results = []
+    for period, name, clicks, want in cases:
+        filters = Filters(period=period)
+        for dim, value in clicks:
+            filters = filters.with_click(dim, value)
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            data, _figures = refresh(key_id, filters, now)
+            times.append(time.perf_counter() - started)
+        got = [data.summary["requests"], data.users]
+        results.append(
+            {
+                "period": period,
+                "filters": name,
+                "median_s": statistics.median(times),
+                "requests": got[0],
+                "users": got[1],
+                "exact": got == want,
+                "expected": want,
+            }
+        )
+        mark = "exact" if got == want else f"WRONG, expected {want}"
+        print(
+            f"  {period:>4} {name:<17} {statistics.median(times):6.3f} s  "
+            f"{got[0]:>11,} requests {got[1]:>6,} users  {mark}",
+            flush=True,
+        )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     Path(out).write_text(json.dumps({"results": results, "rss_mb": rss}))
+
+
+def in_process(target, *args) -> None:
+    context = multiprocessing.get_context("spawn")
+    worker = context.Process(target=target, args=args)
+    worker.start()
+    worker.join()
+    if worker.exitcode != 0:
+        raise SystemExit(f"the {target.__name__} process failed")
 
 
 def bytes_per_row(db, settings, total_rows: int) -> dict:
@@ -203,6 +218,35 @@ def bytes_per_row(db, settings, total_rows: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def store_dir(keep: str | None):
+    if keep:
+        path = Path(tempfile.gettempdir()) / keep
+        path.mkdir(exist_ok=True)
+        yield str(path)
+    else:
+        with tempfile.TemporaryDirectory() as path:
+            yield path
+
+
+def load_all(db, settings, args, now: datetime) -> int:
+    """The key's rows, the other key's and the hot rows; the key's id."""
+    from bench.lake_load import load_key
+    from server.auth import create_key
+
+    with db.begin() as conn:
+        key_id, _ = create_key(conn)
+        other_id, _ = create_key(conn)
+    started = time.monotonic()
+    load_key(db, settings, key_id, args.rows, now, progress)
+    if args.other_rows:
+        load_key(db, settings, other_id, args.other_rows, now, progress)
+    if args.hot:
+        _hot_rows(db, key_id, args.hot, now)
+    progress(f"loaded in {time.monotonic() - started:.0f} s")
+    return key_id
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -214,39 +258,44 @@ def main() -> int:
     parser.add_argument("--memory-mb", type=int, default=256, help="ENGINE_MEMORY_MB")
     parser.add_argument("--target", type=float, default=TARGET_SECONDS)
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument(
+        "--keep", metavar="NAME",
+        help="keep the database NAME and the store in $TMPDIR/NAME, and reuse them next time "
+        "(the clock then stands at the first run's time)",
+    )  # fmt: skip
     args = parser.parse_args()
     periods = [p for p in args.periods.split(",") if p]
 
-    from bench.lake_load import load_key
-    from server.auth import create_key
-
-    with fresh_database("apia_dash") as url, tempfile.TemporaryDirectory() as data_dir:
+    with fresh_database("apia_dash", keep=args.keep) as url, store_dir(args.keep) as data_dir:
         settings = settings_for(url, data_dir, args.memory_mb)
         db = bind(settings)
-        now = datetime.now(UTC)
-        with db.begin() as conn:
-            key_id, _ = create_key(conn)
-            other_id, _ = create_key(conn)
-        started = time.monotonic()
-        load_key(db, settings, key_id, args.rows, now, progress)
-        if args.other_rows:
-            load_key(db, settings, other_id, args.other_rows, now, progress)
-        if args.hot:
-            _hot_rows(db, key_id, args.hot, now)
-        progress(f"loaded in {time.monotonic() - started:.0f} s")
-        out = Path(data_dir) / "results.json"
-        context = multiprocessing.get_context("spawn")
-        worker = context.Process(
-            target=measure,
-            args=(url, data_dir, key_id, periods, args.filters, args.repeats, args.memory_mb,
-                  str(out)),
+        loaded = Path(data_dir) / "loaded.json"
+        shape = [args.rows, args.other_rows, args.hot]
+        if loaded.exists() and json.loads(loaded.read_text())["shape"] == shape:
+            state = json.loads(loaded.read_text())
+            key_id, now = state["key_id"], datetime.fromisoformat(state["now"])
+            progress(f"reusing the rows loaded at {state['now']} ({args.keep})")
+        else:
+            if loaded.exists():
+                raise SystemExit(f"--keep {args.keep} holds other rows: drop it first")
+            now = datetime.now(UTC)
+            key_id = load_all(db, settings, args, now)
+            if args.keep:
+                state = {"shape": shape, "key_id": key_id, "now": now.isoformat()}
+                loaded.write_text(json.dumps(state))
+        now_iso = now.isoformat()
+        progress("counting each case by plain SQL (a process of its own)")
+        cases = Path(data_dir) / "cases.json"
+        in_process(
+            expected_counts, url, data_dir, key_id, periods, args.filters, args.memory_mb,
+            now_iso, str(cases),
         )  # fmt: skip
         progress("refreshing (a fresh process; median of each)")
-        worker.start()
-        worker.join()
-        if worker.exitcode != 0:
-            print("the measuring process failed")
-            return 1
+        out = Path(data_dir) / "results.json"
+        in_process(
+            measure, url, data_dir, key_id, json.loads(cases.read_text()), args.repeats,
+            args.memory_mb, now_iso, str(out),
+        )  # fmt: skip
         report = json.loads(out.read_text())
         total = args.rows + args.other_rows + args.hot
         size = bytes_per_row(db, settings, total)

@@ -34,14 +34,19 @@ def progress(message: str) -> None:
 
 
 @contextlib.contextmanager
-def fresh_database(prefix: str = "apia_bench"):
-    """A new database, migrated; dropped afterwards."""
+def fresh_database(prefix: str = "apia_bench", keep: str | None = None):
+    """A new database, migrated; dropped afterwards. With `keep`, the database of that
+    name, created if missing and kept (for repeated runs over the same loaded rows)."""
     from server.cli import upgrade_database
 
-    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = keep or f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        exists = conn.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+        ).scalar()
+        if not exists:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     try:
         upgrade_database(url)
@@ -51,8 +56,9 @@ def fresh_database(prefix: str = "apia_bench"):
 
         with contextlib.suppress(Exception):
             get_engine().dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if not keep:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
 
 
