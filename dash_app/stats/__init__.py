@@ -48,8 +48,11 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
             who = digests.users_from(rows, raw, found, p)
         else:
             parts = breakdowns.breakdowns(rows, p)
-            distribution = latency.distribution(rows, p)
-            buckets = latency.per_bucket(latency.bucket_distribution(rows, p))
+            per_bucket = latency.bucket_distribution(rows, p)
+            distribution, buckets = (
+                latency.overall_frame(per_bucket),
+                latency.per_bucket(per_bucket),
+            )
             who = users.users(rows, p)
         previous = p.previous
         if previous is None:

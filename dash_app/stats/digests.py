@@ -93,8 +93,7 @@ def latency_from(raw, digests: Digests, plan: Plan) -> tuple[pd.DataFrame, pd.Da
         ],
         ignore_index=True,
     )
-    overall = per_day.groupby("rt", as_index=False)["n"].sum()
-    return overall, latency.per_bucket(per_day)
+    return latency.overall_frame(per_day), latency.per_bucket(per_day)
 
 
 def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_USERS):
