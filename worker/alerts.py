@@ -360,7 +360,7 @@ def send_delivery(delivery_id: int, now: datetime | None = None) -> bool:
 def _record(delivery, now: datetime, error: str | None) -> None:
     attempts = delivery.attempts + 1
     if error is None:
-        values = {"status": "sent", "sent_at": utcnow(), "last_error": None}
+        values = {"status": "sent", "sent_at": now, "last_error": None}
     elif attempts > len(RETRY_DELAYS):
         values = {"status": "failed", "last_error": error}
     else:
@@ -373,7 +373,7 @@ def _record(delivery, now: datetime, error: str | None) -> None:
         )
         conn.execute(
             alert_attempts.insert().values(
-                delivery_id=delivery.id, attempted_at=utcnow(), ok=error is None, error=error
+                delivery_id=delivery.id, attempted_at=now, ok=error is None, error=error
             )
         )
     if error is None:

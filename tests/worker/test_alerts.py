@@ -1,0 +1,421 @@
+"""Alerts end to end: real traffic crosses a threshold, a real local webhook receiver checks
+the signature, a real SMTP server (aiosmtpd, STARTTLS and a login) gets the mail, a
+stopped local server is reported down after K checks; on SQLite with the in-process
+jobs and on PostgreSQL with a real RQ worker."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import ssl
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import func, select
+
+from server.models import alert_deliveries, alert_incidents
+from server.queue import ALERT_QUEUE, SEND_ALERTS, SEND_ALERTS_TIMEOUT
+from tests.conftest import free_port, postgres_stack, sqlite_stack
+from tests.helpers import post_batch, row
+from tests.targets import TargetServer
+from worker import alerts as alert_jobs
+from worker.schedule import ALERT_EVALUATION_TIMEOUT, periodic_jobs
+from worker.uptime import check_monitor
+
+
+def auth(key):
+    return {"X-AUTH-TOKEN": key}
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that records every POST and answers `status`."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.received: list[tuple[dict, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hook"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def bodies(self) -> list[dict]:
+        return [json.loads(body) for _headers, body in self.received]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def receiver():
+    found = Receiver()
+    yield found
+    found.close()
+
+
+class Smtp:
+    """aiosmtpd on 127.0.0.1: STARTTLS required (a trustme certificate), then a login."""
+
+    USER, PASSWORD = "alerts", "s3cret-pw"
+
+    def __init__(self, tmp_path, monkeypatch) -> None:
+        import trustme
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        authority = trustme.CA()
+        server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        authority.issue_cert("127.0.0.1").configure_cert(server_context)
+        # The sender builds its context from the defaults: make them trust this CA.
+        ca_file = tmp_path / "smtp-ca.pem"
+        authority.cert_pem.write_to_path(str(ca_file))
+        monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+        self.messages = []
+        outer = self
+
+        def authenticate(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and (
+                auth_data.login.decode(),
+                auth_data.password.decode(),
+            ) == (outer.USER, outer.PASSWORD)
+            return AuthResult(success=ok)
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                from email import message_from_bytes, policy
+
+                assert session.authenticated
+                outer.messages.append(message_from_bytes(envelope.content, policy=policy.default))
+                return "250 OK"
+
+        port = free_port()
+        self.controller = Controller(
+            Handler(),
+            hostname="127.0.0.1",
+            port=port,
+            tls_context=server_context,
+            require_starttls=True,
+            authenticator=authenticate,
+            auth_require_tls=True,
+        )
+        self.controller.start()
+        self.url = f"smtp://{self.USER}:{self.PASSWORD}@127.0.0.1:{port}"
+
+
+@pytest.fixture
+def smtp(tmp_path, monkeypatch):
+    server = Smtp(tmp_path, monkeypatch)
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def alert_stack(request, tmp_path, geoip_db):
+    """A stack whose alerts may reach this machine's own test servers."""
+
+    def build(**overrides):
+        overrides = {"MONITOR_ALLOW_PRIVATE": True, "GEOIP_DB": geoip_db, **overrides}
+        if request.param == "sqlite":
+            return sqlite_stack(tmp_path, **overrides)
+        pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+        return postgres_stack(pg, redis, tmp_path, **overrides)
+
+    return build
+
+
+def evaluate(stack, round_ts: int) -> None:
+    """One evaluation round as the scheduler runs it: on a real RQ worker with Redis."""
+    if stack.config.embedded_queue:
+        alert_jobs.evaluate(round_ts)
+        return
+    queue = stack.app.extensions["job_queue"]
+    queue.enqueue(ALERT_QUEUE, "worker.alerts.evaluate", round_ts, timeout=ALERT_EVALUATION_TIMEOUT)
+    stack.process_jobs()  # the evaluation, then the sending it asks for
+
+
+def run_sending(stack) -> None:
+    """The periodic sending round (retries come due here)."""
+    if stack.config.embedded_queue:
+        alert_jobs.send_due()
+        return
+    queue = stack.app.extensions["job_queue"]
+    queue.enqueue(ALERT_QUEUE, SEND_ALERTS, timeout=SEND_ALERTS_TIMEOUT)
+    stack.process_jobs()
+
+
+def webhook(stack, key, url) -> dict:
+    response = stack.client.post(
+        "/api/alerts/channels",
+        json={"kind": "webhook", "name": "ops", "url": url},
+        headers=auth(key),
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def verify(secret: str, headers: dict, body: bytes) -> None:
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(headers["X-Signature"], expected)
+
+
+def test_the_schedule_declares_evaluation_and_sending_with_timeouts(tmp_path):
+    from tests.conftest import make_config
+
+    jobs = {job.name: job for job in periodic_jobs(make_config("sqlite://", "", tmp_path))}
+    assert jobs["alert-evaluation"].interval == 60 and jobs["alert-evaluation"].takes_round
+    assert jobs["alert-evaluation"].timeout == ALERT_EVALUATION_TIMEOUT
+    assert jobs["alert-sending"].func == SEND_ALERTS
+    assert jobs["alert-sending"].timeout == SEND_ALERTS_TIMEOUT
+
+
+def test_an_error_rate_incident_notifies_once_open_and_once_resolved(alert_stack, receiver):
+    stack = alert_stack()
+    key = stack.new_key()
+    channel = webhook(stack, key, receiver.url)
+    rule = stack.client.post(
+        "/api/alerts",
+        json={
+            "kind": "error_rate",
+            "name": "Errors",
+            "threshold": 20,
+            "window_minutes": 5,
+            "min_requests": 10,
+            "channel_ids": [channel["id"]],
+        },  # fmt: skip
+        headers=auth(key),
+    ).get_json()
+    now = datetime.now(UTC)
+    moment = (now - timedelta(seconds=30)).isoformat()
+    rows = [row(status=500 if i < 4 else 200, created_at=moment) for i in range(10)]
+    rows.append(row(status=404, created_at=moment))  # a 4xx is no error for this rule
+    assert post_batch(stack.client, key, rows).status_code == 201
+    stack.process_jobs()
+
+    start = int(now.timestamp())
+    evaluate(stack, start)
+    assert len(receiver.received) == 1
+    headers, body = receiver.received[0]
+    verify(channel["secret"], headers, body)
+    opened = json.loads(body)
+    assert opened["event"] == "open" and opened["rule"]["id"] == rule["id"]
+    assert opened["incident"]["value"] == pytest.approx(100 * 4 / 11)
+    assert opened["text"].startswith("FIRING: Errors") and "4 of 11 requests" in opened["text"]
+    state = stack.client.get(f"/api/alerts/{rule['id']}", headers=auth(key)).get_json()
+    assert state["state"] == "firing"
+
+    # Still failing a minute later, and the same round run again: no storm.
+    evaluate(stack, start + 60)
+    evaluate(stack, start)
+    run_sending(stack)
+    assert len(receiver.received) == 1
+
+    # Ten minutes on the window holds no request: too few to call it failing.
+    evaluate(stack, start + 600)
+    evaluate(stack, start + 660)
+    assert [b["event"] for b in receiver.bodies()] == ["open", "resolve"]
+    headers, body = receiver.received[1]
+    verify(channel["secret"], headers, body)
+    resolved = json.loads(body)
+    assert resolved["text"].startswith("RESOLVED: Errors")
+    assert resolved["incident"]["id"] == opened["incident"]["id"]
+    assert resolved["delivery_id"] != opened["delivery_id"]
+
+    (incident,) = stack.client.get("/api/alerts/incidents", headers=auth(key)).get_json()
+    assert incident["resolved_at"] is not None and incident["value"] == pytest.approx(400 / 11)
+    assert [(d["event"], d["status"], d["attempts"]) for d in incident["deliveries"]] == [
+        ("open", "sent", 1),
+        ("resolve", "sent", 1),
+    ]
+    assert incident["deliveries"][0]["attempt_log"][0]["ok"] is True
+
+
+def test_latency_p95_of_one_endpoint(alert_stack, receiver):
+    stack = alert_stack()
+    key = stack.new_key()
+    channel = webhook(stack, key, receiver.url)
+    stack.client.post(
+        "/api/alerts",
+        json={
+            "kind": "latency_p95",
+            "threshold": 300,
+            "window_minutes": 5,
+            "endpoint": "GET /items/{id}",
+            "channel_ids": [channel["id"]],
+        },  # fmt: skip
+        headers=auth(key),
+    )
+    moment = (datetime.now(UTC) - timedelta(seconds=20)).isoformat()
+    slow = [row(path=f"/items/{i}", response_time=1000, created_at=moment) for i in range(5)]
+    fast_elsewhere = [row(path="/health", response_time=5, created_at=moment) for _ in range(50)]
+    post_batch(stack.client, key, slow + fast_elsewhere)
+    stack.process_jobs()
+    evaluate(stack, int(time.time()))
+    (opened,) = receiver.bodies()
+    assert opened["incident"]["value"] == 1000 and "GET /items/{id}" in opened["text"]
+
+
+def test_a_stopped_server_is_reported_down_after_k_checks(alert_stack, receiver, smtp):
+    stack = alert_stack(SMTP_URL=smtp.url, SMTP_FROM="alerts@example.com")
+    key = stack.new_key()
+    hook = webhook(stack, key, receiver.url)
+    mail = stack.client.post(
+        "/api/alerts/channels",
+        json={"kind": "email", "email": "ops@example.com"},
+        headers=auth(key),
+    ).get_json()
+    target = TargetServer().__enter__()
+    monitor = stack.client.post(
+        "/api/monitors", json={"url": target.url("/ok")}, headers=auth(key)
+    ).get_json()
+    stack.client.post(
+        "/api/alerts",
+        json={
+            "kind": "monitor_down",
+            "name": "Shop down",
+            "monitor_id": monitor["id"],
+            "consecutive": 2,
+            "channel_ids": [hook["id"], mail["id"]],
+        },  # fmt: skip
+        headers=auth(key),
+    )
+    start = int(time.time()) // 60 * 60
+    check_monitor(monitor["id"], start)
+    evaluate(stack, start + 1)
+    target.__exit__(None, None, None)  # the server stops
+    check_monitor(monitor["id"], start + 60)
+    evaluate(stack, start + 61)
+    assert receiver.received == [] and smtp.messages == []  # one failed check is not enough
+    check_monitor(monitor["id"], start + 120)
+    evaluate(stack, start + 121)
+    check_monitor(monitor["id"], start + 180)
+    evaluate(stack, start + 181)
+    (opened,) = receiver.bodies()
+    assert opened["event"] == "open" and opened["rule"]["name"] == "Shop down"
+    assert "2 failed checks in a row" in opened["text"] and "connection refused" in opened["text"]
+    (message,) = smtp.messages
+    assert message["To"] == "ops@example.com" and message["From"] == "alerts@example.com"
+    assert "FIRING" in message["Subject"] and "Shop down" in message.get_content()
+
+
+def test_a_restart_mid_incident_sends_each_notification_once(alert_stack, receiver):
+    stack = alert_stack()
+    key = stack.new_key()
+    channel = webhook(stack, key, receiver.url)
+    rule = stack.client.post(
+        "/api/alerts",
+        json={
+            "kind": "error_rate",
+            "threshold": 10,
+            "window_minutes": 5,
+            "min_requests": 2,
+            "channel_ids": [channel["id"]],
+        },  # fmt: skip
+        headers=auth(key),
+    ).get_json()
+    moment = (datetime.now(UTC) - timedelta(seconds=10)).isoformat()
+    post_batch(stack.client, key, [row(status=503, created_at=moment) for _ in range(3)])
+    stack.process_jobs()
+    start = int(time.time())
+
+    # The evaluation commits the incident and its delivery; the worker dies before sending:
+    # the job asking for the send is lost with it (or never ran, embedded).
+    lose_the_send(stack, start)
+    assert receiver.received == []
+
+    # The restarted worker evaluates again: the incident is open already, nothing is added.
+    evaluate(stack, start + 60)
+    with stack.engine.connect() as conn:
+        deliveries = select(func.count()).select_from(alert_deliveries)
+        incidents = select(func.count()).select_from(alert_incidents)
+        assert (
+            conn.execute(deliveries.where(alert_deliveries.c.channel_id == channel["id"])).scalar()
+            == 1
+        )
+        assert conn.execute(incidents.where(alert_incidents.c.rule_id == rule["id"])).scalar() == 1
+    run_sending(stack)
+    run_sending(stack)
+    assert [b["event"] for b in receiver.bodies()] == ["open"]
+
+
+def lose_the_send(stack, start: int) -> None:
+    """Run the evaluation alone, as a worker killed right after its commit leaves it."""
+    from unittest import mock
+
+    with (
+        mock.patch.object(alert_jobs, "enqueue_alert_sending"),
+        mock.patch.object(alert_jobs, "send_due"),
+    ):
+        counts = alert_jobs.evaluate(start)
+    assert counts["opened"] == 1
+
+
+def test_a_sender_killed_after_taking_a_delivery_leaves_it_to_the_next(alert_stack, receiver):
+    stack = alert_stack()
+    key = stack.new_key()
+    channel = webhook(stack, key, receiver.url)
+    with stack.engine.begin() as conn:
+        from server.alerts import add_deliveries
+        from server.auth import lookup_key
+
+        (delivery_id,) = add_deliveries(conn, lookup_key(conn, key), None, [channel["id"]], "test")
+    now = datetime.now(UTC)
+    assert alert_jobs._claim(delivery_id, now)  # ... and the sender dies here
+    assert alert_jobs.send_due(now) == 0  # leased: nobody sends it twice meanwhile
+    assert receiver.received == []
+    assert alert_jobs.send_due(now + alert_jobs.SEND_LEASE) == 1
+    assert alert_jobs.send_due(now + 2 * alert_jobs.SEND_LEASE) == 0
+    (test,) = receiver.bodies()
+    assert test["event"] == "test" and test["delivery_id"] == delivery_id
+
+
+def test_a_failing_webhook_is_retried_with_backoff_then_recorded_failed(alert_stack):
+    failing = Receiver(status=500)
+    try:
+        stack = alert_stack()
+        key = stack.new_key()
+        channel = webhook(stack, key, failing.url)
+        sent = stack.client.post(f"/api/alerts/channels/{channel['id']}/test", headers=auth(key))
+        assert sent.status_code == 202 and sent.get_json()["status"] == "pending"
+        stack.process_jobs()  # the first attempt
+        assert len(failing.received) == 1
+        t0 = datetime.now(UTC)
+        assert alert_jobs.send_due(t0 + timedelta(seconds=30)) == 0  # not due for a minute
+        assert len(failing.received) == 1
+        moment = t0 + timedelta(seconds=70)
+        for pause in (timedelta(minutes=5), timedelta(minutes=15)):
+            alert_jobs.send_due(moment)
+            moment += pause + timedelta(seconds=10)
+        alert_jobs.send_due(moment)
+        assert len(failing.received) == 4
+        alert_jobs.send_due(moment + timedelta(days=1))
+        assert len(failing.received) == 4  # given up on
+        (delivery,) = stack.client.get(
+            f"/api/alerts/channels/{channel['id']}/test", headers=auth(key)
+        ).get_json()
+        assert delivery["status"] == "failed" and delivery["attempts"] == 4
+        assert delivery["last_error"] == "HTTP 500"
+        assert [a["ok"] for a in delivery["attempt_log"]] == [False] * 4
+        gaps = [
+            datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])
+            for a, b in zip(delivery["attempt_log"], delivery["attempt_log"][1:], strict=False)
+        ]
+        assert gaps[0] >= timedelta(minutes=1) and gaps[1] >= timedelta(minutes=5)
+    finally:
+        failing.close()
