@@ -23,7 +23,7 @@ from tests.conftest import free_port, postgres_stack, sqlite_stack
 from tests.helpers import post_batch, row
 from tests.targets import TargetServer
 from worker import alerts as alert_jobs
-from worker.schedule import ALERT_EVALUATION_TIMEOUT, periodic_jobs
+from worker.schedule import ALERT_EVALUATION_TIMEOUT
 from worker.uptime import check_monitor
 
 
@@ -173,16 +173,6 @@ def webhook(stack, key, url) -> dict:
 def verify(secret: str, headers: dict, body: bytes) -> None:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Signature"], expected)
-
-
-def test_the_schedule_declares_evaluation_and_sending_with_timeouts(tmp_path):
-    from tests.conftest import make_config
-
-    jobs = {job.name: job for job in periodic_jobs(make_config("sqlite://", "", tmp_path))}
-    assert jobs["alert-evaluation"].interval == 60 and jobs["alert-evaluation"].takes_round
-    assert jobs["alert-evaluation"].timeout == ALERT_EVALUATION_TIMEOUT
-    assert jobs["alert-sending"].func == SEND_ALERTS
-    assert jobs["alert-sending"].timeout == SEND_ALERTS_TIMEOUT
 
 
 def test_an_error_rate_incident_notifies_once_open_and_once_resolved(alert_stack, receiver):

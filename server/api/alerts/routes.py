@@ -71,7 +71,7 @@ class Rules(MethodView):
         return rule
 
 
-@blp.route("/alerts/<int:rule_id>")
+@blp.route("/alerts/<int(max=2147483647):rule_id>")
 class RuleById(MethodView):
     @blp.response(200, RuleSchema)
     @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
@@ -157,7 +157,7 @@ class Channels(MethodView):
         return {**channel, "secret": secret}
 
 
-@blp.route("/alerts/channels/<int:channel_id>")
+@blp.route("/alerts/channels/<int(max=2147483647):channel_id>")
 class ChannelById(MethodView):
     @blp.response(204)
     @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
@@ -172,7 +172,7 @@ class ChannelById(MethodView):
         log.info("key id=%s deleted channel id=%s", key_id, channel_id)
 
 
-@blp.route("/alerts/channels/<int:channel_id>/test")
+@blp.route("/alerts/channels/<int(max=2147483647):channel_id>/test")
 class ChannelTest(MethodView):
     @blp.response(202, DeliverySchema)
     @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
