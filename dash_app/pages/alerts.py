@@ -33,18 +33,14 @@ def layout(page_path: str) -> html.Div:
             dcc.Store(id="al-csrf", data=csrf_token()),
             dcc.Store(id="al-changed", data=0),
             dcc.Interval(id="al-tick", interval=30_000),
-            html.Section(
-                [html.H3("Rules"), html.Div(id="al-rules")],
-                className="panel wide",
-                id="al-rules-panel",
-            ),
-            html.Section([html.H3("New rule"), _rule_form()], className="panel span2"),
-            html.Section(
-                [html.H3("Channels"), html.Div(id="al-channels"), _channel_form()],
-                className="panel span2",
-            ),
+            html.Section([html.H3("Rules"), html.Div(id="al-rules")], className="panel wide"),
             html.Section(
                 [html.H3("Recent incidents"), html.Div(id="al-incidents")], className="panel wide"
+            ),
+            html.Section([html.H3("New rule"), _rule_form()], className="panel half-wide"),
+            html.Section(
+                [html.H3("Channels"), html.Div(id="al-channels"), _channel_form()],
+                className="panel half",
             ),
         ],
         className="alerts grid",
