@@ -331,6 +331,8 @@ def send_delivery(delivery_id: int, now: datetime | None = None) -> bool:
         delivery = conn.execute(
             select(alert_deliveries).where(alert_deliveries.c.id == delivery_id)
         ).first()
+        if delivery is None:  # its channel, rule or key was deleted meanwhile
+            return False
         channel = conn.execute(
             select(alert_channels).where(alert_channels.c.id == delivery.channel_id)
         ).first()
@@ -365,17 +367,21 @@ def _record(delivery, now: datetime, error: str | None) -> None:
         values = {"status": "failed", "last_error": error}
     else:
         values = {"next_attempt_at": now + RETRY_DELAYS[attempts - 1], "last_error": error}
-    with get_engine().begin() as conn:
-        conn.execute(
-            update(alert_deliveries)
-            .where(alert_deliveries.c.id == delivery.id)
-            .values(attempts=attempts, **values)
-        )
-        conn.execute(
-            alert_attempts.insert().values(
-                delivery_id=delivery.id, attempted_at=now, ok=error is None, error=error
+    try:
+        with get_engine().begin() as conn:
+            conn.execute(
+                update(alert_deliveries)
+                .where(alert_deliveries.c.id == delivery.id)
+                .values(attempts=attempts, **values)
             )
-        )
+            conn.execute(
+                alert_attempts.insert().values(
+                    delivery_id=delivery.id, attempted_at=now, ok=error is None, error=error
+                )
+            )
+    except IntegrityError:
+        log.info("alert delivery id=%s was deleted while it was sent", delivery.id)
+        return
     if error is None:
         log.info("alert delivery id=%s (%s) sent", delivery.id, delivery.event)
     else:

@@ -10,24 +10,9 @@ from server.auth import lookup_key
 from server.db import utcnow
 from server.lake.keys import delete_key
 from server.models import alert_channels, alert_deliveries, alert_incidents, alert_rules
-from tests.conftest import postgres_stack, sqlite_stack
+from tests.server.test_monitors import auth
 
 PUBLIC = "http://1.1.1.1/hook"
-
-
-def auth(key):
-    return {"X-AUTH-TOKEN": key}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_stack(request, tmp_path):
-    def build(**overrides):
-        if request.param == "sqlite":
-            return sqlite_stack(tmp_path, **overrides)
-        pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-        return postgres_stack(pg, redis, tmp_path, **overrides)
-
-    return build
 
 
 def test_lifecycle(stack):
@@ -248,3 +233,19 @@ def test_the_api_is_documented(stack):
     post = spec["paths"]["/api/alerts"]["post"]
     assert {"201", "400", "401", "409"} <= set(post["responses"])
     assert post["security"] == [{"ApiKey": []}]
+
+
+@pytest.mark.parametrize("url", ["http://mail.example.com", "smtp://", "smtp://host:notaport"])
+def test_a_malformed_smtp_url_stops_the_start_naming_it(tmp_path, url):
+    from server.config import Config, ConfigError
+
+    with pytest.raises(ConfigError, match="SMTP_URL"):
+        Config.from_env(environ={"SMTP_URL": url, "DATA_DIR": str(tmp_path), "TESTING": "1"})
+
+
+def test_smtp_settings_never_show_the_password():
+    from server.smtp import parse_smtp_url
+
+    settings = parse_smtp_url("smtps://alerts%40example.com:p%40ss@mail.example.com")
+    assert (settings.username, settings.password) == ("alerts@example.com", "p@ss")
+    assert settings.port == 465 and "p@ss" not in repr(settings) and "p@ss" not in str(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import ssl
 import threading
 import time
@@ -19,7 +20,7 @@ from sqlalchemy import func, select
 
 from server.models import alert_deliveries, alert_incidents
 from server.queue import ALERT_QUEUE, SEND_ALERTS, SEND_ALERTS_TIMEOUT
-from tests.conftest import free_port, postgres_stack, sqlite_stack
+from tests.conftest import free_port
 from tests.helpers import post_batch, row
 from tests.targets import TargetServer
 from worker import alerts as alert_jobs
@@ -75,7 +76,7 @@ class Smtp:
 
     USER, PASSWORD = "alerts", "s3cret-pw"
 
-    def __init__(self, tmp_path, monkeypatch) -> None:
+    def __init__(self, tmp_path, monkeypatch, *, implicit_tls: bool = False) -> None:
         import trustme
         from aiosmtpd.controller import Controller
         from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -106,17 +107,16 @@ class Smtp:
                 return "250 OK"
 
         port = free_port()
+        if implicit_tls:  # smtps://: TLS from the first byte
+            tls = {"ssl_context": server_context, "auth_require_tls": False}
+        else:
+            tls = {"tls_context": server_context, "require_starttls": True}
         self.controller = Controller(
-            Handler(),
-            hostname="127.0.0.1",
-            port=port,
-            tls_context=server_context,
-            require_starttls=True,
-            authenticator=authenticate,
-            auth_require_tls=True,
+            Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate, **tls
         )
         self.controller.start()
-        self.url = f"smtp://{self.USER}:{self.PASSWORD}@127.0.0.1:{port}"
+        scheme = "smtps" if implicit_tls else "smtp"
+        self.url = f"{scheme}://{self.USER}:{self.PASSWORD}@127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -126,16 +126,12 @@ def smtp(tmp_path, monkeypatch):
     server.controller.stop()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def alert_stack(request, tmp_path, geoip_db):
-    """A stack whose alerts may reach this machine's own test servers."""
+@pytest.fixture
+def alert_stack(make_stack, geoip_db):
+    """A stack whose alerts may reach this machine's own test servers, on each backend."""
 
     def build(**overrides):
-        overrides = {"MONITOR_ALLOW_PRIVATE": True, "GEOIP_DB": geoip_db, **overrides}
-        if request.param == "sqlite":
-            return sqlite_stack(tmp_path, **overrides)
-        pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-        return postgres_stack(pg, redis, tmp_path, **overrides)
+        return make_stack(**{"MONITOR_ALLOW_PRIVATE": True, "GEOIP_DB": geoip_db, **overrides})
 
     return build
 
@@ -170,6 +166,12 @@ def webhook(stack, key, url) -> dict:
     return response.get_json()
 
 
+def add_rule(stack, key, **fields) -> dict:
+    response = stack.client.post("/api/alerts", json=fields, headers=auth(key))
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
 def verify(secret: str, headers: dict, body: bytes) -> None:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(headers["X-Signature"], expected)
@@ -179,18 +181,16 @@ def test_an_error_rate_incident_notifies_once_open_and_once_resolved(alert_stack
     stack = alert_stack()
     key = stack.new_key()
     channel = webhook(stack, key, receiver.url)
-    rule = stack.client.post(
-        "/api/alerts",
-        json={
-            "kind": "error_rate",
-            "name": "Errors",
-            "threshold": 20,
-            "window_minutes": 5,
-            "min_requests": 10,
-            "channel_ids": [channel["id"]],
-        },  # fmt: skip
-        headers=auth(key),
-    ).get_json()
+    rule = add_rule(
+        stack,
+        key,
+        kind="error_rate",
+        name="Errors",
+        threshold=20,
+        window_minutes=5,
+        min_requests=10,
+        channel_ids=[channel["id"]],
+    )
     now = datetime.now(UTC)
     moment = (now - timedelta(seconds=30)).isoformat()
     rows = [row(status=500 if i < 4 else 200, created_at=moment) for i in range(10)]
@@ -240,16 +240,14 @@ def test_latency_p95_of_one_endpoint(alert_stack, receiver):
     stack = alert_stack()
     key = stack.new_key()
     channel = webhook(stack, key, receiver.url)
-    stack.client.post(
-        "/api/alerts",
-        json={
-            "kind": "latency_p95",
-            "threshold": 300,
-            "window_minutes": 5,
-            "endpoint": "GET /items/{id}",
-            "channel_ids": [channel["id"]],
-        },  # fmt: skip
-        headers=auth(key),
+    add_rule(
+        stack,
+        key,
+        kind="latency_p95",
+        threshold=300,
+        window_minutes=5,
+        endpoint="GET /items/{id}",
+        channel_ids=[channel["id"]],
     )
     moment = (datetime.now(UTC) - timedelta(seconds=20)).isoformat()
     slow = [row(path=f"/items/{i}", response_time=1000, created_at=moment) for i in range(5)]
@@ -261,7 +259,8 @@ def test_latency_p95_of_one_endpoint(alert_stack, receiver):
     assert opened["incident"]["value"] == 1000 and "GET /items/{id}" in opened["text"]
 
 
-def test_a_stopped_server_is_reported_down_after_k_checks(alert_stack, receiver, smtp):
+def test_a_stopped_server_is_reported_down_after_k_checks(alert_stack, receiver, smtp, caplog):
+    caplog.set_level(logging.DEBUG)
     stack = alert_stack(SMTP_URL=smtp.url, SMTP_FROM="alerts@example.com")
     key = stack.new_key()
     hook = webhook(stack, key, receiver.url)
@@ -274,16 +273,14 @@ def test_a_stopped_server_is_reported_down_after_k_checks(alert_stack, receiver,
     monitor = stack.client.post(
         "/api/monitors", json={"url": target.url("/ok")}, headers=auth(key)
     ).get_json()
-    stack.client.post(
-        "/api/alerts",
-        json={
-            "kind": "monitor_down",
-            "name": "Shop down",
-            "monitor_id": monitor["id"],
-            "consecutive": 2,
-            "channel_ids": [hook["id"], mail["id"]],
-        },  # fmt: skip
-        headers=auth(key),
+    add_rule(
+        stack,
+        key,
+        kind="monitor_down",
+        name="Shop down",
+        monitor_id=monitor["id"],
+        consecutive=2,
+        channel_ids=[hook["id"], mail["id"]],
     )
     start = int(time.time()) // 60 * 60
     check_monitor(monitor["id"], start)
@@ -302,23 +299,22 @@ def test_a_stopped_server_is_reported_down_after_k_checks(alert_stack, receiver,
     (message,) = smtp.messages
     assert message["To"] == "ops@example.com" and message["From"] == "alerts@example.com"
     assert "FIRING" in message["Subject"] and "Shop down" in message.get_content()
+    assert smtp.PASSWORD not in caplog.text and hook["secret"] not in caplog.text
 
 
 def test_a_restart_mid_incident_sends_each_notification_once(alert_stack, receiver):
     stack = alert_stack()
     key = stack.new_key()
     channel = webhook(stack, key, receiver.url)
-    rule = stack.client.post(
-        "/api/alerts",
-        json={
-            "kind": "error_rate",
-            "threshold": 10,
-            "window_minutes": 5,
-            "min_requests": 2,
-            "channel_ids": [channel["id"]],
-        },  # fmt: skip
-        headers=auth(key),
-    ).get_json()
+    rule = add_rule(
+        stack,
+        key,
+        kind="error_rate",
+        threshold=10,
+        window_minutes=5,
+        min_requests=2,
+        channel_ids=[channel["id"]],
+    )
     moment = (datetime.now(UTC) - timedelta(seconds=10)).isoformat()
     post_batch(stack.client, key, [row(status=503, created_at=moment) for _ in range(3)])
     stack.process_jobs()
@@ -409,3 +405,49 @@ def test_a_failing_webhook_is_retried_with_backoff_then_recorded_failed(alert_st
         assert gaps[0] >= timedelta(minutes=1) and gaps[1] >= timedelta(minutes=5)
     finally:
         failing.close()
+
+
+def test_no_traffic_fires_only_when_the_window_is_usually_busy(alert_stack, receiver):
+    stack = alert_stack()
+    busy, quiet = stack.new_key(), stack.new_key()
+    now = int(time.time())
+    for key, days in ((busy, range(1, 5)), (quiet, range(1, 4))):
+        channel = webhook(stack, key, receiver.url)
+        add_rule(stack, key, kind="no_traffic", window_minutes=30, channel_ids=[channel["id"]])
+        # Traffic in the same half hour on 4 (busy) or 3 (quiet) of the previous 7 days.
+        moments = [datetime.fromtimestamp(now - d * 86400 - 600, UTC).isoformat() for d in days]
+        post_batch(stack.client, key, [row(created_at=m) for m in moments])
+    stack.process_jobs()
+    evaluate(stack, now)
+    (opened,) = receiver.bodies()
+    assert opened["event"] == "open" and "on 4 of the previous 7 days" in opened["text"]
+    # A request arrives: the silence is over.
+    post_batch(
+        stack.client, busy, [row(created_at=datetime.fromtimestamp(now - 5, UTC).isoformat())]
+    )
+    stack.process_jobs()
+    evaluate(stack, now + 60)
+    assert [b["event"] for b in receiver.bodies()] == ["open", "resolve"]
+
+
+def test_a_test_email_over_implicit_tls(alert_stack, tmp_path, monkeypatch):
+    server = Smtp(tmp_path, monkeypatch, implicit_tls=True)
+    try:
+        stack = alert_stack(SMTP_URL=server.url, SMTP_FROM="alerts@example.com")
+        key = stack.new_key()
+        mail = stack.client.post(
+            "/api/alerts/channels",
+            json={"kind": "email", "name": "team", "email": "team@example.com"},
+            headers=auth(key),
+        ).get_json()
+        sent = stack.client.post(f"/api/alerts/channels/{mail['id']}/test", headers=auth(key))
+        assert sent.status_code == 202
+        stack.process_jobs()
+        (message,) = server.messages
+        assert message["To"] == "team@example.com" and "test" in message["Subject"]
+        (delivery,) = stack.client.get(
+            f"/api/alerts/channels/{mail['id']}/test", headers=auth(key)
+        ).get_json()
+        assert delivery["status"] == "sent" and delivery["attempts"] == 1
+    finally:
+        server.controller.stop()
