@@ -9,6 +9,8 @@ import hashlib
 import hmac
 import json
 import logging
+import os
+import signal
 import ssl
 import threading
 import time
@@ -35,9 +37,11 @@ def auth(key):
 class Receiver:
     """A webhook receiver on 127.0.0.1 that records every POST and answers `status`."""
 
-    def __init__(self, status: int = 200) -> None:
+    def __init__(self, status: int = 200, hold: threading.Event | None = None) -> None:
         self.status = status
         self.received: list[tuple[dict, bytes]] = []
+        # Until `hold` is set, each request is recorded and then left waiting for its answer.
+        self.hold = hold
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +51,8 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.received.append((dict(self.headers), body))
+                if receiver.hold is not None:
+                    receiver.hold.wait(60)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -451,3 +457,70 @@ def test_a_test_email_over_implicit_tls(alert_stack, tmp_path, monkeypatch):
         assert delivery["status"] == "sent" and delivery["attempts"] == 1
     finally:
         server.controller.stop()
+
+
+def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
+    pg_url, redis_url, tmp_path, geoip_db, monkeypatch
+):
+    """A real `python -m worker` is SIGKILLed while its notification is on the wire."""
+    from tests.conftest import postgres_stack
+    from tests.server.test_faults import start_worker, wait_for
+
+    stack = postgres_stack(
+        pg_url, redis_url, tmp_path, MONITOR_ALLOW_PRIVATE=True, GEOIP_DB=geoip_db
+    )
+    release = threading.Event()
+    receiver = Receiver(hold=release)
+    worker = None
+    try:
+        key = stack.new_key()
+        channel = webhook(stack, key, receiver.url)
+        rule = add_rule(
+            stack, key, kind="error_rate", threshold=10, window_minutes=5, min_requests=2,
+            channel_ids=[channel["id"]],
+        )  # fmt: skip
+        moment = (datetime.now(UTC) - timedelta(seconds=10)).isoformat()
+        post_batch(stack.client, key, [row(status=500, created_at=moment) for _ in range(3)])
+        stack.process_jobs()
+        start = int(time.time())
+        queue = stack.app.extensions["job_queue"]
+        queue.enqueue(ALERT_QUEUE, "worker.alerts.evaluate", start, timeout=60)
+        monkeypatch.setenv("SECRET_KEY", stack.config.SECRET_KEY)  # it signs with this
+        monkeypatch.setenv("MONITOR_ALLOW_PRIVATE", "1")
+        worker = start_worker(stack)
+        wait_for(lambda: receiver.received, timeout=60)  # the worker waits for the answer...
+        os.killpg(worker.pid, signal.SIGKILL)  # ... and dies
+        worker.wait(10)
+        release.set()
+
+        def deliveries():
+            with stack.engine.connect() as conn:
+                return conn.execute(
+                    select(alert_deliveries.c.status, alert_deliveries.c.attempts).where(
+                        alert_deliveries.c.channel_id == channel["id"]
+                    )
+                ).all()
+
+        assert [tuple(d) for d in deliveries()] == [("pending", 0)]
+
+        # The restarted worker evaluates again and runs the sending it asks for: the
+        # incident is open, and the delivery is still leased to the dead sender.
+        evaluate(stack, start + 60)
+        assert len(receiver.received) == 1
+        with stack.engine.connect() as conn:
+            incidents = select(func.count()).where(alert_incidents.c.rule_id == rule["id"])
+            assert conn.execute(incidents).scalar() == 1
+        # Once the lease is over, the same delivery goes again, with its id: a receiver
+        # that has seen that X-Delivery-Id drops it.
+        later = datetime.now(UTC) + alert_jobs.SEND_LEASE
+        assert alert_jobs.send_due(later) == 1
+        assert alert_jobs.send_due(later + timedelta(minutes=30)) == 0
+        (first_headers, first), (again_headers, again) = receiver.received
+        assert again == first and again_headers["X-Delivery-Id"] == first_headers["X-Delivery-Id"]
+        verify(channel["secret"], again_headers, again)
+        assert [tuple(d) for d in deliveries()] == [("sent", 1)]
+    finally:
+        release.set()
+        if worker is not None and worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        receiver.close()
