@@ -121,20 +121,19 @@ def test_state_changing_callbacks_need_the_pages_token(sqlite_app):
         "inputs": inputs,
         "changedPropIds": [f'{{"index":{rule_id},"type":"al-rule-del"}}.n_clicks'],
     }
-    for forged in (None, "stale"):
+
+    def press(with_token):
         state = [
-            {"id": "al-csrf", "property": "data", "value": forged},
+            {"id": "al-csrf", "property": "data", "value": with_token},
             {"id": "al-changed", "property": "data", "value": 1},
         ]
-        refused = client.post("/dashboard/_dash-update-component", json={**body, "state": state})
-        assert "Refused" in refused.get_data(as_text=True)
+        answer = client.post("/dashboard/_dash-update-component", json={**body, "state": state})
+        return answer.get_data(as_text=True)
+
+    for forged in (None, "stale"):
+        assert "Refused" in press(forged)
     assert count(stack, alert_rules, key_id) == 1
-    state = [
-        {"id": "al-csrf", "property": "data", "value": token},
-        {"id": "al-changed", "property": "data", "value": 1},
-    ]
-    done = client.post("/dashboard/_dash-update-component", json={**body, "state": state})
-    assert "Rule deleted." in done.get_data(as_text=True)
+    assert "Rule deleted." in press(token)
     assert count(stack, alert_rules, key_id) == 0
 
 

@@ -249,3 +249,15 @@ def test_smtp_settings_never_show_the_password():
     settings = parse_smtp_url("smtps://alerts%40example.com:p%40ss@mail.example.com")
     assert (settings.username, settings.password) == ("alerts@example.com", "p@ss")
     assert settings.port == 465 and "p@ss" not in repr(settings) and "p@ss" not in str(settings)
+
+
+def test_the_start_up_note_names_the_smtp_server_but_not_its_password(tmp_path):
+    from server.config import Config
+    from server.startup import notes
+
+    config = Config.from_env(
+        environ={"SMTP_URL": "smtp://ops:hunter2@mail.example.com", "DATA_DIR": str(tmp_path)},
+        TESTING=True,
+    )
+    said = " ".join(note.message for note in notes(config))
+    assert "smtp://mail.example.com:587" in said and "hunter2" not in said
