@@ -175,6 +175,39 @@ def create_rule(conn, key_id: int, rule: dict) -> dict:
     return get_rule(conn, key_id, rule_id)
 
 
+RULE_FIELDS = (
+    "name",
+    "kind",
+    "threshold",
+    "window_minutes",
+    "min_requests",
+    "include_4xx",
+    "endpoint",
+    "monitor_id",
+    "consecutive",
+)
+
+
+def update_rule(conn, key_id: int, rule_id: int, changes: dict) -> dict | None:
+    """Change some of a rule's fields (its channels too, given `channel_ids`); None when
+    the key has no such rule. The whole rule is checked again, as at creation."""
+    current = get_rule(conn, key_id, rule_id)
+    if current is None:
+        return None
+    merged = {**{f: current[f] for f in RULE_FIELDS}, **changes}
+    values = check_rule(conn, key_id, merged)
+    conn.execute(alert_rules.update().where(alert_rules.c.id == rule_id).values(**values))
+    if "channel_ids" in changes:
+        channel_ids = _owned_channels(conn, key_id, changes["channel_ids"])
+        conn.execute(delete(alert_rule_channels).where(alert_rule_channels.c.rule_id == rule_id))
+        if channel_ids:
+            conn.execute(
+                insert(alert_rule_channels),
+                [{"rule_id": rule_id, "channel_id": c} for c in channel_ids],
+            )
+    return get_rule(conn, key_id, rule_id)
+
+
 def _rule_dict(conn, row) -> dict:
     rule = dict(row._mapping)
     rule["created_at"] = as_utc(rule["created_at"])

@@ -56,6 +56,22 @@ def test_lifecycle(stack):
     )
     assert foreign.status_code == 400 and "channel_ids" in foreign.get_json()["message"]
 
+    changed = client.patch(
+        f"/api/alerts/{rule['id']}", json={"threshold": 25, "channel_ids": []}, headers=auth(key)
+    )
+    assert changed.status_code == 200, changed.get_json()
+    assert changed.get_json()["threshold"] == 25 and changed.get_json()["channel_ids"] == []
+    assert changed.get_json()["min_requests"] == 20  # what was not sent stays
+    refused = client.patch(f"/api/alerts/{rule['id']}", json={"threshold": 250}, headers=auth(key))
+    assert refused.status_code == 400 and "threshold" in refused.get_json()["message"]
+    wrong_kind = client.patch(
+        f"/api/alerts/{rule['id']}", json={"kind": "monitor_down"}, headers=auth(key)
+    )
+    assert wrong_kind.status_code == 400 and "consecutive" in wrong_kind.get_json()["message"]
+    assert client.get(f"/api/alerts/{rule['id']}", headers=auth(key)).get_json()["threshold"] == 25
+    other_patch = client.patch(f"/api/alerts/{rule['id']}", json={"name": "x"}, headers=auth(other))
+    assert other_patch.status_code == 404
+
     assert client.delete(f"/api/alerts/{rule['id']}", headers=auth(key)).status_code == 204
     assert client.get("/api/alerts", headers=auth(key)).get_json() == []
     assert client.delete(f"/api/alerts/{rule['id']}", headers=auth(key)).status_code == 404
@@ -162,6 +178,7 @@ def test_a_key_is_required(stack):
         ("post", "/api/alerts", rule),
         ("get", "/api/alerts/1", None),
         ("delete", "/api/alerts/1", None),
+        ("patch", "/api/alerts/1", {"name": "x"}),
         ("get", "/api/alerts/incidents", None),
         ("get", "/api/alerts/channels", None),
         ("post", "/api/alerts/channels", channel),

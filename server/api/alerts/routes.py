@@ -17,6 +17,7 @@ from server.api.alerts.schemas import (
     NewChannelSchema,
     RuleCreateSchema,
     RuleSchema,
+    RuleUpdateSchema,
 )
 from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
@@ -84,6 +85,30 @@ class RuleById(MethodView):
             rule = alerts.get_rule(conn, key_id, rule_id)
         if rule is None:
             abort(404, message=NO_RULE)
+        return rule
+
+    @blp.arguments(RuleUpdateSchema)
+    @blp.response(200, RuleSchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="A field is missing or invalid.")
+    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.alt_response(404, schema=ErrorSchema, description=NO_RULE)
+    @blp.doc(security=SECURITY)
+    def patch(self, body, rule_id):
+        """Change an alert rule
+
+        Only the fields sent change (`channel_ids` replaces the rule's channels); the
+        rule as a whole must still be valid. An open incident stays open until the
+        rule, as changed, no longer fires.
+        """
+        key_id = require_key()
+        try:
+            with get_engine().begin() as conn:
+                rule = alerts.update_rule(conn, key_id, rule_id, body)
+        except alerts.AlertInputError as exc:
+            abort(400, message=str(exc))
+        if rule is None:
+            abort(404, message=NO_RULE)
+        log.info("key id=%s changed alert rule id=%s", key_id, rule_id)
         return rule
 
     @blp.response(204)

@@ -58,6 +58,19 @@ class RuleCreateSchema(Schema):
     )
 
 
+class RuleUpdateSchema(RuleCreateSchema):
+    """The same fields, each optional: only those sent change."""
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)
+
+    channel_ids = fields.List(
+        fields.Integer(validate=validate.Range(min=1, max=2**31 - 1)),
+        validate=validate.Length(max=20),
+        metadata={"description": "Replaces the rule's channels"},
+    )
+
+
 class RuleSchema(Schema):
     id = fields.Integer()
     name = fields.String()
