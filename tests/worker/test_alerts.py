@@ -524,3 +524,38 @@ def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
         if worker is not None and worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
         receiver.close()
+
+
+def test_one_evaluation_at_a_time_on_postgresql(pg_app):
+    from sqlalchemy import text
+
+    lock = {"id": alert_jobs.EVALUATION_LOCK}
+    with pg_app.engine.connect() as other_worker:
+        other_worker.execute(text("SELECT pg_advisory_lock(:id)"), lock)
+        other_worker.commit()
+        assert alert_jobs.evaluate(int(time.time()))["skipped"] is True
+        other_worker.execute(text("SELECT pg_advisory_unlock(:id)"), lock)
+        other_worker.commit()
+    assert alert_jobs.evaluate(int(time.time()))["skipped"] is False
+
+
+def test_a_rule_has_one_open_incident_at_most(alert_stack):
+    from sqlalchemy.exc import IntegrityError
+
+    from server.auth import lookup_key
+    from server.db import utcnow
+
+    stack = alert_stack()
+    key = stack.new_key()
+    rule = add_rule(stack, key, kind="no_traffic", window_minutes=5)
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    opened = {"key_id": key_id, "rule_id": rule["id"], "started_at": utcnow(), "summary": "x"}
+    with stack.engine.begin() as conn:
+        conn.execute(alert_incidents.insert().values(**opened))
+    with pytest.raises(IntegrityError), stack.engine.begin() as conn:
+        conn.execute(alert_incidents.insert().values(**opened))
+    with stack.engine.begin() as conn:  # a resolved one does not count
+        mine = alert_incidents.c.rule_id == rule["id"]
+        conn.execute(alert_incidents.update().where(mine).values(resolved_at=utcnow()))
+        conn.execute(alert_incidents.insert().values(**opened))
