@@ -201,12 +201,7 @@ def _incidents_table(incidents: list[dict], channel_names: dict) -> html.Div:
         return html.P("No incidents yet.", className="notice")
     rows = []
     for incident in incidents:
-        deliveries = "; ".join(
-            f"{d['event']} → {channel_names.get(d['channel_id'], d['channel_id'])}: {d['status']}"
-            + (f" ({d['last_error']})" if d["last_error"] else "")
-            + f", {d['attempts']} attempt{'s' if d['attempts'] != 1 else ''}"
-            for d in incident["deliveries"]
-        )
+        deliveries = "; ".join(_delivery_line(d, channel_names) for d in incident["deliveries"])
         end = incident["resolved_at"]
         rows.append(
             html.Tr(
@@ -221,6 +216,19 @@ def _incidents_table(incidents: list[dict], channel_names: dict) -> html.Div:
         )
     head = html.Tr([html.Th(h) for h in ("Rule", "Started", "Resolved", "What", "Notifications")])
     return html.Table([html.Thead(head), html.Tbody(rows)], className="alerts-table")
+
+
+def _delivery_line(delivery: dict, channel_names: dict) -> str:
+    """'open → ops: sent, 1 attempt (last 12:03 UTC)', with the last error if any."""
+    name = channel_names.get(delivery["channel_id"], delivery["channel_id"])
+    line = f"{delivery['event']} → {name}: {delivery['status']}"
+    if delivery["last_error"]:
+        line += f" ({delivery['last_error']})"
+    attempts = delivery["attempts"]
+    line += f", {attempts} attempt{'s' if attempts != 1 else ''}"
+    if delivery["attempt_log"]:
+        line += f" (last {delivery['attempt_log'][-1]['at']:%H:%M} UTC)"
+    return line
 
 
 def _signed_in(conn):
