@@ -16,7 +16,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
-    from dash_app.pages import explorer, monitors, overview
+    from dash_app.pages import alerts, explorer, monitors, overview
     from dash_app.session import bp
 
     server.register_blueprint(bp)
@@ -39,6 +39,7 @@ def init_dash(server) -> Dash:
     overview.register(app)
     explorer.register(app)
     monitors.register(app)
+    alerts.register(app)
     server.extensions["dash_app"] = app
     return app
 
@@ -60,7 +61,9 @@ def shell() -> html.Div:
     )
 
 
-PAGES = {"": "overview", "explorer": "explorer", "monitors": "monitors"}
+PAGES = {"": "overview", "explorer": "explorer", "monitors": "monitors", "alerts": "alerts"}
+# Pages of a signed-in key only: the demo key has no one to notify.
+SIGNED_IN_ONLY = frozenset({"alerts"})
 
 
 def route(page_path: str) -> tuple[bool, str | None]:
@@ -74,7 +77,7 @@ def route(page_path: str) -> tuple[bool, str | None]:
 def _register_router(app: Dash) -> None:
     from dash import strip_relative_path
 
-    from dash_app.pages import explorer, monitors, overview
+    from dash_app.pages import alerts, explorer, monitors, overview
     from dash_app.session import key_for
     from server.db import get_engine
 
@@ -82,6 +85,7 @@ def _register_router(app: Dash) -> None:
         "overview": overview.layout,
         "explorer": explorer.layout,
         "monitors": monitors.layout,
+        "alerts": alerts.layout,
     }
 
     @app.callback(
@@ -102,6 +106,11 @@ def _register_router(app: Dash) -> None:
             return no_update, no_update, no_update
         if page is None:
             body = html.Div("No such page.", className="notice panel wide")
+        elif demo and page in SIGNED_IN_ONLY:
+            body = html.Div(
+                "Alerts belong to a signed-in key: sign in with yours to set them up.",
+                className="notice panel wide",
+            )
         elif key_id is None and demo:
             body = html.Div(
                 "The demo has no data yet: run `flask --app wsgi seed-demo`.",
@@ -122,6 +131,7 @@ def nav(demo: bool, signed_in: bool, page: str | None = None) -> list:
             ("overview", "Overview", base or "/"),
             ("explorer", "Explorer", f"{base}/explorer"),
             ("monitors", "Uptime", f"{base}/monitors"),
+            *([("alerts", "Alerts", "/alerts")] if signed_in and not demo else []),
         ):
             cls = "nav-link active" if page == name else "nav-link"
             links.append(dcc.Link(label, href=get_relative_path(path), className=cls))

@@ -56,6 +56,10 @@ class Config:
     MONITOR_TIMEOUT_SECONDS: int = 10
     SWEEP_AFTER_SECONDS: int = 60
     ADMIN_TOKEN: str = ""
+    # Alert emails (server.alerts): smtp://user:pass@host:587 (STARTTLS, required),
+    # smtps://user:pass@host:465 (implicit TLS); unset, email channels cannot be created.
+    SMTP_URL: str = ""
+    SMTP_FROM: str = ""
     # The columnar store (server.lake): a directory (default DATA_DIR/lake) or s3://bucket/prefix.
     LAKE_URL: str = ""
     S3_ENDPOINT_URL: str = ""
@@ -146,6 +150,10 @@ class Config:
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.SMTP_URL:
+            from server.smtp import parse_smtp_url
+
+            parse_smtp_url(self.SMTP_URL)  # a malformed one stops the start, naming it
         if self.ACCESS_LOG not in ("requests", "all", "off"):
             raise ConfigError(f"ACCESS_LOG must be requests, all or off, not {self.ACCESS_LOG!r}")
 

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from server.db import BigId, metadata
@@ -184,4 +186,112 @@ lake_exports = Table(
     metadata,
     Column("boundary", BigInteger, primary_key=True),
     Column("committed_at", TS, nullable=False),
+)
+
+
+# --- Alerts (server.alerts, worker.alerts) ------------------------------------------------
+# Where a key's notifications go. A webhook's signing secret is never stored: `secret_salt`
+# is, and the secret is HMAC(SECRET_KEY, salt) (server.alerts.channel_secret), so a copy
+# of the database alone cannot forge signatures.
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # webhook | slack | email
+    Column("name", String(100), nullable=False),
+    Column("target", String(2048), nullable=False),  # a URL, or an email address
+    Column("secret_salt", String(64)),
+    Column("created_at", TS, nullable=False),
+    Index("ix_alert_channels_key_id", "key_id"),
+)
+
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(100), nullable=False),
+    # error_rate | latency_p95 | no_traffic | monitor_down
+    Column("kind", String(16), nullable=False),
+    Column("threshold", Float),  # percent (error_rate) or milliseconds (latency_p95)
+    Column("window_minutes", Integer),
+    Column("min_requests", Integer),
+    Column("include_4xx", Boolean, nullable=False, default=False),
+    Column("endpoint", String(263)),  # a route as the dashboard shows it: "GET /items/{id}"
+    Column("monitor_id", Integer, ForeignKey("monitors.id", ondelete="CASCADE")),
+    Column("consecutive", Integer),  # monitor_down: failed checks in a row
+    Column("created_at", TS, nullable=False),
+    Index("ix_alert_rules_key_id", "key_id"),
+)
+
+alert_rule_channels = Table(
+    "alert_rule_channels",
+    metadata,
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), primary_key=True
+    ),
+)
+
+# One row per time a rule fired. At most one open incident per rule (the partial unique
+# index), so an evaluation run twice, or by two workers, opens it once.
+alert_incidents = Table(
+    "alert_incidents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_id", Integer, ForeignKey("alert_rules.id", ondelete="CASCADE"), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("resolved_at", TS),
+    Column("value", Float),  # what crossed the threshold (percent, ms, requests, failures)
+    Column("resolved_value", Float),
+    Column("summary", Text, nullable=False),
+    Index("ix_alert_incidents_key_id", "key_id", "started_at"),
+    Index(
+        "uq_alert_incidents_open",
+        "rule_id",
+        unique=True,
+        sqlite_where=text("resolved_at IS NULL"),
+        postgresql_where=text("resolved_at IS NULL"),
+    ),
+)
+
+# One notification to one channel, created in the transaction that opened or resolved the
+# incident (or by "send test"), then sent by worker.alerts.send_due, which marks it sent.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("incident_id", Integer, ForeignKey("alert_incidents.id", ondelete="CASCADE")),
+    Column(
+        "channel_id", Integer, ForeignKey("alert_channels.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("event", String(8), nullable=False),  # open | resolve | test
+    Column("status", String(8), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    # When a sender may next take it; a sender that takes it moves this past its lease.
+    Column("next_attempt_at", TS, nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("sent_at", TS),
+    Column("last_error", Text),
+    UniqueConstraint("incident_id", "channel_id", "event", name="uq_alert_deliveries_incident"),
+    Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
+)
+
+alert_attempts = Table(
+    "alert_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "delivery_id",
+        Integer,
+        ForeignKey("alert_deliveries.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("attempted_at", TS, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Index("ix_alert_attempts_delivery_id", "delivery_id"),
 )

@@ -14,7 +14,9 @@ log = logging.getLogger(__name__)
 INGEST_QUEUE = "ingest"
 MONITOR_QUEUE = "monitors"
 MAINTENANCE_QUEUE = "maintenance"
-ALL_QUEUES = (INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE)
+# Alert evaluation and notifications: a slow retention pass must not hold up an alert.
+ALERT_QUEUE = "alerts"
+ALL_QUEUES = (INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE, ALERT_QUEUE)
 
 PROCESS_BATCH = "worker.enrich.process_batch"
 
@@ -270,3 +272,24 @@ def enqueue_export() -> None:
         )
     except Exception as exc:
         log.warning("could not enqueue an export (%s); the schedule will run one", exc)
+
+
+SEND_ALERTS = "worker.alerts.send_due"
+SEND_ALERTS_JOB_ID = "alert-deliveries"
+# A run sends at most worker.alerts.SEND_LIMIT notifications of at most 15 s each.
+SEND_ALERTS_TIMEOUT = 600
+
+
+def enqueue_alert_sending() -> None:
+    """Ask for pending notifications to be sent now; one such job waits at a time (the
+    schedule runs one every minute anyway, so a failure here only delays them)."""
+    try:
+        get_queue().enqueue(
+            ALERT_QUEUE,
+            SEND_ALERTS,
+            job_id=SEND_ALERTS_JOB_ID,
+            unique=True,
+            timeout=SEND_ALERTS_TIMEOUT,
+        )
+    except Exception as exc:
+        log.warning("could not enqueue alert sending (%s); the schedule will run it", exc)

@@ -60,6 +60,11 @@ def notes(config: Config) -> list[Note]:
                 "set ADMIN_TOKEN to turn it on",
             )
         )
+    if config.SMTP_URL:
+        from server.smtp import parse_smtp_url
+
+        smtp = parse_smtp_url(config.SMTP_URL)  # its repr never holds the password
+        found.append(Note("server", logging.INFO, f"alert emails through {smtp!r}"))
     if config.GEOIP_DB:
         found.append(Note("server", logging.INFO, f"country lookup from {config.GEOIP_DB}"))
     else:

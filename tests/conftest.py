@@ -415,6 +415,19 @@ def pg_app(request, tmp_path, geoip_db) -> Stack:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
+def make_stack(request, tmp_path):
+    """Build a stack with extra settings, on each backend (each API test runs twice)."""
+
+    def build(**overrides):
+        if request.param == "sqlite":
+            return sqlite_stack(tmp_path, **overrides)
+        pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
+        return postgres_stack(pg, redis, tmp_path, **overrides)
+
+    return build
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def stack(request) -> Stack:
     """Each API test runs twice: embedded (SQLite, in-process jobs) and production (PG + RQ)."""
     if request.param == "sqlite":

@@ -6,22 +6,28 @@ from dataclasses import dataclass
 
 from server.config import Config
 from server.queue import (
+    ALERT_QUEUE,
     EXPORT_TIMEOUT,
     INGEST_QUEUE,
     MAINTENANCE_QUEUE,
     MONITOR_QUEUE,
+    SEND_ALERTS,
+    SEND_ALERTS_TIMEOUT,
     SWEEP_JOB_TIMEOUT,
 )
 
 SWEEP_INTERVAL_SECONDS = 60
 EXPORT_INTERVAL_SECONDS = 30
 RETENTION_INTERVAL_SECONDS = 24 * 3600
+ALERT_INTERVAL_SECONDS = 60
 
 # Timeouts, seconds. A round of uptime checks only enqueues one job per monitor.
 UPTIME_ROUND_TIMEOUT = 120
 # Retention stops starting batches at RETENTION_BUDGET_SECONDS and goes on in a new run.
 RETENTION_JOB_TIMEOUT = 3600
 RETENTION_BUDGET_SECONDS = 2700
+# An evaluation runs a few small engine queries per rule (worker.alerts.measure).
+ALERT_EVALUATION_TIMEOUT = 300
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,22 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             INGEST_QUEUE,
             EXPORT_INTERVAL_SECONDS,
             timeout=EXPORT_TIMEOUT,
+        ),
+        PeriodicJob(
+            "alert-evaluation",
+            "worker.alerts.evaluate",
+            ALERT_QUEUE,
+            ALERT_INTERVAL_SECONDS,
+            timeout=ALERT_EVALUATION_TIMEOUT,
+            takes_round=True,
+        ),
+        # Retries of failed notifications come due here (an incident asks for a run at once).
+        PeriodicJob(
+            "alert-sending",
+            SEND_ALERTS,
+            ALERT_QUEUE,
+            ALERT_INTERVAL_SECONDS,
+            timeout=SEND_ALERTS_TIMEOUT,
         ),
         PeriodicJob(
             "retention",

@@ -82,6 +82,7 @@ def _untyped_no_content(response):
 
 
 def init_api(app) -> Api:
+    from server.api.alerts.routes import blp as alerts_blp
     from server.api.data.routes import blp as data_blp
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
@@ -92,7 +93,7 @@ def init_api(app) -> Api:
         app.config.setdefault(name, value)
     api = Api(app)
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
-    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, health_blp):
+    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, alerts_blp, health_blp):
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())
     app.after_request(_untyped_no_content)

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from server.auth import lookup_key
-from tests.conftest import postgres_stack, sqlite_stack
 from worker.probe import Outcome
 from worker.uptime import store_ping
 
@@ -20,19 +19,6 @@ PUBLIC = "http://1.1.1.1"
 
 def auth(key):
     return {"X-AUTH-TOKEN": key}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def make_stack(request, tmp_path):
-    """Build a stack with extra settings, on each backend."""
-
-    def build(**overrides):
-        if request.param == "sqlite":
-            return sqlite_stack(tmp_path, **overrides)
-        pg, redis = request.getfixturevalue("pg_url"), request.getfixturevalue("redis_url")
-        return postgres_stack(pg, redis, tmp_path, **overrides)
-
-    return build
 
 
 def test_lifecycle(stack):

@@ -31,7 +31,17 @@ def names(ids):
 
 def test_the_list_holds_every_periodic_job(tmp_path):
     jobs = {job.name: job for job in jobs_for(tmp_path, MONITOR_INTERVAL_SECONDS=120)}
-    assert set(jobs) == {"uptime-checks", "stale-batch-sweep", "lake-export", "retention"}
+    assert set(jobs) == {
+        "uptime-checks",
+        "stale-batch-sweep",
+        "lake-export",
+        "alert-evaluation",
+        "alert-sending",
+        "retention",
+    }
+    assert jobs["alert-evaluation"].interval == 60 and jobs["alert-sending"].interval == 60
+    assert jobs["alert-evaluation"].args_for(1200) == (1200,)  # evaluated at its round's start
+    assert all(job.timeout > 0 for job in jobs.values())
     assert jobs["uptime-checks"].interval == 120
     assert jobs["stale-batch-sweep"].interval == 60
     assert jobs["stale-batch-sweep"].args_for(1) == (60,)  # SWEEP_AFTER_SECONDS
@@ -52,6 +62,8 @@ def test_two_starts_leave_one_set_of_jobs(redis, tmp_path):
     assert first == second
     assert scheduled_runs(redis) == sorted(first)
     assert names(first) == [
+        "periodic-alert-evaluation",
+        "periodic-alert-sending",
         "periodic-lake-export",
         "periodic-retention",
         "periodic-stale-batch-sweep",

@@ -1,0 +1,432 @@
+"""Alert rules and channels of a key: what is checked, where it is sent, what happened.
+
+Shared by the API (server.api.alerts), the dashboard page and the worker (worker.alerts),
+so a rule or channel created either way is checked by the same code. Rules come as
+plain dicts; `check_rule` and `check_channel` refuse bad ones with the field named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import delete, desc, func, insert, select
+
+from server.db import as_utc, get_engine, utcnow
+from server.models import (
+    alert_attempts,
+    alert_channels,
+    alert_deliveries,
+    alert_incidents,
+    alert_rule_channels,
+    alert_rules,
+    monitors,
+)
+
+KINDS = ("error_rate", "latency_p95", "no_traffic", "monitor_down")
+CHANNEL_KINDS = ("webhook", "slack", "email")
+# Per key: enough for any team, few enough that one evaluation stays quick.
+RULE_LIMIT = 50
+CHANNEL_LIMIT = 20
+MAX_WINDOW_MINUTES = 24 * 60
+# no_traffic: the same window must have had traffic on at least this many of the 7
+# previous days for silence to be unusual.
+USUAL_DAYS = 4
+HISTORY_DAYS = 7
+# Failed deliveries are tried again after these pauses, then recorded as failed.
+RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15))
+
+
+class AlertInputError(ValueError):
+    """A rule or channel that cannot be stored; `field` names the culprit."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"Invalid field '{field}': {problem}")
+        self.field = field
+
+
+class LimitReached(Exception):
+    pass
+
+
+# --- channel secrets -------------------------------------------------------------------------
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def channel_secret(secret_key: str, salt: str) -> str:
+    """A webhook channel's signing secret: derived from SECRET_KEY and the stored salt, so
+    the database never holds it (rotating SECRET_KEY changes every channel's secret)."""
+    return hmac.new(
+        secret_key.encode(), b"alert-webhook:" + salt.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Signature header's value for a webhook body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def _require(rule: dict, field: str, low: float, high: float) -> None:
+    value = rule.get(field)
+    if value is None:
+        raise AlertInputError(field, f"required for a {rule['kind']} rule.")
+    if not low <= value <= high:
+        raise AlertInputError(field, f"must be between {low:g} and {high:g}.")
+
+
+def check_rule(conn, key_id: int, rule: dict) -> dict:
+    """The rule with the fields its kind does not use cleared; raises AlertInputError."""
+    kind = rule.get("kind")
+    if kind not in KINDS:
+        raise AlertInputError("kind", f"must be one of {', '.join(KINDS)}.")
+    out = {
+        "name": (rule.get("name") or "").strip() or kind.replace("_", " "),
+        "kind": kind,
+        "threshold": None,
+        "window_minutes": None,
+        "min_requests": None,
+        "include_4xx": False,
+        "endpoint": None,
+        "monitor_id": None,
+        "consecutive": None,
+    }
+    if kind in ("error_rate", "latency_p95", "no_traffic"):
+        _require(rule, "window_minutes", 1, MAX_WINDOW_MINUTES)
+        out["window_minutes"] = int(rule["window_minutes"])
+    if kind == "error_rate":
+        _require(rule, "threshold", 0, 100)
+        out["threshold"] = float(rule["threshold"])
+        out["min_requests"] = int(rule.get("min_requests") or 1)
+        out["include_4xx"] = bool(rule.get("include_4xx"))
+    elif kind == "latency_p95":
+        _require(rule, "threshold", 1, 3_600_000)
+        out["threshold"] = float(rule["threshold"])
+        out["min_requests"] = int(rule.get("min_requests") or 1)
+        endpoint = (rule.get("endpoint") or "").strip()
+        if endpoint and (" /" not in endpoint or len(endpoint) > 263):
+            raise AlertInputError(
+                "endpoint", "an endpoint as the dashboard shows it, such as 'GET /items/{id}'."
+            )
+        out["endpoint"] = endpoint or None
+    elif kind == "monitor_down":
+        _require(rule, "consecutive", 1, 100)
+        out["consecutive"] = int(rule["consecutive"])
+        monitor_id = rule.get("monitor_id")
+        if monitor_id is None:
+            raise AlertInputError("monitor_id", "required for a monitor_down rule.")
+        owned = conn.execute(
+            select(monitors.c.id).where(monitors.c.id == monitor_id, monitors.c.key_id == key_id)
+        ).first()
+        if owned is None:
+            raise AlertInputError("monitor_id", f"this key has no monitor {monitor_id}.")
+        out["monitor_id"] = int(monitor_id)
+    if out["min_requests"] is not None and not 1 <= out["min_requests"] <= 1_000_000_000:
+        raise AlertInputError("min_requests", "must be between 1 and 1000000000.")
+    return out
+
+
+def _owned_channels(conn, key_id: int, channel_ids) -> list[int]:
+    ids = sorted({int(c) for c in channel_ids or []})
+    if not ids:
+        return []
+    found = set(
+        conn.execute(
+            select(alert_channels.c.id).where(
+                alert_channels.c.key_id == key_id, alert_channels.c.id.in_(ids)
+            )
+        ).scalars()
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise AlertInputError("channel_ids", f"this key has no channel {missing[0]}.")
+    return ids
+
+
+# --- rules -----------------------------------------------------------------------------------
+
+
+def create_rule(conn, key_id: int, rule: dict) -> dict:
+    """Validate and insert a rule with its channels (inside a transaction)."""
+    values = check_rule(conn, key_id, rule)
+    channel_ids = _owned_channels(conn, key_id, rule.get("channel_ids"))
+    count = conn.execute(
+        select(func.count()).select_from(alert_rules).where(alert_rules.c.key_id == key_id)
+    ).scalar_one()
+    if count >= RULE_LIMIT:
+        raise LimitReached(RULE_LIMIT)
+    rule_id = conn.execute(
+        insert(alert_rules)
+        .values(key_id=key_id, created_at=utcnow(), **values)
+        .returning(alert_rules.c.id)
+    ).scalar_one()
+    if channel_ids:
+        conn.execute(
+            insert(alert_rule_channels),
+            [{"rule_id": rule_id, "channel_id": c} for c in channel_ids],
+        )
+    return get_rule(conn, key_id, rule_id)
+
+
+RULE_FIELDS = (
+    "name",
+    "kind",
+    "threshold",
+    "window_minutes",
+    "min_requests",
+    "include_4xx",
+    "endpoint",
+    "monitor_id",
+    "consecutive",
+)
+
+
+def update_rule(conn, key_id: int, rule_id: int, changes: dict) -> dict | None:
+    """Change some of a rule's fields (its channels too, given `channel_ids`); None when
+    the key has no such rule. The whole rule is checked again, as at creation."""
+    current = get_rule(conn, key_id, rule_id)
+    if current is None:
+        return None
+    merged = {**{f: current[f] for f in RULE_FIELDS}, **changes}
+    values = check_rule(conn, key_id, merged)
+    conn.execute(alert_rules.update().where(alert_rules.c.id == rule_id).values(**values))
+    if "channel_ids" in changes:
+        channel_ids = _owned_channels(conn, key_id, changes["channel_ids"])
+        conn.execute(delete(alert_rule_channels).where(alert_rule_channels.c.rule_id == rule_id))
+        if channel_ids:
+            conn.execute(
+                insert(alert_rule_channels),
+                [{"rule_id": rule_id, "channel_id": c} for c in channel_ids],
+            )
+    return get_rule(conn, key_id, rule_id)
+
+
+def _rule_dict(conn, row) -> dict:
+    rule = dict(row._mapping)
+    rule["created_at"] = as_utc(rule["created_at"])
+    rule["channel_ids"] = list(
+        conn.execute(
+            select(alert_rule_channels.c.channel_id)
+            .where(alert_rule_channels.c.rule_id == row.id)
+            .order_by(alert_rule_channels.c.channel_id)
+        ).scalars()
+    )
+    open_incident = conn.execute(
+        select(alert_incidents.c.id, alert_incidents.c.started_at, alert_incidents.c.value).where(
+            alert_incidents.c.rule_id == row.id, alert_incidents.c.resolved_at.is_(None)
+        )
+    ).first()
+    rule["state"] = "firing" if open_incident else "ok"
+    rule["firing_since"] = as_utc(open_incident.started_at) if open_incident else None
+    return rule
+
+
+def list_rules(conn, key_id: int) -> list[dict]:
+    rows = conn.execute(
+        select(alert_rules).where(alert_rules.c.key_id == key_id).order_by(alert_rules.c.id)
+    ).all()
+    return [_rule_dict(conn, row) for row in rows]
+
+
+def get_rule(conn, key_id: int, rule_id: int) -> dict | None:
+    row = conn.execute(
+        select(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.key_id == key_id)
+    ).first()
+    return None if row is None else _rule_dict(conn, row)
+
+
+def delete_rule(conn, key_id: int, rule_id: int) -> bool:
+    result = conn.execute(
+        delete(alert_rules).where(alert_rules.c.id == rule_id, alert_rules.c.key_id == key_id)
+    )
+    return result.rowcount > 0
+
+
+# --- channels --------------------------------------------------------------------------------
+
+
+def create_channel(conn, key_id: int, kind: str, name: str, target: str) -> tuple[dict, str]:
+    """Insert a channel; returns it and its signing salt (None but for webhooks)."""
+    count = conn.execute(
+        select(func.count()).select_from(alert_channels).where(alert_channels.c.key_id == key_id)
+    ).scalar_one()
+    if count >= CHANNEL_LIMIT:
+        raise LimitReached(CHANNEL_LIMIT)
+    salt = new_salt() if kind == "webhook" else None
+    channel_id = conn.execute(
+        insert(alert_channels)
+        .values(
+            key_id=key_id,
+            kind=kind,
+            name=name.strip() or kind,
+            target=target,
+            secret_salt=salt,
+            created_at=utcnow(),
+        )
+        .returning(alert_channels.c.id)
+    ).scalar_one()
+    return get_channel(conn, key_id, channel_id), salt
+
+
+def _channel_dict(row) -> dict:
+    channel = {k: v for k, v in row._mapping.items() if k != "secret_salt"}
+    channel["created_at"] = as_utc(channel["created_at"])
+    return channel
+
+
+def list_channels(conn, key_id: int) -> list[dict]:
+    rows = conn.execute(
+        select(alert_channels)
+        .where(alert_channels.c.key_id == key_id)
+        .order_by(alert_channels.c.id)
+    ).all()
+    return [_channel_dict(r) for r in rows]
+
+
+def get_channel(conn, key_id: int, channel_id: int) -> dict | None:
+    row = conn.execute(
+        select(alert_channels).where(
+            alert_channels.c.id == channel_id, alert_channels.c.key_id == key_id
+        )
+    ).first()
+    return None if row is None else _channel_dict(row)
+
+
+def delete_channel(conn, key_id: int, channel_id: int) -> bool:
+    result = conn.execute(
+        delete(alert_channels).where(
+            alert_channels.c.id == channel_id, alert_channels.c.key_id == key_id
+        )
+    )
+    return result.rowcount > 0
+
+
+# --- deliveries and incidents ----------------------------------------------------------------
+
+
+def add_deliveries(
+    conn, key_id: int, incident_id: int | None, channel_ids, event: str
+) -> list[int]:
+    """Delivery rows, pending and due now (inside the transaction that made the event)."""
+    now = utcnow()
+    ids = []
+    for channel_id in channel_ids:
+        ids.append(
+            conn.execute(
+                insert(alert_deliveries)
+                .values(
+                    key_id=key_id,
+                    incident_id=incident_id,
+                    channel_id=channel_id,
+                    event=event,
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                .returning(alert_deliveries.c.id)
+            ).scalar_one()
+        )
+    return ids
+
+
+def recent_incidents(conn, key_id: int, limit: int = 50) -> list[dict]:
+    """The key's incidents, newest first, each with its deliveries and their attempts."""
+    rows = conn.execute(
+        select(alert_incidents, alert_rules.c.name.label("rule_name"))
+        .join(alert_rules, alert_rules.c.id == alert_incidents.c.rule_id)
+        .where(alert_incidents.c.key_id == key_id)
+        .order_by(desc(alert_incidents.c.started_at), desc(alert_incidents.c.id))
+        .limit(limit)
+    ).all()
+    incidents = []
+    for row in rows:
+        incident = dict(row._mapping)
+        incident["started_at"] = as_utc(incident["started_at"])
+        incident["resolved_at"] = as_utc(incident["resolved_at"])
+        incident["deliveries"] = deliveries_of(conn, alert_deliveries.c.incident_id == row.id)
+        incidents.append(incident)
+    return incidents
+
+
+def deliveries_of(conn, condition) -> list[dict]:
+    rows = conn.execute(
+        select(alert_deliveries).where(condition).order_by(alert_deliveries.c.id)
+    ).all()
+    out = []
+    for row in rows:
+        delivery = dict(row._mapping)
+        for name in ("next_attempt_at", "created_at", "sent_at"):
+            delivery[name] = as_utc(delivery[name])
+        delivery["attempt_log"] = [
+            {"at": as_utc(a.attempted_at), "ok": a.ok, "error": a.error}
+            for a in conn.execute(
+                select(alert_attempts)
+                .where(alert_attempts.c.delivery_id == row.id)
+                .order_by(alert_attempts.c.id)
+            )
+        ]
+        out.append(delivery)
+    return out
+
+
+def check_channel_target(kind: str, url: str | None, email: str | None, settings) -> str:
+    """The channel's target once the SSRF guard (and SMTP_URL, for email) allow it."""
+    from server.smtp import guarded_address, parse_smtp_url
+    from server.urlguard import UnsafeURL, check_url
+
+    if kind == "email":
+        if not email:
+            raise AlertInputError("email", "required for an email channel.")
+        if url:
+            raise AlertInputError("url", "not used by an email channel.")
+        if not settings.SMTP_URL:
+            raise AlertInputError(
+                "kind", "email channels need the operator to set SMTP_URL and SMTP_FROM."
+            )
+        smtp = parse_smtp_url(settings.SMTP_URL)
+        try:
+            guarded_address(smtp.host, smtp.port, settings.MONITOR_ALLOW_PRIVATE, 5)
+        except (UnsafeURL, OSError) as exc:
+            raise AlertInputError("email", str(exc)) from exc
+        return email.strip()
+    if not url:
+        raise AlertInputError("url", f"required for a {kind} channel.")
+    if email:
+        raise AlertInputError("email", f"not used by a {kind} channel.")
+    url = url.strip()
+    try:
+        check_url(url, allow_private=settings.MONITOR_ALLOW_PRIVATE)
+    except UnsafeURL as exc:
+        raise AlertInputError("url", str(exc)) from exc
+    return url
+
+
+def test_deliveries(conn, channel_id: int) -> list[dict]:
+    return deliveries_of(
+        conn,
+        (alert_deliveries.c.channel_id == channel_id) & (alert_deliveries.c.event == "test"),
+    )
+
+
+def send_test(key_id: int, channel_id: int) -> int | None:
+    """Queue a test notification on the key's channel; its delivery id (None: no channel)."""
+    from server.queue import enqueue_alert_sending
+
+    with get_engine().begin() as conn:
+        if get_channel(conn, key_id, channel_id) is None:
+            return None
+        (delivery_id,) = add_deliveries(conn, key_id, None, [channel_id], "test")
+    enqueue_alert_sending()
+    return delivery_id
+
+
+def delivery(conn, delivery_id: int) -> dict:
+    return deliveries_of(conn, alert_deliveries.c.id == delivery_id)[0]
