@@ -61,6 +61,9 @@ class Filters:
     keep_ids: bool = False
     hidden: tuple[str, ...] = ()
     clicks: tuple[tuple[str, str], ...] = field(default=())
+    # A share link's restrictions, (dim, value) pairs with dim "hostname" or a click
+    # dimension: applied under every view option, never in the URL, not removable.
+    fixed: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def click(self) -> dict[str, str]:
