@@ -169,17 +169,8 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
     elif kind == "share":
         links.append(html.Span("Shared view, read-only", className="badge", id="share-badge"))
     elif signed_in:
-        links.append(
-            html.Form(
-                [
-                    csrf_input(),
-                    html.Button("Sign out", type="submit", className="button", id="sign-out"),
-                ],
-                method="POST",
-                action=get_relative_path("/sign-out"),
-                className="inline-form",
-            )
-        )
+        sign_out = html.Button("Sign out", type="submit", className="button", id="sign-out")
+        links.append(post_form("/sign-out", [sign_out], "inline-form"))
     else:
         links.append(dcc.Link("See the demo", href=get_relative_path("/demo"), className="button"))
     return links
@@ -201,6 +192,18 @@ def csrf_input() -> dcc.Input:
     return dcc.Input(type="hidden", name=FIELD, value=csrf_token())
 
 
+def post_form(path: str, children: list, class_name: str, form_id: str | None = None):
+    """A form that POSTs to the dashboard's `path` with this session's CSRF token."""
+    props = {"id": form_id} if form_id else {}
+    return html.Form(
+        [csrf_input(), *children],
+        method="POST",
+        action=get_relative_path(path),
+        className=class_name,
+        **props,
+    )
+
+
 def sign_in_page(search: str | None) -> html.Div:
     args = parse_qs((search or "").lstrip("?"))
     error = SIGN_IN_ERRORS.get((args.get("signin") or [""])[0])
@@ -210,9 +213,9 @@ def sign_in_page(search: str | None) -> html.Div:
             html.H2("Sign in"),
             html.P("Paste your API key. It is sent once, in the form body, and never kept here."),
             html.Div(error, className="error", id="signin-error") if error else None,
-            html.Form(
+            post_form(
+                "/sign-in",
                 [
-                    csrf_input(),
                     dcc.Input(
                         id="signin-key",
                         name="api_key",
@@ -225,19 +228,13 @@ def sign_in_page(search: str | None) -> html.Div:
                     dcc.Input(type="hidden", name="next", value=keep, id="signin-next"),
                     html.Button("Sign in", type="submit", id="signin-submit", className="button"),
                 ],
-                method="POST",
-                action=get_relative_path("/sign-in"),
-                className="signin-form",
+                "signin-form",
             ),
             html.H3("No key yet?"),
-            html.Form(
-                [
-                    csrf_input(),
-                    html.Button("Create a key", type="submit", id="create-key", className="button"),
-                ],
-                method="POST",
-                action=get_relative_path("/create-key"),
-                className="signin-form",
+            post_form(
+                "/create-key",
+                [html.Button("Create a key", type="submit", id="create-key", className="button")],
+                "signin-form",
             ),
             html.P(
                 [

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
-from server.rules import DAY, HOUR
+from server.rules import CLICK_DIMS, DAY, HOUR
 
 # period -> (label, days); None is all time.
 PERIODS = {
@@ -19,18 +19,6 @@ PERIODS = {
 }
 DEFAULT_PERIOD = "30d"
 
-# Dimensions a click can filter the whole dashboard by.
-CLICK_DIMS = (
-    "endpoint",
-    "version",
-    "status",
-    "status_class",
-    "location",
-    "browser",
-    "os",
-    "device",
-    "user",
-)
 DIM_LABELS = {
     "endpoint": "Endpoint",
     "version": "Version",

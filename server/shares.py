@@ -20,19 +20,11 @@ from sqlalchemy import insert, select, update
 
 from server.db import as_utc, utcnow
 from server.models import share_links
+from server.rules import CLICK_DIMS
 
-# The click filters a link may fix (dash_app.filters.CLICK_DIMS but the user: a link
-# names what it shows, and a user's address is not a thing to put in a link's settings).
-FILTER_DIMS = (
-    "endpoint",
-    "version",
-    "status",
-    "status_class",
-    "location",
-    "browser",
-    "os",
-    "device",
-)
+# The click filters a link may fix: all but the user (a link names what it shows, and a
+# user's address is not a thing to put in a link's settings).
+FILTER_DIMS = tuple(dim for dim in CLICK_DIMS if dim != "user")
 LABEL_MAX = 100
 HOSTNAME_MAX = 255
 VALUE_MAX = 300

@@ -6,7 +6,7 @@ module only draws them, with the messages the last action left (Flask's flash).
 
 from __future__ import annotations
 
-from dash import dcc, get_relative_path, html
+from dash import dcc, html
 from flask import get_flashed_messages
 
 from dash_app.countries import name_of
@@ -19,7 +19,7 @@ STAMP = "%Y-%m-%d %H:%M UTC"
 
 
 def layout(key_id: int) -> html.Div:
-    from dash_app import csrf_input
+    from dash_app import post_form
 
     with get_engine().connect() as conn:
         about = describe_key(conn, key_id) or {}
@@ -30,13 +30,7 @@ def layout(key_id: int) -> html.Div:
     ]
 
     def form(action: str, *children, form_id: str, class_name: str = "settings-form"):
-        return html.Form(
-            [csrf_input(), _hidden("action", action), *children],
-            method="POST",
-            action=get_relative_path("/settings"),
-            className=class_name,
-            id=form_id,
-        )
+        return post_form("/settings", [_hidden("action", action), *children], class_name, form_id)
 
     return html.Div(
         [
