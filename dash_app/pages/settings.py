@@ -135,7 +135,12 @@ def _field(label: str, name: str, placeholder: str, input_type: str = "text") ->
         [
             html.Span(label),
             dcc.Input(
-                name=name, type=input_type, placeholder=placeholder, id=f"share-{name}", min=1
+                name=name,
+                type=input_type,
+                placeholder=placeholder,
+                id=f"share-{name}",
+                min=1,
+                style={"width": "112px"},
             ),
         ],
         className="field",
