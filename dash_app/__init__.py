@@ -19,9 +19,12 @@ def init_dash(server) -> Dash:
     from dash_app.keys import bp as keys_bp
     from dash_app.pages import explorer, monitors, overview
     from dash_app.session import bp
+    from server.shares import RedactShareTokens
 
     server.register_blueprint(bp)
     server.register_blueprint(keys_bp)
+    # Share links carry their token in the path: keep it out of Flask's own error lines.
+    server.logger.addFilter(RedactShareTokens())
     app = Dash(
         __name__,
         server=server,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -120,6 +121,22 @@ def test_deleting_the_keys_data_deletes_its_links(stack):
         gone = select(func.count()).where(share_links.c.id == made["id"])
         assert conn.execute(gone).scalar() == 0
     assert stack.client.get(made["path"]).status_code == 404
+
+
+def test_a_request_that_raises_is_logged_without_its_token(sqlite_app, caplog):
+    """Flask logs the path of a request that raised: a share link's token must not show."""
+    app = sqlite_app.app
+    token = "Tok3n-" + "x" * 40
+
+    def boom():
+        raise RuntimeError("failed")
+
+    app.add_url_rule("/dashboard/s/<token>/boom", "boom", boom)
+    app.testing = False  # answer a 500 and log it, as in production
+    with caplog.at_level(logging.ERROR):
+        assert sqlite_app.client.get(f"/dashboard/s/{token}/boom").status_code == 500
+    assert "Exception on /dashboard/s/[redacted]/boom [GET]" in caplog.text
+    assert token not in caplog.text
 
 
 def test_share_paths_are_redacted():
