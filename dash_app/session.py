@@ -246,13 +246,14 @@ def share_problem(access: Access) -> Response:
     from flask import render_template_string
 
     status, text = share_problem_text(access)
-    page = render_template_string(PROBLEM_PAGE, text=text)
+    style = request.script_root + "/dashboard/assets/style.css"
+    page = render_template_string(PROBLEM_PAGE, text=text, style=style)
     return Response(page, status=status, mimetype="text/html")
 
 
 PROBLEM_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>API Analytics: share link</title>
-<link rel="stylesheet" href="/dashboard/assets/style.css"></head>
+<link rel="stylesheet" href="{{ style }}"></head>
 <body><main><div class="signin panel" id="share-problem"><h2>Share link</h2>
 <p>{{ text }}</p><p>Ask whoever sent it for a new one.</p></div></main></body></html>
 """
