@@ -31,6 +31,7 @@ HOSTNAME_MAX = 255
 VALUE_MAX = 300
 SHARE_PATH = re.compile(r"(/dashboard/s/)[^/?#&\s\"]+")
 REDACTED = "[redacted]"
+MAX_ID = 2**31 - 1  # share_links.id is a 32-bit INTEGER on both backends
 
 
 class ShareError(ValueError):
@@ -193,6 +194,8 @@ def list_shares(conn, key_id: int) -> list[dict]:
 
 def revoke_share(conn, key_id: int, share_id: int) -> bool:
     """Revoke the key's link `share_id`; False when the key has no such link."""
+    if not 0 < share_id <= MAX_ID:
+        return False
     row = conn.execute(
         select(share_links.c.revoked_at).where(
             share_links.c.id == share_id, share_links.c.key_id == key_id

@@ -71,9 +71,9 @@ def test_share_lifecycle(stack):
     assert client.delete(f"/api/shares/{made['id']}", headers=auth(key)).status_code == 204
 
 
-def test_a_key_sees_and_revokes_only_its_own_links(sqlite_app):
-    client = sqlite_app.client
-    mine, theirs = sqlite_app.new_key(), sqlite_app.new_key()
+def test_a_key_sees_and_revokes_only_its_own_links(stack):
+    client = stack.client
+    mine, theirs = stack.new_key(), stack.new_key()
     made = create(client, mine)
     assert client.get("/api/shares", headers=auth(theirs)).get_json() == []
     refused = client.delete(f"/api/shares/{made['id']}", headers=auth(theirs))
@@ -81,6 +81,7 @@ def test_a_key_sees_and_revokes_only_its_own_links(sqlite_app):
     assert refused.get_json()["message"] == f"No share link {made['id']} for this key."
     assert client.get(made["path"]).status_code == 200
     assert client.delete("/api/shares/99999", headers=auth(mine)).status_code == 404
+    assert client.delete(f"/api/shares/{2**31}", headers=auth(mine)).status_code == 404
     assert client.get("/api/shares").status_code == 401
     assert client.post("/api/shares", json={}).status_code == 401
 
