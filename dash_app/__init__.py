@@ -16,10 +16,15 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
+    from dash_app.keys import bp as keys_bp
     from dash_app.pages import alerts, explorer, monitors, overview
     from dash_app.session import bp
+    from server.shares import RedactShareTokens
 
     server.register_blueprint(bp)
+    server.register_blueprint(keys_bp)
+    # Share links carry their token in the path: keep it out of Flask's own error lines.
+    server.logger.addFilter(RedactShareTokens())
     app = Dash(
         __name__,
         server=server,
@@ -51,7 +56,13 @@ def shell() -> html.Div:
             dcc.Store(id="page-id"),
             html.Header(
                 [
-                    html.A("API Analytics", href=get_relative_path("/"), className="brand"),
+                    html.Div(
+                        [
+                            html.A("API Analytics", href=get_relative_path("/"), className="brand"),
+                            html.Span(id="api-name", className="api-name"),
+                        ],
+                        className="brand-line",
+                    ),
                     html.Nav(id="nav"),
                 ],
                 className="topbar",
@@ -61,25 +72,39 @@ def shell() -> html.Div:
     )
 
 
-PAGES = {"": "overview", "explorer": "explorer", "monitors": "monitors", "alerts": "alerts"}
-# Pages of a signed-in key only: the demo key has no one to notify.
-SIGNED_IN_ONLY = frozenset({"alerts"})
+PAGES = {
+    "": "overview",
+    "explorer": "explorer",
+    "monitors": "monitors",
+    "alerts": "alerts",
+    "settings": "settings",
+}
+# What each kind of viewer may open: a share link never sees monitors, alerts or settings;
+# the demo has no settings, and no alerts (nobody to notify).
+ALLOWED = {
+    "key": set(PAGES.values()),
+    "demo": {"overview", "explorer", "monitors"},
+    "share": {"overview", "explorer"},
+}
 
 
-def route(page_path: str) -> tuple[bool, str | None]:
-    """'demo/explorer' -> (True, 'explorer'); an unknown path -> (demo?, None)."""
-    parts = [p for p in page_path.split("/") if p]
-    demo = bool(parts) and parts[0] == "demo"
-    rest = "/".join(parts[1:] if demo else parts)
-    return demo, PAGES.get(rest)
+def route(page_path: str) -> tuple[str, str | None]:
+    """'demo/explorer' -> ('demo', 'explorer'); 's/<token>' -> ('share', 'overview');
+    an unknown page, or one the viewer may not open -> (kind, None)."""
+    from dash_app.session import split_path
+
+    kind, _token, rest = split_path(page_path)
+    page = PAGES.get(rest)
+    return kind, page if page in ALLOWED[kind] else None
 
 
 def _register_router(app: Dash) -> None:
     from dash import strip_relative_path
 
-    from dash_app.pages import alerts, explorer, monitors, overview
-    from dash_app.session import key_for
+    from dash_app.pages import alerts, explorer, monitors, overview, settings
+    from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
+    from server.keys import describe_key
 
     layouts = {
         "overview": overview.layout,
@@ -98,58 +123,70 @@ def _register_router(app: Dash) -> None:
     )
     def show_page(pathname, search, current):
         page_path = strip_relative_path(pathname or "/") or ""
-        demo, page = route(page_path)
+        kind, page = route(page_path)
         with get_engine().connect() as conn:
-            key_id = key_for(conn, demo)
-        page_id = f"{'demo' if demo else 'key'}:{page}:{key_id}"
+            viewer = viewer_for(conn, page_path)
+        page_id = f"{kind}:{page}:{viewer.key_id}"
         if page_id == current:
             return no_update, no_update, no_update
-        if page is None:
-            body = html.Div("No such page.", className="notice panel wide")
-        elif demo and page in SIGNED_IN_ONLY:
+        if kind == "share" and viewer.key_id is None:
+            _status, text = share_problem_text(viewer.share)
+            body = html.Div(text, className="notice panel wide", id="share-problem")
+            return body, [], page_id
+        if kind == "demo" and PAGES.get(split_path(page_path)[2]) == "alerts":
             body = html.Div(
                 "Alerts belong to a signed-in key: sign in with yours to set them up.",
                 className="notice panel wide",
             )
-        elif key_id is None and demo:
+        elif page is None:
+            body = html.Div("No such page.", className="notice panel wide")
+        elif viewer.key_id is None and kind == "demo":
             body = html.Div(
                 "The demo has no data yet: run `flask --app wsgi seed-demo`.",
                 className="notice panel wide",
             )
-        elif key_id is None:
-            return sign_in_page(search), nav(demo, signed_in=False), page_id
+        elif viewer.key_id is None:
+            return sign_in_page(search), nav(viewer, signed_in=False), page_id
+        elif page == "settings":
+            body = settings.layout(viewer.key_id)
         else:
             body = layouts[page](page_path)
-        return body, nav(demo, signed_in=key_id is not None and not demo, page=page), page_id
+        return body, nav(viewer, signed_in=viewer.key_id is not None, page=page), page_id
+
+    @app.callback(Output("api-name", "children"), Input("url", "pathname"))
+    def show_name(pathname):
+        """The API's name (settings) in the header; a share link adds its label."""
+        with get_engine().connect() as conn:
+            viewer = viewer_for(conn, strip_relative_path(pathname or "/") or "")
+            about = describe_key(conn, viewer.key_id) if viewer.key_id is not None else None
+        parts = [(about or {}).get("name"), viewer.share.label if viewer.share else None]
+        return " · ".join(p for p in parts if p)
 
 
-def nav(demo: bool, signed_in: bool, page: str | None = None) -> list:
-    base = "/demo" if demo else ""
+def nav(viewer, signed_in: bool, page: str | None = None) -> list:
+    base, kind = viewer.base, viewer.kind
     links = []
-    if demo or signed_in:
-        for name, label, path in (
+    if signed_in or kind == "demo":
+        items = [
             ("overview", "Overview", base or "/"),
             ("explorer", "Explorer", f"{base}/explorer"),
             ("monitors", "Uptime", f"{base}/monitors"),
-            *([("alerts", "Alerts", "/alerts")] if signed_in and not demo else []),
-        ):
+            ("alerts", "Alerts", f"{base}/alerts"),
+            ("settings", "Settings", f"{base}/settings"),
+        ]
+        for name, label, path in items:
+            if name not in ALLOWED[kind]:
+                continue
             cls = "nav-link active" if page == name else "nav-link"
             links.append(dcc.Link(label, href=get_relative_path(path), className=cls))
-    if demo:
+    if kind == "demo":
         links.append(html.Span("Demo data", className="badge"))
         links.append(html.A("Sign in", href=get_relative_path("/"), className="button"))
+    elif kind == "share":
+        links.append(html.Span("Shared view, read-only", className="badge", id="share-badge"))
     elif signed_in:
-        links.append(
-            html.Form(
-                [
-                    csrf_input(),
-                    html.Button("Sign out", type="submit", className="button", id="sign-out"),
-                ],
-                method="POST",
-                action=get_relative_path("/sign-out"),
-                className="inline-form",
-            )
-        )
+        sign_out = html.Button("Sign out", type="submit", className="button", id="sign-out")
+        links.append(post_form("/sign-out", [sign_out], "inline-form"))
     else:
         links.append(dcc.Link("See the demo", href=get_relative_path("/demo"), className="button"))
     return links
@@ -158,6 +195,9 @@ def nav(demo: bool, signed_in: bool, page: str | None = None) -> list:
 SIGN_IN_ERRORS = {
     "failed": "That API key is not valid: check that you pasted the whole key.",
     "expired": "The sign-in form had expired (or came from another site): paste your key again.",
+    "deleted": "The key and all its data were deleted.",
+    "rotated": "That key was rotated: it still works for ingest for a while, but the dashboard "
+    "takes only the new key.",
 }
 
 
@@ -166,6 +206,18 @@ def csrf_input() -> dcc.Input:
     from server.csrf import FIELD, csrf_token
 
     return dcc.Input(type="hidden", name=FIELD, value=csrf_token())
+
+
+def post_form(path: str, children: list, class_name: str, form_id: str | None = None):
+    """A form that POSTs to the dashboard's `path` with this session's CSRF token."""
+    props = {"id": form_id} if form_id else {}
+    return html.Form(
+        [csrf_input(), *children],
+        method="POST",
+        action=get_relative_path(path),
+        className=class_name,
+        **props,
+    )
 
 
 def sign_in_page(search: str | None) -> html.Div:
@@ -177,9 +229,9 @@ def sign_in_page(search: str | None) -> html.Div:
             html.H2("Sign in"),
             html.P("Paste your API key. It is sent once, in the form body, and never kept here."),
             html.Div(error, className="error", id="signin-error") if error else None,
-            html.Form(
+            post_form(
+                "/sign-in",
                 [
-                    csrf_input(),
                     dcc.Input(
                         id="signin-key",
                         name="api_key",
@@ -192,13 +244,17 @@ def sign_in_page(search: str | None) -> html.Div:
                     dcc.Input(type="hidden", name="next", value=keep, id="signin-next"),
                     html.Button("Sign in", type="submit", id="signin-submit", className="button"),
                 ],
-                method="POST",
-                action=get_relative_path("/sign-in"),
-                className="signin-form",
+                "signin-form",
+            ),
+            html.H3("No key yet?"),
+            post_form(
+                "/create-key",
+                [html.Button("Create a key", type="submit", id="create-key", className="button")],
+                "signin-form",
             ),
             html.P(
                 [
-                    "No key yet? Create one with POST /api/keys, or ",
+                    "It is shown once, with the middleware code to paste, and signs you in. Or ",
                     dcc.Link("look at the demo", href=get_relative_path("/demo")),
                     ".",
                 ]

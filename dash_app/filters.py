@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from urllib.parse import parse_qsl, urlencode
 
-from server.rules import DAY, HOUR
+from server.rules import CLICK_DIMS, DAY, HOUR
 
 # period -> (label, days); None is all time.
 PERIODS = {
@@ -19,18 +19,6 @@ PERIODS = {
 }
 DEFAULT_PERIOD = "30d"
 
-# Dimensions a click can filter the whole dashboard by.
-CLICK_DIMS = (
-    "endpoint",
-    "version",
-    "status",
-    "status_class",
-    "location",
-    "browser",
-    "os",
-    "device",
-    "user",
-)
 DIM_LABELS = {
     "endpoint": "Endpoint",
     "version": "Version",
@@ -61,6 +49,9 @@ class Filters:
     keep_ids: bool = False
     hidden: tuple[str, ...] = ()
     clicks: tuple[tuple[str, str], ...] = field(default=())
+    # A share link's restrictions, (dim, value) pairs with dim "hostname" or a click
+    # dimension: applied under every view option, never in the URL, not removable.
+    fixed: tuple[tuple[str, str], ...] = field(default=())
 
     @property
     def click(self) -> dict[str, str]:

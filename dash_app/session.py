@@ -13,22 +13,25 @@ import hashlib
 import hmac
 import io
 import logging
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request, session, stream_with_context
 from sqlalchemy import select
 
-from server.auth import hash_key, lookup_key, touch_key
+from server.auth import hash_key, lookup_key, rotated_key_until, touch_key
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine
 from server.models import api_keys
+from server.shares import GONE, Access, resolve_share
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_session", __name__)
 SESSION_KEY = "dashboard_key_id"
 SESSION_TAG = "dashboard_key_tag"
 DEMO_PREFIX = "demo"
+SHARE_PREFIX = "s"
 
 
 def demo_key_id(conn) -> int | None:
@@ -64,6 +67,62 @@ def key_for(conn, demo: bool) -> int | None:
     return demo_key_id(conn) if demo else signed_in_key_id(conn)
 
 
+def split_path(page_path: str | None) -> tuple[str, str | None, str]:
+    """'demo/explorer' -> ('demo', None, 'explorer'); 's/<token>/explorer' -> ('share',
+    token, 'explorer'); 'settings' -> ('key', None, 'settings')."""
+    parts = [p for p in (page_path or "").split("/") if p]
+    if parts and parts[0] == DEMO_PREFIX:
+        return "demo", None, "/".join(parts[1:])
+    if parts and parts[0] == SHARE_PREFIX:
+        return "share", parts[1] if len(parts) > 1 else "", "/".join(parts[2:])
+    return "key", None, "/".join(parts)
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Whose data a dashboard page shows: the signed-in key, the demo, or a share link's
+    key under that link's fixed restrictions. `key_id` None: nothing to show."""
+
+    kind: str  # key, demo or share
+    key_id: int | None
+    share: Access | None = None
+    token: str | None = None
+
+    @property
+    def fixed(self) -> tuple[tuple[str, str], ...]:
+        return self.share.fixed if self.share else ()
+
+    @property
+    def base(self) -> str:
+        """The dashboard-relative path its pages live under ('', '/demo', '/s/<token>')."""
+        return {"key": "", "demo": "/demo"}.get(self.kind, f"/{SHARE_PREFIX}/{self.token}")
+
+
+def viewer_for(conn, page_path: str | None) -> Viewer:
+    """Decide from the page's path. A share link is checked against the database every
+    time (pages and each of their callbacks), so revoking it closes open pages at once."""
+    kind, token, _rest = split_path(page_path)
+    if kind == "share":
+        access = resolve_share(conn, token)
+        key_id = access.key_id if access.state == "active" else None
+        return Viewer("share", key_id, access, token)
+    return Viewer(kind, key_for(conn, kind == "demo"))
+
+
+def share_access(token: str) -> Access:
+    with get_engine().connect() as conn:
+        return resolve_share(conn, token) if token else GONE
+
+
+def start_session(key_id: int, key: str) -> None:
+    """Bind this browser's session to the key (its id and a tag of its hash)."""
+    session.clear()
+    session[SESSION_KEY] = key_id
+    session[SESSION_TAG] = key_tag(hash_key(key))
+    new_csrf_token()
+    session.permanent = True
+
+
 @bp.post("/dashboard/sign-in")
 def sign_in():
     """Check the pasted key and start a session; a wrong key goes back with a message."""
@@ -77,13 +136,12 @@ def sign_in():
         key_id = lookup_key(conn, key)
         if key_id is not None:
             touch_key(conn, key_id)
+        rotated = key_id is None and rotated_key_until(conn, key) is not None
+    if rotated:
+        return redirect("./?" + urlencode({"signin": "rotated"}), code=303)
     if key_id is None:
         return redirect("./?" + urlencode({"signin": "failed"}), code=303)
-    session.clear()
-    session[SESSION_KEY] = key_id
-    session[SESSION_TAG] = key_tag(hash_key(key))
-    new_csrf_token()
-    session.permanent = True
+    start_session(key_id, key)
     log.info("dashboard sign-in for key id=%s", key_id)
     return redirect("./" + keep, code=303)
 
@@ -118,16 +176,33 @@ def _safe_query(value: str) -> str:
 def export_csv():
     """The overview's filtered raw rows, newest first, as CSV (streamed)."""
     from dash_app.filters import Filters
-    from dash_app.stats.rows import export_rows
-    from server.lake.rows import COLUMNS
 
     filters = Filters.from_query(request.query_string.decode("utf-8", "replace"))
     demo = request.args.get("demo") == "1"
-    engine = get_engine()
-    with engine.connect() as conn:
+    with get_engine().connect() as conn:
         key_id = key_for(conn, demo)
     if key_id is None:
         return Response("Sign in to export data.\n", status=401, mimetype="text/plain")
+    return _csv(key_id, filters)
+
+
+@bp.get("/dashboard/s/<token>/export.csv")
+def share_export_csv(token: str):
+    """A share link's export: its key's rows under the link's fixed restrictions."""
+    from dataclasses import replace
+
+    from dash_app.filters import Filters
+
+    access = share_access(token)
+    if access.state != "active":
+        return share_problem(access)
+    filters = Filters.from_query(request.query_string.decode("utf-8", "replace"))
+    return _csv(access.key_id, replace(filters, fixed=access.fixed))
+
+
+def _csv(key_id: int, filters) -> Response:
+    from dash_app.stats.rows import export_rows
+    from server.lake.rows import COLUMNS
 
     def generate():
         buffer = io.StringIO()
@@ -147,3 +222,38 @@ def export_csv():
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+@bp.get("/dashboard/s/<token>")
+@bp.get("/dashboard/s/<token>/<path:rest>")
+def share_page(token: str, rest: str = ""):
+    """A share link's pages: the dashboard when the link works, else a 404 or 410 page."""
+    from flask import current_app
+
+    access = share_access(token)
+    if access.state != "active":
+        return share_problem(access)
+    return current_app.extensions["dash_app"].index()
+
+
+def share_problem_text(access: Access) -> tuple[int, str]:
+    if access.state == "expired":
+        return 410, f"This share link expired on {access.expires_at:%Y-%m-%d %H:%M} UTC."
+    return 404, "This share link was revoked or never existed."
+
+
+def share_problem(access: Access) -> Response:
+    from flask import render_template_string
+
+    status, text = share_problem_text(access)
+    style = request.script_root + "/dashboard/assets/style.css"
+    page = render_template_string(PROBLEM_PAGE, text=text, style=style)
+    return Response(page, status=status, mimetype="text/html")
+
+
+PROBLEM_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>API Analytics: share link</title>
+<link rel="stylesheet" href="{{ style }}"></head>
+<body><main><div class="signin panel" id="share-problem"><h2>Share link</h2>
+<p>{{ text }}</p><p>Ask whoever sent it for a new one.</p></div></main></body></html>
+"""

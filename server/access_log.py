@@ -1,8 +1,10 @@
 """gunicorn's access log without secrets and, by default, without the dashboard's plumbing.
 
 A key sent in a URL (`?api_key=...`) is refused by the API, but the access log line is
-written whatever the answer: every query value whose name looks like a credential, and
-every credential header, is replaced by `[redacted]` before the line is formatted.
+written whatever the answer: every query value whose name looks like a credential, every
+credential header, and the token of a share link's path (/dashboard/s/<token>, the
+referer of its pages' requests too) are replaced by `[redacted]` before the line is
+formatted.
 
 ACCESS_LOG=requests (the default) leaves out the successful requests a browser makes by
 itself to draw a page (the dashboard's scripts, styles, layout and callbacks, the API
@@ -16,6 +18,8 @@ import re
 
 from gunicorn.glogging import Logger
 
+from server.shares import redact_share_paths
+
 REDACTED = "[redacted]"
 # Query parameters named like a credential, e.g. api_key, X-AUTH-TOKEN, access_token,
 # password, secret, signature; %-encoded names match too (api%5Fkey still holds "key").
@@ -25,8 +29,20 @@ _SECRET_PARAM = re.compile(
     r"[^&;#\s\"]*",
     re.IGNORECASE,
 )
-# Atoms that hold a URL or a query string (request line, query, referer, raw URI).
-URL_ATOMS = ("r", "q", "f", "{referer}i", "{raw_uri}e", "{query_string}e", "{http_referer}e")
+# Atoms that hold a URL, a path or a query string (request line, path, query, referer,
+# raw URI): a share link's token is in its path, /dashboard/s/<token>.
+URL_ATOMS = (
+    "r",
+    "U",
+    "q",
+    "f",
+    "{referer}i",
+    "{raw_uri}e",
+    "{query_string}e",
+    "{http_referer}e",
+    "{path_info}e",
+    "{request_uri}e",
+)
 # Atoms that are a credential whole.
 SECRET_ATOMS = (
     "{x-auth-token}i",
@@ -44,7 +60,9 @@ PLUMBING = re.compile(
 
 
 def redact(text: str | None) -> str | None:
-    """`text` with the value of every credential-like query parameter replaced."""
+    """`text` with the value of every credential-like query parameter, and the token of
+    every share link path, replaced."""
+    text = redact_share_paths(text)
     if not text or "=" not in text:
         return text
     return _SECRET_PARAM.sub(lambda m: m.group("name") + REDACTED, text)

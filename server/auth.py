@@ -6,13 +6,13 @@ import base64
 import hashlib
 import hmac
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app, g, request
 from flask_smorest import abort
 from sqlalchemy import insert, select, update
 
-from server.db import get_engine, utcnow
+from server.db import as_utc, get_engine, utcnow
 from server.models import api_keys
 
 KEY_HEADER = "X-AUTH-TOKEN"
@@ -56,6 +56,60 @@ def lookup_key(conn, key: str | None) -> int | None:
     return row.id
 
 
+def rotated_key_until(conn, key: str | None, now: datetime | None = None) -> datetime | None:
+    """When `key` was rotated out and is still in its grace period: when that ends."""
+    if not key or not isinstance(key, str) or len(key) > 256:
+        return None
+    digest = hash_key(key)
+    row = conn.execute(
+        select(api_keys.c.previous_key_hash, api_keys.c.previous_key_expires_at).where(
+            api_keys.c.previous_key_hash == digest
+        )
+    ).first()
+    if row is None or not hmac.compare_digest(bytes(row.previous_key_hash), digest):
+        return None
+    until = as_utc(row.previous_key_expires_at)
+    return until if until is not None and until > (now or utcnow()) else None
+
+
+def lookup_ingest_key(conn, key: str | None, now: datetime | None = None) -> int | None:
+    """Like lookup_key, but a key rotated out less than the grace period ago counts too:
+    middlewares keep sending it until they are redeployed with the new one."""
+    key_id = lookup_key(conn, key)
+    if key_id is not None or rotated_key_until(conn, key, now) is None:
+        return key_id
+    return conn.execute(
+        select(api_keys.c.id).where(api_keys.c.previous_key_hash == hash_key(key))
+    ).scalar()
+
+
+def rotate_key(conn, key_id: int, grace: timedelta) -> tuple[str, datetime | None]:
+    """Give the key a new secret; the current one stays valid for ingest for `grace`.
+
+    Returns (new plaintext, when the previous key stops working). Only one previous key
+    is kept: rotating again within the grace period ends the older one at once.
+    """
+    current = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id)).scalar()
+    if current is None:
+        raise LookupError(f"no key id={key_id}")
+    key = generate_key()
+    until = utcnow() + grace if grace > timedelta(0) else None
+    conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id)
+        .values(
+            key_hash=hash_key(key),
+            previous_key_hash=bytes(current) if until else None,
+            previous_key_expires_at=until,
+        )
+    )
+    return key, until
+
+
+def rotation_grace() -> timedelta:
+    return timedelta(hours=current_app.config["SETTINGS"].KEY_ROTATION_GRACE_HOURS)
+
+
 def touch_key(conn, key_id: int) -> None:
     """Record activity (ingest or sign-in) at most once an hour per key."""
     now = utcnow()
@@ -86,10 +140,20 @@ def require_key() -> int:
         abort(401, message="Missing API key: send it in the X-AUTH-TOKEN header.")
     with get_engine().connect() as conn:
         key_id = lookup_key(conn, key)
+        rotated_until = None if key_id is not None else rotated_key_until(conn, key)
+    if rotated_until is not None:
+        abort(401, message=rotated_message(rotated_until))
     if key_id is None:
         abort(401, message="Unknown or revoked API key.")
     g.key_id = key_id
     return key_id
+
+
+def rotated_message(until: datetime) -> str:
+    return (
+        "This API key was rotated: it is accepted for ingest only, until "
+        f"{until:%Y-%m-%d %H:%M} UTC. Use the new key here."
+    )
 
 
 def admin_token_ok(authorization: str | None) -> bool:

@@ -48,6 +48,8 @@ class Config:
     DATA_PAGE_SIZE: int = 50_000
     RETENTION_DAYS: int = 365
     KEY_INACTIVE_DAYS: int = 182
+    # After a rotation the previous key is still accepted for ingest (only) this long.
+    KEY_ROTATION_GRACE_HOURS: int = 24
     PING_RETENTION_DAYS: int = 90
     MONITOR_LIMIT: int = 10
     MONITOR_INTERVAL_SECONDS: int = 300
@@ -154,6 +156,10 @@ class Config:
             from server.smtp import parse_smtp_url
 
             parse_smtp_url(self.SMTP_URL)  # a malformed one stops the start, naming it
+        if self.KEY_ROTATION_GRACE_HOURS < 0:
+            raise ConfigError(
+                f"KEY_ROTATION_GRACE_HOURS must be 0 or more, not {self.KEY_ROTATION_GRACE_HOURS}"
+            )
         if self.ACCESS_LOG not in ("requests", "all", "off"):
             raise ConfigError(f"ACCESS_LOG must be requests, all or off, not {self.ACCESS_LOG!r}")
 

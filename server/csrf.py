@@ -88,7 +88,10 @@ def _refuse_cross_origin() -> Response | None:
     reason = cross_origin_reason()
     if reason is None:
         return None
-    log.warning("refused a cross-origin %s %s: %s", request.method, request.path, reason)
+    from server.shares import redact_share_paths
+
+    path = redact_share_paths(request.path)
+    log.warning("refused a cross-origin %s %s: %s", request.method, path, reason)
     return Response(
         f"Refused: this {request.method} did not come from this server's own pages ({reason}).\n"
         "Behind a reverse proxy, pass the original Host header (or X-Forwarded-Host with "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     Column,
@@ -35,6 +36,11 @@ api_keys = Table(
     # Bumped on ingest and dashboard sign-in; retention deletes keys idle for 6 months.
     Column("last_active_at", TS, nullable=False),
     Column("is_demo", Boolean, nullable=False, default=False),
+    # What the owner calls the API (the dashboard's header shows it).
+    Column("name", String(100)),
+    # After a rotation, the previous key's hash: accepted for ingest only, until then.
+    Column("previous_key_hash", LargeBinary(32), index=True),
+    Column("previous_key_expires_at", TS),
     # Ids never repeat (SQLite would reuse a deleted key's): sessions and shares name them.
     sqlite_autoincrement=True,
 )
@@ -294,4 +300,25 @@ alert_attempts = Table(
     Column("ok", Boolean, nullable=False),
     Column("error", Text),
     Index("ix_alert_attempts_delivery_id", "delivery_id"),
+)
+
+
+# --- Share links (server.shares) -----------------------------------------------------------
+# A read-only link to one key's dashboard, /dashboard/s/<token>. Only the token's SHA-256
+# is stored; a revoked link keeps its row (revoked_at) so its list shows what was revoked.
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("label", String(100)),
+    # Fixed restrictions every panel, table and export of the link applies.
+    Column("hostname", String(255)),
+    Column("filters", JSON, nullable=False, default=dict),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS),
+    Column("revoked_at", TS),
+    Index("ix_share_links_key_id", "key_id"),
+    sqlite_autoincrement=True,
 )

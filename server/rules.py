@@ -12,6 +12,19 @@ from functools import lru_cache
 
 HOUR = 3600
 DAY = 86400
+
+# Dimensions a click can filter the whole dashboard by (a share link fixes some of them).
+CLICK_DIMS = (
+    "endpoint",
+    "version",
+    "status",
+    "status_class",
+    "location",
+    "browser",
+    "os",
+    "device",
+    "user",
+)
 MAX_TEXT = 255
 
 # --- paths -----------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ def test_the_using_it_commands_work_pasted_as_is(served):
     assert '{"accepted":1,"rejected":[]}' in out
     assert '"oldest_batch_age_seconds":null' in out and '"status":"ok"' in out
     assert '"path":"/v1/users"' in out and '"hostname":"api.example.com"' in out
+    assert '"name":"Shop API"' in out
+    assert '"path":"/dashboard/s/' in out and '"state":"active"' in out
     key = re.search(r"KEY=([\w-]+)\s*$", out).group(1)
     assert len(key) > 30
     # The last command deleted everything and revoked the key.

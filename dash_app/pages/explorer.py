@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dash_app.pages.common import table
 from dash_app.pages.overview import _page_path
-from dash_app.session import is_demo_path, key_for
+from dash_app.session import share_problem_text, viewer_for
 from dash_app.stats.rows import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
 from server.db import get_engine
 
@@ -165,14 +166,18 @@ def register(app) -> None:
             page = max(0, page - 1)
         else:
             page = 0
-        filters = filters_from(*values)
         with get_engine().connect() as conn:
-            key_id = key_for(conn, is_demo_path(_page_path(pathname)))
+            viewer = viewer_for(conn, _page_path(pathname))
+        # A share link's restrictions apply to every page of rows, whatever the inputs say.
+        filters = replace(filters_from(*values), fixed=viewer.fixed)
+        key_id = viewer.key_id
         if key_id is None:
-            notice = html.Div("Sign in first.", className="notice")
+            reason = share_problem_text(viewer.share)[1] if viewer.share else "Sign in first."
+            notice = html.Div(reason, className="notice", id="ex-gone")
             return [], 0, "", True, True, notice, []
         frame, more = explorer_page(key_id, filters, page, PAGE_SIZE)
-        hosts = hostnames(key_id)
+        share_host = viewer.share.hostname if viewer.share else None
+        hosts = [share_host] if share_host else hostnames(key_id)
         empty = (
             html.Div("No requests match these filters.", className="notice")
             if frame.empty

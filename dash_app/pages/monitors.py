@@ -7,7 +7,7 @@ from dash import Input, Output, State, dcc, html
 from dash_app import figures
 from dash_app.pages.common import graph, stat
 from dash_app.pages.overview import _page_path
-from dash_app.session import is_demo_path, key_for
+from dash_app.session import viewer_for
 from dash_app.uptime import monitor_list, recent_checks, uptime_shares
 from server.db import get_engine
 
@@ -53,7 +53,9 @@ def register(app) -> None:
     )
     def show_monitors(_tick, pathname):
         with get_engine().connect() as conn:
-            key_id = key_for(conn, is_demo_path(_page_path(pathname)))
+            viewer = viewer_for(conn, _page_path(pathname))
+            # A share link never shows monitors.
+            key_id = None if viewer.kind == "share" else viewer.key_id
             if key_id is None:
                 return html.Div("Sign in first.", className="notice")
             found = monitor_list(conn, key_id)

@@ -13,7 +13,7 @@ from dash_app.countries import name_of
 from dash_app.filters import DIM_LABELS, PERIODS, Filters
 from dash_app.overview import refresh
 from dash_app.pages.common import graph, number, panel, stat, table
-from dash_app.session import is_demo_path, key_for
+from dash_app.session import Viewer, share_problem_text, viewer_for
 from server.db import get_engine
 
 log = logging.getLogger(__name__)
@@ -292,13 +292,13 @@ def register(app) -> None:
         """One full refresh: every panel from the same filters."""
         if query is None:
             return (no_update,) * (len(FIGURE_OUTPUTS) + 6)
-        filters = Filters.from_query(query)
-        page_path = _page_path(pathname)
-        demo = is_demo_path(page_path)
         with get_engine().connect() as conn:
-            key_id = key_for(conn, demo)
+            viewer = viewer_for(conn, _page_path(pathname))
+        # A share link's restrictions ride along every question, whatever the URL says.
+        filters = replace(Filters.from_query(query), fixed=viewer.fixed)
+        key_id = viewer.key_id
         if key_id is None:
-            message = html.Div("Sign in again to see this key's data.", className="notice")
+            message = html.Div(_no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
             return (
                 [],
@@ -316,15 +316,18 @@ def register(app) -> None:
             empty_note = html.Div(
                 f"No requests in the last {period} with these filters.", className="notice"
             )
-        export = get_relative_path("/export.csv") + _export_query(filters, demo)
+        export = _export_href(filters, viewer)
         endpoint_rows = data.endpoints.to_dict("records")
+        hosts = (
+            [viewer.share.hostname] if viewer.share and viewer.share.hostname else data.hostnames
+        )
         return (
             _summary(data),
-            empty_note,
+            [*_fixed_note(viewer), empty_note],
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,
             out["top_users"],
-            [{"label": h, "value": h} for h in data.hostnames],
+            [{"label": h, "value": h} for h in hosts],
             export,
         )
 
@@ -345,11 +348,30 @@ def register(app) -> None:
         return shaped.to_dict("records"), 0
 
 
-def _export_query(filters: Filters, demo: bool) -> str:
+def _export_href(filters: Filters, viewer: Viewer) -> str:
     query = filters.to_query()
-    if demo:
+    if viewer.kind == "share":
+        return get_relative_path(f"{viewer.base}/export.csv") + query
+    if viewer.kind == "demo":
         query = (query + "&" if query else "?") + "demo=1"
-    return query
+    return get_relative_path("/export.csv") + query
+
+
+def _no_data_reason(viewer: Viewer) -> str:
+    if viewer.kind == "share":
+        return share_problem_text(viewer.share)[1]
+    return "Sign in again to see this key's data."
+
+
+def _fixed_note(viewer: Viewer) -> list:
+    """A share link's fixed restrictions, said once above the numbers."""
+    if viewer.share is None:
+        return []
+    from dash_app.pages.settings import restrictions
+
+    share = {"hostname": viewer.share.hostname, "filters": viewer.share.filters}
+    text = f"Shared view, read-only. Shows: {restrictions(share)}."
+    return [html.Div(text, className="notice fixed-note", id="ov-fixed")]
 
 
 def _page_path(pathname: str | None) -> str:

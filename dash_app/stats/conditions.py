@@ -71,11 +71,16 @@ def filter_conditions(filters: Filters, label: str, users: dict | None = None) -
         c.add(f"NOT ({label} GLOB ? OR (method || ' ' || {label}) GLOB ?)", glob, glob)
     for dim, value in filters.clicks:
         _click(c, dim, value, label, users)
+    for dim, value in filters.fixed:
+        # A fixed endpoint is a template: its stored column, whatever the view shows.
+        _click(c, dim, value, "endpoint", users)
     return c
 
 
 def _click(c: Conditions, dim: str, value: str, label: str, users: dict | None) -> None:
-    if dim == "status":
+    if dim == "hostname":
+        c.add("hostname = ?", value)
+    elif dim == "status":
         if value.isdigit():
             c.add("status = ?", int(value))
         else:
@@ -106,3 +111,5 @@ def _click(c: Conditions, dim: str, value: str, label: str, users: dict | None) 
             c.add("false")
         else:
             c.add("ux = ?", number)
+    else:  # an unknown dimension selects nothing rather than everything
+        c.add("false")

@@ -8,6 +8,7 @@ from datetime import datetime
 import pandas as pd
 
 from dash_app.filters import Filters, window_for
+from dash_app.stats.conditions import filter_conditions
 from dash_app.stats.planner import clicked_users, plan
 from server.db import get_engine
 from server.lake.rows import COLUMNS, ISO_UTC, Where, hour_range, page_rows, stream_rows
@@ -45,6 +46,8 @@ class ExplorerFilters:
     path_contains: str | None = None
     rt_min: int | None = None
     rt_max: int | None = None
+    # A share link's restrictions (dash_app.filters.Filters.fixed).
+    fixed: tuple[tuple[str, str], ...] = ()
 
     def where(self) -> Where:
         since = int(self.since.timestamp()) if self.since else None
@@ -63,6 +66,9 @@ class ExplorerFilters:
             where = where.and_("response_time >= ?", self.rt_min)
         if self.rt_max is not None:
             where = where.and_("response_time <= ?", self.rt_max)
+        if self.fixed:
+            fixed = filter_conditions(Filters(fixed=self.fixed), "endpoint")
+            where = where.and_(fixed.sql, *fixed.params)
         return where
 
 

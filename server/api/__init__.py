@@ -88,12 +88,13 @@ def init_api(app) -> Api:
     from server.api.ingest.routes import blp as ingest_blp
     from server.api.keys.routes import blp as keys_blp
     from server.api.monitors.routes import blp as monitors_blp
+    from server.api.shares.routes import blp as shares_blp
 
     for name, value in API_SETTINGS.items():
         app.config.setdefault(name, value)
     api = Api(app)
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
-    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, alerts_blp, health_blp):
+    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, alerts_blp, shares_blp, health_blp):
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())
     app.after_request(_untyped_no_content)

@@ -50,9 +50,11 @@ def form_values(tree, name: str) -> list:
 
 
 def form_token(client, pathname: str = "/dashboard/") -> str:
-    """The CSRF token the page's form carries (sign-in, or sign-out when signed in)."""
-    (token,) = form_values(render_page(client, pathname), "csrf_token")
-    return token
+    """The CSRF token the page's forms carry (sign-in and create-key, or sign-out when
+    signed in): one token for every form of the session."""
+    tokens = set(form_values(render_page(client, pathname), "csrf_token"))
+    assert len(tokens) == 1, tokens
+    return tokens.pop()
 
 
 def sign_in(client, key: str, next_query: str = ""):

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import create_engine, text
 
 from server.cli import upgrade_database
-from tests.conftest import create_pg_database, drop_pg_database, make_config
+from tests.conftest import make_config
 
 OLD_ROWS = [
     # (created_at, hostname, path, method, status, rt, ip, location, agent id, user id)
@@ -22,21 +21,6 @@ AGENTS = [
     (1, "curl/8.5.0", "curl", "Other", "other", False),
     (2, "Googlebot/2.1", "Googlebot", "Other", "bot", True),
 ]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def old_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'old.db'}"
-        return
-    try:
-        url = create_pg_database("apia_migrate")
-    except Exception as exc:  # noqa: BLE001
-        from tests.conftest import unavailable
-
-        unavailable("PostgreSQL", str(exc))
-    yield url
-    drop_pg_database(url)
 
 
 def test_old_requests_come_through_the_upgrade(old_database, tmp_path):

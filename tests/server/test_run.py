@@ -52,12 +52,19 @@ def post_chunked(base: str, body: bytes, chunk: int = 16_384) -> tuple[int, dict
     return answer
 
 
-def new_key(base: str) -> str:
+def call(base: str, method: str, path: str, body: dict | None = None, headers=None):
+    """(status, JSON answer or None) of one request."""
     conn = http.client.HTTPConnection(base.removeprefix("http://"), timeout=10)
-    conn.request("POST", "/api/keys")
-    key = json.loads(conn.getresponse().read())["api_key"]
+    data = None if body is None else json.dumps(body)
+    conn.request(method, path, data, {"Content-Type": "application/json", **(headers or {})})
+    response = conn.getresponse()
+    raw = response.read()
     conn.close()
-    return key
+    return response.status, json.loads(raw) if raw else None
+
+
+def new_key(base: str) -> str:
+    return call(base, "POST", "/api/keys")[1]["api_key"]
 
 
 def batch_body(key: str, rows: int, padding: int = 0) -> bytes:
@@ -107,6 +114,26 @@ def test_the_access_log_holds_no_key_and_no_page_plumbing(embedded):
     assert any("/dashboard/assets/missing.css" in line for line in access)  # errors stay
     for plumbing in ("_dash-component-suites", "_dash-layout", "_dash-dependencies"):
         assert not any(plumbing in line for line in access), plumbing
+
+
+def test_the_access_log_holds_no_share_link_token(embedded):
+    base = embedded.base
+    key = new_key(base)
+    status, share = call(base, "POST", "/api/shares", {"label": "t"}, {"X-AUTH-TOKEN": key})
+    assert status == 201
+    token, path = share["token"], share["path"]
+    assert get(base + path)[0] == 200
+    assert get(f"{base}{path}/explorer?period=7d", {"Referer": base + path})[0] == 200
+    assert get(f"{base}{path}/export.csv?period=7d")[0] == 200
+    assert call(base, "DELETE", f"/api/shares/{share['id']}", None, {"X-AUTH-TOKEN": key})[0] == 204
+    assert get(base + path)[0] == 404  # errors are always logged
+    time.sleep(0.5)  # gunicorn writes the access line after the answer
+    log = embedded.output()
+    assert token not in log and key not in log
+    lines = [line for line in log.splitlines() if "/dashboard/s/" in line]
+    assert any('"GET /dashboard/s/[redacted]/explorer?period=7d HTTP' in line for line in lines)
+    assert any(f'"{base}/dashboard/s/[redacted]"' in line for line in lines)  # the referer
+    assert any('"GET /dashboard/s/[redacted] HTTP/1.1" 404' in line for line in lines)
 
 
 def test_each_warning_once_per_start_not_once_per_worker(tmp_path):

@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from server.api.base import Blueprint
 from server.api.ingest.schemas import IngestResultSchema
 from server.api.schemas import ErrorSchema
-from server.auth import key_from_request, lookup_key, touch_key
+from server.auth import key_from_request, lookup_ingest_key, touch_key
 from server.db import get_engine, insert_ignoring_conflicts, utcnow
 from server.ingest import (
     PayloadError,
@@ -107,7 +107,7 @@ def ingest():
         abort(401, message="Missing 'api_key'.")
     engine = get_engine()
     with engine.connect() as conn:
-        key_id = lookup_key(conn, key)
+        key_id = lookup_ingest_key(conn, key)
     if key_id is None:
         abort(401, message="Unknown or revoked API key.")
     _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)

@@ -1,4 +1,7 @@
-"""Create API keys; the plaintext is returned once and only its hash is stored."""
+"""API keys: create one, describe and name the caller's, rotate it.
+
+A key's plaintext is returned once and only its hash is stored.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +9,23 @@ import logging
 
 from flask import jsonify
 from flask.views import MethodView
+from sqlalchemy import update
 
 from server.api.base import Blueprint
-from server.api.keys.schemas import NewKeySchema
-from server.auth import create_key
+from server.api.keys.schemas import KeySchema, KeyUpdateSchema, NewKeySchema, RotatedKeySchema
+from server.api.schemas import ErrorSchema
+from server.auth import create_key, require_key, rotate_key, rotation_grace
 from server.db import get_engine
+from server.keys import describe_key
+from server.models import api_keys
 
 log = logging.getLogger(__name__)
 blp = Blueprint("keys", __name__, description="API keys")
+
+UNAUTHORISED = (
+    "Missing, unknown or revoked key, or a rotated key in its grace period "
+    "(accepted for ingest only)."
+)
 
 
 def _new_key() -> str:
@@ -33,6 +45,53 @@ class Keys(MethodView):
         X-AUTH-TOKEN header on the data API and in the ingest body.
         """
         return {"api_key": _new_key()}
+
+
+@blp.route("/keys/current")
+class CurrentKey(MethodView):
+    @blp.response(200, KeySchema)
+    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.doc(security=[{"ApiKey": []}])
+    def get(self):
+        """The key sent in X-AUTH-TOKEN: its name, age, last use and rotation state"""
+        key_id = require_key()
+        with get_engine().connect() as conn:
+            return describe_key(conn, key_id)
+
+    @blp.arguments(KeyUpdateSchema)
+    @blp.response(200, KeySchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="An empty or too long name.")
+    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.doc(security=[{"ApiKey": []}])
+    def patch(self, args):
+        """Name the API this key belongs to (shown in the dashboard's header)"""
+        key_id = require_key()
+        with get_engine().begin() as conn:
+            conn.execute(
+                update(api_keys).where(api_keys.c.id == key_id).values(name=args["name"].strip())
+            )
+            return describe_key(conn, key_id)
+
+
+@blp.route("/keys/rotate")
+class RotateKey(MethodView):
+    @blp.response(201, RotatedKeySchema)
+    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.doc(security=[{"ApiKey": []}])
+    def post(self):
+        """Replace the key with a new one, shown once
+
+        The key sent keeps working for ingest only, for KEY_ROTATION_GRACE_HOURS
+        (24 by default), so middlewares can be redeployed with the new key; the data
+        and keys APIs and the dashboard take only the new key at once. Only one
+        previous key is kept: rotating again within the grace period ends the older
+        previous key at once.
+        """
+        key_id = require_key()
+        with get_engine().begin() as conn:
+            key, until = rotate_key(conn, key_id, rotation_grace())
+        log.info("rotated API key id=%s", key_id)
+        return {"api_key": key, "previous_key_valid_until": until}
 
 
 @blp.route("/generate")

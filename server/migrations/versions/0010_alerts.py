@@ -1,15 +1,15 @@
 """Alerts: channels, rules, incidents, deliveries and their attempts.
 
-Revision ID: 0009_alerts
-Revises: 0008_lake
+Revision ID: 0010_alerts
+Revises: 0009_keys_shares
 Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009_alerts"
-down_revision = "0008_lake"
+revision = "0010_alerts"
+down_revision = "0009_keys_shares"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,235 @@
+"""The dashboard's key forms: create a key, and the settings page's actions.
+
+Every form is a POST carrying the session's CSRF token (server.csrf), and
+server.csrf.init_same_origin refuses one from another origin. A new secret (a key, a
+share link) is shown once, in the answer to the POST itself: it is never in a URL, a
+redirect, a cookie or a log line, and is stored nowhere but the browser's page. That
+answer renews the CSRF token, so reloading it (the browser posts the form again) is
+refused instead of showing or making a secret again, and it is marked no-store so the
+back button cannot bring it back from a cache.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from flask import Blueprint, Response, flash, redirect, render_template_string, request, session
+from sqlalchemy import update
+
+from dash_app.session import signed_in_key_id, start_session
+from server.auth import create_key, rotate_key, rotation_grace, touch_key
+from server.csrf import FIELD as CSRF_FIELD
+from server.csrf import csrf_ok, new_csrf_token
+from server.db import get_engine, utcnow
+from server.lake.keys import delete_key
+from server.models import api_keys
+from server.shares import ShareError, create_share, revoke_share
+
+log = logging.getLogger(__name__)
+bp = Blueprint("dashboard_keys", __name__)
+NAME_MAX = 100
+DELETE_WORD = "DELETE"
+SHARE_FILTER_FIELDS = ("status", "status_class", "endpoint", "location")
+EXPIRED_FORM = "This form had expired (or came from another site): nothing was changed. Try again."
+
+
+@bp.post("/dashboard/create-key")
+def create_key_form():
+    """Make a key, sign this browser in with it, and show it once with the snippet."""
+    if not csrf_ok(request.form.get(CSRF_FIELD)):
+        # A foreign page, or this very page reloaded after it showed its key.
+        return redirect("./?signin=expired", code=303)
+    with get_engine().begin() as conn:
+        key_id, key = create_key(conn)
+    start_session(key_id, key)
+    log.info("created API key id=%s from the dashboard", key_id)
+    return reveal(
+        title="Your new API key",
+        secret=key,
+        note="Store it now: it is shown once, and only its hash is kept. You are signed in.",
+        snippet=True,
+        back=("Open the dashboard", "./"),
+    )
+
+
+@bp.post("/dashboard/settings")
+def settings_form():
+    """One endpoint for the settings page's forms, told apart by their `action` field."""
+    with get_engine().connect() as conn:
+        key_id = signed_in_key_id(conn)
+    if key_id is None:
+        return redirect("./", code=303)
+    if not csrf_ok(request.form.get(CSRF_FIELD)):
+        flash(EXPIRED_FORM, "error")
+        return redirect("settings", code=303)
+    action = request.form.get("action", "")
+    handler = ACTIONS.get(action)
+    if handler is None:
+        return Response(f"Unknown settings action {action!r}.\n", status=400, mimetype="text/plain")
+    return handler(key_id)
+
+
+def _rename(key_id: int) -> Response:
+    name = (request.form.get("name") or "").strip()
+    if not name:
+        flash("The name is empty: give 1 to 100 characters.", "error")
+    elif len(name) > NAME_MAX:
+        flash(f"The name is {len(name)} characters long: at most {NAME_MAX}.", "error")
+    else:
+        with get_engine().begin() as conn:
+            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(name=name))
+        flash("Saved the name.", "done")
+    return redirect("settings", code=303)
+
+
+def _rotate(key_id: int) -> Response:
+    with get_engine().begin() as conn:
+        key, until = rotate_key(conn, key_id, rotation_grace())
+        touch_key(conn, key_id)
+    # The session is bound to the key's hash: move it to the new key.
+    start_session(key_id, key)
+    log.info("rotated API key id=%s from the dashboard", key_id)
+    if until is None:
+        note = "The previous key stopped working at once (KEY_ROTATION_GRACE_HOURS is 0)."
+    else:
+        note = (
+            f"The previous key is still accepted for ingest only, until {until:%Y-%m-%d %H:%M} "
+            "UTC: redeploy your middleware with this key before then."
+        )
+    return reveal(
+        title="Your new API key",
+        secret=key,
+        note="Store it now: it is shown once. " + note,
+        snippet=True,
+        back=("Back to settings", "settings"),
+    )
+
+
+def _delete(key_id: int) -> Response:
+    if request.form.get("confirm", "").strip() != DELETE_WORD:
+        flash(f"Nothing was deleted: type {DELETE_WORD} in the box to confirm.", "error")
+        return redirect("settings", code=303)
+    delete_key(key_id)
+    session.clear()
+    log.info("deleted all data of key id=%s from the dashboard", key_id)
+    return redirect("./?signin=deleted", code=303)
+
+
+def _share(key_id: int) -> Response:
+    form = request.form
+    filters = {name: form.get(name, "") for name in SHARE_FILTER_FIELDS}
+    days = (form.get("expires_days") or "").strip()
+    try:
+        expires_at = _expiry(days)
+        with get_engine().begin() as conn:
+            share_id, token = create_share(
+                conn,
+                key_id,
+                label=form.get("label"),
+                hostname=form.get("hostname"),
+                filters=filters,
+                expires_at=expires_at,
+            )
+    except ShareError as exc:
+        flash(f"No link was made: {exc}", "error")
+        return redirect("settings", code=303)
+    new_csrf_token()
+    log.info("created share link id=%s for key id=%s", share_id, key_id)
+    return reveal(
+        title="Your share link",
+        secret=request.url_root + f"dashboard/s/{token}",
+        note="Copy it now: it is shown once, and only its hash is kept. Anyone with the link "
+        "sees this key's overview and explorer, read-only, until you revoke it.",
+        snippet=False,
+        back=("Back to settings", "settings"),
+    )
+
+
+def _expiry(days: str):
+    if not days:
+        return None
+    if not days.isdigit() or not 1 <= int(days) <= 3650:
+        raise ShareError(f"'expires in days' must be a whole number from 1 to 3650, not {days!r}.")
+    return utcnow() + timedelta(days=int(days))
+
+
+def _revoke(key_id: int) -> Response:
+    raw = request.form.get("share_id", "")
+    with get_engine().begin() as conn:
+        found = raw.isdigit() and revoke_share(conn, key_id, int(raw))
+    if found:
+        flash("Revoked the link: it stopped working at once.", "done")
+    else:
+        flash("No such link for this key.", "error")
+    return redirect("settings", code=303)
+
+
+ACTIONS = {
+    "name": _rename,
+    "rotate": _rotate,
+    "delete": _delete,
+    "share": _share,
+    "revoke": _revoke,
+}
+
+
+def reveal(title: str, secret: str, note: str, snippet: bool, back: tuple[str, str]) -> Response:
+    """The one page that holds a new secret; never cached, never linked to."""
+    page = render_template_string(
+        REVEAL_PAGE,
+        title=title,
+        secret=secret,
+        note=note,
+        snippet=snippet,
+        back=back,
+        style=request.script_root + "/dashboard/assets/style.css",
+    )
+    return Response(
+        page,
+        mimetype="text/html",
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+    )
+
+
+REVEAL_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>API Analytics: {{ title }}</title>
+<link rel="stylesheet" href="{{ style }}"></head>
+<body><main><div class="signin panel reveal">
+<h2>{{ title }}</h2>
+<p>{{ note }}</p>
+<div class="secret-line"><code id="new-secret">{{ secret }}</code>
+<button type="button" class="button" id="copy-secret"
+ onclick="copySecret('new-secret', this)">Copy</button></div>
+{% if snippet %}
+<h3>Add it to your FastAPI app</h3>
+<pre id="snippet"><code>from fastapi import FastAPI
+from api_analytics.fastapi import Analytics
+
+app = FastAPI()
+app.add_middleware(Analytics, api_key="{{ secret }}")</code></pre>
+<button type="button" class="button" id="copy-snippet"
+ onclick="copySecret('snippet', this)">Copy the code</button>
+{% endif %}
+<p><a class="button" id="reveal-continue" href="{{ back[1] }}">{{ back[0] }}</a></p>
+</div></main>
+<script>
+function copySecret(id, button) {
+  const text = document.getElementById(id).textContent;
+  const done = () => { button.textContent = "Copied"; };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done, () => fallback(id, done));
+  } else {
+    fallback(id, done);
+  }
+}
+function fallback(id, done) {
+  const range = document.createRange();
+  range.selectNodeContents(document.getElementById(id));
+  const selection = window.getSelection();
+  selection.removeAllRanges();
+  selection.addRange(range);
+  if (document.execCommand("copy")) { done(); }
+}
+</script></body></html>
+"""

@@ -1,0 +1,1 @@
+"""Share links: read-only, revocable, optionally expiring links to a key's dashboard."""
