@@ -127,8 +127,10 @@ class RQQueue:
         still waits."""
         from rq import Queue
 
-        if unique and job_id and self.job_status(job_id) == "queued":
-            return
+        if unique and job_id:
+            job_id = self._unique_slot(job_id)
+            if job_id is None:
+                return
         # No RQ retries: a failed batch stays staged and the sweeper enqueues it again.
         Queue(queue_name, connection=self.redis).enqueue_call(
             path,
@@ -138,6 +140,22 @@ class RQQueue:
             result_ttl=0,
             failure_ttl=7 * 24 * 3600,
         )
+
+    def _unique_slot(self, job_id: str) -> str | None:
+        """The id to queue a unique job under, or None while one already waits.
+
+        A job that is running must not be queued again under its own id: RQ would
+        overwrite the running job's record, and the first one's cleanup then deleted the
+        new one (the export asked for during an export was lost, with an error logged).
+        So a second id takes the request for a run after the current one."""
+        follow_up = f"{job_id}-next"
+        statuses = {i: self.job_status(i) for i in (job_id, follow_up)}
+        if "queued" in statuses.values():
+            return None
+        for candidate, status in statuses.items():
+            if status not in ("started", "deferred", "scheduled"):
+                return candidate
+        return None  # both running: what they miss, the schedule's next run takes
 
     def job_status(self, job_id: str) -> str | None:
         """RQ's status of the job ("queued", "started", ...), or None if Redis has no such job."""

@@ -1,0 +1,51 @@
+"""The RQ queue's unique jobs: asked for while the same job runs, a run follows it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import pytest
+
+from server.queue import RQQueue
+
+
+def wait_for(condition, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.mark.redis
+def test_a_unique_job_asked_for_while_it_runs_runs_again_after(redis_url, tmp_path):
+    queue = RQQueue(redis_url)
+    queue.redis.flushdb()
+    follow_up = tmp_path / "follow-up-ran"
+    queue.enqueue("ingest", "time.sleep", 3, job_id="export", unique=True, timeout=30)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", redis_url, "ingest"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(lambda: queue.job_status("export") == "started")
+        # Asked for again while it runs (an export after each batch): a second run is
+        # queued under the follow-up id, once, however often it is asked for.
+        for _ in range(3):
+            queue.enqueue(
+                "ingest", "os.makedirs", str(follow_up), job_id="export", unique=True, timeout=30
+            )
+        assert queue.job_status("export-next") == "queued"
+        output, _ = worker.communicate(timeout=60)
+    finally:
+        worker.kill()
+    assert worker.returncode == 0, output
+    # Before, the request overwrote the running job's record, RQ's cleanup of the first
+    # run deleted it, and the follow-up never ran.
+    assert follow_up.is_dir(), output
+    assert "Traceback" not in output and "exception raised" not in output, output
+    assert queue.job_status("export") is None and queue.job_status("export-next") is None
