@@ -119,7 +119,13 @@ def test_export_needs_a_session(sqlite_app):
     assert sqlite_app.client.get("/dashboard/export.csv?demo=1").status_code == 401
 
 
-def test_csv_export_holds_the_filtered_rows(stack):
+@pytest.mark.parametrize("sort_rows", [200_000, 1], ids=["one-sort", "a-sort-a-day"])
+def test_csv_export_holds_the_filtered_rows(stack, monkeypatch, sort_rows):
+    from server.lake import rows as lake_rows
+
+    # The export sorts a few days at a time (server.lake.rows.STREAM_SORT_ROWS); with one
+    # row as the limit, each of the rows' three days is sorted alone.
+    monkeypatch.setattr(lake_rows, "STREAM_SORT_ROWS", sort_rows)
     now = datetime.now(UTC)
     rows = known_rows(now)
     key = stack.new_key()

@@ -438,3 +438,13 @@ def test_rows_after_the_hot_table_was_trimmed_empty_are_read_and_exported(stack)
     assert len(stored_ids(key_id)) == 37
     flush()
     assert plain_file_count(stack, key_id) == 37
+
+
+def test_day_spans_cover_every_day_once_in_order():
+    from server.lake.rows import day_spans
+
+    days = [(10, 5), (9, 1), (7, 4), (3, 9), (2, 1)]
+    assert day_spans(days, 6) == [(10, 9), (7, 3), (2, 2)]
+    assert day_spans(days, 1) == [(d, d) for d, _n in days]
+    assert day_spans(days, 1000) == [(10, 2)]
+    assert day_spans([], 5) == []
