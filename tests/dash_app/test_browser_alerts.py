@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.conftest import sqlite_stack
-from tests.dash_app.test_browser import LiveServer, chrome, shot, wait_for  # noqa: F401
+from tests.dash_app.conftest import LiveServer
+from tests.dash_app.test_browser import shot, wait_for
 from tests.helpers import post_batch, row
 from tests.worker.test_alerts import Receiver
 from worker.alerts import evaluate
@@ -31,15 +32,6 @@ def live(tmp_path_factory):
     server.thread.start()
     yield server
     server.server.shutdown()
-
-
-@pytest.fixture
-def browser(chrome):  # noqa: F811
-    chrome.delete_all_cookies()
-    chrome.get_log("browser")
-    yield chrome
-    errors = [e for e in chrome.get_log("browser") if e["level"] == "SEVERE"]
-    assert not errors, errors
 
 
 def css(driver, selector):
