@@ -93,6 +93,14 @@ class Poster:
         self.local = threading.local()
 
     def post(self, body: bytes) -> tuple[int, float]:
+        try:
+            return self._post(body)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed a connection left idle past its keep-alive: a new one.
+            self.local.conn = None
+            return self._post(body)
+
+    def _post(self, body: bytes) -> tuple[int, float]:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(self.netloc, timeout=120)
@@ -245,6 +253,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict
     """
     from dash_app.filters import Filters, window_for
     from dash_app.stats import plan
+    from dash_app.stats.planner import clicked_users
     from dash_app.stats.timeseries import total
     from server.lake.source import open_rows
 
@@ -285,8 +294,12 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict
         if status != 201:
             return
         filters = Filters(period="24h").with_click("user", marker)
-        question = plan(key_id, filters, window_for("24h"))
         while time.perf_counter() - accepted < 120:
+            # As a refresh does: the clicked user's number (given at enrichment) is looked
+            # up each time, then the rows are counted.
+            with engine.connect() as conn:
+                users = clicked_users(conn, key_id, filters)
+            question = plan(key_id, filters, window_for("24h"), users)
             with open_rows(key_id) as rows:
                 if total(rows, question) == 1:
                     lags.append(time.perf_counter() - accepted)
@@ -297,9 +310,10 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict
     loader = threading.Thread(target=load, daemon=True)
     loader.start()
     probes = ThreadPoolExecutor(8)
+    asked = []
     n = 0
     while time.perf_counter() - started < seconds:
-        probes.submit(probe, n)
+        asked.append(probes.submit(probe, n))
         n += 1
         if n % 30 == 0:
             elapsed = time.perf_counter() - started
@@ -309,6 +323,8 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict
         time.sleep(max(0.0, started + n - time.perf_counter()))
     stop.set()
     probes.shutdown(wait=True)
+    for done in asked:
+        done.result()  # a probe that failed fails the run (it is no lag figure)
     elapsed = time.perf_counter() - started
     return {
         "rows_per_s": sent["rows"] / elapsed,
