@@ -35,8 +35,11 @@ from worker.enrich import LAKE_WRITE_LOCK
 log = logging.getLogger(__name__)
 
 EXPORT_LOCK = 72_045_813  # PostgreSQL advisory lock: one export/compaction at a time
-# Rows one export step takes (it loops until caught up): bounds the engine's memory.
-STEP_ROWS = 500_000
+# Rows one export step takes (it loops until caught up): bounds the engine's memory. The
+# step's rows sit in an in-memory table the engine cannot spill, beside the sort of each
+# file's rows: 500,000 rows (~300 B each) passed alone but failed under sustained ingest
+# ("Cannot perform IO in in-memory database", or out of memory) and stalled the export.
+STEP_ROWS = 100_000
 # Compaction: files are grouped in size tiers (x FAN_IN each, from TIER_BASE rows); a tier
 # holding FAN_IN files is merged into one, so each row is rewritten about log(size) times.
 FAN_IN = 8
