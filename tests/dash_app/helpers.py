@@ -174,3 +174,20 @@ class Expected:
     def versions(self) -> dict:
         """Requests per API version of the raw path; '' counts those without one."""
         return dict(Counter(api_version(r["path"]) for r in self.rows))
+
+
+def find_component(tree, component_id: str):
+    """The component with this id anywhere in a rendered Dash tree (or None)."""
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            return tree
+        for value in tree.values():
+            found = find_component(value, component_id)
+            if found is not None:
+                return found
+    elif isinstance(tree, list):
+        for item in tree:
+            found = find_component(item, component_id)
+            if found is not None:
+                return found
+    return None

@@ -7,25 +7,14 @@ from sqlalchemy import func, select
 
 from server.auth import lookup_key
 from server.models import alert_channels, alert_rules
+from tests.dash_app.helpers import find_component
 from tests.dash_app.test_session import render_page, sign_in
 
 
 def find(tree, component_id):
     """The props of the component with this id anywhere in a rendered tree."""
-    if isinstance(tree, dict):
-        props = tree.get("props", {})
-        if props.get("id") == component_id:
-            return props
-        for value in tree.values():
-            found = find(value, component_id)
-            if found is not None:
-                return found
-    elif isinstance(tree, list):
-        for item in tree:
-            found = find(item, component_id)
-            if found is not None:
-                return found
-    return None
+    component = find_component(tree, component_id)
+    return None if component is None else component.get("props", {})
 
 
 def call(client, trigger: str, inputs: list[dict], state: dict):

@@ -17,6 +17,7 @@ from server.auth import lookup_key
 from server.db import utcnow
 from server.models import api_keys, share_links
 from tests.dash_app.helpers import Expected, ingest, known_rows
+from tests.dash_app.helpers import find_component as find
 from tests.dash_app.test_session import form_token, form_values, render_page, sign_in
 
 SECRET = re.compile(r'id="new-secret">([^<]+)<')
@@ -50,23 +51,6 @@ def callback(client, output: str, values: dict) -> dict:
     )
     assert response.status_code in (200, 204), response.get_data(as_text=True)[:500]
     return response.get_json()["response"] if response.status_code == 200 else {}
-
-
-def find(tree, component_id: str):
-    """The component with this id anywhere in a rendered tree."""
-    if isinstance(tree, dict):
-        if tree.get("props", {}).get("id") == component_id:
-            return tree
-        for value in tree.values():
-            found = find(value, component_id)
-            if found is not None:
-                return found
-    elif isinstance(tree, list):
-        for item in tree:
-            found = find(item, component_id)
-            if found is not None:
-                return found
-    return None
 
 
 def overview(client, pathname: str, query: str = "") -> dict:
