@@ -47,13 +47,19 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
             distribution, buckets = digests.latency_from(raw, found, p)
             who = digests.users_from(rows, raw, found, p)
         else:
-            parts = breakdowns.breakdowns(rows, p)
+            span = users.span_of(key_id)
+            if users.bitmaps_fit(rows, p, span, step=p.grain_step):
+                # One scan counts the traffic and each bucket's users.
+                traffic, seen = timeseries.traffic_and_users(rows, p, span)
+            else:
+                traffic, seen = timeseries.traffic(rows, p), None
+            parts = breakdowns.breakdowns(rows, p, traffic)
             per_bucket = latency.bucket_distribution(rows, p)
             distribution, buckets = (
                 latency.overall_frame(per_bucket),
                 latency.per_bucket(per_bucket),
             )
-            who = users.users(rows, p)
+            who = users.users(rows, p, span, per_bucket=seen)
         previous = p.previous
         if previous is None:
             previous_total = None

@@ -1,5 +1,5 @@
 """Breakdowns in one pass: requests by status and endpoint, API version, country and
-client; and traffic over time in a pass of its own.
+client (traffic over time is asked apart: dash_app.stats.timeseries).
 
 One GROUPING SETS query decodes each column once for every breakdown; each set groups by
 one stored column where it can (`route`, `version`, `location`, `user_agent`), which the
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from dash_app.stats.planner import Plan
+from dash_app.stats.timeseries import N_OK
 
 # Which grouping set a result row belongs to, by the columns it groups.
 _ROUTE, _VERSION, _LOCATION, _AGENT = range(1, 5)
@@ -30,19 +31,9 @@ class Breakdowns:
     agents: pd.DataFrame  # [user_agent, n, n_err]
 
 
-def traffic(rows, plan: Plan) -> pd.DataFrame:
-    """[t, n, n_ok]: requests and successes (below 400) per hour, or per five minutes for a
-    24-hour window: the activity chart, hour of day and day of week."""
-    frame = rows.frame(
-        f"SELECT {plan.grain} AS t, count(*) AS n, count(*) FILTER (WHERE status < 400) AS n_ok "
-        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
-        list(plan.params),
-    )
-    return frame.astype("int64")
-
-
-def breakdowns(rows, plan: Plan) -> Breakdowns:
-    return shape(sets_frame(rows, plan), traffic(rows, plan), plan)
+def breakdowns(rows, plan: Plan, traffic: pd.DataFrame) -> Breakdowns:
+    """The breakdowns of the rows, with the traffic counts asked apart (timeseries)."""
+    return shape(sets_frame(rows, plan), traffic, plan)
 
 
 def sets_frame(rows, plan: Plan) -> pd.DataFrame:
@@ -59,7 +50,7 @@ def sets_frame(rows, plan: Plan) -> pd.DataFrame:
     grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
     return rows.frame(
         f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
-        f"count(*) FILTER (WHERE status < 400) AS n_ok, sum(response_time) AS rt_sum "
+        f"{N_OK} AS n_ok, sum(response_time) AS rt_sum "
         f"FROM (SELECT {inner}, response_time FROM {{rows}} WHERE {plan.where}) "
         f"GROUP BY GROUPING SETS ({grouping})",
         list(plan.params),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from dash_app.filters import Filters, Window
-from dash_app.stats import breakdowns, latency, users
+from dash_app.stats import breakdowns, latency, timeseries, users
 from dash_app.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
 from dash_app.stats.planner import Plan
 from server.db import get_engine
@@ -71,7 +71,7 @@ def breakdowns_from(rows, raw, digests: Digests, plan: Plan) -> breakdowns.Break
         parts.append(shaped)
     traffic = pd.concat(
         [
-            breakdowns.traffic(raw, plan),
+            timeseries.traffic(raw, plan),
             digests.frame(
                 f"SELECT t, n, n_ok FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
             ).astype("int64"),
@@ -107,7 +107,7 @@ def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_U
         f"UNION ALL SELECT {plan.bucket} AS t, ux FROM {raw.relation} "
         f"WHERE {plan.where} AND ux IS NOT NULL"
     )
-    buckets = users.bitmap_buckets(rows, plan, span)
+    buckets = users.bitmaps_fit(rows, plan, span)
     distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))" if buckets else "count(DISTINCT ux)"
     per_bucket = rows.cursor.execute(
         f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t",

@@ -34,10 +34,7 @@ def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:
     columns = ["bucket", *(f"p{p}" for p in ps)]
     if dist.empty:
         return pd.DataFrame(columns=columns)
-    ordered = dist.groupby(["bucket", "rt"], as_index=False)["n"].sum()
-    bucket = ordered["bucket"].to_numpy(dtype=np.int64)
-    values = ordered["rt"].to_numpy(dtype=np.int64)
-    counts = ordered["n"].to_numpy(dtype=np.int64)
+    bucket, values, counts = _sorted_pairs(dist)
     starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
     cumulative = np.cumsum(counts)
     before = np.r_[0, cumulative[starts[1:] - 1]]  # rows in earlier buckets
@@ -52,6 +49,20 @@ def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:
         high = values[np.searchsorted(cumulative, before + np.minimum(below + 2, totals))]
         out[f"p{p}"] = low + (high - low) * (position - below)
     return pd.DataFrame(out)
+
+
+def _sorted_pairs(dist: pd.DataFrame):
+    """(bucket, rt, n) arrays sorted by bucket then rt, equal pairs summed (frames may be
+    concatenated from several sources). numpy: a pandas groupby took 0.14 s for the
+    half million pairs of a year (bench/README.md)."""
+    dist = dist.dropna(subset=["bucket", "rt"])
+    bucket = dist["bucket"].to_numpy(dtype=np.int64)
+    values = dist["rt"].to_numpy(dtype=np.int64)
+    counts = dist["n"].to_numpy(dtype=np.int64)
+    order = np.lexsort((values, bucket))
+    bucket, values, counts = bucket[order], values[order], counts[order]
+    first = np.flatnonzero(np.r_[True, (bucket[1:] != bucket[:-1]) | (values[1:] != values[:-1])])
+    return bucket[first], values[first], np.add.reduceat(counts, first)
 
 
 def quantile(values: np.ndarray, counts: np.ndarray, p: float) -> float | None:

@@ -22,6 +22,7 @@ class Plan:
     # grain the traffic question needs (hours, or five minutes for a 24-hour window).
     bucket: str
     grain: str
+    grain_step: int  # the grain in seconds
 
     users: dict | None = None  # a clicked user's name -> number (server.lake.users)
 
@@ -47,7 +48,7 @@ def plan(key_id: int, filters: Filters, window: Window, users: dict | None = Non
     label = label_sql(filters)
     conditions = filter_conditions(filters, label, users)
     where = window_sql(window) + " AND " + conditions.sql
-    grain = bucket_sql(FIVE_MINUTES if window.step == FIVE_MINUTES else HOUR)
+    grain_step = FIVE_MINUTES if window.step == FIVE_MINUTES else HOUR
     return Plan(
         key_id=key_id,
         filters=filters,
@@ -56,7 +57,8 @@ def plan(key_id: int, filters: Filters, window: Window, users: dict | None = Non
         where=where,
         params=tuple(conditions.params),
         bucket=bucket_sql(window.step),
-        grain=grain,
+        grain=bucket_sql(grain_step),
+        grain_step=grain_step,
         users=users,
     )
 

@@ -27,42 +27,48 @@ class Users:
     top: pd.DataFrame  # [user_key, n, last_seen (epoch s), location]
 
 
-def users(rows, plan: Plan, limit: int = TOP_USERS) -> Users:
+def span_of(key_id: int) -> tuple[int, int] | None:
+    """The key's range of user numbers. Read after the rows were opened: every number
+    they hold is within it."""
     with get_engine().connect() as conn:
-        # Read after the rows were opened: every number they hold is within the span.
-        span = number_span(conn, plan.key_id)
-    return Users(*_counts(rows, plan, span, limit))
+        return number_span(conn, key_id)
 
 
-def _buckets(rows, plan: Plan) -> int:
-    """How many activity buckets the window can hold (for the bitmaps' size)."""
+def users(rows, plan: Plan, span, limit: int = TOP_USERS, per_bucket=None) -> Users:
+    """`per_bucket`: each bucket's distinct users when already counted
+    (dash_app.stats.timeseries.traffic_and_users)."""
+    return Users(*_counts(rows, plan, span, limit, per_bucket))
+
+
+def _buckets(rows, plan: Plan, step: int) -> int:
+    """How many buckets of `step` seconds the window can hold (for the bitmaps' size)."""
     window = plan.window
     since = window.since
     if since is None:
         firsts = [f.min_us // 1_000_000 for f in rows.snapshot.files]
         since = min(firsts, default=window.until - window.step)
-    return max(1, (window.until - since) // window.step + 1)
+    return max(1, (window.until - since) // step + 1)
 
 
-def bitmap_buckets(rows, plan: Plan, span: tuple[int, int]) -> bool:
-    """Whether a bitmap a bucket over the key's numbers fits the memory we allow."""
+def bitmaps_fit(rows, plan: Plan, span: tuple[int, int] | None, step: int | None = None) -> bool:
+    """Whether a bitmap over the key's numbers for each bucket of `step` seconds (the
+    window's step by default) fits the memory we allow."""
+    if span is None:
+        return False
     low, high = span
-    return (high - low + 1) * _buckets(rows, plan) <= MAX_BITS
+    return (high - low + 1) * _buckets(rows, plan, step or plan.window.step) <= MAX_BITS
 
 
-def _counts(rows, plan: Plan, span, limit: int):
+def _counts(rows, plan: Plan, span, limit: int, per_bucket=None):
     if span is None:
         return 0, pd.DataFrame({"bucket": [], "users": []}, dtype="int64"), _top(rows, plan, [])
     low, high = span
-    if bitmap_buckets(rows, plan, span):
-        distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))"
-    else:
-        distinct = "count(DISTINCT ux)"
-    per_bucket = rows.frame(
-        f"SELECT {plan.bucket} AS bucket, {distinct} AS users FROM {{rows}} "
-        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ALL ORDER BY bucket",
-        list(plan.params),
-    )
+    if per_bucket is None:
+        if bitmaps_fit(rows, plan, span):
+            distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))"
+        else:
+            distinct = "count(DISTINCT ux)"
+        per_bucket = _per_bucket(rows, plan, distinct)
     # The busiest users, the number of distinct users alongside (a window over the
     # per-user counts) and each one's last hour, which bounds the next scan.
     busiest = rows.query(
@@ -73,6 +79,14 @@ def _counts(rows, plan: Plan, span, limit: int):
     ).fetchall()
     distinct_users = int(busiest[0][3]) if busiest else 0
     return distinct_users, per_bucket, _top(rows, plan, busiest)
+
+
+def _per_bucket(rows, plan: Plan, distinct: str) -> pd.DataFrame:
+    return rows.frame(
+        f"SELECT {plan.bucket} AS bucket, {distinct} AS users FROM {{rows}} "
+        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ALL ORDER BY bucket",
+        list(plan.params),
+    )
 
 
 def _top(rows, plan: Plan, busiest: list) -> pd.DataFrame:

@@ -192,3 +192,23 @@ def test_empty_period_and_other_keys_see_nothing(stack):
     data = compute(other, Filters(period="all"), now)
     assert data.empty and data.users == 0 and data.activity.empty
     assert compute(key_id, Filters(period="all"), now).summary["requests"] == 60
+
+
+def test_users_without_bitmaps_count_the_same(stack, monkeypatch):
+    """Past the bitmaps' memory (many users over many buckets) each bucket's users are a
+    distinct count in a scan of their own, and the traffic a scan without bitmaps: the
+    same numbers as the one-scan path (dash_app.stats.timeseries.traffic_and_users)."""
+    from dash_app.stats import timeseries, users
+
+    key_id, rows, now = _ingest(stack, "split")
+    one_scan = timeseries.traffic_and_users
+    used = []
+    monkeypatch.setattr(timeseries, "traffic_and_users", lambda *a: used.append(1) or one_scan(*a))
+    compute(key_id, Filters(period="7d"), now)
+    assert used, "the one-scan path is the default for a few users"
+    monkeypatch.setattr(users, "MAX_BITS", 1)
+    used.clear()
+    for filters in FILTERS[:4] + FILTERS[8:12]:
+        data = compute(key_id, filters, now)
+        check(data, Expected(rows, filters, data.window.since, data.window.until), str(filters))
+    assert not used
