@@ -16,7 +16,11 @@ MONITOR_QUEUE = "monitors"
 MAINTENANCE_QUEUE = "maintenance"
 # Alert evaluation and notifications: a slow retention pass must not hold up an alert.
 ALERT_QUEUE = "alerts"
-ALL_QUEUES = (INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE, ALERT_QUEUE)
+# The export and compaction jobs (at most two of each wait: they are unique). Workers take
+# from the queues in this order, so a backlog of batches never holds up the export that
+# keeps the hot table (which every dashboard read copies) small.
+LAKE_QUEUE = "lake"
+ALL_QUEUES = (LAKE_QUEUE, INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE, ALERT_QUEUE)
 
 PROCESS_BATCH = "worker.enrich.process_batch"
 
@@ -158,15 +162,14 @@ class RQQueue:
         return None  # both running: what they miss, the schedule's next run takes
 
     def job_status(self, job_id: str) -> str | None:
-        """RQ's status of the job ("queued", "started", ...), or None if Redis has no such job."""
-        from rq.exceptions import NoSuchJobError
+        """RQ's status of the job ("queued", "started", ...), or None if Redis has no such job.
+
+        One read of the job's status field: fetching the job and then its status raced
+        with RQ deleting a finished job between the two ("Failed to retrieve status")."""
         from rq.job import Job
 
-        try:
-            status = Job.fetch(job_id, connection=self.redis).get_status()
-        except NoSuchJobError:
-            return None
-        return str(status.value) if status is not None else None
+        status = self.redis.hget(Job.key_for(job_id), "status")
+        return status.decode() if status else None
 
     def discard(self, job_id: str) -> None:
         """Forget a job (e.g. one orphaned by a killed worker) before enqueueing it afresh."""
@@ -275,21 +278,31 @@ def batch_job_id(batch_id: int) -> str:
 
 EXPORT = "worker.export.run_export"
 EXPORT_JOB_ID = "lake-export"
+COMPACTION = "worker.export.run_compaction"
+COMPACTION_JOB_ID = "lake-compaction"
 
 
 def enqueue_export() -> None:
     """Ask for hot rows to move into the columnar store; one such job waits at a time.
 
     The job itself decides whether enough rows or time has built up (worker.export), so
-    asking after every batch costs a no-op at most. On the ingest queue, so sustained
-    ingest cannot starve it: the hot table stays small and the dashboard fast.
+    asking after every batch costs a no-op at most. On the lake queue, which workers take
+    from first, so sustained ingest cannot starve it: the hot table stays small and the
+    dashboard fast.
     """
+    _enqueue_unique(EXPORT, EXPORT_JOB_ID)
+
+
+def enqueue_compaction() -> None:
+    """Ask for the store's small files to be merged (after an export wrote some)."""
+    _enqueue_unique(COMPACTION, COMPACTION_JOB_ID)
+
+
+def _enqueue_unique(path: str, job_id: str) -> None:
     try:
-        get_queue().enqueue(
-            INGEST_QUEUE, EXPORT, job_id=EXPORT_JOB_ID, unique=True, timeout=EXPORT_TIMEOUT
-        )
+        get_queue().enqueue(LAKE_QUEUE, path, job_id=job_id, unique=True, timeout=EXPORT_TIMEOUT)
     except Exception as exc:
-        log.warning("could not enqueue an export (%s); the schedule will run one", exc)
+        log.warning("could not enqueue %s (%s); the schedule will run one", job_id, exc)
 
 
 SEND_ALERTS = "worker.alerts.send_due"

@@ -34,7 +34,12 @@ from worker.enrich import LAKE_WRITE_LOCK
 
 log = logging.getLogger(__name__)
 
-EXPORT_LOCK = 72_045_813  # PostgreSQL advisory lock: one export/compaction at a time
+# PostgreSQL advisory locks: one export at a time, one compaction at a time. The two run
+# side by side (each publishes its own files; a compaction retires only files it read, and
+# the catalog refuses it if they went meanwhile), so compacting a busy month never holds
+# up the export that keeps the hot table, which every read copies, small.
+EXPORT_LOCK = 72_045_813
+COMPACT_LOCK = 72_045_814
 # Rows one export step takes (it loops until caught up): bounds the engine's memory. The
 # step's rows sit in an in-memory table the engine cannot spill, beside the sort of each
 # file's rows: 500,000 rows (~300 B each) passed alone but failed under sustained ingest
@@ -50,29 +55,32 @@ MONTH_SQL = "(year(created_at) * 100 + month(created_at))"
 # A file's hostnames, for the catalog (the hostname menu reads them there).
 HOSTNAMES_SQL = "list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> ''))"
 
-_local_lock = threading.Lock()
+_local_locks = {EXPORT_LOCK: threading.Lock(), COMPACT_LOCK: threading.Lock()}
+_LOCK_FILES = {EXPORT_LOCK: "lake.lock", COMPACT_LOCK: "lake-compact.lock"}
 
 
 @contextlib.contextmanager
-def single_flight(db, settings, *, wait: bool = False):
-    """Yields True when this process holds the store's maintenance lock, else False."""
+def single_flight(db, settings, *, wait: bool = False, lock: int = EXPORT_LOCK):
+    """Yields True when this process holds `lock` (EXPORT_LOCK or COMPACT_LOCK), else False.
+    Whoever takes both takes EXPORT_LOCK first."""
     if is_postgres(db):
         with db.connect() as conn:
             take = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-            got = conn.exec_driver_sql(f"SELECT {take}({EXPORT_LOCK})").scalar()
+            got = conn.exec_driver_sql(f"SELECT {take}({lock})").scalar()
             conn.commit()
             try:
                 yield got is not False
             finally:
                 if got is not False:
-                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({EXPORT_LOCK})")
+                    conn.exec_driver_sql(f"SELECT pg_advisory_unlock({lock})")
                     conn.commit()
         return
     # SQLite: one process per data directory runs the jobs, but a CLI (seed-demo,
     # retention) may run beside it.
-    path = Path(settings.DATA_DIR) / "lake.lock"
+    path = Path(settings.DATA_DIR) / _LOCK_FILES[lock]
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not _local_lock.acquire(blocking=wait):
+    local = _local_locks[lock]
+    if not local.acquire(blocking=wait):
         yield False
         return
     try:
@@ -88,36 +96,62 @@ def single_flight(db, settings, *, wait: bool = False):
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
-        _local_lock.release()
+        local.release()
+
+
+@contextlib.contextmanager
+def every_lock(db, settings):
+    """Both locks, waiting for each (flush, retention): nothing else exports or compacts."""
+    with (
+        single_flight(db, settings, wait=True, lock=EXPORT_LOCK),
+        single_flight(db, settings, wait=True, lock=COMPACT_LOCK),
+    ):
+        yield
 
 
 def run_export(force: bool = False) -> dict:
-    """The job (after each batch, and every 30 s): export what is due, compact, clean up."""
+    """The job (after each batch, and every 30 s): export what is due and trim the hot
+    table, then ask for a compaction (its own job and lock: worker.export.run_compaction)."""
+    from server.queue import enqueue_compaction
+
     settings = current_config()
     db = get_engine()
     with single_flight(db, settings) as held:
         if not held:
             return {"skipped": "another export is running"}
         result = export_pending(db, settings, force=force)
-        result["merged"] = compact(db, settings)
         result["trimmed"] = trim_hot(db, settings)
-        result["removed"] = remove_retired(db, settings)
-    if result["exported"] or result["merged"]:
+    if result["exported"]:
         log.info(
-            "export: %s rows into %s files, %s files merged, %s hot rows trimmed",
+            "export: %s rows into %s files, %s hot rows trimmed",
             result["exported"],
             result["files"],
-            result["merged"],
             result["trimmed"],
         )
+        enqueue_compaction()
+    return result
+
+
+def run_compaction() -> dict:
+    """The job (after each export that wrote files, and every 30 s): merge small files,
+    give closed months their digests, delete files past their grace period."""
+    settings = current_config()
+    db = get_engine()
+    with single_flight(db, settings, lock=COMPACT_LOCK) as held:
+        if not held:
+            return {"skipped": "another compaction is running"}
+        result = {"merged": compact(db, settings), "removed": remove_retired(db, settings)}
+    if result["merged"]:
+        log.info("compaction: %s files merged", result["merged"])
     return result
 
 
 def flush(db=None, settings=None) -> dict:
-    """Export everything now, waiting for a running export (tests, seeding, benchmarks)."""
+    """Export and compact everything now, waiting for a running export or compaction
+    (tests, seeding, benchmarks)."""
     settings = settings or current_config()
     db = db or get_engine()
-    with single_flight(db, settings, wait=True):
+    with every_lock(db, settings):
         result = export_pending(db, settings, force=True)
         result["merged"] = compact(db, settings)
     return result

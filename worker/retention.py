@@ -157,13 +157,13 @@ def delete_old_requests(
 
     A spent `budget` stops it between files (the next run goes on from there).
     """
-    from worker.export import rewrite, single_flight
+    from worker.export import every_lock, rewrite
 
     settings = settings or current_config()
     budget = budget or Budget(None)
     cutoff_us = epoch_micros(cutoff)
     deleted = 0
-    with single_flight(engine, settings, wait=True):
+    with every_lock(engine, settings):
         with engine.connect() as conn:
             old = [f for f in catalog.live_files(conn) if f.min_us < cutoff_us]
         for index, f in enumerate(old):

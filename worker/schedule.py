@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from server.config import Config
 from server.queue import (
     ALERT_QUEUE,
+    COMPACTION,
+    EXPORT,
     EXPORT_TIMEOUT,
-    INGEST_QUEUE,
+    LAKE_QUEUE,
     MAINTENANCE_QUEUE,
     MONITOR_QUEUE,
     SEND_ALERTS,
@@ -71,12 +73,21 @@ def periodic_jobs(config: Config) -> list[PeriodicJob]:
             timeout=SWEEP_JOB_TIMEOUT,
             args=(config.SWEEP_AFTER_SECONDS,),
         ),
-        # Each batch asks for an export; this one exports the tail of a burst, trims the
-        # hot table and deletes files past their grace period.
+        # Each batch asks for an export; this one exports the tail of a burst and trims
+        # the hot table.
         PeriodicJob(
             "lake-export",
-            "worker.export.run_export",
-            INGEST_QUEUE,
+            EXPORT,
+            LAKE_QUEUE,
+            EXPORT_INTERVAL_SECONDS,
+            timeout=EXPORT_TIMEOUT,
+        ),
+        # Each export that wrote files asks for a compaction; this one also gives closed
+        # months their digests and deletes files past their grace period.
+        PeriodicJob(
+            "lake-compaction",
+            COMPACTION,
+            LAKE_QUEUE,
             EXPORT_INTERVAL_SECONDS,
             timeout=EXPORT_TIMEOUT,
         ),

@@ -52,7 +52,7 @@ def test_served_with_the_token(admin_stack):
         queues = client.get("/admin/rq/0/data/queues.json", headers=headers)
         assert queues.status_code == 200
         names = {q["name"] for q in queues.get_json()["queues"]}
-        assert names <= {"ingest", "monitors", "maintenance"}
+        assert names <= {"lake", "ingest", "monitors", "maintenance", "alerts"}
 
 
 def test_the_rest_of_the_app_needs_no_admin_token(admin_stack):

@@ -227,6 +227,29 @@ def test_one_export_at_a_time(stack):
     assert len(stored_ids(key_id)) == 300
 
 
+def test_an_export_runs_beside_a_compaction_and_asks_for_one(stack):
+    """A compaction in progress does not hold up the export (the hot table, which every
+    read copies, stays small); each export that wrote files asks for a compaction, which
+    merges the month's small files."""
+    stack.config.LAKE_EXPORT_SECONDS = 0
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    with export.single_flight(stack.engine, stack.config, wait=True, lock=export.COMPACT_LOCK):
+        for i in range(export.FAN_IN):
+            send(stack, key, 20, tag=f"c{i}")  # its batch's export job runs here
+            run_export()
+            assert plain_file_count(stack, key_id) == 20 * (i + 1)
+        with stack.engine.connect() as conn:
+            assert len(catalog.live_files(conn, key_id)) == export.FAN_IN
+        assert export.run_compaction() == {"skipped": "another compaction is running"}
+    # The next export's request for a compaction merges them all.
+    send(stack, key, 20, tag="last")
+    stack.process_jobs()
+    with stack.engine.connect() as conn:
+        assert len(catalog.live_files(conn, key_id)) == 1
+    assert plain_file_count(stack, key_id) == 20 * (export.FAN_IN + 1)
+
+
 # --- several processes writing, exporting and reading at once (PostgreSQL) ----------------
 
 
@@ -261,9 +284,12 @@ def _exporter(database_url: str, lake: str, rounds: int) -> None:
         Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake, LAKE_EXPORT_SECONDS=0)
     )
     engine = init_engine(settings.DATABASE_URL)
+    # Each lock as the jobs take it: one process's compaction runs beside the other's
+    # export.
     for _ in range(rounds):
         with export.single_flight(engine, settings, wait=True):
             export.export_pending(engine, settings, force=True)
+        with export.single_flight(engine, settings, wait=True, lock=export.COMPACT_LOCK):
             export.compact(engine, settings)
 
 

@@ -49,3 +49,27 @@ def test_a_unique_job_asked_for_while_it_runs_runs_again_after(redis_url, tmp_pa
     assert follow_up.is_dir(), output
     assert "Traceback" not in output and "exception raised" not in output, output
     assert queue.job_status("export") is None and queue.job_status("export-next") is None
+
+
+@pytest.mark.redis
+def test_a_job_record_without_status_counts_as_no_job(redis_url):
+    """RQ deletes a finished job's record; caught between its fields going and the key
+    going (what fetching the job then its status ran into under load: "Failed to retrieve
+    status for job"), the job is gone, and asking for it again queues it."""
+    from rq import Queue
+    from rq.job import Job
+
+    queue = RQQueue(redis_url)
+    queue.redis.flushdb()
+    queue.redis.hset(Job.key_for("export-next"), "origin", "lake")
+    assert queue.job_status("export-next") is None
+    queue.enqueue("lake", "os.getpid", job_id="export", unique=True, timeout=30)
+    assert queue.job_status("export") == "queued"
+    assert Queue("lake", connection=queue.redis).job_ids == ["export"]
+
+
+def test_workers_take_the_lake_queue_first():
+    """Export and compaction jobs wait behind no backlog of batches."""
+    from server.queue import ALL_QUEUES, INGEST_QUEUE, LAKE_QUEUE
+
+    assert ALL_QUEUES[0] == LAKE_QUEUE and INGEST_QUEUE in ALL_QUEUES[1:]

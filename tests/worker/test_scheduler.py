@@ -35,6 +35,7 @@ def test_the_list_holds_every_periodic_job(tmp_path):
         "uptime-checks",
         "stale-batch-sweep",
         "lake-export",
+        "lake-compaction",
         "alert-evaluation",
         "alert-sending",
         "retention",
@@ -64,6 +65,7 @@ def test_two_starts_leave_one_set_of_jobs(redis, tmp_path):
     assert names(first) == [
         "periodic-alert-evaluation",
         "periodic-alert-sending",
+        "periodic-lake-compaction",
         "periodic-lake-export",
         "periodic-retention",
         "periodic-stale-batch-sweep",
