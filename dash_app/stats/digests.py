@@ -18,7 +18,7 @@ from dash_app.stats.planner import Plan
 from server.db import get_engine
 from server.lake import digest as d
 from server.lake.source import sql_str
-from server.lake.users import names_of, number_span
+from server.lake.users import names_of
 from server.rules import DAY
 
 # Which sets-frame group each kind of digest row feeds, and into which column.
@@ -97,8 +97,7 @@ def latency_from(raw, digests: Digests, plan: Plan) -> tuple[pd.DataFrame, pd.Da
 
 
 def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_USERS):
-    with get_engine().connect() as conn:
-        span = number_span(conn, plan.key_id)
+    span = users.span_of(plan.key_id)
     if span is None:
         return users.Users(0, pd.DataFrame({"bucket": [], "users": []}), users._top(raw, plan, []))
     low, high = span
