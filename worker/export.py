@@ -26,7 +26,7 @@ from server.config import current_config
 from server.db import get_engine, is_postgres, utcnow, write_lock
 from server.lake import catalog, engine, layout
 from server.lake.catalog import LakeFile
-from server.lake.digest import digest_name, digest_sql
+from server.lake.digest import digest_name, digest_sql, is_current
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.models import lake_exports, requests
@@ -327,6 +327,12 @@ def compact(db, settings, now: datetime | None = None) -> int:
             if new is None:
                 break
         if month < this_month:
+            # A file whose digest has an older layout is rewritten: its new file gets a
+            # digest of today's layout, and the old pair goes after the grace period
+            # like any retired file (a reader may still be using the old digest).
+            for f in [f for f in group if f.digest is not None and not is_current(f.digest)]:
+                new = rewrite(db, settings, key_id, month, [f])
+                group = [g for g in group if g is not f] + ([new] if new else [])
             digested += add_digests(db, settings, [f for f in group if f.digest is None])
     if digested:
         log.info("digests written for %s files of closed months", digested)

@@ -34,15 +34,15 @@ class Answers:
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
     """Every panel's numbers for one refresh, from one snapshot: from the rows, or, for
-    the unfiltered view of a long period, from closed months' digests and the other rows
-    (dash_app.stats.digests; the same numbers)."""
+    a long period with no filter or clicks a digest family answers, from closed months'
+    digests and the other rows (dash_app.stats.digests; the same numbers)."""
     with get_engine().connect() as conn:
         p = plan(key_id, filters, window, clicked_users(conn, key_id, filters))
     summarised = digests.usable(filters, window)
     with open_rows(key_id) as rows:
         files = digests.covered(rows.snapshot.files, window) if summarised else []
         if files:
-            raw, found = rows.without(files), digests.Digests(rows, files)
+            raw, found = rows.without(files), digests.Digests(rows, files, p)
             parts = digests.breakdowns_from(rows, raw, found, p)
             distribution, buckets = digests.latency_from(raw, found, p)
             who = digests.users_from(rows, raw, found, p)

@@ -1,10 +1,13 @@
-"""The unfiltered overview of a long period: closed months from their files' digests, the
-rest (the current month, late rows, hot rows) from the rows themselves.
+"""Long periods from closed months' digests: their files' digests, the rest (the current
+month, late rows, hot rows) from the rows themselves.
 
 Every question here merges two parts by sums and unions: the digests' rows for the files
 wholly inside the period (server.lake.digest) and the same question asked of the other
 rows. The numbers are the same as asking every row (tests compare the two ways); only
-the work is smaller: a few digests instead of months of rows.
+the work is smaller: a few digests instead of months of rows. With no filter the
+unsliced family answers; a click on columns of one sliced family (status and version,
+country, browser / OS / device) selects that family's rows with the very conditions the
+rows are selected with.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pandas as pd
 from dash_app.filters import Filters, Window
 from dash_app.stats import breakdowns, latency, timeseries, users
 from dash_app.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
+from dash_app.stats.conditions import filter_conditions
 from dash_app.stats.planner import Plan
 from server.db import get_engine
 from server.lake import digest as d
@@ -24,34 +28,66 @@ from server.rules import DAY
 # Which sets-frame group each kind of digest row feeds, and into which column.
 _SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
          d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
+# The columns a click's condition reads (dash_app.stats.conditions), for the clicks a
+# digest family can answer.
+_READS = {"status": {"status"}, "status_class": {"status"}, "version": {"version"},
+          "location": {"location"}, "browser": {"browser"}, "os": {"os"},
+          "device": {"device"}}  # fmt: skip
+
+
+def family(filters: Filters, window: Window) -> str | None:
+    """The digest family that answers these filters over daily buckets, or None: the
+    conditions may read only that family's columns, endpoints must show as templates."""
+    if window.step != DAY:
+        return None
+    if filters.hostname or filters.exclude_bots or filters.hidden:
+        return None
+    if filters.keep_ids or filters.keep_params:
+        return None
+    reads = {"status"} if filters.exclude_404 else set()
+    for dim, _value in (*filters.clicks, *filters.fixed):
+        if dim not in _READS:
+            return None
+        reads |= _READS[dim]
+    return next((name for name, cols in d.FAMILIES.items() if reads <= set(cols)), None)
 
 
 def usable(filters: Filters, window: Window) -> bool:
-    """Digests answer the overview with no filter at all, over daily buckets."""
-    return filters == Filters(period=filters.period) and window.step == DAY
+    return family(filters, window) is not None
 
 
 def covered(files, window: Window) -> list:
-    """Files with a digest and every row inside the window."""
+    """Files with a digest of today's layout and every row inside the window."""
     since_us = None if window.since is None else window.since * 1_000_000
     until_us = window.until * 1_000_000
     return [
         f
         for f in files
-        if f.digest and (since_us is None or f.min_us >= since_us) and f.max_us < until_us
+        if d.is_current(f.digest)
+        and (since_us is None or f.min_us >= since_us)
+        and f.max_us < until_us
     ]
 
 
 class Digests:
-    """The digests of some files, as SQL."""
+    """The rows of some files' digests that answer a plan: its family's, selected by its
+    filters' conditions (bind parameters in `params`), as SQL."""
 
-    def __init__(self, rows, files) -> None:
+    def __init__(self, rows, files, plan: Plan) -> None:
         self.rows = rows
         urls = ", ".join(sql_str(rows.url(f.digest)) for f in files)
-        self.relation = f"read_parquet([{urls}])"
+        name = family(plan.filters, plan.window)
+        if name is None:
+            raise ValueError("no digest family answers these filters")
+        conditions = filter_conditions(plan.filters, plan.label, plan.users)
+        self.relation = (
+            f"(SELECT * FROM read_parquet([{urls}]) "
+            f"WHERE fam = {sql_str(name)} AND {conditions.sql})"
+        )
+        self.params = list(conditions.params)
 
     def frame(self, sql: str) -> pd.DataFrame:
-        return self.rows.cursor.execute(sql.replace("{digests}", self.relation)).df()
+        return self.rows.cursor.execute(sql.replace("{digests}", self.relation), self.params).df()
 
 
 def breakdowns_from(rows, raw, digests: Digests, plan: Plan) -> breakdowns.Breakdowns:
@@ -108,9 +144,9 @@ def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_U
     )
     buckets = users.bitmaps_fit(rows, plan, span)
     distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))" if buckets else "count(DISTINCT ux)"
+    params = [*digests.params, *plan.params]  # in the order the SQL names them
     per_bucket = rows.cursor.execute(
-        f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t",
-        list(plan.params),
+        f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t", params
     ).df()
     each = (
         f"SELECT ux, n, last_us, last_loc FROM {digests.relation} "
@@ -122,7 +158,7 @@ def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_U
     busiest = rows.cursor.execute(
         f"SELECT ux, sum(n) AS n, max(last_us), arg_max(last_loc, last_us), count(*) OVER () "
         f"FROM ({each}) GROUP BY ux ORDER BY n DESC, ux LIMIT {int(limit)}",
-        list(plan.params),
+        params,
     ).fetchall()
     with get_engine().connect() as conn:
         names = names_of(conn, [row[0] for row in busiest])
@@ -141,7 +177,7 @@ def total_from(rows, plan: Plan) -> int:
     count = raw.query(f"SELECT count(*) FROM {{rows}} WHERE {plan.where}", list(plan.params))
     total = int(count.fetchone()[0])
     if files:
-        summed = Digests(rows, files).frame(
+        summed = Digests(rows, files, plan).frame(
             f"SELECT coalesce(sum(n), 0) AS n FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
         )
         total += int(summed["n"].iloc[0])

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 import multiprocessing
 import re
+import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from dash_app.filters import window_for
+from dash_app.stats import digests as dash_digests
 from server.auth import lookup_key
 from server.lake import catalog
+from server.lake.digest import SUFFIX
 from server.lake.source import open_rows
 from server.lake.storage import get_storage
-from server.models import requests
+from server.models import lake_files, requests
 from tests.conftest import free_port, sqlite_stack
 from tests.helpers import post_batch, row
 from worker import export
@@ -155,6 +159,43 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     assert all(f.digest for f in after if f.month != this_month)
 
 
+def test_compaction_replaces_a_digest_of_an_older_layout(stack):
+    """A closed month's file whose digest predates today's layout (no families) is
+    rewritten with a current digest; the old pair stays readable for the grace period."""
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=12)
+    send(stack, key, 30, tag="old", when=last_month)
+    flush()
+    with stack.engine.connect() as conn:
+        (closed,) = catalog.live_files(conn, key_id)
+    assert closed.digest.endswith(SUFFIX)
+    # Make it look like an earlier release's: its digest under the old name.
+    storage = get_storage()
+    old_name = closed.path.removesuffix(".parquet") + ".digest.parquet"
+    staged = storage.staging / "old-digest.parquet"
+    shutil.copy(storage.url(closed.digest), staged)
+    storage.put(staged, old_name)
+    storage.delete([closed.digest])
+    with stack.engine.begin() as conn:
+        conn.execute(update(lake_files).where(lake_files.c.id == closed.id).values(digest=old_name))
+    ids = stored_ids(key_id)
+    with open_rows(key_id) as rows:
+        assert dash_digests.covered(rows.snapshot.files, window_for("all")) == []
+
+    export.compact(stack.engine, stack.config)
+    with stack.engine.connect() as conn:
+        (new,) = catalog.live_files(conn, key_id)
+    assert new.id != closed.id and new.digest.endswith(SUFFIX)
+    assert stored_ids(key_id) == ids
+    names = {name for name, _ in storage.list(f"k{key_id}/")}
+    assert {closed.path, old_name} <= names  # in its grace period
+    stack.config.LAKE_GRACE_SECONDS = 0
+    remove_retired(stack.engine, stack.config)
+    assert {name for name, _ in storage.list(f"k{key_id}/")} == set(new.names)
+
+
 def test_deleting_a_key_leaves_nothing_of_it_in_any_file(stack):
     stack.config.LAKE_EXPORT_SECONDS = 3600
     gone, kept = stack.new_key(), stack.new_key()
@@ -175,7 +216,7 @@ def test_deleting_a_key_leaves_nothing_of_it_in_any_file(stack):
     # key column: they live under their key's prefix, checked empty above).
     storage = get_storage()
     for name, _ in storage.list():
-        if name.endswith(".digest.parquet"):
+        if name.endswith(SUFFIX):
             continue
         found = duckdb.connect().execute(
             f"SELECT count(*) FROM read_parquet('{storage.url(name)}') WHERE key_id = {gone_id}"
