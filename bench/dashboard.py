@@ -16,6 +16,7 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
     python bench/dashboard.py                     # 10 M + 10 M rows (about 5 minutes to load)
     python bench/dashboard.py --rows 200000 --other-rows 0 --repeats 1   # a smoke run
     python bench/dashboard.py --rows 100000000 --periods all --filters none   # 100 M rows
+    python bench/dashboard.py --compare   # and each digest-answered case from the rows alone
 """
 
 from __future__ import annotations
@@ -148,8 +149,10 @@ def expected_counts(url, data_dir, key_id, periods, which, memory_mb, now_iso, o
     Path(out).write_text(json.dumps(expected))
 
 
-def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out):
-    """Runs in a fresh process: the refresh of every case; writes results to `out`."""
+def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, compare=False):
+    """Runs in a fresh process: the refresh of every case; writes results to `out`. With
+    `compare`, each case that digests answer is also refreshed from the rows alone (the
+    way every click was answered before digest families), the two ways alternated."""
     from dash_app.filters import Filters
     from dash_app.overview import refresh
 
@@ -163,11 +166,19 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out):
         filters = Filters(period=period)
         for dim, value in clicks:
             filters = filters.with_click(dim, value)
-        times = []
+        times, baseline = [], []
+        compared = compare and answered_by_digests(key_id, filters, now)
         for _ in range(repeats):
             started = time.perf_counter()
             data, _figures = refresh(key_id, filters, now)
             times.append(time.perf_counter() - started)
+            if compared:
+                with rows_only():
+                    started = time.perf_counter()
+                    rows_data, _figures = refresh(key_id, filters, now)
+                    baseline.append(time.perf_counter() - started)
+                if [rows_data.summary["requests"], rows_data.users] != want:
+                    raise SystemExit(f"{period} {name}: the rows alone disagree with plain SQL")
         got = [data.summary["requests"], data.users]
         results.append(
             {
@@ -178,16 +189,47 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out):
                 "users": got[1],
                 "exact": got == want,
                 "expected": want,
+                "rows_only_s": statistics.median(baseline) if baseline else None,
             }
         )
         mark = "exact" if got == want else f"WRONG, expected {want}"
+        versus = ""
+        if baseline:
+            rows_s = statistics.median(baseline)
+            versus = f"  (rows alone {rows_s:.3f} s: {rows_s / statistics.median(times):.1f}x)"
         print(
             f"  {period:>4} {name:<17} {statistics.median(times):6.3f} s  "
-            f"{got[0]:>11,} requests {got[1]:>6,} users  {mark}",
+            f"{got[0]:>11,} requests {got[1]:>6,} users  {mark}{versus}",
             flush=True,
         )
     rss = peak_rss_mb()
     Path(out).write_text(json.dumps({"results": results, "rss_mb": rss}))
+
+
+def answered_by_digests(key_id: int, filters, now: datetime) -> bool:
+    """Whether closed months' digests answer part of this refresh."""
+    from dash_app.filters import window_for
+    from dash_app.stats import digests
+    from server.lake.source import open_rows
+
+    window = window_for(filters.period, now)
+    if not digests.usable(filters, window):
+        return False
+    with open_rows(key_id) as rows:
+        return bool(digests.covered(rows.snapshot.files, window))
+
+
+@contextlib.contextmanager
+def rows_only():
+    """Refreshes inside answer every question from the rows: the baseline of --compare."""
+    from dash_app.stats import digests
+
+    usable = digests.usable
+    digests.usable = lambda filters, window: False
+    try:
+        yield
+    finally:
+        digests.usable = usable
 
 
 def peak_rss_mb() -> float:
@@ -210,22 +252,27 @@ def in_process(target, *args) -> None:
 
 
 def bytes_per_row(db, settings, total_rows: int) -> dict:
+    """Everything on disk: every file under the store (data files and their digests, as
+    the filesystem has them, not as the catalog counts them) and every table of ours
+    with its indexes and TOAST."""
     from sqlalchemy import text
 
-    from server.lake import catalog
+    from server.lake.digest import SUFFIX
 
+    files = [p for p in Path(settings.LAKE_URL).rglob("*") if p.is_file()]
+    file_bytes = sum(p.stat().st_size for p in files)
+    digest_bytes = sum(p.stat().st_size for p in files if p.name.endswith(SUFFIX))
     with db.connect() as conn:
-        _rows, file_bytes = catalog.storage_bytes(conn)
         tables = conn.execute(
             text(
                 "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
                 "JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname IN "
-                "('requests', 'lake_files', 'lake_state', 'lake_exports', 'user_agents')"
+                "WHERE n.nspname = 'public' AND c.relkind = 'r'"
             )
         ).scalar()
     return {
         "file_bytes": file_bytes,
+        "digest_bytes": digest_bytes,
         "table_bytes": int(tables),
         "per_row": (file_bytes + int(tables)) / max(total_rows, 1),
     }
@@ -272,6 +319,10 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=TARGET_SECONDS)
     parser.add_argument("--json", help="write the results here")
     parser.add_argument(
+        "--compare", action="store_true",
+        help="also refresh each case digests answer from the rows alone, and print the ratio",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", metavar="NAME",
         help="keep the database NAME and the store in $TMPDIR/NAME, and reuse them next time "
         "(the clock then stands at the first run's time)",
@@ -307,7 +358,7 @@ def main() -> int:
         out = Path(data_dir) / "results.json"
         in_process(
             measure, url, data_dir, key_id, json.loads(cases.read_text()), args.repeats,
-            args.memory_mb, now_iso, str(out),
+            args.memory_mb, now_iso, str(out), args.compare,
         )  # fmt: skip
         report = json.loads(out.read_text())
         total = args.rows + args.other_rows + args.hot
@@ -329,6 +380,7 @@ def main() -> int:
     )
     print(
         f"bytes per stored row: {size['per_row']:.1f} (files {size['file_bytes']:,} B, "
+        f"of which digests {size['digest_bytes']:,} B, "
         f"tables {size['table_bytes']:,} B; target {TARGET_BYTES_PER_ROW})"
     )
     if args.json:
