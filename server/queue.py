@@ -109,6 +109,12 @@ class InlineQueue:
         return None
 
 
+# While one process queues a unique job, others asking for it leave it to that one; the
+# guard expires by itself if that process dies between the two steps.
+UNIQUE_GUARD_PREFIX = "apia:queueing:"
+UNIQUE_GUARD_MS = 5_000
+
+
 class RQQueue:
     """Jobs go to Redis and a `python -m worker` process runs them."""
 
@@ -131,12 +137,28 @@ class RQQueue:
         still waits."""
         from rq import Queue
 
-        if unique and job_id:
-            job_id = self._unique_slot(job_id)
-            if job_id is None:
-                return
+        queue = Queue(queue_name, connection=self.redis)
+        if not (unique and job_id):
+            self._put(queue, path, args, job_id, timeout)
+            return
+        # One asker at a time looks for a waiting run and queues one: two that looked at
+        # once both saw none, both queued it, and two workers ran the same job id (the
+        # second's cleanup then failed on the record the first had deleted). Whoever
+        # finds another asker at it leaves the request to that one.
+        guard = f"{UNIQUE_GUARD_PREFIX}{job_id}"
+        if not self.redis.set(guard, "1", nx=True, px=UNIQUE_GUARD_MS):
+            return
+        try:
+            slot = self._unique_slot(job_id)
+            if slot is not None:
+                self._put(queue, path, args, slot, timeout)
+        finally:
+            self.redis.delete(guard)
+
+    @staticmethod
+    def _put(queue, path: str, args: tuple, job_id: str | None, timeout: int | None) -> None:
         # No RQ retries: a failed batch stays staged and the sweeper enqueues it again.
-        Queue(queue_name, connection=self.redis).enqueue_call(
+        queue.enqueue_call(
             path,
             args=args,
             job_id=job_id,

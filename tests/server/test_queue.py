@@ -73,3 +73,33 @@ def test_workers_take_the_lake_queue_first():
     from server.queue import ALL_QUEUES, INGEST_QUEUE, LAKE_QUEUE
 
     assert ALL_QUEUES[0] == LAKE_QUEUE and INGEST_QUEUE in ALL_QUEUES[1:]
+
+
+@pytest.mark.redis
+def test_a_unique_job_asked_for_at_once_by_many_is_queued_once(redis_url):
+    """Web processes and workers ask for the export after every batch, often at the same
+    instant. Each used to see no such job waiting and queue it, so its id stood in the
+    queue twice, two workers ran it at once, and the second's cleanup found the record
+    the first had deleted (under load: "Failed to retrieve status for job:
+    lake-export-next", with a traceback)."""
+    import threading
+
+    from rq import Queue
+
+    queues = [RQQueue(redis_url) for _ in range(12)]
+    queues[0].redis.flushdb()
+    for attempt in range(10):
+        start = threading.Barrier(len(queues))
+
+        def ask(queue, start=start):
+            start.wait()
+            queue.enqueue("lake", "os.getpid", job_id="export", unique=True, timeout=30)
+
+        threads = [threading.Thread(target=ask, args=(q,)) for q in queues]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        waiting = Queue("lake", connection=queues[0].redis).job_ids
+        assert waiting == ["export"], f"attempt {attempt}: {waiting}"
+        queues[0].redis.flushdb()
