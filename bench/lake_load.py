@@ -16,10 +16,11 @@ from datetime import UTC, datetime, timedelta
 
 from server.lake import catalog, engine
 from server.lake.catalog import LakeFile
+from server.lake.layout import row_order
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.rules import api_version, template_path, user_key
-from worker.export import HOSTNAMES_SQL, current_month, write_digest
+from worker.export import HOSTNAMES_SQL, PARQUET_OPTIONS, current_month, write_digest
 
 USERS = 5_000
 COUNTRIES = [
@@ -263,9 +264,10 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
                 width = int(span * 1e6 / parts)
                 local = staging_file(storage, f"load-k{key_id}-{month}")
                 sql = _month_rows_sql(key_id, lo_us, width, share, seed=index * 16 + part)
+                closed = month < current_month()
                 cur.execute(
-                    f"COPY ({sql} ORDER BY created_at, id) TO {sql_str(str(local))} "
-                    "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 250000)"
+                    f"COPY ({sql} ORDER BY {row_order(closed)}) TO {sql_str(str(local))} "
+                    f"({PARQUET_OPTIONS})"
                 )
                 n, a, b, hosts = cur.execute(
                     "SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
@@ -274,7 +276,7 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
                 name = file_name(key_id, month)
                 # Closed months get their digests, as compaction gives them.
                 digest = None
-                if month < current_month():
+                if closed:
                     digest = write_digest(cur, storage, str(local), name)
                 size = storage.put(local, name)
                 with db.begin() as conn:

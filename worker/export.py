@@ -26,7 +26,7 @@ from server.config import current_config
 from server.db import get_engine, is_postgres, utcnow, write_lock
 from server.lake import catalog, engine, layout
 from server.lake.catalog import LakeFile
-from server.lake.digest import digest_name, digest_sql, is_current
+from server.lake.digest import digest_name, digest_sql, is_final
 from server.lake.source import sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.models import lake_exports, requests
@@ -238,7 +238,7 @@ def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
                 cur.execute(
                     f"COPY (SELECT {layout.lake_select_list()} FROM {table} "
                     f"WHERE key_id = {int(key_id)} AND {MONTH_SQL} = {int(month)} "
-                    f"ORDER BY created_at, id) TO {sql_str(str(local))} ({PARQUET_OPTIONS})"
+                    f"ORDER BY {layout.TIME_ORDER}) TO {sql_str(str(local))} ({PARQUET_OPTIONS})"
                 )
                 name = file_name(key_id, month)
                 size = storage.put(local, name)
@@ -315,7 +315,7 @@ def compact(db, settings, now: datetime | None = None) -> int:
         months[(f.key_id, f.month)].append(f)
     this_month = current_month(now)
     merged = 0
-    digested = 0
+    finalised = 0
     for (key_id, month), group in months.items():
         while True:
             plan = merge_plan(group, settings.LAKE_FILE_ROWS, closed=month < this_month)
@@ -327,15 +327,16 @@ def compact(db, settings, now: datetime | None = None) -> int:
             if new is None:
                 break
         if month < this_month:
-            # A file whose digest has an older layout is rewritten: its new file gets a
-            # digest of today's layout, and the old pair goes after the grace period
-            # like any retired file (a reader may still be using the old digest).
-            for f in [f for f in group if f.digest is not None and not is_current(f.digest)]:
+            # A closed month's files are final: each one not in today's layout yet (no
+            # digest: compaction kept it whole; or an older layout) is rewritten in week
+            # and route order with today's digest. An old pair goes after the grace
+            # period like any retired file (a reader may still be using it).
+            for f in [f for f in group if not is_final(f.digest)]:
                 new = rewrite(db, settings, key_id, month, [f])
                 group = [g for g in group if g is not f] + ([new] if new else [])
-            digested += add_digests(db, settings, [f for f in group if f.digest is None])
-    if digested:
-        log.info("digests written for %s files of closed months", digested)
+                finalised += 1
+    if finalised:
+        log.info("%s files of closed months rewritten in their final layout", finalised)
     return merged
 
 
@@ -350,28 +351,14 @@ def write_digest(cur, storage, source_url: str, name: str) -> str:
     return digest_name(name)
 
 
-def add_digests(db, settings, files: list[LakeFile]) -> int:
-    """Give files without a digest one (a closed month's files that compaction kept)."""
-    storage = get_storage(settings)
-    done = 0
-    for f in files:
-        with engine.cursor(settings) as cur:
-            digest = write_digest(cur, storage, storage.url(f.path), f.path)
-        with db.begin() as conn:
-            recorded = catalog.set_digest(conn, f.id, digest)
-        if recorded:
-            done += 1
-        else:  # retired or deleted meanwhile
-            storage.delete([digest])
-    return done
-
-
 def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where: str = ""):
     """Replace `files` by one sorted file of their rows (those matching `where`, if given).
 
-    Returns the new file, or None when nothing is left or the files went meanwhile.
+    Returns the new file, or None when nothing is left or the files went meanwhile. A
+    closed month's file is final: its rows go in week and route order, with its digest.
     """
     storage = get_storage(settings)
+    closed = month < current_month()
     urls = "[" + ", ".join(sql_str(storage.url(f.path)) for f in files) + "]"
     source = f"SELECT {layout.lake_select_list()} FROM read_parquet({urls})"
     if where:
@@ -385,14 +372,11 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
         if rows:
             local = staging_file(storage, f"k{key_id}-{month}")
             cur.execute(
-                f"COPY ({source} ORDER BY created_at, id) TO {sql_str(str(local))} "
-                f"({PARQUET_OPTIONS})"
+                f"COPY ({source} ORDER BY {layout.row_order(closed)}) TO "
+                f"{sql_str(str(local))} ({PARQUET_OPTIONS})"
             )
             name = file_name(key_id, month)
-            # A closed month's file is final (until retention): it gets its digest.
-            digest = (
-                write_digest(cur, storage, str(local), name) if month < current_month() else None
-            )
+            digest = write_digest(cur, storage, str(local), name) if closed else None
             size = storage.put(local, name)
             new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts), digest)
     published = _publish(db, storage, [new] if new else [], retire=files)

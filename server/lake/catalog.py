@@ -212,16 +212,6 @@ def known_paths(conn) -> set[str]:
     return found
 
 
-def set_digest(conn, file_id: int, digest: str) -> bool:
-    """Record a live file's digest; False if the file went meanwhile."""
-    done = conn.execute(
-        update(lake_files)
-        .where(lake_files.c.id == file_id, lake_files.c.retired_at.is_(None))
-        .values(digest=digest)
-    )
-    return done.rowcount == 1
-
-
 def trimmable_boundary(conn, before) -> int | None:
     """The newest boundary published before `before`: hot rows up to it can go."""
     return conn.execute(

@@ -88,9 +88,14 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
         True,
     ),  # fmt: skip
 }
-# Digests written before the families (server.lake.digest: ".digest.parquet") answer
-# nothing any more: compaction rewrites their files (worker.export.compact).
-SUFFIX = ".digest2.parquet"
+# The name of a closed month's digest also says how its file is laid out, so compaction
+# knows which files to rewrite (worker.export.compact):
+# - ".digest.parquet": before the families; answers nothing, its file is rewritten;
+# - ".digest2.parquet": the families, rows in time order; answers, its file is rewritten
+#   into week and route order (server.lake.layout.CLOSED_ORDER);
+# - ".digest3.parquet" (today's): the same parts as v2, rows in week and route order.
+SUFFIX = ".digest3.parquet"
+_SAME_PARTS = (".digest2.parquet", SUFFIX)
 
 
 def _part(family: str, kind: str, source: str) -> str:
@@ -118,5 +123,10 @@ def digest_name(file_name: str) -> str:
 
 
 def is_current(name: str | None) -> bool:
-    """Whether a digest has today's layout (and so may answer)."""
+    """Whether a digest has today's parts (and so may answer)."""
+    return bool(name) and name.endswith(_SAME_PARTS)
+
+
+def is_final(name: str | None) -> bool:
+    """Whether a digest and its file have today's layout (nothing to rewrite)."""
     return bool(name) and name.endswith(SUFFIX)

@@ -55,9 +55,24 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 NAMES = tuple(c.name for c in COLUMNS)
+
 # What a writer supplies for each row, in this order (the hot table assigns the id).
 WRITE_NAMES = NAMES[1:]
 BY_NAME = {c.name: c for c in COLUMNS}
+
+# The order of rows inside a file. Files being written to (the export's, the current
+# month's) keep time order. A closed month's file is final until retention, and is sorted
+# by week, then route, then time: each row group (worker.export.ROW_GROUP_ROWS) holds a
+# week of a few endpoints, so an endpoint click skips most row groups by their route
+# statistics (bench/README.md), while a time range (a data API page, a CSV chunk) still
+# skips every row group outside its weeks.
+TIME_ORDER = "created_at, id"
+CLOSED_ORDER = "hour // 168, route, created_at, id"
+
+
+def row_order(closed: bool) -> str:
+    """ORDER BY for a file's rows: `closed` for a closed month's final file."""
+    return CLOSED_ORDER if closed else TIME_ORDER
 
 
 def hot_select_list() -> str:

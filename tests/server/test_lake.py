@@ -159,9 +159,16 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     assert all(f.digest for f in after if f.month != this_month)
 
 
-def test_compaction_replaces_a_digest_of_an_older_layout(stack):
-    """A closed month's file whose digest predates today's layout (no families) is
-    rewritten with a current digest; the old pair stays readable for the grace period."""
+@pytest.mark.parametrize(
+    ("old_suffix", "answers"),
+    [(".digest.parquet", False), (".digest2.parquet", True)],
+    ids=["before-families", "time-ordered"],
+)
+def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix, answers):
+    """A closed month's file whose digest predates today's layout is rewritten with a
+    current digest; the old pair stays readable for the grace period. A digest without
+    the families answers nothing meanwhile; one with today's parts (its file in time
+    order) still answers."""
     stack.config.LAKE_EXPORT_SECONDS = 3600
     key = stack.new_key()
     key_id = key_id_of(stack, key)
@@ -173,7 +180,7 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack):
     assert closed.digest.endswith(SUFFIX)
     # Make it look like an earlier release's: its digest under the old name.
     storage = get_storage()
-    old_name = closed.path.removesuffix(".parquet") + ".digest.parquet"
+    old_name = closed.path.removesuffix(".parquet") + old_suffix
     staged = storage.staging / "old-digest.parquet"
     shutil.copy(storage.url(closed.digest), staged)
     storage.put(staged, old_name)
@@ -182,7 +189,8 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack):
         conn.execute(update(lake_files).where(lake_files.c.id == closed.id).values(digest=old_name))
     ids = stored_ids(key_id)
     with open_rows(key_id) as rows:
-        assert dash_digests.covered(rows.snapshot.files, window_for("all")) == []
+        covered = dash_digests.covered(rows.snapshot.files, window_for("all"))
+    assert [f.id for f in covered] == ([closed.id] if answers else [])
 
     export.compact(stack.engine, stack.config)
     with stack.engine.connect() as conn:
@@ -194,6 +202,46 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack):
     stack.config.LAKE_GRACE_SECONDS = 0
     remove_retired(stack.engine, stack.config)
     assert {name for name, _ in storage.list(f"k{key_id}/")} == set(new.names)
+
+
+def test_a_closed_months_file_is_in_week_and_route_order(stack):
+    """Compaction writes a closed month's file sorted by week, route and time (so an
+    endpoint click skips row groups), the current month's in time order."""
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    key = stack.new_key()
+    key_id = key_id_of(stack, key)
+    day = (datetime.now(UTC).replace(day=1) - timedelta(days=20)).replace(hour=10, minute=30)
+    # Same day, so same week: route "b" an hour before route "a", then "c" a week later
+    # and "a" again.
+    later = day + timedelta(days=7)
+    for tag, when in [("b", day), ("a", day + timedelta(hours=1)), ("c", later),
+                      ("a", later + timedelta(hours=2))]:  # fmt: skip
+        send(stack, key, 15, tag=tag, when=when)
+    send(stack, key, 15, tag="b")
+    send(stack, key, 15, tag="a", when=datetime.now(UTC) + timedelta(minutes=1))
+    flush()
+    export.compact(stack.engine, stack.config)
+    storage = get_storage()
+    with stack.engine.connect() as conn:
+        files = {f.month: f for f in catalog.live_files(conn, key_id)}
+    this_month = export.current_month()
+    assert len(files) == 2
+    single = duckdb.connect(config={"threads": 1})
+
+    def in_file(f) -> list[tuple]:
+        return single.execute(
+            "SELECT hour // 168, route, epoch_us(created_at), id "
+            f"FROM read_parquet('{storage.url(f.path)}')"
+        ).fetchall()
+
+    closed = in_file(next(f for m, f in files.items() if m != this_month))
+    assert len(closed) == 60
+    assert closed == sorted(closed)
+    assert closed != sorted(closed, key=lambda r: (r[2], r[3]))  # not time order
+    assert [r[1] for r in closed[:30]] == ["GET /v1/a/{id}"] * 15 + ["GET /v1/b/{id}"] * 15
+    current = in_file(files[this_month])
+    assert current == sorted(current, key=lambda r: (r[2], r[3]))
+    assert current != sorted(current)  # "b" came first
 
 
 def test_deleting_a_key_leaves_nothing_of_it_in_any_file(stack):
