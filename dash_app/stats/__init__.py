@@ -43,8 +43,9 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
         files = digests.covered(rows.snapshot.files, window) if summarised else []
         if files:
             raw, found = rows.without(files), digests.Digests(rows, files, p)
-            parts = digests.breakdowns_from(rows, raw, found, p)
-            distribution, buckets = digests.latency_from(raw, found, p)
+            frame = breakdowns.sets_frame(raw, p, latency=True)
+            parts = digests.breakdowns_from(raw, frame, found, p)
+            distribution, buckets = digests.latency_from(breakdowns.latency_part(frame), found)
             who = digests.users_from(rows, raw, found, p)
         else:
             span = users.span_of(key_id)
@@ -53,13 +54,18 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
                 traffic, seen = timeseries.traffic_and_users(rows, p, span)
             else:
                 traffic, seen = timeseries.traffic(rows, p), None
-            parts = breakdowns.breakdowns(rows, p, traffic)
-            per_bucket = latency.bucket_distribution(rows, p)
+            # One scan: the breakdowns, the response times and (with few enough users)
+            # each user's requests.
+            per_user = users.counted_in_scan(span)
+            frame = breakdowns.sets_frame(rows, p, latency=True, per_user=per_user)
+            parts = breakdowns.shape(frame, traffic, p)
+            per_bucket = breakdowns.latency_part(frame)
             distribution, buckets = (
                 latency.overall_frame(per_bucket),
                 latency.per_bucket(per_bucket),
             )
-            who = users.users(rows, p, span, per_bucket=seen)
+            counted = breakdowns.users_part(frame) if per_user else None
+            who = users.users(rows, p, span, per_bucket=seen, per_user=counted)
         previous = p.previous
         if previous is None:
             previous_total = None

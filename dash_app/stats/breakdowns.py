@@ -5,7 +5,10 @@ One GROUPING SETS query decodes each column once for every breakdown; each set g
 one stored column where it can (`route`, `version`, `location`, `user_agent`), which the
 engine aggregates several times faster than several text columns. Time, an integer with
 a small range, is grouped apart: the engine's array-indexed (perfect hash) aggregation
-only takes such keys (bench/README.md).
+only takes such keys (bench/README.md). The same scan can also count the response-time
+distribution per activity bucket and the requests per user: under a filter the engine
+must evaluate on every row (a country and a client at 100 M rows), one scan instead of
+three took 2.4 s down to 1.5 s (bench/README.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dash_app.stats.planner import Plan
 from dash_app.stats.timeseries import N_OK
 
 # Which grouping set a result row belongs to, by the columns it groups.
-_ROUTE, _VERSION, _LOCATION, _AGENT = range(1, 5)
+_ROUTE, _VERSION, _LOCATION, _AGENT, _LATENCY, _USERS = range(1, 7)
 
 
 @dataclass
@@ -31,30 +34,50 @@ class Breakdowns:
     agents: pd.DataFrame  # [user_agent, n, n_err]
 
 
-def breakdowns(rows, plan: Plan, traffic: pd.DataFrame) -> Breakdowns:
-    """The breakdowns of the rows, with the traffic counts asked apart (timeseries)."""
-    return shape(sets_frame(rows, plan), traffic, plan)
-
-
-def sets_frame(rows, plan: Plan) -> pd.DataFrame:
+def sets_frame(rows, plan: Plan, *, latency: bool = False, per_user: bool = False):
     """[g, route (or method, label), status, version, location, user_agent, n, n_ok,
-    rt_sum]: one row per group of each set, `g` naming the set."""
+    rt_sum]: one row per group of each set, `g` naming the set. With `latency`, also the
+    requests per activity bucket and whole millisecond (latency_part); with `per_user`,
+    per user number, with its last hour (users_part)."""
     endpoint_keys = _endpoint_keys(plan)
     sets = _sets(endpoint_keys)
+    if latency:
+        sets[_LATENCY] = ("bucket", "rt")
+    if per_user:
+        sets[_USERS] = ("ux",)
     which = " + ".join(
         f"(CASE WHEN GROUPING({', '.join(cols)}) = 0 THEN {i} ELSE 0 END)"
         for i, cols in sets.items()
     )
-    columns = [*endpoint_keys, "status", "version", "location", "user_agent"]
-    inner = ", ".join(f"{plan.label} AS label" if c == "label" else c for c in columns)
+    columns = list(dict.fromkeys(c for cols in sets.values() for c in cols))
+    as_stored = {"label": f"{plan.label} AS label", "bucket": f"{plan.bucket} AS bucket",
+                 "rt": "response_time AS rt"}  # fmt: skip
+    inner = ", ".join(as_stored.get(c, c) for c in columns)
     grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
+    last_hour = ", max(hour) AS last_hour" if per_user else ""
     return rows.frame(
         f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
-        f"{N_OK} AS n_ok, sum(response_time) AS rt_sum "
-        f"FROM (SELECT {inner}, response_time FROM {{rows}} WHERE {plan.where}) "
-        f"GROUP BY GROUPING SETS ({grouping})",
+        f"{N_OK} AS n_ok, sum(response_time) AS rt_sum{last_hour} "
+        f"FROM (SELECT {inner}, response_time{', hour' if per_user else ''} FROM {{rows}} "
+        f"WHERE {plan.where}) GROUP BY GROUPING SETS ({grouping})",
         list(plan.params),
     )
+
+
+def latency_part(frame: pd.DataFrame) -> pd.DataFrame:
+    """[bucket, rt, n] of a sets frame asked with `latency`: the distribution of each
+    activity bucket, whose exact percentiles dash_app.stats.latency.per_bucket reads.
+    Counting pairs keeps the engine's memory to the distinct (bucket, millisecond) pairs,
+    where a percentile aggregate holds every value of a bucket (at 100 M rows that took
+    the process past 800 MB, bench/README.md)."""
+    part = frame[frame["g"] == _LATENCY].dropna(subset=["bucket", "rt"])
+    return part[["bucket", "rt", "n"]].astype("int64").reset_index(drop=True)
+
+
+def users_part(frame: pd.DataFrame) -> pd.DataFrame:
+    """[ux, n, last_hour] of a sets frame asked with `per_user`: each user's requests."""
+    part = frame[frame["g"] == _USERS].dropna(subset=["ux"])
+    return part[["ux", "n", "last_hour"]].astype("int64").reset_index(drop=True)
 
 
 def _endpoint_keys(plan: Plan) -> tuple[str, ...]:
@@ -73,7 +96,7 @@ def _sets(endpoint_keys) -> dict[int, tuple[str, ...]]:
 def shape(frame: pd.DataFrame, traffic_frame: pd.DataFrame, plan: Plan) -> Breakdowns:
     """The panels' frames from a sets frame (several may be concatenated: sums merge)."""
     default_label = plan.label == "endpoint"
-    sets = _sets(_endpoint_keys(plan))
+    sets = _sets(_endpoint_keys(plan))  # the breakdowns' sets; any others are not read here
     part = {i: frame[frame["g"] == i] for i in sets}
     counts = ["n", "n_ok", "rt_sum"]
     for i in part:

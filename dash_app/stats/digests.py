@@ -90,8 +90,8 @@ class Digests:
         return self.rows.cursor.execute(sql.replace("{digests}", self.relation), self.params).df()
 
 
-def breakdowns_from(rows, raw, digests: Digests, plan: Plan) -> breakdowns.Breakdowns:
-    frame = breakdowns.sets_frame(raw, plan)
+def breakdowns_from(raw, frame, digests: Digests, plan: Plan) -> breakdowns.Breakdowns:
+    """`frame`: the other rows' sets frame (dash_app.stats.breakdowns.sets_frame)."""
     parts = [frame]
     found = digests.frame(
         "SELECT kind, k, status, n, n_ok, rt_sum FROM {digests} "
@@ -118,11 +118,12 @@ def breakdowns_from(rows, raw, digests: Digests, plan: Plan) -> breakdowns.Break
     return breakdowns.shape(frame, traffic, plan)
 
 
-def latency_from(raw, digests: Digests, plan: Plan) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """([rt, n], [bucket, p50, p95]) over the digests' days and the other rows."""
+def latency_from(raw_latency: pd.DataFrame, digests: Digests) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """([rt, n], [bucket, p50, p95]) over the digests' days and the other rows'
+    [bucket, rt, n] (dash_app.stats.breakdowns.latency_part)."""
     per_day = pd.concat(
         [
-            latency.bucket_distribution(raw, plan),
+            raw_latency,
             digests.frame(
                 f"SELECT t AS bucket, rt, n FROM {{digests}} WHERE kind = {sql_str(d.DAY_RT)}"
             ),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dash_app.stats.planner import Plan
 from server.rules import HIST_BUCKETS, HIST_LOWER
 
 
@@ -14,18 +13,6 @@ def overall_frame(per_bucket: pd.DataFrame) -> pd.DataFrame:
     milliseconds in the whole window (the histogram and the period's exact percentiles),
     summed from the buckets' counts rather than read from the rows a second time."""
     return per_bucket.groupby("rt", as_index=False)["n"].sum()
-
-
-def bucket_distribution(rows, plan: Plan) -> pd.DataFrame:
-    """[bucket, rt, n]: the distribution of each activity bucket, whose exact percentiles
-    per_bucket reads. Counting pairs keeps the engine's memory to the distinct (bucket,
-    millisecond) pairs, where a percentile aggregate holds every value of a bucket (at
-    100 M rows that took the process past 800 MB, bench/README.md)."""
-    return rows.frame(
-        f"SELECT {plan.bucket} AS bucket, response_time AS rt, count(*) AS n "
-        f"FROM {{rows}} WHERE {plan.where} GROUP BY ALL",
-        list(plan.params),
-    )
 
 
 def per_bucket(dist: pd.DataFrame, ps=(50, 95)) -> pd.DataFrame:

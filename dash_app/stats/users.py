@@ -18,6 +18,10 @@ from server.lake.users import names_of, number_span
 TOP_USERS = 10
 # A bitmap a bucket: past this many bits in all, a distinct count uses less memory.
 MAX_BITS = 1 << 28
+# Up to this many user numbers, the breakdowns' scan also counts each user's requests
+# (dash_app.stats.breakdowns.sets_frame) and the busiest are picked here; past it, a
+# query of their own returns only the busiest.
+MAX_USERS_IN_SCAN = 200_000
 
 
 @dataclass
@@ -34,10 +38,16 @@ def span_of(key_id: int) -> tuple[int, int] | None:
         return number_span(conn, key_id)
 
 
-def users(rows, plan: Plan, span, limit: int = TOP_USERS, per_bucket=None) -> Users:
+def users(rows, plan: Plan, span, limit: int = TOP_USERS, per_bucket=None, per_user=None) -> Users:
     """`per_bucket`: each bucket's distinct users when already counted
-    (dash_app.stats.timeseries.traffic_and_users)."""
-    return Users(*_counts(rows, plan, span, limit, per_bucket))
+    (dash_app.stats.timeseries.traffic_and_users); `per_user`: [ux, n, last_hour] for
+    every user of the rows, when already counted (dash_app.stats.breakdowns.users_part)."""
+    return Users(*_counts(rows, plan, span, limit, per_bucket, per_user))
+
+
+def counted_in_scan(span: tuple[int, int] | None) -> bool:
+    """Whether the breakdowns' scan should count each user's requests (MAX_USERS_IN_SCAN)."""
+    return span is not None and span[1] - span[0] + 1 <= MAX_USERS_IN_SCAN
 
 
 def _buckets(rows, plan: Plan, step: int) -> int:
@@ -59,7 +69,7 @@ def bitmaps_fit(rows, plan: Plan, span: tuple[int, int] | None, step: int | None
     return (high - low + 1) * _buckets(rows, plan, step or plan.window.step) <= MAX_BITS
 
 
-def _counts(rows, plan: Plan, span, limit: int, per_bucket=None):
+def _counts(rows, plan: Plan, span, limit: int, per_bucket=None, per_user=None):
     if span is None:
         return 0, pd.DataFrame({"bucket": [], "users": []}, dtype="int64"), _top(rows, plan, [])
     low, high = span
@@ -71,12 +81,16 @@ def _counts(rows, plan: Plan, span, limit: int, per_bucket=None):
         per_bucket = _per_bucket(rows, plan, distinct)
     # The busiest users, the number of distinct users alongside (a window over the
     # per-user counts) and each one's last hour, which bounds the next scan.
-    busiest = rows.query(
-        f"SELECT ux, count(*) AS n, max(hour), count(*) OVER () FROM {{rows}} "
-        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux ORDER BY n DESC, ux "
-        f"LIMIT {int(limit)}",
-        list(plan.params),
-    ).fetchall()
+    if per_user is not None:
+        ranked = per_user.sort_values(["n", "ux"], ascending=[False, True]).head(limit)
+        busiest = [(int(ux), int(n), int(h), len(per_user)) for ux, n, h in ranked.to_numpy()]
+    else:
+        busiest = rows.query(
+            f"SELECT ux, count(*) AS n, max(hour), count(*) OVER () FROM {{rows}} "
+            f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux ORDER BY n DESC, ux "
+            f"LIMIT {int(limit)}",
+            list(plan.params),
+        ).fetchall()
     distinct_users = int(busiest[0][3]) if busiest else 0
     return distinct_users, per_bucket, _top(rows, plan, busiest)
 
@@ -95,7 +109,8 @@ def _top(rows, plan: Plan, busiest: list) -> pd.DataFrame:
     if not busiest:
         return pd.DataFrame(columns=columns)
     numbers = ", ".join(str(int(ux)) for ux, *_rest in busiest)
-    # Only their last active hours are read (the files are sorted by time).
+    # Only their last active hours are read: files skip the row groups of earlier weeks
+    # (server.lake.layout: time order, or week first).
     since_hour = min(int(h) for _ux, _n, h, _d in busiest)
     found = rows.query(
         f"SELECT ux, epoch_us(max(created_at)) // 1000000, "

@@ -8,7 +8,7 @@ two (some exported, more ingested after).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -18,6 +18,7 @@ from dash_app.overview import compute
 from server.auth import lookup_key
 from server.lake import catalog
 from tests.dash_app.helpers import Expected, ingest, known_rows
+from tests.helpers import row
 from worker.export import flush
 
 FILTERS = [
@@ -108,6 +109,9 @@ def check(data, expected: Expected, label: str) -> None:
     wanted = expected.top_users()
     assert len(top) == min(10, len(wanted)), label
     assert all(wanted[user] == n for user, n in top.items()), label
+    # ... and they are the busiest, busiest first.
+    shown = list(data.top_users["requests"])
+    assert shown == sorted(wanted.values(), reverse=True)[: len(shown)], label
     for user, place in zip(data.top_users["user"], data.top_users["location"], strict=True):
         assert place == expected.latest_location(user), label
     step = data.window.step
@@ -212,3 +216,45 @@ def test_users_without_bitmaps_count_the_same(stack, monkeypatch):
         data = compute(key_id, filters, now)
         check(data, Expected(rows, filters, data.window.since, data.window.until), str(filters))
     assert not used
+
+
+def test_busiest_users_asked_apart_past_the_scan_count_the_same(stack, monkeypatch):
+    """With more user numbers than the breakdowns' scan counts (MAX_USERS_IN_SCAN), the
+    busiest users come from a query of their own: the same numbers as from the scan."""
+    from dash_app.stats import breakdowns, users
+
+    key_id, rows, now = _ingest(stack, "split")
+    in_scan = breakdowns.users_part
+    used = []
+    monkeypatch.setattr(breakdowns, "users_part", lambda *a: used.append(1) or in_scan(*a))
+    compute(key_id, Filters(period="7d"), now)
+    assert used, "the scan counts each user's requests for a few users"
+    monkeypatch.setattr(users, "MAX_USERS_IN_SCAN", 0)
+    used.clear()
+    for filters in FILTERS[:4] + FILTERS[8:12]:
+        data = compute(key_id, filters, now)
+        check(data, Expected(rows, filters, data.window.since, data.window.until), str(filters))
+    assert not used
+
+
+@pytest.mark.parametrize("in_scan", [True, False], ids=["in-the-scan", "asked-apart"])
+def test_the_busiest_users_are_shown_busiest_first(stack, monkeypatch, in_scan):
+    """Fifteen users, the n-th with n requests: the table shows the ten busiest, busiest
+    first, whether the breakdowns' scan counted them or a query of their own did."""
+    from dash_app.stats import users
+
+    if not in_scan:
+        monkeypatch.setattr(users, "MAX_USERS_IN_SCAN", 0)
+    now = datetime.now(UTC)
+    sent = [
+        (0, row(ip_address=f"10.0.0.{n}", created_at=(now - timedelta(minutes=i)).isoformat()))
+        for n in range(1, 16)
+        for i in range(n)
+    ]
+    key = stack.new_key()
+    ingest(stack, key, sent)
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    data = compute(key_id, Filters(period="24h"), now)
+    assert list(data.top_users["user"]) == [f"10.0.0.{n}" for n in range(15, 5, -1)]
+    assert list(data.top_users["requests"]) == list(range(15, 5, -1))
