@@ -198,38 +198,32 @@ def test_empty_period_and_other_keys_see_nothing(stack):
     assert compute(key_id, Filters(period="all"), now).summary["requests"] == 60
 
 
-def test_users_without_bitmaps_count_the_same(stack, monkeypatch):
-    """Past the bitmaps' memory (many users over many buckets) each bucket's users are a
-    distinct count in a scan of their own, and the traffic a scan without bitmaps: the
-    same numbers as the one-scan path (dash_app.stats.timeseries.traffic_and_users)."""
-    from dash_app.stats import timeseries, users
+@pytest.mark.parametrize(
+    ("default_path", "limit"),
+    [
+        # Past the bitmaps' memory (many users over many buckets) each bucket's users are
+        # a distinct count in a scan of their own, and the traffic a scan without bitmaps.
+        ("timeseries.traffic_and_users", "MAX_BITS"),
+        # With more user numbers than the breakdowns' scan counts, the busiest users come
+        # from a query of their own.
+        ("breakdowns.users_part", "MAX_USERS_IN_SCAN"),
+    ],
+    ids=["users-without-bitmaps", "busiest-users-asked-apart"],
+)
+def test_past_a_memory_limit_users_count_the_same(stack, monkeypatch, default_path, limit):
+    """The path taken past one of dash_app.stats.users' limits gives the same numbers as
+    the default one-scan path."""
+    from dash_app.stats import breakdowns, timeseries, users
 
+    module_name, function = default_path.split(".")
+    module = {"timeseries": timeseries, "breakdowns": breakdowns}[module_name]
     key_id, rows, now = _ingest(stack, "split")
-    one_scan = timeseries.traffic_and_users
+    real = getattr(module, function)
     used = []
-    monkeypatch.setattr(timeseries, "traffic_and_users", lambda *a: used.append(1) or one_scan(*a))
+    monkeypatch.setattr(module, function, lambda *a: used.append(1) or real(*a))
     compute(key_id, Filters(period="7d"), now)
-    assert used, "the one-scan path is the default for a few users"
-    monkeypatch.setattr(users, "MAX_BITS", 1)
-    used.clear()
-    for filters in FILTERS[:4] + FILTERS[8:12]:
-        data = compute(key_id, filters, now)
-        check(data, Expected(rows, filters, data.window.since, data.window.until), str(filters))
-    assert not used
-
-
-def test_busiest_users_asked_apart_past_the_scan_count_the_same(stack, monkeypatch):
-    """With more user numbers than the breakdowns' scan counts (MAX_USERS_IN_SCAN), the
-    busiest users come from a query of their own: the same numbers as from the scan."""
-    from dash_app.stats import breakdowns, users
-
-    key_id, rows, now = _ingest(stack, "split")
-    in_scan = breakdowns.users_part
-    used = []
-    monkeypatch.setattr(breakdowns, "users_part", lambda *a: used.append(1) or in_scan(*a))
-    compute(key_id, Filters(period="7d"), now)
-    assert used, "the scan counts each user's requests for a few users"
-    monkeypatch.setattr(users, "MAX_USERS_IN_SCAN", 0)
+    assert used, f"{default_path} is the default for a few users"
+    monkeypatch.setattr(users, limit, 0)
     used.clear()
     for filters in FILTERS[:4] + FILTERS[8:12]:
         data = compute(key_id, filters, now)
