@@ -143,16 +143,18 @@ def stored_rows(engine, key_id: int) -> int:
     return snap.rows_in_files + hot
 
 
-def unexported_rows(engine) -> int:
+def all_exported(engine) -> bool:
+    """Whether the export boundary has reached the newest hot row: two index lookups (a
+    count of the rows past it, polled ten times a second, took a second of PostgreSQL's
+    CPU in nine while the export it waited for ran)."""
     from sqlalchemy import text
 
     from server.lake import catalog
 
     with engine.connect() as conn:
         boundary = catalog.exported_id(conn)
-        return conn.execute(
-            text("SELECT count(*) FROM requests WHERE id > :b"), {"b": boundary}
-        ).scalar()
+        newest = conn.execute(text("SELECT max(id) FROM requests")).scalar()
+    return newest is None or newest <= boundary
 
 
 def staged_batches(engine, key_id: int) -> int:
@@ -202,7 +204,7 @@ def end_to_end(base: str, engine, key: str, bodies: list[bytes], total: int, con
         raise SystemExit(f"{stored_rows(engine, key_id)} rows stored of {total} accepted")
     # The export moves them into the columnar store within LAKE_EXPORT_SECONDS (the
     # dashboard counts them before that, from the hot table).
-    while unexported_rows(engine):
+    while not all_exported(engine):
         time.sleep(0.1)
     exported = time.perf_counter() - started
     return total / elapsed, latencies, elapsed, exported, cpu
