@@ -256,18 +256,20 @@ def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) 
 # --- freshness -----------------------------------------------------------------------------
 
 
-def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict:
+def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_every) -> dict:
     """Ingest `rate` rows/s for `seconds` while a probe measures the dashboard's lag.
 
     Load: the bodies, reused in turn, sent on schedule by a pool of senders (an open loop:
     if the server falls behind, the schedule does not wait for it). Probe: every second a
-    one-row batch with a fresh user id; one reader, like one dashboard left open and
-    refreshing without pause, opens the key's rows (files and hot rows, as every refresh
-    does) and counts, with the overview's WHERE clause (dash_app.stats), the rows of each
-    probe not yet counted, by its user number: the lag runs from the probe's 201 to the
-    first snapshot that counts it. (Until 2026-12-02 each probe polled
-    on its own, up to 8 at once every 100 ms: 80 full reads a second, a load no dashboard
-    makes, and under lag probes queued behind each other.)
+    one-row batch with a fresh user id; one reader, like a person refreshing the page
+    every `read_every` seconds (0: without pause), opens the key's rows (files and hot
+    rows, as every refresh does) and counts, with the overview's WHERE clause
+    (dash_app.stats), the rows of each probe not yet counted, by its user number: the lag
+    runs from the probe's 201 to the first snapshot that counts it. (Until 2026-12-02 each
+    probe polled on its own, up to 8 at once every 100 ms: 80 full reads a second, a load
+    no dashboard makes, and under lag probes queued behind each other. Until 2026-12-03
+    the one reader refreshed without pause: each refresh copies every hot row past the
+    boundary, and at 30,000 rows/s that took a quarter of both cores.)
     """
     from sqlalchemy import select
 
@@ -324,12 +326,16 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch) -> dict
         # (given at enrichment, looked up as a user click is) rather than once per probe,
         # so the reader's own work does not grow with the probes it waits for.
         question = plan(key_id, Filters(period="24h"), window_for("24h"))
+        last_read = 0.0
         while not (stop.is_set() and not pending):
             with lock:
                 waiting = dict(pending)
             if not waiting:
                 time.sleep(0.05)
                 continue
+            # A person refreshing the page: at most one refresh every `read_every` s.
+            time.sleep(max(0.0, last_read + read_every - time.perf_counter()))
+            last_read = time.perf_counter()
             with engine.connect() as conn:
                 numbers = dict(
                     conn.execute(
@@ -404,6 +410,9 @@ def main() -> None:
                         help="rows of history for the freshness run's key")  # fmt: skip
     parser.add_argument("--rate", type=int, default=30_000, help="freshness run: rows/s")
     parser.add_argument("--freshness-seconds", type=int, default=300, help="0 skips it")
+    parser.add_argument("--read-every", type=float, default=1.0,
+                        help="freshness run: seconds between the reader's refreshes "
+                        "(0: without pause)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3,
                         help="end-to-end runs, each followed by its COPY baseline")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
@@ -489,7 +498,7 @@ def main() -> None:
                 ]  # fmt: skip
                 progress(f"freshness: {args.rate:,} rows/s for {args.freshness_seconds} s")
                 fresh = freshness(base, settings, engine, fresh_key, fresh_bodies, args.rate,
-                                  args.freshness_seconds, args.batch)  # fmt: skip
+                                  args.freshness_seconds, args.batch, args.read_every)  # fmt: skip
 
         engine.dispose()
 
@@ -521,6 +530,8 @@ def main() -> None:
         print(f"  201 -> counted by the dashboard: p50 {fresh['p50']:.2f} s · "
               f"p99 {fresh['p99']:.2f} s · max {fresh['max']:.2f} s over {fresh['probes']} "
               f"probes   target p99 <= 10 s")  # fmt: skip
+        print(f"  (the reader refreshes at most every {args.read_every:g} s, "
+              "one refresh answering every waiting probe)")  # fmt: skip
 
 
 if __name__ == "__main__":
