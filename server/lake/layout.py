@@ -55,7 +55,6 @@ COLUMNS: tuple[Column, ...] = (
 )
 
 NAMES = tuple(c.name for c in COLUMNS)
-
 # What a writer supplies for each row, in this order (the hot table assigns the id).
 WRITE_NAMES = NAMES[1:]
 BY_NAME = {c.name: c for c in COLUMNS}
