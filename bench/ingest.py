@@ -283,6 +283,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
     stop = threading.Event()
     sent = {"rows": 0, "errors": 0, "probe_errors": 0}
     lags: list[float] = []
+    worst: list[tuple[float, float]] = []  # (lag, seconds into the run of its 201)
     pending: dict[str, float] = {}  # marker -> when its 201 came
     lock = threading.Lock()
     started = time.perf_counter()
@@ -359,10 +360,13 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
             with lock:
                 for ux, marker in numbers.items():
                     if counted.get(ux) == 1:
-                        lags.append(now - pending.pop(marker))
+                        accepted = pending.pop(marker)
+                        lags.append(now - accepted)
+                        worst.append((now - accepted, accepted - started))
                 for marker, accepted in list(pending.items()):
                     if now - accepted > 120:  # never counted: reported as an infinite lag
                         lags.append(float("inf"))
+                        worst.append((float("inf"), accepted - started))
                         del pending[marker]
 
     loader = threading.Thread(target=load, daemon=True)
@@ -394,7 +398,28 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
         "p50": percentile(lags, 50),
         "p99": percentile(lags, 99),
         "max": max(lags) if lags else float("nan"),
+        "worst": sorted(worst, reverse=True)[:5],
     }
+
+
+def print_rounds(args, rows: list, rounds: list) -> None:
+    by_ratio = sorted(rounds, key=lambda r: r.e2e / r.copy)
+    mid = by_ratio[len(by_ratio) // 2]
+    for number, r in enumerate(rounds, 1):
+        print(f"round {number}: {len(rows):,} rows end to end in {r.elapsed:.1f} s, "
+              f"{r.e2e:,.0f} rows/s; COPY {r.copy:,.0f} rows/s; "
+              f"ratio {r.e2e / r.copy:.2f}")  # fmt: skip
+    print(f"end-to-end rows/s (median)   {mid.e2e:>12,.0f}   target >= 30,000")
+    print(f"  CPU meanwhile (2 cores = {2 * mid.elapsed:.1f} s)  "
+          + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in mid.cpu.items()))  # fmt: skip
+    print(f"  in the columnar store after {mid.exported:>11.1f} s")
+    print(f"COPY rows/s (same round)     {mid.copy:>12,.0f}   batches of {args.batch}")
+    print(f"ratio end-to-end / COPY      {mid.e2e / mid.copy:>12.2f}   median of {len(rounds)} "
+          "rounds, target >= 0.35")  # fmt: skip
+    latencies = [ms for r in rounds for ms in r.latencies]
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    print(f"201 latency, {args.batch}-row batch  p50 {p50:.1f} ms · p99 {p99:.1f} ms "
+          f"({args.concurrency} concurrent clients, every round)")  # fmt: skip
 
 
 def main() -> None:
@@ -414,7 +439,8 @@ def main() -> None:
                         help="freshness run: seconds between the reader's refreshes "
                         "(0: without pause)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3,
-                        help="end-to-end runs, each followed by its COPY baseline")  # fmt: skip
+                        help="end-to-end runs, each followed by its COPY baseline "
+                        "(0: the freshness run alone)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="60k rows; freshness: 200k history, 10k rows/s for 30 s")  # fmt: skip
     args = parser.parse_args()
@@ -506,23 +532,8 @@ def main() -> None:
     print("== ingest benchmark (web + worker + scheduler + PostgreSQL on this machine) ==")
     geo = geoip_db()
     print(f"country lookup               {'on: ' + geo if geo else 'off (run make geoip)'}")
-    by_ratio = sorted(rounds, key=lambda r: r.e2e / r.copy)
-    mid = by_ratio[len(by_ratio) // 2]
-    for number, r in enumerate(rounds, 1):
-        print(f"round {number}: {len(rows):,} rows end to end in {r.elapsed:.1f} s, "
-              f"{r.e2e:,.0f} rows/s; COPY {r.copy:,.0f} rows/s; "
-              f"ratio {r.e2e / r.copy:.2f}")  # fmt: skip
-    print(f"end-to-end rows/s (median)   {mid.e2e:>12,.0f}   target >= 30,000")
-    print(f"  CPU meanwhile (2 cores = {2 * mid.elapsed:.1f} s)  "
-          + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in mid.cpu.items()))  # fmt: skip
-    print(f"  in the columnar store after {mid.exported:>11.1f} s")
-    print(f"COPY rows/s (same round)     {mid.copy:>12,.0f}   batches of {args.batch}")
-    print(f"ratio end-to-end / COPY      {mid.e2e / mid.copy:>12.2f}   median of {len(rounds)} "
-          "rounds, target >= 0.35")  # fmt: skip
-    latencies = [ms for r in rounds for ms in r.latencies]
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    print(f"201 latency, {args.batch}-row batch  p50 {p50:.1f} ms · p99 {p99:.1f} ms "
-          f"({args.concurrency} concurrent clients, every round)")  # fmt: skip
+    if rounds:
+        print_rounds(args, rows, rounds)
     if fresh:
         print(f"freshness under load         {fresh['rows_per_s']:>12,.0f} rows/s accepted "
               f"for {args.freshness_seconds} s ({fresh['errors']} refused), "
@@ -532,6 +543,8 @@ def main() -> None:
               f"probes   target p99 <= 10 s")  # fmt: skip
         print(f"  (the reader refreshes at most every {args.read_every:g} s, "
               "one refresh answering every waiting probe)")  # fmt: skip
+        print("  slowest probes: " + ", ".join(f"{lag:.1f} s (sent at {at:.0f} s)"
+                                               for lag, at in fresh["worst"]))  # fmt: skip
 
 
 if __name__ == "__main__":
