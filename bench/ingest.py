@@ -284,6 +284,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
     sent = {"rows": 0, "errors": 0, "probe_errors": 0}
     lags: list[float] = []
     worst: list[tuple[float, float]] = []  # (lag, seconds into the run of its 201)
+    last_count: dict[str, int] = {}  # marker -> its count in the reader's last refresh
     pending: dict[str, float] = {}  # marker -> when its 201 came
     lock = threading.Lock()
     started = time.perf_counter()
@@ -359,6 +360,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
             now = time.perf_counter()
             with lock:
                 for ux, marker in numbers.items():
+                    last_count[marker] = counted.get(ux, 0)
                     if counted.get(ux) == 1:
                         accepted = pending.pop(marker)
                         lags.append(now - accepted)
@@ -367,7 +369,23 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
                     if now - accepted > 120:  # never counted: reported as an infinite lag
                         lags.append(float("inf"))
                         worst.append((float("inf"), accepted - started))
+                        progress(f"  probe {marker} (201 at {accepted - started:.0f} s) not "
+                                 f"counted once in 120 s: last count "
+                                 f"{last_count.get(marker)}, {where_is(marker)}")  # fmt: skip
                         del pending[marker]
+
+    def where_is(marker: str) -> str:
+        """Where a probe that was never counted once is: staged, in the hot table, numbered."""
+        with engine.connect() as conn:
+            staged, hot, ux = conn.exec_driver_sql(
+                "SELECT (SELECT count(*) FROM ingest_batches WHERE key_id = %(k)s "
+                "AND position(convert_to(%(m)s, 'UTF8') IN payload) > 0), "
+                "(SELECT count(*) FROM requests r JOIN key_users u USING (key_id, ux) "
+                "WHERE r.key_id = %(k)s AND u.user_key = %(m)s), "
+                "(SELECT ux FROM key_users WHERE key_id = %(k)s AND user_key = %(m)s)",
+                {"k": key_id, "m": marker},
+            ).one()
+        return f"staged in {staged} batches, {hot} rows in the hot table, user number {ux}"
 
     loader = threading.Thread(target=load, daemon=True)
     loader.start()
