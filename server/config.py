@@ -75,9 +75,6 @@ class Config:
     LAKE_GRACE_SECONDS: int = 120
     # Compaction merges a month's small files into files of up to this many rows.
     LAKE_FILE_ROWS: int = 4_000_000
-    # Compaction's merges run in a child process this much nicer (lower CPU priority), so
-    # ingest keeps the cores under load; 0 runs them in the job's own process.
-    LAKE_COMPACT_NICE: int = 10
     # The engine (DuckDB) of each process: memory it may hold (it spills beyond) and threads.
     ENGINE_MEMORY_MB: int = 256
     ENGINE_THREADS: int = 0

@@ -10,14 +10,9 @@ delete exported hot rows and replaced files once no reader can still be using th
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import fcntl
-import json
 import logging
 import math
-import os
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -139,52 +134,16 @@ def run_export(force: bool = False) -> dict:
 
 def run_compaction() -> dict:
     """The job (after each export that wrote files, and every 30 s): merge small files,
-    rewrite closed months' files in their final layout, delete files past their grace
-    period. The merges run in a nicer child process (compact_aside)."""
+    give closed months their digests, delete files past their grace period."""
     settings = current_config()
     db = get_engine()
     with single_flight(db, settings, lock=COMPACT_LOCK) as held:
         if not held:
             return {"skipped": "another compaction is running"}
-        merged = compact_aside(db, settings) if compaction_due(db, settings) else 0
-        result = {"merged": merged, "removed": remove_retired(db, settings)}
+        result = {"merged": compact(db, settings), "removed": remove_retired(db, settings)}
     if result["merged"]:
         log.info("compaction: %s files merged", result["merged"])
     return result
-
-
-def compact_aside(db, settings) -> int:
-    """compact() in a child process LAKE_COMPACT_NICE steps nicer than this one.
-
-    A merge is the heaviest work of the pipeline (a month's rows read, sorted and written
-    again, on every core the engine has) and nothing waits for it: the rows are readable
-    before and after. Run at the same priority, a merge of the current month took the
-    cores from the workers under sustained ingest, and the dashboard's lag grew from 1-2 s
-    to over 10 s while it ran (bench/README.md). Nicer, it takes the CPU ingest leaves.
-    The caller holds COMPACT_LOCK for the child; a child outliving this process is killed.
-    """
-    if settings.LAKE_COMPACT_NICE <= 0 or settings.DATABASE_URL in ("sqlite://", "sqlite:///"):
-        return compact(db, settings)  # (an in-memory database: no other process sees it)
-    root = str(Path(__file__).resolve().parents[1])
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "worker.compaction"],
-        input=json.dumps(dataclasses.asdict(settings)).encode(),
-        stdout=subprocess.PIPE,
-        env=env,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"the compaction process failed (exit status {done.returncode})")
-    child = json.loads(done.stdout)
-    log.info(
-        "compaction process %s (niceness %s) merged %s files in %.1f s (CPU %.1f s)",
-        child["pid"], child["nice"], child["merged"], child["seconds"], child["cpu"],
-    )  # fmt: skip
-    return int(child["merged"])
 
 
 def flush(db=None, settings=None) -> dict:
@@ -355,34 +314,17 @@ def merge_plan(files: list[LakeFile], target: int, closed: bool) -> list[LakeFil
     return plan if len(plan) >= 2 else []
 
 
-def _months(db) -> dict[tuple[int, int], list[LakeFile]]:
-    """Every live file, by (key, month)."""
+def compact(db, settings, now: datetime | None = None) -> int:
+    """Merge small files, month by month; returns how many files were merged away."""
     with db.connect() as conn:
         files = catalog.live_files(conn)
     months: dict[tuple[int, int], list[LakeFile]] = defaultdict(list)
     for f in files:
         months[(f.key_id, f.month)].append(f)
-    return months
-
-
-def compaction_due(db, settings, now: datetime | None = None) -> bool:
-    """Would compact() change anything now? (A catalog read: no file is opened.)"""
-    this_month = current_month(now)
-    for (_key_id, month), group in _months(db).items():
-        closed = month < this_month
-        if merge_plan(group, settings.LAKE_FILE_ROWS, closed=closed):
-            return True
-        if closed and any(not is_final(f.digest) for f in group):
-            return True
-    return False
-
-
-def compact(db, settings, now: datetime | None = None) -> int:
-    """Merge small files, month by month; returns how many files were merged away."""
     this_month = current_month(now)
     merged = 0
     finalised = 0
-    for (key_id, month), group in _months(db).items():
+    for (key_id, month), group in months.items():
         while True:
             plan = merge_plan(group, settings.LAKE_FILE_ROWS, closed=month < this_month)
             if not plan:

@@ -6,9 +6,7 @@ by plain SQL over the stored files (never through the code that wrote them).
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
-import os
 import re
 import shutil
 import threading
@@ -339,35 +337,6 @@ def test_an_export_runs_beside_a_compaction_and_asks_for_one(stack):
     with stack.engine.connect() as conn:
         assert len(catalog.live_files(conn, key_id)) == 1
     assert plain_file_count(stack, key_id) == 20 * (export.FAN_IN + 1)
-
-
-def test_the_compaction_job_merges_in_a_nicer_process(stack, caplog):
-    """The job's merges run in a child process at lower CPU priority (under sustained
-    ingest a merge took the cores from the workers), and change no row."""
-    stack.config.LAKE_EXPORT_SECONDS = 0
-    key = stack.new_key()
-    key_id = key_id_of(stack, key)
-    with export.single_flight(stack.engine, stack.config, wait=True, lock=export.COMPACT_LOCK):
-        for i in range(export.FAN_IN):
-            send(stack, key, 20, tag=f"n{i}")
-            run_export()
-    ids = stored_ids(key_id)
-    assert export.compaction_due(stack.engine, stack.config)
-    with caplog.at_level(logging.INFO, logger="worker.export"):
-        assert export.run_compaction()["merged"] == export.FAN_IN
-    (line,) = [r.getMessage() for r in caplog.records if "compaction process" in r.getMessage()]
-    pid, nice = re.fullmatch(
-        r"compaction process (\d+) \(niceness (\d+)\) merged 8 files in [\d.]+ s "
-        r"\(CPU [\d.]+ s\)",
-        line,
-    ).groups()
-    assert int(pid) != os.getpid()
-    assert int(nice) == min(19, os.nice(0) + stack.config.LAKE_COMPACT_NICE)
-    with stack.engine.connect() as conn:
-        assert len(catalog.live_files(conn, key_id)) == 1
-    assert stored_ids(key_id) == ids
-    assert not export.compaction_due(stack.engine, stack.config)
-    assert export.run_compaction()["merged"] == 0  # nothing due: no process started
 
 
 # --- several processes writing, exporting and reading at once (PostgreSQL) ----------------
