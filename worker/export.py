@@ -364,9 +364,13 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
 
     Returns the new file, or None when nothing is left or the files went meanwhile. A
     closed month's file is final: its rows go in week and route order, with its digest.
+    The current month's files are not sorted again: each is in time order already, so
+    their rows go file after file, oldest file first (see server.lake.layout).
     """
     storage = get_storage(settings)
     closed = month < current_month()
+    if not closed:
+        files = sorted(files, key=lambda f: (f.min_us, f.max_us, f.path))
     urls = "[" + ", ".join(sql_str(storage.url(f.path)) for f in files) + "]"
     source = f"SELECT {layout.lake_select_list()} FROM read_parquet({urls})"
     if where:
@@ -379,10 +383,8 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
         new = None
         if rows:
             local = staging_file(storage, f"k{key_id}-{month}")
-            cur.execute(
-                f"COPY ({source} ORDER BY {layout.row_order(closed)}) TO "
-                f"{sql_str(str(local))} ({PARQUET_OPTIONS})"
-            )
+            order = f" ORDER BY {layout.CLOSED_ORDER}" if closed else ""
+            cur.execute(f"COPY ({source}{order}) TO {sql_str(str(local))} ({PARQUET_OPTIONS})")
             name = file_name(key_id, month)
             digest = write_digest(cur, storage, str(local), name) if closed else None
             size = storage.put(local, name)

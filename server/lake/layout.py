@@ -59,8 +59,12 @@ NAMES = tuple(c.name for c in COLUMNS)
 WRITE_NAMES = NAMES[1:]
 BY_NAME = {c.name: c for c in COLUMNS}
 
-# The order of rows inside a file. Files being written to (the export's, the current
-# month's) keep time order. A closed month's file is final until retention, and is sorted
+# The order of rows inside a file. The export writes each file in time order; compaction
+# merges the current month's files by putting their rows one file after another, oldest
+# file first, without sorting again (rows arrive about in time order, so the result stays
+# about in time order: row groups still cover short spans). Sorting cost compaction 5.5
+# to 10 microseconds a row against 2.1 without, a fifth of the two cores under sustained
+# ingest (bench/README.md). A closed month's file is final until retention, and is sorted
 # by week, then route, then time: each row group (worker.export.ROW_GROUP_ROWS) holds a
 # week of a few endpoints, so an endpoint click skips most row groups by their route
 # statistics (bench/README.md), while a time range (a data API page, a CSV chunk) still
