@@ -327,7 +327,6 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
         # 24-hour window (its WHERE clause, dash_app.stats), counted per user number
         # (given at enrichment, looked up as a user click is) rather than once per probe,
         # so the reader's own work does not grow with the probes it waits for.
-        question = plan(key_id, Filters(period="24h"), window_for("24h"))
         last_read = 0.0
         while not (stop.is_set() and not pending):
             with lock:
@@ -347,6 +346,11 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
                     ).all()
                 )
             counted = {}
+            # The window as the page computes it on each refresh: the 24 hours end with
+            # the current hour. (Computed once, as until 2026-12-03, it left every probe
+            # sent after the next full hour uncounted: an infinite lag that was the
+            # benchmark's, not the dashboard's.)
+            question = plan(key_id, Filters(period="24h"), window_for("24h"))
             if numbers:
                 with open_rows(key_id) as rows:
                     listed = ", ".join(str(int(ux)) for ux in numbers)
