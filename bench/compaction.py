@@ -1,13 +1,15 @@
 """A merge of the current month's files: re-sorted, or one file after another.
 
 Compaction merges a month's small files into one. Until 2026-12-03 it sorted the rows of
-the current month's files again by time; each file is in time order already (the export
-writes it so), and now their rows go one file after another instead (worker.export
-rewrite). This writes `--files` files of `--file-rows` realistic rows each (bench.lake_load:
+the current month's files again by time, with every core of the engine; each file is in
+time order already (the export writes it so), and now one thread copies their rows one
+file after another (worker.export.rewrite, server.lake.engine.streaming_cursor).
+
+This writes `--files` files of `--file-rows` realistic rows each (bench.lake_load:
 consecutive spans of time, each file sorted, as the export leaves them), then merges them
 both ways in this process, alternated `--repeats` times, and prints the CPU seconds of
-each (every thread of the engine counted, with the engine's own memory limit and threads)
-and their ratio.
+each (every thread of the engine counted, with the engine's memory limit) and their
+ratio, and the process's peak RSS.
 
 Run: `bench/compaction.py` (8 files of 500,000 rows: one merge of a full size tier at
 30,000 rows/s is 8 x 100,000); `--quick` (8 x 20,000, one repeat).
@@ -29,6 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.lake_load import _lookups, _month_rows_sql, _users  # noqa: E402
 from bench.services import fresh_database, progress  # noqa: E402
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu() -> float:
@@ -80,25 +86,29 @@ def main() -> None:
                 progress(f"file {i + 1}/{args.files}: {args.file_rows:,} rows")
             source = f"SELECT {layout.lake_select_list()} FROM read_parquet([{', '.join(files)}])"
             out = sql_str(str(Path(data_dir) / "merged.parquet"))
-            ways = {
-                "re-sorted by time (before)": f"{source} ORDER BY {layout.TIME_ORDER}",
-                "one file after another (now)": source,
-            }
-            taken: dict[str, list[float]] = {way: [] for way in ways}
-            walls: dict[str, list[float]] = {way: [] for way in ways}
-            for repeat in range(args.repeats):
-                for way, query in ways.items():
-                    c0, t0 = cpu(), time.perf_counter()
+        # Before: the process's engine (every core), the rows sorted again. Now: worker.export
+        # rewrite's way, one thread (engine.streaming_cursor), file after file.
+        ways = {
+            "re-sorted by time (before)": (engine.cursor, f"{source} ORDER BY {layout.TIME_ORDER}"),
+            "one file after another (now)": (engine.streaming_cursor, source),
+        }
+        taken: dict[str, list[float]] = {way: [] for way in ways}
+        walls: dict[str, list[float]] = {way: [] for way in ways}
+        for repeat in range(args.repeats):
+            for way, (cursor, query) in ways.items():
+                c0, t0 = cpu(), time.perf_counter()
+                with cursor(settings) as cur:
                     cur.execute(f"COPY ({query}) TO {out} ({PARQUET_OPTIONS})")
-                    taken[way].append(cpu() - c0)
-                    walls[way].append(time.perf_counter() - t0)
-                    progress(f"repeat {repeat + 1}/{args.repeats}, {way}: "
-                             f"CPU {taken[way][-1]:.2f} s")  # fmt: skip
+                taken[way].append(cpu() - c0)
+                walls[way].append(time.perf_counter() - t0)
+                progress(f"repeat {repeat + 1}/{args.repeats}, {way}: CPU "
+                         f"{taken[way][-1]:.2f} s, peak RSS so far {peak_mb():.0f} MB")  # fmt: skip
 
     print()
     threads = settings.ENGINE_THREADS or "all"
+    memory = settings.ENGINE_MEMORY_MB
     print(f"== one merge of {args.files} files, {rows:,} rows "
-          f"(engine: {settings.ENGINE_MEMORY_MB} MB, {threads} threads) ==")  # fmt: skip
+          f"(engine: {memory} MB; {threads} threads before, 1 now) ==")  # fmt: skip
     for way in ways:
         c, w = statistics.median(taken[way]), statistics.median(walls[way])
         print(f"{way:30s} CPU {c:6.2f} s ({c / rows * 1e6:.2f} us a row), wall {w:6.2f} s, "

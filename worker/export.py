@@ -360,7 +360,7 @@ def write_digest(cur, storage, source_url: str, name: str) -> str:
 
 
 def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where: str = ""):
-    """Replace `files` by one sorted file of their rows (those matching `where`, if given).
+    """Replace `files` by one file of their rows (those matching `where`, if given).
 
     Returns the new file, or None when nothing is left or the files went meanwhile. A
     closed month's file is final: its rows go in week and route order, with its digest.
@@ -375,11 +375,18 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
     source = f"SELECT {layout.lake_select_list()} FROM read_parquet({urls})"
     if where:
         source += f" WHERE {where}"
-    with engine.cursor(settings) as cur:
-        rows, low, high, hosts = cur.execute(
-            f"SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
-            f"{HOSTNAMES_SQL} FROM ({source})"
-        ).fetchone()
+    # The current month's rows are copied by one thread, file after file, in bounded
+    # memory (server.lake.engine.streaming_cursor); a closed month's are sorted.
+    with (engine.cursor if closed else engine.streaming_cursor)(settings) as cur:
+        if where:
+            rows, low, high, hosts = cur.execute(
+                f"SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
+                f"{HOSTNAMES_SQL} FROM ({source})"
+            ).fetchone()
+        else:  # every row: the catalog has the figures, no need to read the files twice
+            rows = sum(f.rows for f in files)
+            low, high = min(f.min_us for f in files), max(f.max_us for f in files)
+            hosts = sorted({h for f in files for h in f.hostnames})
         new = None
         if rows:
             local = staging_file(storage, f"k{key_id}-{month}")
