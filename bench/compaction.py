@@ -18,7 +18,9 @@ Run: `bench/compaction.py` (8 files of 500,000 rows: one merge of a full size ti
 from __future__ import annotations
 
 import argparse
+import atexit
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -62,6 +64,7 @@ def main() -> None:
     from worker.export import PARQUET_OPTIONS
 
     data_dir = tempfile.mkdtemp(prefix="bench-compaction-")
+    atexit.register(shutil.rmtree, data_dir, True)  # the store: gigabytes at full size
     rows = args.files * args.file_rows
     with fresh_database() as url:
         settings = use_config(Config.from_env({}, DATABASE_URL=url, DATA_DIR=data_dir))

@@ -20,10 +20,12 @@ database and a private Redis, then:
 from __future__ import annotations
 
 import argparse
+import atexit
 import gzip
 import http.client
 import json
 import random
+import shutil
 import sys
 import tempfile
 import threading
@@ -476,6 +478,7 @@ def main() -> None:
     rows = make_rows(args.rows, rng, now - timedelta(hours=23), timedelta(hours=23))
 
     data_dir = tempfile.mkdtemp(prefix="bench-ingest-")
+    atexit.register(shutil.rmtree, data_dir, True)  # the store: gigabytes at full size
     fresh = None
     rounds: list[Round] = []
     with fresh_database() as url, private_redis() as redis_url:

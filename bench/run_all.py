@@ -16,14 +16,25 @@ QUICK = {
     "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
     "data_pages.py": ["--rows", "200000", "--repeats", "2"],
+    "compaction.py": ["--quick"],
     "middleware.py": ["--quick"],
 }
+
+
+SCRIPTS = (
+    "ingest.py",
+    "worker.py",
+    "dashboard.py",
+    "data_pages.py",
+    "compaction.py",
+    "middleware.py",
+)
 
 
 def main() -> int:
     quick = "--quick" in sys.argv[1:]
     failed = []
-    for script in ("ingest.py", "worker.py", "dashboard.py", "data_pages.py", "middleware.py"):
+    for script in SCRIPTS:
         args = QUICK[script] if quick else []
         print(f"\n===== bench/{script} {' '.join(args)} =====", flush=True)
         if subprocess.call([sys.executable, str(HERE / script), *args]) != 0:
