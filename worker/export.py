@@ -385,7 +385,8 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
             ).fetchone()
         else:  # every row: the catalog has the figures, no need to read the files twice
             rows = sum(f.rows for f in files)
-            low, high = min(f.min_us for f in files), max(f.max_us for f in files)
+            low = min((f.min_us for f in files), default=None)
+            high = max((f.max_us for f in files), default=None)
             hosts = sorted({h for f in files for h in f.hostnames})
         new = None
         if rows:

@@ -62,13 +62,13 @@ BY_NAME = {c.name: c for c in COLUMNS}
 # The order of rows inside a file. The export writes each file in time order; compaction
 # merges the current month's files by putting their rows one file after another, oldest
 # file first, without sorting again (rows arrive about in time order, so the result stays
-# about in time order: row groups still cover short spans). Sorting cost compaction 5.5
-# to 10 microseconds a row against 2.1 without, a fifth of the two cores under sustained
-# ingest (bench/README.md). A closed month's file is final until retention, and is sorted
-# by week, then route, then time: each row group (worker.export.ROW_GROUP_ROWS) holds a
-# week of a few endpoints, so an endpoint click skips most row groups by their route
-# statistics (bench/README.md), while a time range (a data API page, a CSV chunk) still
-# skips every row group outside its weeks.
+# about in time order: row groups still cover short spans). Sorting cost a merge 4.3
+# microseconds of CPU a row against 1.2 without (bench/compaction.py), and compaction a
+# sixth of the two cores under sustained ingest. A closed month's file is final until
+# retention, and is sorted by week, then route, then time: each row group
+# (worker.export.ROW_GROUP_ROWS) holds a week of a few endpoints, so an endpoint click
+# skips most row groups by their route statistics (bench/README.md), while a time range
+# (a data API page, a CSV chunk) still skips every row group outside its weeks.
 TIME_ORDER = "created_at, id"
 CLOSED_ORDER = "hour // 168, route, created_at, id"
 
