@@ -27,7 +27,7 @@ from server.db import get_engine, is_postgres, utcnow, write_lock
 from server.lake import catalog, engine, layout
 from server.lake.catalog import LakeFile
 from server.lake.digest import digest_name, digest_sql, is_final
-from server.lake.source import sql_str
+from server.lake.source import copy_hot_rows, sql_str
 from server.lake.storage import file_name, get_storage, staging_file
 from server.models import lake_exports, requests
 from worker.enrich import LAKE_WRITE_LOCK
@@ -231,10 +231,7 @@ def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
     written: list[LakeFile] = []
     with engine.cursor(settings) as cur:
         table = f"export_{uuid.uuid4().hex[:12]}"
-        cur.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} "
-            f"FROM {engine.HOT_DB}.requests WHERE id > {int(start)} AND id <= {int(end)}"
-        )
+        copy_hot_rows(cur, table, f"id > {int(start)} AND id <= {int(end)}", db)
         try:
             parts = cur.execute(
                 f"SELECT key_id, {MONTH_SQL} AS month, count(*), epoch_us(min(created_at)), "

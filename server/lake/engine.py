@@ -1,9 +1,10 @@
 """The in-process analytical engine (DuckDB): one database per process, a cursor per use.
 
-It reads the columnar store's Parquet files (a local directory or S3) and the hot table
-of the relational database (PostgreSQL or SQLite, attached read-only), so a query sees
-every stored row. Extensions come from the `duckdb-extension-*` packages pinned with
-DuckDB itself: nothing is downloaded at run time.
+It reads the columnar store's Parquet files (a local directory or S3) and, on PostgreSQL,
+the hot table (attached read-only); SQLite's hot rows reach it through
+`server.lake.source.copy_hot_rows`. So a query sees every stored row. Extensions come
+from the `duckdb-extension-*` packages pinned with DuckDB itself: nothing is downloaded
+at run time.
 """
 
 from __future__ import annotations
@@ -64,10 +65,6 @@ def libpq_dsn(database_url: str) -> str:
     return " ".join(f"{k}={quote(v)}" for k, v in parts.items() if v not in (None, ""))
 
 
-def sqlite_path(database_url: str) -> str:
-    return make_url(database_url).database
-
-
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -95,10 +92,6 @@ def _open(settings, *, threads: int | None = None, hot: bool = True):
         db.execute(f"LOAD {_quote(extension_path('postgres_scanner'))}")
         dsn = libpq_dsn(settings.DATABASE_URL)
         db.execute(f"ATTACH {_quote(dsn)} AS {HOT_DB} (TYPE postgres, READ_ONLY)")
-    elif hot:
-        db.execute(f"LOAD {_quote(extension_path('sqlite_scanner'))}")
-        path = sqlite_path(settings.DATABASE_URL)
-        db.execute(f"ATTACH {_quote(path)} AS {HOT_DB} (TYPE sqlite, READ_ONLY)")
     if settings.LAKE_URL.startswith("s3://"):
         db.execute(f"LOAD {_quote(extension_path('httpfs'))}")
         db.execute(_s3_secret(settings))

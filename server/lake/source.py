@@ -53,6 +53,62 @@ class Rows:
         return self.query(sql, params).df()
 
 
+# pandas dtypes for the hot table's raw values as SQLite hands them back (NULLs allowed).
+_FRAME_DTYPES = {"BIGINT": "Int64", "INTEGER": "Int32", "SMALLINT": "Int16"}
+
+
+def copy_hot_rows(cur, table: str, where: str, db=None) -> int:
+    """Copy the hot table's rows matching `where` into the temporary table `table` of the
+    engine connection `cur`; return how many.
+
+    `where` is plain SQL on integer columns, the same in every database. On PostgreSQL
+    the engine reads the attached database. On SQLite the rows are read through the
+    application's own SQLite and handed to the engine: the engine's SQLite extension
+    carries a second copy of SQLite, and two copies opening one file in one process
+    undo each other's locks (SQLite's "How To Corrupt" page, section 2.2). One of them
+    then resets the write-ahead log's index while the other has it mapped, and the
+    process dies of a bus error under concurrent writes (tests/server/test_lake.py).
+    """
+    db = db or get_engine()
+    if db.dialect.name == "postgresql":
+        cur.execute(
+            f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} "
+            f"FROM {engine.HOT_DB}.requests WHERE {where}"
+        )
+        return cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    import pandas as pd
+
+    with db.connect() as conn:  # sqlite3's own cursor: plain tuples, a third cheaper
+        sql = f"SELECT {', '.join(layout.NAMES)} FROM requests WHERE {where}"
+        rows = conn.connection.driver_connection.execute(sql).fetchall()
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(layout.COLUMNS)
+    frame = pd.DataFrame(
+        {
+            c.name: pd.array(list(v), dtype=_FRAME_DTYPES.get(_raw_type(c), object))
+            for c, v in zip(layout.COLUMNS, values, strict=True)
+        }
+    )
+    raw = f"{table}_raw"
+    cur.execute(
+        f"CREATE TEMP TABLE {raw} ("
+        + ", ".join(f"{c.name} {_raw_type(c)}" for c in layout.COLUMNS)
+        + ")"
+    )
+    try:
+        cur.register(f"{table}_frame", frame)
+        cur.execute(f"INSERT INTO {raw} SELECT * FROM {table}_frame")
+        cur.unregister(f"{table}_frame")
+        cur.execute(f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} FROM {raw}")
+    finally:
+        cur.execute(f"DROP TABLE IF EXISTS {raw}")
+    return len(rows)
+
+
+def _raw_type(column) -> str:
+    """The engine type holding the hot table's raw value of `column`."""
+    return "BIGINT" if column.from_hot else column.duck
+
+
 def _relation(files, hot: str, storage) -> str:
     """The files' rows and the hot rows, as SQL usable after FROM."""
     if not files:
@@ -70,12 +126,9 @@ def open_rows(key_id: int, since_us: int | None = None, until_us: int | None = N
     storage = get_storage(settings)
     with engine.cursor(settings) as cur:
         hot = f"hot_rows_{next(_names)}"
-        cur.execute(
-            f"CREATE TEMP TABLE {hot} AS SELECT {layout.hot_select_list()} "
-            f"FROM {engine.HOT_DB}.requests WHERE key_id = {int(key_id)} "
-            f"AND id > {int(snap.exported_id)}"
+        hot_rows = copy_hot_rows(
+            cur, hot, f"key_id = {int(key_id)} AND id > {int(snap.exported_id)}"
         )
-        hot_rows = cur.execute(f"SELECT count(*) FROM {hot}").fetchone()[0]
         relation = _relation(snap.files, hot, storage)
         try:
             yield Rows(cur, snap, relation, hot, hot_rows, storage)

@@ -10,6 +10,7 @@ import multiprocessing
 import re
 import shutil
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -414,6 +415,71 @@ def _exporter(database_url: str, lake: str, rounds: int) -> None:
             export.export_pending(engine, settings, force=True)
         with export.single_flight(engine, settings, wait=True, lock=export.COMPACT_LOCK):
             export.compact(engine, settings)
+
+
+def _embedded_mix(database_url: str, lake: str, key_id: int, rounds: int) -> None:
+    """One embedded (SQLite) process: a thread writes without pause while the main thread
+    reads the key's rows and exports them, as the web's request threads and in-process
+    jobs do."""
+    from server.config import Config, use_config
+    from server.db import init_engine
+    from worker.enrich import build_row, store_rows
+
+    settings = use_config(
+        Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake, LAKE_EXPORT_SECONDS=0)
+    )
+    engine = init_engine(settings.DATABASE_URL)
+    done = threading.Event()
+
+    def write() -> None:
+        batch = 0
+        while not done.is_set():
+            rows = [
+                build_row(key_id, datetime.now(UTC), "h", f"/p/{batch}/{i}", "GET", 200, 5,
+                          None, "US", f"u{i}", "FastAPI", "curl/8", "curl", "Other", "other",
+                          False, None)
+                for i in range(20)
+            ]  # fmt: skip
+            with engine.begin() as conn:
+                store_rows(conn, rows)
+            batch += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    seen = 0
+    try:
+        for n in range(rounds):
+            with open_rows(key_id) as rows:
+                count = rows.query("SELECT count(*) FROM {rows}").fetchone()[0]
+            assert count >= seen, "a reader saw fewer rows than a reader before it"
+            seen = count
+            if n % 5 == 4:
+                export.export_pending(engine, settings, force=True)
+    finally:
+        done.set()
+        writer.join()
+
+
+def test_embedded_reads_and_exports_beside_writes_in_one_process(tmp_path):
+    """In the embedded mode the engine must not open the SQLite file itself: a second copy
+    of SQLite in one process undid the application's locks, reset the write-ahead log's
+    index under it, and the process died of a bus error."""
+    stack = sqlite_stack(tmp_path)
+    key_id = key_id_of(stack, stack.new_key())
+    context = multiprocessing.get_context("spawn")
+    mix = context.Process(
+        target=_embedded_mix, args=(stack.config.DATABASE_URL, stack.config.LAKE_URL, key_id, 200)
+    )
+    mix.start()
+    mix.join(300)
+    assert mix.exitcode == 0, f"the embedded process ended with {mix.exitcode}"
+    written = hot_count(stack, key_id)  # nothing trimmed the hot table
+    assert written >= 20 * 10
+    flush()
+    ids = stored_ids(key_id)
+    assert len(ids) == len(set(ids)) == written
+    assert plain_file_count(stack, key_id) == written
 
 
 @pytest.mark.postgres
