@@ -17,6 +17,7 @@ QUICK = {
     "dashboard.py": ["--rows", "200000"],
     "data_pages.py": ["--rows", "200000", "--repeats", "2"],
     "compaction.py": ["--quick"],
+    "hot_copy.py": ["--quick"],
     "middleware.py": ["--quick"],
 }
 
@@ -27,6 +28,7 @@ SCRIPTS = (
     "dashboard.py",
     "data_pages.py",
     "compaction.py",
+    "hot_copy.py",
     "middleware.py",
 )
 
