@@ -4,7 +4,8 @@ Until 2026-12-03 the engine attached the SQLite file through its own SQLite exte
 That is a second copy of SQLite in the process, and the two copies undid each other's
 locks: under concurrent writes the process died of a bus error
 (tests/server/test_lake.py::test_embedded_reads_and_exports_beside_writes_in_one_process).
-Now the rows come through Python's sqlite3 (server.lake.source.copy_hot_rows).
+Now the application's SQLite writes them as JSON for the engine's JSON reader
+(server.lake.source.copy_hot_rows).
 
 This stores `--rows` rows in a fresh SQLite database, then copies them into the engine
 both ways, alternated `--repeats` times, with no writer running (the attach is only safe
