@@ -50,6 +50,17 @@ def test_the_list_holds_every_periodic_job(tmp_path):
     assert jobs["uptime-checks"].args_for(1200) == (1200,)
 
 
+def test_the_tail_of_a_burst_is_exported_every_lake_export_seconds(tmp_path):
+    """The export after a burst's last batch runs on the schedule: as often as
+    LAKE_EXPORT_SECONDS lets rows wait, at most every 30 s, never in a busy loop."""
+    interval = {s: {j.name: j for j in jobs_for(tmp_path, LAKE_EXPORT_SECONDS=s)}
+                for s in (10, 0, 120)}  # fmt: skip
+    assert interval[10]["lake-export"].interval == 10
+    assert interval[0]["lake-export"].interval == 1
+    assert interval[120]["lake-export"].interval == 30
+    assert interval[10]["lake-compaction"].interval == 30
+
+
 def test_rounds_are_the_same_for_every_scheduler():
     assert next_round(300, 1_000_000.0) == 1_000_200
     assert next_round(300, 1_000_200.0) == 1_000_500  # strictly after now
