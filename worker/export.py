@@ -110,8 +110,9 @@ def every_lock(db, settings):
 
 
 def run_export(force: bool = False) -> dict:
-    """The job (after each batch, and every 30 s): export what is due and trim the hot
-    table, then ask for a compaction (its own job and lock: worker.export.run_compaction)."""
+    """The job (after each batch, and every LAKE_EXPORT_SECONDS): export what is due and
+    trim the hot table, then ask for a compaction (its own job and lock:
+    worker.export.run_compaction)."""
     from server.queue import enqueue_compaction
 
     settings = current_config()
