@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
-from server.db import get_engine
+from server.config import current_config
+from server.db import get_engine, is_postgres
 from server.lake import catalog, engine, layout
 from server.lake.storage import get_storage
 
@@ -66,17 +69,12 @@ def copy_hot_rows(cur, table: str, where: str, db=None) -> int:
     process dies of a bus error under concurrent writes (tests/server/test_lake.py).
     """
     db = db or get_engine()
-    if db.dialect.name == "postgresql":
+    if is_postgres(db):
         cur.execute(
             f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} "
             f"FROM {engine.HOT_DB}.requests WHERE {where}"
         )
         return cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    import tempfile
-    from pathlib import Path
-
-    from server.config import current_config
-
     # SQLite writes the rows as one JSON array (in C, no Python object a value) and the
     # engine's JSON reader types them: 2.5x faster than through a pandas frame.
     pairs = ", ".join(f"'{c.name}', {c.name}" for c in layout.COLUMNS)
