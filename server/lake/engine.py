@@ -69,6 +69,13 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def spill_dir(settings) -> Path:
+    """The engine's scratch directory (spilled sorts, the SQLite hot rows' JSON), made."""
+    spill = Path(settings.DATA_DIR) / "engine-tmp"
+    spill.mkdir(parents=True, exist_ok=True)
+    return spill
+
+
 def _open(settings, *, threads: int | None = None, hot: bool = True):
     import duckdb
 
@@ -85,9 +92,7 @@ def _open(settings, *, threads: int | None = None, hot: bool = True):
     # Files never change once written (compaction writes new ones), so their footers
     # can be cached across queries.
     db.execute("SET parquet_metadata_cache = true")
-    spill = Path(settings.DATA_DIR) / "engine-tmp"
-    spill.mkdir(parents=True, exist_ok=True)
-    db.execute(f"SET temp_directory = {_quote(str(spill))}")
+    db.execute(f"SET temp_directory = {_quote(str(spill_dir(settings)))}")
     if hot and settings.is_postgres:
         db.execute(f"LOAD {_quote(extension_path('postgres_scanner'))}")
         dsn = libpq_dsn(settings.DATABASE_URL)

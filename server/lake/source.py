@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import tempfile
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from server.config import current_config
 from server.db import get_engine, is_postgres
@@ -83,8 +82,7 @@ def copy_hot_rows(cur, table: str, where: str, db=None) -> int:
             f"SELECT json_group_array(json_object({pairs})), count(*) FROM requests WHERE {where}"
         ).fetchone()
     types = ", ".join(f"{c.name}: '{_raw_type(c)}'" for c in layout.COLUMNS)
-    spill = Path(current_config().DATA_DIR) / "engine-tmp"
-    spill.mkdir(parents=True, exist_ok=True)
+    spill = engine.spill_dir(current_config())
     with tempfile.NamedTemporaryFile("w", dir=spill, suffix=".json", encoding="utf-8") as f:
         f.write(text)
         f.flush()
