@@ -397,7 +397,7 @@ def _hot_rows(db, key_id: int, count: int, now: datetime) -> None:
     from datetime import timedelta
 
     from server.lake.users import number_users
-    from worker.enrich import build_row, store_rows
+    from server.lake.write import build_row, store_rows
 
     ips = [f"198.51.100.{i}" for i in range(200)]
     numbers = number_users(db, {(key_id, ip) for ip in ips})

@@ -50,7 +50,7 @@ def main() -> None:
     from server.config import Config, use_config
     from server.db import init_engine
     from server.lake import engine, layout, source
-    from worker.enrich import build_row, store_rows
+    from server.lake.write import build_row, store_rows
 
     data_dir = tempfile.mkdtemp(prefix="bench-hot-copy-")
     atexit.register(shutil.rmtree, data_dir, True)

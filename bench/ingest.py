@@ -228,7 +228,7 @@ def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) 
     import psycopg
 
     from server.lake.layout import WRITE_NAMES
-    from worker.enrich import build_row
+    from server.lake.write import build_row
 
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo, autocommit=False) as conn:

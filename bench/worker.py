@@ -68,8 +68,8 @@ def main() -> None:
 
         import server.queue
         import worker.enrich as enrich
+        from server import geo
         from server.db import init_engine
-        from worker import geo
 
         engine = init_engine(url)
         if args.group_rows is not None:

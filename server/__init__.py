@@ -67,15 +67,18 @@ def create_app(config: Config | None = None) -> Flask:
     init_cli(app)
     _init_optional_parts(app)
     announce(config)
-    if config.embedded_queue:
-        from worker.geo import init_geo
+    # The web enriches the batches it is sent (server.api.ingest): the country database
+    # is opened once per process, like a worker's.
+    from server.geo import init_geo
+    from server.useragents import warm
 
-        init_geo(config.GEOIP_DB)
-        if not config.TESTING and serving():
-            queue.enqueue("recovery", "worker.sweeper.recover", timeout=SWEEP_JOB_TIMEOUT)
-            from worker.scheduler import start_in_process
+    init_geo(config.GEOIP_DB)
+    warm()
+    if config.embedded_queue and not config.TESTING and serving():
+        queue.enqueue("recovery", "worker.sweeper.recover", timeout=SWEEP_JOB_TIMEOUT)
+        from worker.scheduler import start_in_process
 
-            start_in_process(config)
+        start_in_process(config)
     app.extensions["job_queue"] = queue
     return app
 

@@ -1,7 +1,7 @@
 """The demo key's data: ~90 days of realistic traffic, through the same writers as real rows.
 
 Rows are generated already enriched (the country stored directly, user agents resolved
-through server.useragents) and written with worker.enrich.store_enriched: the same
+through server.useragents) and written with server.lake.write.store_enriched: the same
 writes as a batch, one transaction per chunk, then an export to the columnar store.
 Running it again tops the demo up to the current time, so /dashboard/demo stays live.
 """
@@ -26,9 +26,9 @@ from server import useragents as useragent
 from server.auth import create_key
 from server.db import as_utc
 from server.lake.users import number_users
+from server.lake.write import build_row, store_enriched
 from server.models import api_keys, lake_files, requests
 from server.rules import user_key
-from worker.enrich import build_row, store_enriched
 
 log = logging.getLogger(__name__)
 DAYS = 90

@@ -28,3 +28,6 @@ def on_starting(_server) -> None:
         raise SystemExit(2) from None
     configure_logging(config.LOG_LEVEL)
     announce(config, for_children=True)
+    from server.useragents import warm
+
+    warm()  # before the fork: every worker shares the loaded parser

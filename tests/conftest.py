@@ -346,8 +346,8 @@ class Stack:
             return
         from rq import Queue, SimpleWorker
 
+        from server.geo import init_geo
         from server.queue import ALL_QUEUES
-        from worker.geo import init_geo
 
         init_geo(self.config.GEOIP_DB)
         queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]

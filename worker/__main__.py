@@ -8,12 +8,11 @@ import signal
 import sys
 import time
 
-from server import configure_logging
+from server import configure_logging, geo, useragents
 from server.children import forked_children_die_with_this_process
 from server.config import Config, use_config
 from server.db import get_engine, init_engine
 from server.queue import ALL_QUEUES, init_queue
-from worker import geo
 
 log = logging.getLogger("worker")
 
@@ -82,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_scheduler_role(config)
     init_engine(config.DATABASE_URL)
     geo.init_geo(config.GEOIP_DB)
+    useragents.warm()
     # RQ forks its scheduler from this process: a scheduler outliving a killed worker
     # kept the scheduler lock, and the next worker then ran none.
     forked_children_die_with_this_process()

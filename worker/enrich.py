@@ -3,65 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections import namedtuple
-from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from server import useragents as useragent
 from server.batches import describe_error, record_error
-from server.db import copy_rows, get_engine, is_postgres, relax_commit
+from server.db import get_engine, is_postgres, relax_commit
 from server.ingest import decode_rows
-from server.lake.layout import WRITE_NAMES
-from server.lake.users import number_users
+from server.lake import write
+from server.lake.write import enrich, store_rows
 from server.models import ingest_batches
 from server.queue import enqueue_export, forget_batches
-from server.rules import api_version, epoch_micros, template_path, user_key
-from worker import geo
 
 log = logging.getLogger(__name__)
-
-# Readers and writers of the hot table: a write holds this PostgreSQL advisory lock
-# shared for its transaction; the export takes it exclusively for an instant to find a
-# boundary no transaction still writes below (worker.export.seal).
-LAKE_WRITE_LOCK = 72_045_812
-
-# One enriched row: the layout's columns a writer supplies, in order (server.lake.layout).
-LakeRow = namedtuple("LakeRow", WRITE_NAMES)
-
-
-def build_row(
-    key_id: int,
-    created_at: datetime | str,
-    hostname: str | None,
-    path: str,
-    method: str,
-    status: int,
-    response_time: int,
-    ip_address: str | None,
-    location: str | None,
-    user_id: str | None,
-    framework: str | None,
-    user_agent: str | None,
-    browser: str | None,
-    os_family: str | None,
-    device: str | None,
-    bot: bool,
-    user_number: int | None,
-) -> tuple:
-    """A stored row with everything derived from it (time, endpoint, route, version).
-
-    `user_number` is the user's number (server.lake.users.number_users), None without one.
-    """
-    micros = epoch_micros(created_at)
-    endpoint = template_path(path)
-    return (
-        key_id, micros, micros // 3_600_000_000, hostname, method, path, endpoint,
-        f"{method} {endpoint}", api_version(path), status, response_time, ip_address,
-        location, user_id, user_number, user_agent, browser, os_family, device, bool(bot),
-        framework,
-    )  # fmt: skip
-
 
 # A job on PostgreSQL also takes other batches waiting for their first attempt, up to
 # about this many rows in all: one claim, one COPY per table and one commit for the lot
@@ -170,18 +123,13 @@ def _staged(engine, batch_id: int) -> list:
 
 
 def _prepare(engine, batches: list):
-    """(each batch's staged rows, their user agents resolved to rows, their users
-    numbered: server.lake.users); None if there are no batches."""
+    """(each batch's staged rows, their user agents resolved, their users numbered);
+    None if there are no batches."""
     if not batches:
         return None
     staged = [decode_rows(b.payload) for b in batches]
-    agents = {r[7] for rows in staged for r in rows if r[7]}
-    who = set()
-    for batch, rows in zip(batches, staged, strict=True):
-        # The IP counts only at privacy level 0 (the address is dropped after lookup).
-        use_ip = batch.privacy_level == 0
-        who.update((batch.key_id, user_key(r[6] if use_ip else None, r[8])) for r in rows)
-    return staged, useragent.resolve(engine, agents), number_users(engine, who)
+    parts = [(b.key_id, b.privacy_level, rows) for b, rows in zip(batches, staged, strict=True)]
+    return staged, *write.prepare(engine, parts)
 
 
 def _count_attempt(engine, batch_id: int) -> None:
@@ -243,59 +191,3 @@ def _claim_locked(conn, where: str, value: int) -> list:
     raw = conn.connection.dbapi_connection
     with raw.cursor(binary=True, row_factory=namedtuple_row) as cursor:
         return cursor.execute(sql, (value,)).fetchall()
-
-
-NO_AGENT = (None, None, None, False)
-
-
-def enrich(key_id, framework, privacy_level, staged, agents, users) -> list[tuple]:
-    """Staged rows (see server.ingest.ROW_FIELDS) -> rows ready to store (LakeRow order).
-
-    `users` maps (key id, user key) to the user's number (server.lake.users.number_users).
-    """
-    rows = []
-    append = rows.append
-    lookup = geo.country
-    parts = {ua: (a.browser, a.os, a.device, a.is_bot) for ua, a in agents.items()}
-    for created_at, hostname, path, method, status, rt, ip, ua, user_id in staged:
-        location = lookup(ip) if ip is not None and privacy_level < 2 else None
-        if privacy_level >= 1:
-            ip = None  # level 1: the address was needed for the country only
-        browser, os_family, device, is_bot = parts.get(ua, NO_AGENT)
-        number = users.get((key_id, user_key(ip, user_id)))
-        append(
-            build_row(key_id, created_at, hostname, path, method, status, rt, ip, location,
-                      user_id, framework, ua, browser, os_family, device, is_bot, number)
-        )  # fmt: skip
-    return rows
-
-
-def store_enriched(engine, rows: list[tuple]) -> None:
-    """Write rows that are already enriched (the demo seeder, loaders): the batch's write,
-    in one transaction, then an export request like the one a batch makes."""
-    with engine.begin() as conn:
-        store_rows(conn, rows)
-    enqueue_export()
-
-
-def store_rows(conn, rows: list[tuple]) -> None:
-    """Rows (LakeRow order) into the hot table, in the caller's transaction.
-
-    On PostgreSQL, COPY (4x faster than INSERT, bench/README.md) under the shared write
-    lock, so the export can tell which rows are complete.
-    """
-    if not rows:
-        return
-    if not is_postgres(conn):
-        _insert_requests(conn, rows)
-        return
-    conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({LAKE_WRITE_LOCK})")
-    copy_rows(conn, "requests", WRITE_NAMES, rows)
-
-
-def _insert_requests(conn, rows: list[tuple]) -> None:
-    """SQLite: one executemany on the driver (its write lock serialises it with the export)."""
-    marks = ", ".join("?" * len(WRITE_NAMES))
-    conn.connection.dbapi_connection.cursor().executemany(
-        f"INSERT INTO requests ({', '.join(WRITE_NAMES)}) VALUES ({marks})", rows
-    )

@@ -29,8 +29,8 @@ from server.lake.catalog import LakeFile
 from server.lake.digest import digest_name, digest_sql, is_final
 from server.lake.source import copy_hot_rows, sql_str
 from server.lake.storage import file_name, get_storage, staging_file
+from server.lake.write import LAKE_WRITE_LOCK
 from server.models import lake_exports, requests
-from worker.enrich import LAKE_WRITE_LOCK
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ def flush(db=None, settings=None) -> dict:
 def seal(db) -> int:
     """The highest hot row id such that no transaction still writes at or below it.
 
-    Writers hold LAKE_WRITE_LOCK shared for their whole transaction (worker.enrich); taking
+    Writers hold LAKE_WRITE_LOCK shared for their whole transaction (server.lake.write); taking
     it exclusively waits for those in flight, and ids handed out afterwards are larger.
     On SQLite the write lock does the same.
     """

@@ -381,8 +381,8 @@ def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) 
     from server.config import Config, use_config
     from server.db import init_engine
     from server.lake.users import number_users
+    from server.lake.write import build_row, store_rows
     from server.queue import init_queue
-    from worker.enrich import build_row, store_rows
 
     settings = use_config(Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake))
     init_queue("")
@@ -423,7 +423,7 @@ def _embedded_mix(database_url: str, lake: str, key_id: int, rounds: int) -> Non
     jobs do."""
     from server.config import Config, use_config
     from server.db import init_engine
-    from worker.enrich import build_row, store_rows
+    from server.lake.write import build_row, store_rows
 
     settings = use_config(
         Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake, LAKE_EXPORT_SECONDS=0)

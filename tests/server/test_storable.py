@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from server import useragents as useragent
 from server.ingest import validate_rows
+from server.lake import write
 from server.lake.users import number_users
 from server.rules import user_key
 from tests.conftest import sqlite_stack
-from worker import enrich
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
@@ -61,8 +61,8 @@ def store(engine, staged: list, privacy_level: int) -> None:
     with engine.connect() as conn, conn.begin() as transaction:
         ip = (lambda r: r[6]) if privacy_level == 0 else (lambda r: None)
         users = number_users(conn, {(1, user_key(ip(r), r[8])) for r in staged})
-        rows = enrich.enrich(1, "FastAPI", privacy_level, staged, agents, users)
-        enrich.store_rows(conn, rows)
+        rows = write.enrich(1, "FastAPI", privacy_level, staged, agents, users)
+        write.store_rows(conn, rows)
         transaction.rollback()
 
 

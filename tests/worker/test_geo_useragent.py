@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from server import geo
 from server import useragents as useragent
 from tests.conftest import write_mmdb
 from tests.helpers import CHROME, GOOGLEBOT, IPHONE
-from worker import geo
 
 
 @pytest.fixture
