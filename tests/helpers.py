@@ -61,3 +61,17 @@ def as_json_bytes(obj) -> bytes:
 def days_ago(n: float, hour: int = 12) -> str:
     moment = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
     return (moment - timedelta(days=n)).isoformat()
+
+
+WEB_WRITE_FAILS = "injected: the web's write of the batch failed"
+
+
+def web_write_fails(monkeypatch) -> None:
+    """The web's own write of a batch fails (in this process), so the batch is staged
+    for a worker: the fallback path, and how these tests get staged batches at all."""
+    from server.api.ingest import routes
+
+    def fail(conn, rows):
+        raise RuntimeError(WEB_WRITE_FAILS)
+
+    monkeypatch.setattr(routes, "store_rows", fail)

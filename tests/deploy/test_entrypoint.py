@@ -170,18 +170,25 @@ def test_the_image_roles_work_together(container_env, pg_database, redis_url, tm
         batch = payload(key, [row(path="/deployed"), row(path="/deployed", status=500)])
         status, body = http("POST", f"{base}/api/log-request", batch)
         assert status == 201, body
-        health = json.loads(http("GET", f"{base}/api/health")[1])
-        assert health["queue_depth"] >= 1
-
-        # worker: processes the batch.
-        worker = Role("worker", container_env, tmp_path).start()
-        roles.append(worker)
 
         def rows_arrived():
             status, body = http("GET", f"{base}/api/data", headers={"X-AUTH-TOKEN": key})
             return status == 200 and len(json.loads(body)) == 2
 
-        wait_for("the worker to store the batch", rows_arrived, worker)
+        # The web stored the rows itself: readable before any worker runs.
+        assert rows_arrived()
+        health = json.loads(http("GET", f"{base}/api/health")[1])
+        assert health["queue_depth"] >= 1  # the export the batch asked for
+
+        # worker: takes the queued jobs (the export among them).
+        worker = Role("worker", container_env, tmp_path).start()
+        roles.append(worker)
+
+        def queue_drained():
+            return json.loads(http("GET", f"{base}/api/health")[1])["queue_depth"] == 0
+
+        wait_for("the worker to run the queued jobs", queue_drained, worker)
+        assert rows_arrived()
         assert worker.healthcheck() == 0
 
         # scheduler, twice (a second replica, or a restart overlapping): one set of jobs.

@@ -9,7 +9,7 @@ from sqlalchemy import func, select, text, update
 from server.auth import lookup_key
 from server.models import ingest_batches, requests
 from server.queue import INGEST_QUEUE
-from tests.helpers import post_batch, row
+from tests.helpers import post_batch, row, web_write_fails
 from worker import enrich
 
 
@@ -18,8 +18,14 @@ def stack(pg_app):
     return pg_app
 
 
+@pytest.fixture(autouse=True)
+def staged(monkeypatch):
+    """Every batch posted here is staged: the web's own write fails."""
+    web_write_fails(monkeypatch)
+
+
 def stage(stack, key, batches: int, size: int, tag: str) -> list[int]:
-    """Post batches (their jobs wait in Redis: no worker runs) and return their ids."""
+    """Post batches (staged; their jobs wait in Redis: no worker runs) and return their ids."""
     for b in range(batches):
         rows = [row(path=f"/{tag}/{b}/{i}") for i in range(size)]
         assert post_batch(stack.client, key, rows).status_code == 201

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import postgres_stack, sqlite_stack
-from tests.helpers import CHROME, GOOGLEBOT, IPHONE, days_ago, post_batch, row
+from tests.helpers import CHROME, GOOGLEBOT, IPHONE, days_ago, post_batch, row, web_write_fails
 
 ROWS = [
     row(hostname="api.example.com", ip_address="8.8.8.8", status=200, user_id="u1",
@@ -301,7 +301,8 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
     key = stack.new_key()
     with stack.engine.connect() as conn:
         key_id = lookup_key(conn, key)
-    # Hold the batch back from the workers so the test decides when it is processed.
+    # A staged batch, held back from the workers so the test decides when it is processed.
+    web_write_fails(monkeypatch)
     monkeypatch.setattr(type(get_queue()), "enqueue", lambda *a, **k: None)
     assert post_batch(stack.client, key, [row(path="/late")]).status_code == 201
     with stack.engine.connect() as conn:
@@ -334,3 +335,45 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
         orphans = conn.execute(select(func.count()).where(requests.c.key_id == key_id)).scalar()
     assert orphans == 0
     assert stack.client.get("/api/data", headers={"X-AUTH-TOKEN": key}).status_code == 401
+
+
+def test_delete_during_the_webs_write_leaves_no_orphan_rows(stack, monkeypatch):
+    """DELETE /api/data landing while the web is writing that key's batch: it waits for
+    the write to commit (the writer holds the key row: server.lake.keys.hold_key), then
+    deletes those rows too."""
+    import threading
+
+    from sqlalchemy import func, select
+
+    from server.api.ingest import routes
+    from server.auth import lookup_key
+    from server.models import requests
+
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    answers, waited = [], []
+    deleting = threading.Thread(
+        target=lambda: answers.append(
+            stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code
+        )
+    )
+    real_store = routes.store_rows
+
+    def store_then_delete(conn, rows):
+        real_store(conn, rows)  # the rows written, not yet committed
+        deleting.start()
+        deleting.join(timeout=1)
+        waited.append(deleting.is_alive())  # still waiting for this transaction
+        return None
+
+    monkeypatch.setattr(routes, "store_rows", store_then_delete)
+    assert post_batch(stack.client, key, [row(path="/racing")]).status_code == 201
+    deleting.join(timeout=30)
+    assert waited == [True], "the DELETE did not wait for the write: nothing raced"
+    assert answers == [204]
+    with stack.engine.connect() as conn:
+        orphans = conn.execute(select(func.count()).where(requests.c.key_id == key_id)).scalar()
+    assert orphans == 0
+    # The key is gone: its next batch is refused, not written under a dead key.
+    assert post_batch(stack.client, key, [row()]).status_code == 401

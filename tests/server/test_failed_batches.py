@@ -10,7 +10,7 @@ from server.auth import lookup_key
 from server.batches import MAX_ATTEMPTS
 from server.ingest import encode_rows
 from server.models import ingest_batches, requests
-from tests.helpers import post_batch, row
+from tests.helpers import post_batch, row, web_write_fails
 from worker import enrich
 
 
@@ -39,9 +39,11 @@ def stored(stack, key) -> int:
 
 
 def hold_jobs(stack, monkeypatch):
-    """Batches stay staged until the test runs them (as if no worker were up yet)."""
+    """Batches are staged (the web's write fails) and stay so until the test runs them (as
+    if no worker were up yet)."""
     from server.queue import get_queue
 
+    web_write_fails(monkeypatch)
     if stack.config.embedded_queue:
         monkeypatch.setattr(type(get_queue()), "enqueue", lambda *a, **k: None)
 
@@ -79,8 +81,9 @@ def test_zone_ids_and_mapped_addresses_read_back_the_same_on_both_backends(stack
     assert len(found) == 2
 
 
-def test_a_failing_batch_is_isolated_from_its_group_at_once(pg_app):
+def test_a_failing_batch_is_isolated_from_its_group_at_once(pg_app, monkeypatch):
     """PostgreSQL claims waiting batches in groups: one bad batch must not hold the rest."""
+    web_write_fails(monkeypatch)  # the batches are staged; their jobs wait in Redis
     keys = [pg_app.new_key() for _ in range(3)]
     for i, key in enumerate(keys):
         rows = [row(path=f"/k{i}/{n}") for n in range(50)]

@@ -1,4 +1,5 @@
-"""Faults: a worker SIGKILLed mid-batch, Redis down during ingest. Nothing lost, nothing twice."""
+"""Faults: a worker SIGKILLed mid-batch (of batches the web staged), Redis down during ingest.
+Nothing lost, nothing twice."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from sqlalchemy import func, select
 from server.auth import lookup_key
 from server.models import ingest_batches, requests
 from tests.conftest import ROOT, postgres_stack
-from tests.helpers import post_batch, row
+from tests.helpers import post_batch, row, web_write_fails
 
 pytestmark = pytest.mark.slow
 
@@ -83,7 +84,8 @@ def ingest(stack, key, batches: int, size: int, tag: str) -> int:
     return batches * size
 
 
-def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
+def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack, monkeypatch):
+    web_write_fails(monkeypatch)  # the batches are staged, for the workers to store
     key = stack.new_key()
     with stack.engine.connect() as conn:
         key_id = lookup_key(conn, key)
@@ -119,8 +121,12 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack):
     assert (stored, distinct, staged) == (total, total, 0)
 
 
-def test_redis_down_during_ingest_loses_nothing(stack, redis_server):
+@pytest.mark.parametrize("written", ["by the web", "staged"])
+def test_redis_down_during_ingest_loses_nothing(stack, redis_server, written, monkeypatch):
     from worker.sweeper import sweep
+
+    if written == "staged":
+        web_write_fails(monkeypatch)
 
     key = stack.new_key()
     with stack.engine.connect() as conn:
@@ -134,6 +140,11 @@ def test_redis_down_during_ingest_loses_nothing(stack, redis_server):
         # Accepted means durable: 201 while the queue is down.
         during = ingest(stack, key, batches=3, size=500, tag="during")
         assert stack.client.get("/api/health").status_code == 503
+        stored_now, _, staged_now = counts(stack, key_id)
+        if written == "staged":
+            assert staged_now == 3  # waiting for Redis and the sweeper
+        else:
+            assert (stored_now, staged_now) == (first + during, 0)  # stored by the web itself
         redis_server.start()
 
         # What the scheduler's periodic sweep does once Redis is back.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import post_batch, row
+from tests.helpers import post_batch, row, web_write_fails
 
 
 def test_healthy_and_idle(stack):
@@ -14,7 +14,8 @@ def test_healthy_and_idle(stack):
     assert body["oldest_batch_age_seconds"] is None
 
 
-def test_a_waiting_batch_shows_in_depth_and_age(pg_app):
+def test_a_waiting_batch_shows_in_depth_and_age(pg_app, monkeypatch):
+    web_write_fails(monkeypatch)  # the batch is staged for a worker
     key = pg_app.new_key()
     assert post_batch(pg_app.client, key, [row()]).status_code == 201
     waiting = pg_app.client.get("/api/health").get_json()

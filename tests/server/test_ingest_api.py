@@ -11,7 +11,15 @@ from sqlalchemy import func, select
 from server.auth import lookup_key
 from server.models import api_keys, ingest_batches, requests
 from tests.conftest import postgres_stack
-from tests.helpers import as_json_bytes, payload, post_batch, post_gzip, row
+from tests.helpers import (
+    WEB_WRITE_FAILS,
+    as_json_bytes,
+    payload,
+    post_batch,
+    post_gzip,
+    row,
+    web_write_fails,
+)
 
 
 def stored(stack, key=None) -> int:
@@ -188,21 +196,29 @@ def test_size_limits(sqlite_app):
     assert data(stack, key) == []
 
 
+@pytest.mark.parametrize("written", ["by the web", "staged"])
 @pytest.mark.parametrize("level", [0, 1, 2])
-def test_privacy_levels(stack, level):
+def test_privacy_levels(stack, level, written, monkeypatch):
+    if written == "staged":
+        web_write_fails(monkeypatch)
     key = stack.new_key()
     response = post_batch(stack.client, key, [row(ip_address="81.2.69.160")], privacy_level=level)
     assert response.status_code == 201
     with stack.engine.connect() as conn:
-        staged = conn.execute(select(ingest_batches.c.payload)).scalars().all()
+        key_id = lookup_key(conn, key)
+        staged = (
+            conn.execute(select(ingest_batches.c.payload).where(ingest_batches.c.key_id == key_id))
+            .scalars()
+            .all()
+        )
+    assert len(staged) == (written == "staged")
     # Level 2 never stores the address, not even in the staging table.
-    assert any(b"81.2.69.160" in bytes(p) for p in staged) is (level < 2)
+    assert any(b"81.2.69.160" in bytes(p) for p in staged) is (written == "staged" and level < 2)
     stack.process_jobs()
     [stored_row] = data(stack, key)
     assert stored_row["ip_address"] == ("81.2.69.160" if level == 0 else None)
     assert stored_row["location"] == ("GB" if level < 2 else None)
     with stack.engine.connect() as conn:
-        key_id = lookup_key(conn, key)
         leftovers = conn.execute(
             select(func.count()).where(ingest_batches.c.key_id == key_id)
         ).scalar()
@@ -211,9 +227,38 @@ def test_privacy_levels(stack, level):
             .scalars()
             .all()
         )
-    # Once processed, level 1's address is gone from every table, staging included.
+    # Once stored, level 1's address is gone from every table, staging included.
     assert leftovers == 0
     assert [ip and str(ip) for ip in ips] == (["81.2.69.160"] if level == 0 else [None])
+
+
+def test_a_batch_the_web_cannot_write_is_staged_and_stored_by_a_worker(stack, monkeypatch, caplog):
+    """The web writes a batch's rows itself; if that fails, the batch is staged and a
+    worker stores it: the client gets its 201 either way, and each row is stored once."""
+    key = stack.new_key()
+    rows = [row(path=f"/fallback/{i}") for i in range(5)]
+    headers = {"Idempotency-Key": "fallback-1"}
+    web_write_fails(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="server.api.ingest.routes"):
+        first = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
+    assert first.status_code == 201 and first.get_json() == {"accepted": 5, "rejected": []}
+    assert "staged for the workers" in caplog.text and WEB_WRITE_FAILS in caplog.text
+    assert key not in caplog.text
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+        waiting = conn.execute(
+            select(ingest_batches.c.row_count).where(ingest_batches.c.key_id == key_id)
+        ).scalars().all()  # fmt: skip
+    assert waiting == [5]
+    monkeypatch.undo()
+    # The client retries (it never saw the 201): the same answer, nothing written again.
+    again = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    stack.process_jobs()
+    assert sorted(r["path"] for r in data(stack, key)) == sorted(r["path"] for r in rows)
+    with stack.engine.connect() as conn:
+        left = conn.execute(select(func.count()).where(ingest_batches.c.key_id == key_id))
+        assert left.scalar() == 0
 
 
 def test_naive_and_out_of_range_timestamps(stack):

@@ -15,7 +15,7 @@ from server.models import pings, requests
 from server.monitors_query import create_monitor
 from server.queue import BATCH_JOB_TIMEOUT, SWEEP_JOB_TIMEOUT
 from tests.conftest import postgres_stack
-from tests.helpers import days_ago, post_batch, row
+from tests.helpers import days_ago, post_batch, row, web_write_fails
 from worker import retention
 from worker.probe import Outcome
 from worker.schedule import periodic_jobs
@@ -35,9 +35,10 @@ def redis_of(stack):
     return stack.app.extensions["job_queue"].redis
 
 
-def test_every_job_we_enqueue_declares_its_timeout(fresh):
+def test_every_job_we_enqueue_declares_its_timeout(fresh, monkeypatch):
     stack = fresh
     redis = redis_of(stack)
+    web_write_fails(monkeypatch)  # the batch is staged: a batch job is queued
     key = stack.new_key()
     assert post_batch(stack.client, key, [row()]).status_code == 201
     (batch_job,) = [j for j in redis.keys("rq:job:batch-*")]
@@ -59,15 +60,17 @@ def test_every_job_we_enqueue_declares_its_timeout(fresh):
     assert timeouts["retention"] > RQ_DEFAULT
 
 
-def test_the_sweeper_takes_a_bounded_number_of_batches_a_run(fresh):
+def test_the_sweeper_takes_a_bounded_number_of_batches_a_run(fresh, monkeypatch):
     from worker.sweeper import pending_batches
 
     stack = fresh
+    web_write_fails(monkeypatch)  # the batches are staged
     key = stack.new_key()
     for _ in range(3):
         assert post_batch(stack.client, key, [row()]).status_code == 201
     with stack.engine.connect() as conn:
         everything = pending_batches(conn, 0)
+        assert len(everything) == 3
         assert pending_batches(conn, 0, limit=2) == everything[:2]
 
 

@@ -1,4 +1,5 @@
-"""Ingest: a middleware posts a batch of logged requests; it is stored durably, then enriched."""
+"""Ingest: a middleware posts a batch of logged requests; its rows are enriched and stored
+before the answer (or, if that fails, staged for a worker)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from flask import current_app, jsonify, request
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import insert, select
-from werkzeug.exceptions import RequestEntityTooLarge
+from sqlalchemy.exc import DBAPIError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from server.api.base import Blueprint
 from server.api.ingest.schemas import IngestResultSchema
 from server.api.schemas import ErrorSchema
 from server.auth import key_from_request, lookup_ingest_key, touch_key
+from server.batches import describe_error
 from server.db import get_engine, insert_ignoring_conflicts, utcnow
 from server.ingest import (
     PayloadError,
@@ -26,8 +29,11 @@ from server.ingest import (
     storable,
     validate_rows,
 )
+from server.lake import write
+from server.lake.keys import hold_key
+from server.lake.write import store_rows
 from server.models import ingest_batches, ingest_receipts
-from server.queue import enqueue_batch, get_queue
+from server.queue import enqueue_batch, enqueue_export, get_queue
 
 log = logging.getLogger(__name__)
 blp = Blueprint("ingest", __name__, description="Ingest logged requests")
@@ -127,32 +133,80 @@ def ingest():
         response.status_code = 400
         return response
     framework = payload.get("framework")
+    framework = storable(framework[:64]) if framework else None
     answer = {"accepted": len(rows), "rejected": rejected}
+    digest = _batch_digest(level, framework, rows, rejected) if idempotency_key else None
+    receipt = (key_id, idempotency_key, answer, digest, now)
+
+    # The rows are enriched and written here, in the transaction that answers 201: no
+    # second copy of the batch to stage, claim and parse again (bench/README.md). If
+    # that fails, the batch is staged instead and a worker stores it (retried, and kept
+    # for an operator if it keeps failing: server.batches), so an accepted row is kept
+    # either way.
+    staged_id = None
+    try:
+        enriched = _enriched(engine, key_id, framework, level, rows)
+        previous, _ = _commit(engine, receipt, lambda conn: store_rows(conn, enriched))
+    except HTTPException:
+        raise
+    except Exception as exc:
+        log.warning(
+            "a batch of %s rows could not be written at once (%s); staged for the workers",
+            len(rows), describe_error(exc), exc_info=not isinstance(exc, DBAPIError),
+        )  # fmt: skip
+        previous, staged_id = _commit(
+            engine, receipt, lambda conn: _stage(conn, key_id, framework, level, rows, now)
+        )
+    if previous is not None:
+        # A retry of a batch we already stored: same answer, nothing stored again.
+        log.info("batch with a known Idempotency-Key replayed; nothing stored")
+        return previous, 201, {"Idempotent-Replayed": "true"}
+    if staged_id is not None:
+        enqueue_batch(staged_id)
+    else:
+        enqueue_export()
+    log.debug("batch stored: %s rows, %s refused", len(rows), len(rejected))
+    return answer
+
+
+def _enriched(engine, key_id: int, framework, level: int, rows: list) -> list[tuple]:
+    """The validated rows as stored (server.lake.write), user agents and users resolved."""
+    agents, users = write.prepare(engine, [(key_id, level, rows)])
+    return write.enrich(key_id, framework, level, rows, agents, users)
+
+
+def _commit(engine, receipt: tuple, store):
+    """One transaction: the Idempotency-Key's receipt (if any), `store(conn)`, the key's
+    activity. Returns (the earlier answer if the batch was seen before, else None;
+    what `store` returned)."""
+    key_id, idempotency_key, answer, digest, now = receipt
     with engine.begin() as conn:
+        if not hold_key(conn, key_id):
+            abort(401, message="Unknown or revoked API key.")  # deleted meanwhile
         if idempotency_key:
-            digest = _batch_digest(level, framework, rows, rejected)
             previous = _claim_receipt(conn, key_id, idempotency_key, answer, digest, now)
             if previous is not None:
-                # A retry of a batch we already stored: same answer, nothing stored again.
-                log.info("batch with a known Idempotency-Key replayed; nothing stored")
-                return previous, 201, {"Idempotent-Replayed": "true"}
-        batch_id = conn.execute(
-            insert(ingest_batches)
-            .values(
-                key_id=key_id,
-                created_at=now,
-                framework=storable(framework[:64]) if framework else None,
-                privacy_level=level,
-                row_count=len(rows),
-                payload=encode_rows(rows),
-                attempts=0,
-            )
-            .returning(ingest_batches.c.id)
-        ).scalar_one()
+                return previous, None
+        stored = store(conn)
         touch_key(conn, key_id)
-    enqueue_batch(batch_id)
-    log.debug("batch %s stored: %s rows, %s refused", batch_id, len(rows), len(rejected))
-    return answer
+    return None, stored
+
+
+def _stage(conn, key_id: int, framework, level: int, rows: list, now) -> int:
+    """The batch as staged rows, for a worker to store (worker.enrich.process_batch)."""
+    return conn.execute(
+        insert(ingest_batches)
+        .values(
+            key_id=key_id,
+            created_at=now,
+            framework=framework,
+            privacy_level=level,
+            row_count=len(rows),
+            payload=encode_rows(rows),
+            attempts=0,
+        )
+        .returning(ingest_batches.c.id)
+    ).scalar_one()
 
 
 def _idempotency_key() -> str | None:
