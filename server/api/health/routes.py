@@ -37,8 +37,8 @@ class HealthSchema(Schema):
     oldest_batch_age_seconds = fields.Float(
         allow_none=True,
         metadata={
-            "description": "Age of the oldest accepted batch no worker has processed yet; "
-            "null when none waits (or the database is down)"
+            "description": "Age of the oldest staged batch (one the web could not write "
+            "itself) no worker has stored yet; null when none waits (or the database is down)"
         },
     )
     unexported_rows = fields.Integer(
