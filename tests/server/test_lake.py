@@ -31,6 +31,15 @@ from worker import export
 from worker.export import flush, remove_retired, run_export, trim_hot
 
 
+@pytest.fixture(autouse=True)
+def every_batch_asks_for_an_export(monkeypatch):
+    """These tests follow each batch's request for an export: no once-a-second limit on
+    the asks (server.queue.ask_for_export, tested in test_queue.py)."""
+    import server.queue
+
+    monkeypatch.setattr(server.queue, "EXPORT_ASK_SECONDS", 0.0)
+
+
 def send(stack, key, count: int, *, tag: str = "x", when: datetime | None = None) -> None:
     when = when or datetime.now(UTC)
     rows = [

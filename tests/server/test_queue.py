@@ -103,3 +103,20 @@ def test_a_unique_job_asked_for_at_once_by_many_is_queued_once(redis_url):
         waiting = Queue("lake", connection=queues[0].redis).job_ids
         assert waiting == ["export"], f"attempt {attempt}: {waiting}"
         queues[0].redis.flushdb()
+
+
+def test_a_web_process_asks_for_an_export_at_most_once_a_second(monkeypatch):
+    """Each batch asks; only the first ask in EXPORT_ASK_SECONDS queues the export job."""
+    import server.queue as queue_module
+
+    asked = []
+    monkeypatch.setattr(queue_module, "enqueue_export", lambda: asked.append(time.monotonic()))
+    monkeypatch.setitem(queue_module._export_asked, "at", float("-inf"))
+    monkeypatch.setattr(queue_module, "EXPORT_ASK_SECONDS", 0.3)
+    for _ in range(50):
+        queue_module.ask_for_export()
+    assert len(asked) == 1
+    time.sleep(0.35)
+    queue_module.ask_for_export()
+    queue_module.ask_for_export()
+    assert len(asked) == 2 and asked[1] - asked[0] >= 0.3

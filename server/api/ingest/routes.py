@@ -33,7 +33,7 @@ from server.lake import write
 from server.lake.keys import hold_key
 from server.lake.write import store_rows
 from server.models import ingest_batches, ingest_receipts
-from server.queue import enqueue_batch, enqueue_export, get_queue
+from server.queue import ask_for_export, enqueue_batch, get_queue
 
 log = logging.getLogger(__name__)
 blp = Blueprint("ingest", __name__, description="Ingest logged requests")
@@ -164,7 +164,7 @@ def ingest():
     if staged_id is not None:
         enqueue_batch(staged_id)
     else:
-        enqueue_export()
+        ask_for_export()
     log.debug("batch stored: %s rows, %s refused", len(rows), len(rejected))
     return answer
 
