@@ -102,3 +102,13 @@ def country(ip: str | None) -> str | None:
         _answers.clear()
     _answers[ip] = answer
     return answer
+
+
+def countries(ips: list) -> list:
+    """country() of each address in a column of them (None stays None)."""
+    answers = _answers  # another thread may empty it: a miss is looked up, never wrong
+    try:
+        return list(map(answers.__getitem__, ips))  # every one answered before
+    except KeyError:
+        found = {ip: country(ip) for ip in set(ips)}
+        return list(map(found.__getitem__, ips))

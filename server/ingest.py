@@ -302,11 +302,12 @@ def normalise_ip(value) -> str | None:
     """
     if not isinstance(value, str) or not value or len(value) > 1024:
         return None
-    return _first_address(value)
+    return first_address(value)
 
 
 @lru_cache(maxsize=65_536)  # the same clients call again and again
-def _first_address(value: str) -> str | None:
+def first_address(value: str) -> str | None:
+    """normalise_ip of a non-empty string of at most 1,024 characters."""
     for part in value.split(","):
         candidate = part.strip()
         if candidate.startswith("[") and "]" in candidate:

@@ -90,7 +90,7 @@ def user_key(ip_address: str | None, user_id: str | None) -> str:
 
 
 @lru_cache(maxsize=4_096)
-def _minute_epoch(minute: str) -> int:
+def minute_epoch(minute: str) -> int:
     return int(datetime.fromisoformat(minute).replace(tzinfo=UTC).timestamp())
 
 
@@ -105,7 +105,7 @@ def epoch_micros(created_at: datetime | str) -> int:
         delta = moment - EPOCH
         return (delta.days * DAY + delta.seconds) * 1_000_000 + delta.microseconds
     if created_at[16:17] == ":" and created_at.endswith("+00:00"):
-        seconds = _minute_epoch(created_at[:16]) + int(created_at[17:19])
+        seconds = minute_epoch(created_at[:16]) + int(created_at[17:19])
         fraction = created_at[20:-6] if created_at[19:20] == "." else ""
         return seconds * 1_000_000 + (int(fraction.ljust(6, "0")[:6]) if fraction else 0)
     return epoch_micros(datetime.fromisoformat(created_at))

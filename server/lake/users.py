@@ -18,7 +18,10 @@ from server.db import is_postgres
 from server.models import key_users
 
 MAX_CACHED = 500_000
-_cache: dict[str, dict[tuple[int, str], int]] = {}
+# Per database URL, per key: {user key: number}. Only committed numbers go in, and a
+# full cache is replaced, never emptied in place, so a mapping a writer holds stays whole.
+_cache: dict[str, dict[int, dict[str, int]]] = {}
+_cached: dict[str, int] = {}
 _lock = threading.Lock()
 
 
@@ -31,23 +34,42 @@ def number_users(bind, pairs) -> dict[tuple[int, str], int]:
     pairs = {(int(k), u) for k, u in pairs if u}
     if not pairs:
         return {}
-    own = isinstance(bind, Engine)
-    cache = _cache.setdefault(str(bind.url), {}) if own else {}
-    found = {p: cache[p] for p in pairs if p in cache}
-    missing = sorted(pairs - found.keys())
-    if not missing:
-        return found
-    if own:
-        with bind.begin() as conn:
-            numbered = _number(conn, missing)
-        with _lock:
-            if len(cache) > MAX_CACHED:
-                cache.clear()
-            cache.update(numbered)
-    else:
-        numbered = _number(bind, missing)
-    found.update(numbered)
+    if not isinstance(bind, Engine):
+        return _number(bind, sorted(pairs))
+    by_key: dict[int, set[str]] = {}
+    for key_id, name in pairs:
+        by_key.setdefault(key_id, set()).add(name)
+    found = {}
+    for key_id, names in by_key.items():
+        known = number_names(bind, key_id, names)
+        found.update(((key_id, name), known[name]) for name in names)
     return found
+
+
+def number_names(engine, key_id: int, names: set[str]) -> dict[str, int]:
+    """One key's users by name -> number, holding every one of `names` (numbered now if
+    new; none may be empty). The mapping is the cache itself, shared: read, never change.
+
+    The ingest of a batch asks this once for all its users: a set difference against the
+    key's cache, and a lookup per row, instead of a (key, name) pair hashed per user.
+    """
+    url = str(engine.url)
+    keys = _cache.setdefault(url, {})
+    known = keys.get(key_id)
+    if known is None:
+        known = keys.setdefault(key_id, {})
+    missing = names - known.keys()
+    if not missing:
+        return known
+    with engine.begin() as conn:
+        numbered = _number(conn, [(key_id, name) for name in sorted(missing)])
+    with _lock:
+        known.update((name, number) for (_k, name), number in numbered.items())
+        _cached[url] = _cached.get(url, 0) + len(numbered)
+        if _cached[url] > MAX_CACHED:  # start again from this key's (or batch's) users
+            keep = known if len(known) <= MAX_CACHED // 2 else {n: known[n] for n in names}
+            _cache[url], _cached[url] = {key_id: keep}, len(keep)
+    return known
 
 
 def _number(conn, missing: list[tuple[int, str]]) -> dict[tuple[int, str], int]:
@@ -96,6 +118,7 @@ def forget() -> None:
     """Drop cached numbers (tests that recreate a database under the same URL)."""
     with _lock:
         _cache.clear()
+        _cached.clear()
 
 
 # --- readers -------------------------------------------------------------------------------

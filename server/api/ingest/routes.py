@@ -21,15 +21,8 @@ from server.api.schemas import ErrorSchema
 from server.auth import key_from_request, lookup_ingest_key, touch_key
 from server.batches import describe_error
 from server.db import get_engine, insert_ignoring_conflicts, utcnow
-from server.ingest import (
-    PayloadError,
-    encode_rows,
-    inflate,
-    parse_payload,
-    storable,
-    validate_rows,
-)
-from server.lake import write
+from server.ingest import PayloadError, encode_rows, inflate, parse_payload, storable
+from server.lake.batch import accept
 from server.lake.keys import hold_key
 from server.lake.write import store_rows
 from server.models import ingest_batches, ingest_receipts
@@ -121,8 +114,8 @@ def ingest():
 
     now = utcnow()
     level = payload.get("privacy_level", 0)
-    rows, rejected = validate_rows(payload["requests"], level, now)
-    if not rows:
+    batch, rejected = accept(payload["requests"], level, now)
+    if not batch:
         response = jsonify(
             code=400,
             status="Bad Request",
@@ -134,8 +127,8 @@ def ingest():
         return response
     framework = payload.get("framework")
     framework = storable(framework[:64]) if framework else None
-    answer = {"accepted": len(rows), "rejected": rejected}
-    digest = _batch_digest(level, framework, rows, rejected) if idempotency_key else None
+    answer = {"accepted": len(batch), "rejected": rejected}
+    digest = _batch_digest(level, framework, batch.staged(), rejected) if idempotency_key else None
     receipt = (key_id, idempotency_key, answer, digest, now)
 
     # The rows are enriched and written here, in the transaction that answers 201: no
@@ -145,15 +138,16 @@ def ingest():
     # either way.
     staged_id = None
     try:
-        enriched = _enriched(engine, key_id, framework, level, rows)
+        enriched = batch.enrich(engine, key_id, framework)
         previous, _ = _commit(engine, receipt, lambda conn: store_rows(conn, enriched))
     except HTTPException:
         raise
     except Exception as exc:
         log.warning(
             "a batch of %s rows could not be written at once (%s); staged for the workers",
-            len(rows), describe_error(exc), exc_info=not isinstance(exc, DBAPIError),
+            len(batch), describe_error(exc), exc_info=not isinstance(exc, DBAPIError),
         )  # fmt: skip
+        rows = batch.staged()
         previous, staged_id = _commit(
             engine, receipt, lambda conn: _stage(conn, key_id, framework, level, rows, now)
         )
@@ -165,14 +159,8 @@ def ingest():
         enqueue_batch(staged_id)
     else:
         ask_for_export()
-    log.debug("batch stored: %s rows, %s refused", len(rows), len(rejected))
+    log.debug("batch stored: %s rows, %s refused", len(batch), len(rejected))
     return answer
-
-
-def _enriched(engine, key_id: int, framework, level: int, rows: list) -> list[tuple]:
-    """The validated rows as stored (server.lake.write), user agents and users resolved."""
-    agents, users = write.prepare(engine, [(key_id, level, rows)])
-    return write.enrich(key_id, framework, level, rows, agents, users)
 
 
 def _commit(engine, receipt: tuple, store):

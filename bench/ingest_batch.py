@@ -1,0 +1,103 @@
+"""The web's CPU for one ingest batch, column by column against row by row, in one process.
+
+Each 1,000-row batch goes from its JSON body to the rows as stored (server.lake.batch):
+parsed, checked, users numbered and agents resolved against a database (cached after the
+first pass, as in a running web process), countries looked up, enriched. Both ways run
+over the same bodies, alternated `--repeats` times; the script checks they give the same
+rows and prints the median microseconds a row of each, their phases, and the ratio. No
+HTTP and no write: bench/ingest.py measures those end to end.
+
+Run: `bench/ingest_batch.py` (200,000 rows, 5 repeats); `--quick` (20,000 rows, 2).
+Rows as bench/ingest.py makes them; the country database of `make geoip` if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson  # noqa: E402
+
+from bench.ingest import make_rows  # noqa: E402
+from bench.services import geoip_db, progress  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.repeats = 20_000, 2
+
+    from server import geo, useragents
+    from server.cli import upgrade_database
+    from server.db import init_engine
+    from server.ingest import validate_rows
+    from server.lake.batch import Columns, Rows
+
+    url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-batch-')}/bench.db"
+    upgrade_database(url)
+    engine = init_engine(url)
+    geo.init_geo(geoip_db() or "")
+    useragents.warm()
+    now = datetime.now(UTC)
+    rows = make_rows(args.rows, random.Random(7), now - timedelta(hours=23), timedelta(hours=23))
+    bodies = [orjson.dumps(rows[i : i + 1000]) for i in range(0, len(rows), 1000)]
+
+    def by_rows(parsed):
+        staged, rejected = validate_rows(parsed, 0, now)
+        return Rows(staged, 0), rejected
+
+    def by_columns(parsed):
+        return Columns.take(parsed, 0, now), []
+
+    ways = {"row by row": by_rows, "column by column": by_columns}
+    progress(f"{len(bodies)} batches of 1,000 rows; the first pass numbers users, checks")
+    for body in bodies:
+        stored = [way(orjson.loads(body))[0].enrich(engine, 1, "FastAPI") for way in ways.values()]
+        if stored[0] != stored[1]:
+            raise SystemExit("the two ways stored different rows")
+        if not isinstance(by_columns(orjson.loads(body))[0], Columns):
+            raise SystemExit("a clean batch fell back to row by row")
+
+    times = {name: {"check": [], "enrich": [], "total": []} for name in ways}
+    for repeat in range(1, args.repeats + 1):
+        for name, way in ways.items():
+            parsed = [orjson.loads(body) for body in bodies]  # new objects, as per request
+            check = enrich = 0.0
+            for batch_rows in parsed:
+                started = time.process_time()
+                batch, _ = way(batch_rows)
+                checked = time.process_time()
+                batch.enrich(engine, 1, "FastAPI")
+                check += checked - started
+                enrich += time.process_time() - checked
+            for phase, seconds in (("check", check), ("enrich", enrich)):
+                times[name][phase].append(seconds / len(rows) * 1e6)
+            times[name]["total"].append((check + enrich) / len(rows) * 1e6)
+        progress(f"repeat {repeat}/{args.repeats}")
+
+    print()
+    print("== one batch's CPU in the web, 1,000-row batches (µs a row, median) ==")
+    print(f"{'':18} {'check':>8} {'enrich':>8} {'total':>8}")
+    for name in ways:
+        m = {phase: statistics.median(v) for phase, v in times[name].items()}
+        print(f"{name:18} {m['check']:>8.2f} {m['enrich']:>8.2f} {m['total']:>8.2f}")
+    ratios = [r / c for r, c in zip(*(times[n]["total"] for n in ways), strict=True)]
+    print(f"row by row / column by column: {statistics.median(ratios):.2f}x "
+          f"(median of {args.repeats} alternated repeats)")  # fmt: skip
+    print(f"country lookup: {'on' if geoip_db() else 'off (run make geoip)'}")
+
+
+if __name__ == "__main__":
+    main()

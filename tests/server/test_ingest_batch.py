@@ -1,0 +1,176 @@
+"""Batches taken column by column (server.lake.batch) store exactly what the row-by-row
+rules (server.ingest, server.lake.write) store: the same staged rows, refusals and stored
+rows, for clean batches and for batches with every kind of odd or bad field."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from server.ingest import validate_rows
+from server.lake.batch import Columns, Rows, accept
+from tests.helpers import CHROME, GOOGLEBOT, IPHONE
+
+NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
+
+
+def stamp(seconds_ago: float) -> str:
+    return (NOW - timedelta(seconds=seconds_ago)).isoformat()
+
+
+# What well-behaved clients send: a batch of only these goes column by column.
+CLEAN = {
+    "created_at": [stamp(3.25), stamp(60), stamp(3600.000001), stamp(86400 * 300)],
+    "hostname": ["api.example.com", "eu.example.com", "", None],
+    "path": ["/v1/users/123", "/v2/items/abc?x=1", "/", "/health", "/v1/u/9f8e7d6c5b4a39281706"],
+    "method": ["GET", "POST", "DELETE", "OPTIONS"],
+    "status": [200, 201, 404, 500, 100, 599],
+    "response_time": [0, 12, 86_400_000, 12.5, 0.5, 1.5, 3.4999],
+    "ip_address": ["8.8.8.8", "81.2.69.1", "2001:db8::1", "10.1.2.3", None],
+    "user_agent": [CHROME, IPHONE, GOOGLEBOT, "curl/8.5.0", "", None],
+    "user_id": ["u1", "user-42", "", None],
+}
+# What the row-by-row rules repair (and store) or refuse.
+ODD = {
+    "created_at": [
+        stamp(0)[:19] + "Z",
+        "2026-06-01T10:00:00+02:00",
+        "2026-06-01T10:00:00",
+        "2026-06-01T11:00:00.123+00:00",
+        "2026-06-01 11:00:00+00:00",
+        "2026-02-30T10:00:00+00:00",
+        "2026-06-01T24:00:00+00:00",
+        "2026-06-01T11:00:60+00:00",
+        "1999-12-31T23:59:59+00:00",
+        "2000-01-01T00:00:00+00:00",
+        stamp(-86400),
+        stamp(-86401),
+        "٢٠٢٦-06-01T11:00:00+00:00",
+        stamp(5) + "\n" + stamp(5),
+        1780000000,
+        None,
+        "",
+        "yesterday",
+    ],  # fmt: skip
+    "hostname": [5, "h" * 256, "héllo.example", "a\x00b", "\ud800x", True],
+    "path": ["", None, 7, "/p" * 200, "/é", "/a\x00b", "/\ud800"],
+    "method": ["get", "FOO", None, 1, ""],
+    "status": [99, 600, 200.0, 404.5, True, "200", None, 10**30],
+    "response_time": [
+        -1,
+        -0.4,
+        float("nan"),
+        float("inf"),
+        86_400_001,
+        86_400_000.4,
+        True,
+        "5",
+        None,
+    ],  # fmt: skip
+    "ip_address": [
+        "81.2.69.1, 10.0.0.1",
+        "[2001:db8::1]:443",
+        "8.8.8.8:80",
+        "not an ip",
+        "",
+        5,
+        ["8.8.8.8"],
+        "fe80::1%eth0",
+        "x" * 2000,
+    ],  # fmt: skip
+    "user_agent": [3, "é-agent", "u" * 300, False],
+    "user_id": [42, True, 1.5, "x" * 300, "é", "a\x00", ["u1"]],
+}
+
+
+def clean_row(rng: random.Random) -> dict:
+    return {field: rng.choice(values) for field, values in CLEAN.items()}
+
+
+def odd_row(rng: random.Random) -> object:
+    if rng.random() < 0.05:
+        return rng.choice([None, [], "row", 5])
+    row = clean_row(rng)
+    for field in rng.sample(sorted(ODD), rng.randint(1, 2)):
+        row[field] = rng.choice(ODD[field])
+    if rng.random() < 0.1:
+        del row[rng.choice(sorted(row))]
+    return row
+
+
+def batches(seed: int = 14, count: int = 160):
+    """(rows, clean?) batches: half clean, half with one to three odd rows among clean ones."""
+    rng = random.Random(seed)
+    for number in range(count):
+        rows = [clean_row(rng) for _ in range(rng.randint(1, 40))]
+        clean = number % 2 == 0
+        if not clean:
+            for _ in range(rng.randint(1, 3)):
+                rows.insert(rng.randrange(len(rows) + 1), odd_row(rng))
+        yield rows, clean
+
+
+def one_odd_row_each():
+    """A clean batch with one odd row, for every odd value of every field (and rows that
+    are no object or lack a field)."""
+    rng = random.Random(3)
+    odd = [{**clean_row(rng), field: value} for field, values in ODD.items() for value in values]
+    odd += [None, [], "row", 5]
+    odd += [{k: v for k, v in clean_row(rng).items() if k != field} for field in CLEAN]
+    for row in odd:
+        rows = [clean_row(rng) for _ in range(3)]
+        rows.insert(rng.randrange(4), row)
+        yield rows, False
+
+
+def same(got: list, expected: list) -> None:
+    """Equal, and of the same types (200.0 == 200 in Python, not in a database)."""
+    assert got == expected
+    assert [list(map(type, row)) for row in got] == [list(map(type, row)) for row in expected]
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_columns_and_rows_stage_and_refuse_the_same(level):
+    taken = 0
+    for rows, clean in [*batches(), *one_odd_row_each()]:
+        expected, refused = validate_rows(rows, level, NOW)
+        batch, rejected = accept(rows, level, NOW)
+        assert rejected == refused, rows
+        same(batch.staged(), expected)
+        assert len(batch) == len(expected)
+        if clean:
+            assert isinstance(batch, Columns), rows  # the common case must not fall back
+        taken += isinstance(batch, Columns)
+    assert taken >= 80
+
+
+@pytest.mark.parametrize("level", [0, 1, 2])
+def test_columns_and_rows_store_the_same_rows(stack, level):
+    """The stored rows, users numbered and agents resolved against a real database, and
+    locations from a country database, are the same both ways."""
+    key_id = 1
+    with stack.app.app_context():
+        for rows, _clean in [*batches(seed=level, count=60), *one_odd_row_each()]:
+            batch, _ = accept(rows, level, NOW)
+            if not isinstance(batch, Columns):
+                continue
+            staged = batch.staged()
+            expected = Rows(staged, level).enrich(stack.engine, key_id, "FastAPI")
+            same(batch.enrich(stack.engine, key_id, "FastAPI"), expected)
+            located = [row[12] for row in expected]
+            if level < 2 and "8.8.8.8" in batch.ips:
+                assert "US" in located  # the country database did answer
+            if level > 0:
+                assert {row[11] for row in expected} == {None}
+
+
+def test_a_batch_of_one_odd_row_is_refused_or_repaired_row_by_row():
+    rows = [clean_row(random.Random(1)) for _ in range(5)]
+    rows[2]["status"] = "200"
+    rows[4]["method"] = "get"
+    batch, rejected = accept(rows, 0, NOW)
+    assert isinstance(batch, Rows)
+    assert rejected == [{"index": 2, "error": "status: required, an integer"}]
+    assert [r[3] for r in batch.staged()][-1] == "GET"
