@@ -131,9 +131,10 @@ def running_stack(
     if geoip_db():  # the private DATA_DIR holds none: countries are looked up as in production
         env["GEOIP_DB"] = geoip_db()
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "python:server.gunicorn_config",
+         "--bind", f"127.0.0.1:{port}",
          "--workers", str(web_workers), "--threads", str(threads), "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL,  # the access log: a line a request
     )  # fmt: skip
     others = [
         subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env)

@@ -278,3 +278,20 @@ def test_the_demo_is_made_while_serving_and_a_quick_restart_keeps_it(tmp_path):
         demo = get(f"{run.base}/api/health")  # stopped: nothing answers any more
         assert demo[0] is None
     assert "demo data ready: 0 requests and " in run.output()
+
+
+def test_a_gunicorn_worker_freezes_its_loaded_objects_and_collects_young_ones_less_often():
+    """server.gunicorn_config.post_worker_init, in a process of its own (it changes the
+    interpreter's garbage collection for good)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc; from server import gunicorn_config as config; "
+        "before = gc.get_threshold(); config.post_worker_init(None); "
+        "print(before, gc.get_threshold(), gc.get_freeze_count() > 1000)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.strip()
+    assert out == "(700, 10, 10) (50000, 20, 10) True"
