@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 QUICK = {
     "ingest.py": ["--quick"],
+    "ingest_batch.py": ["--quick"],
     "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
     "data_pages.py": ["--rows", "200000", "--repeats", "2"],
@@ -24,6 +25,7 @@ QUICK = {
 
 SCRIPTS = (
     "ingest.py",
+    "ingest_batch.py",
     "worker.py",
     "dashboard.py",
     "data_pages.py",
