@@ -174,3 +174,37 @@ def test_a_batch_of_one_odd_row_is_refused_or_repaired_row_by_row():
     assert isinstance(batch, Rows)
     assert rejected == [{"index": 2, "error": "status: required, an integer"}]
     assert [r[3] for r in batch.staged()][-1] == "GET"
+
+
+def test_number_names_numbers_once_and_a_held_mapping_outlives_a_full_cache(stack, monkeypatch):
+    from server.lake import users
+
+    with stack.app.app_context():
+        engine = stack.engine
+        first = users.number_names(engine, 1, {"a", "b"})
+        held = {name: first[name] for name in ("a", "b")}
+        assert held == {
+            name: n for (_k, name), n in users.number_users(engine, {(1, "a"), (1, "b")}).items()
+        }
+        assert len(set(held.values())) == 2
+        monkeypatch.setattr(users, "MAX_CACHED", 3)
+        other = users.number_names(engine, 2, {"c", "d", "e", "f"})  # the cache is full
+        assert {name: first[name] for name in ("a", "b")} == held  # still whole for its holder
+        assert users._cache[str(engine.url)].keys() == {2}
+        again = users.number_names(engine, 1, {"a", "b", "g"})  # read back from the database
+        assert {name: again[name] for name in ("a", "b")} == held
+        assert again["g"] not in held.values()
+        assert len({other[n] for n in "cdef"}) == 4
+
+
+def test_countries_of_a_column_are_each_address_country(geoip_db, monkeypatch):
+    from server import geo
+
+    geo.init_geo(geoip_db)
+    ips = ["8.8.8.8", None, "81.2.69.1", "10.0.0.1", "8.8.8.8", "2001:db8::5"]
+    expected = ["US", None, "GB", None, "US", "DE"]
+    assert geo.countries(ips) == expected
+    known = [ip for ip in ips if ip]
+    assert geo.countries(known) == [geo.country(ip) for ip in known]
+    geo._answers.clear()  # another thread emptied the answers: looked up again
+    assert geo.countries(ips) == expected
