@@ -16,7 +16,7 @@ import math
 import re
 from datetime import datetime
 from itertools import repeat
-from operator import add, floordiv, itemgetter
+from operator import add, floordiv, itemgetter, mul
 
 from server import geo
 from server import useragents as useragent
@@ -37,15 +37,19 @@ from server.rules import api_version, epoch_micros, minute_epoch, template_path
 
 NoneType = type(None)
 HOUR_MICROS = 3_600_000_000
-# The timestamps the middleware sends (server.ingest._canonical_utc), one per line; the
-# date, hour and minute are checked once per distinct minute, by datetime itself.
-_CANONICAL = "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\\.[0-9]{6})?\\+00:00"
+# UTC timestamps as clients write them, one per line: to the second, the millisecond (our
+# middleware) or the microsecond (Python's isoformat). The date, hour and minute are
+# checked once per distinct minute, by datetime itself.
+_CANONICAL = (
+    "[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9](?:\\.[0-9]{3}(?:[0-9]{3})?)?\\+00:00"
+)
 _TIMES = re.compile(f"(?:{_CANONICAL}\n)*{_CANONICAL}")
 _EARLIEST = epoch_micros(EARLIEST)
-# Slices of a canonical timestamp: its minute, seconds and microseconds.
+# Slices of such a timestamp: its minute, seconds, and fraction (by its length: to the
+# millisecond, 29 characters; to the microsecond, 32), with the fraction's unit.
 _MINUTE = itemgetter(slice(16))
 _SECONDS = itemgetter(slice(17, 19))
-_FRACTION = itemgetter(slice(20, 26))
+_FRACTIONS = {29: (itemgetter(slice(20, 23)), 1_000), 32: (itemgetter(slice(20, 26)), 1)}
 
 
 def accept(rows: list, privacy_level: int, now: datetime) -> tuple[Columns | Rows, list]:
@@ -124,7 +128,8 @@ class Columns:
 
     def staged(self) -> list:
         """The rows as the row-by-row rules stage them (ROW_FIELDS order)."""
-        columns = (self.created, self.hostnames, self.paths, self.methods, self.statuses,
+        created = list(map(_staged_time, self.created))
+        columns = (created, self.hostnames, self.paths, self.methods, self.statuses,
                    self.times, self.ips, self.agents, self.user_ids)  # fmt: skip
         return list(map(list, zip(*columns, strict=True)))
 
@@ -166,7 +171,7 @@ class Columns:
 
 
 def _micros(created: list, now: datetime) -> list | None:
-    """Epoch microseconds of canonical UTC timestamps (server.rules.epoch_micros), or
+    """Epoch microseconds of UTC timestamps as clients write them (_CANONICAL), or
     None if any is not one or falls outside 2000-01-01 .. a day from now."""
     try:
         joined = "\n".join(created)
@@ -181,17 +186,30 @@ def _micros(created: list, now: datetime) -> list | None:
             minutes[minute] = minute_epoch(minute) * 1_000_000
         except ValueError:  # no such date, hour or minute
             return None
-    if len(joined) == 33 * len(created) - 1:  # every one with microseconds: C all along
-        seconds = map(add, map(_SECONDS, created), map(_FRACTION, created))
-        micros = list(map(add, map(minutes.__getitem__, map(_MINUTE, created)), map(int, seconds)))
+    lengths = set(map(len, created))
+    if len(lengths) == 1 and (size := lengths.pop()) in _FRACTIONS:  # C all along
+        fraction, unit = _FRACTIONS[size]
+        units = map(int, map(add, map(_SECONDS, created), map(fraction, created)))
+        if unit != 1:
+            units = map(mul, units, repeat(unit))
+        micros = list(map(add, map(minutes.__getitem__, map(_MINUTE, created)), units))
     else:
         micros = [
-            minutes[s[:16]] + int(s[17:19]) * 1_000_000 + (int(s[20:26]) if s[19] == "." else 0)
+            minutes[s[:16]] + int(s[17:19]) * 1_000_000
+            + (int(s[20:-6].ljust(6, "0")) if s[19] == "." else 0)
             for s in created
-        ]
+        ]  # fmt: skip
     if min(micros) < _EARLIEST or max(micros) > epoch_micros(now + FUTURE_SLACK):
         return None
     return micros
+
+
+def _staged_time(stamp: str) -> str:
+    """A timestamp as the row-by-row rules stage it (server.ingest._created_at): one to the
+    millisecond is written out as datetime.isoformat writes it."""
+    if len(stamp) != 29:
+        return stamp
+    return stamp[:19] + "+00:00" if stamp[20:23] == "000" else stamp[:23] + "000+00:00"
 
 
 def _texts(values: list, *, required: bool = False) -> bool:

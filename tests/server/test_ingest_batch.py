@@ -11,6 +11,7 @@ import pytest
 
 from server.ingest import validate_rows
 from server.lake.batch import Columns, Rows, accept
+from server.rules import epoch_micros
 from tests.helpers import CHROME, GOOGLEBOT, IPHONE
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -21,8 +22,16 @@ def stamp(seconds_ago: float) -> str:
 
 
 # What well-behaved clients send: a batch of only these goes column by column.
+def millis(seconds_ago: float) -> str:
+    """To the millisecond, as our middleware writes it (api_analytics.records)."""
+    return (NOW - timedelta(seconds=seconds_ago)).isoformat(timespec="milliseconds")
+
+
 CLEAN = {
-    "created_at": [stamp(3.25), stamp(60), stamp(3600.000001), stamp(86400 * 300)],
+    "created_at": [
+        *(stamp(3.25), stamp(60), stamp(3600.000001), stamp(86400 * 300), millis(1.5)),
+        *(millis(7.0), millis(86400 * 40 + 0.012), "2026-06-01T11:59:59.000000+00:00"),
+    ],
     "hostname": ["api.example.com", "eu.example.com", "", None],
     "path": ["/v1/users/123", "/v2/items/abc?x=1", "/", "/health", "/v1/u/9f8e7d6c5b4a39281706"],
     "method": ["GET", "POST", "DELETE", "OPTIONS"],
@@ -38,7 +47,11 @@ ODD = {
         stamp(0)[:19] + "Z",
         "2026-06-01T10:00:00+02:00",
         "2026-06-01T10:00:00",
-        "2026-06-01T11:00:00.123+00:00",
+        "2026-06-01T11:00:00.1+00:00",
+        "2026-06-01T11:00:00.1234+00:00",
+        "2026-06-01T11:00:00.1234567+00:00",
+        "2026-06-01T11:00:00.123Z",
+        "2026-06-01T11:00:00.123-00:00",
         "2026-06-01 11:00:00+00:00",
         "2026-02-30T10:00:00+00:00",
         "2026-06-01T24:00:00+00:00",
@@ -98,6 +111,43 @@ def odd_row(rng: random.Random) -> object:
     if rng.random() < 0.1:
         del row[rng.choice(sorted(row))]
     return row
+
+
+def test_a_batch_mixing_second_millisecond_and_microsecond_stamps_goes_by_column():
+    rows = [clean_row(random.Random(n)) for n in range(11)]
+    for n, row in enumerate(rows):  # lengths 25, 29, 32: their sum alone tells nothing
+        row["created_at"] = (stamp(n)[:19] + "+00:00", millis(n + 0.25), stamp(n + 0.5))[n % 3]
+    batch, _ = accept(rows, 0, NOW)
+    assert isinstance(batch, Columns)
+    expected, _ = validate_rows(rows, 0, NOW)
+    same(batch.staged(), expected)
+    assert batch.micros == [epoch_micros(r[0]) for r in expected]
+
+
+def test_what_our_middleware_sends_goes_by_column(stack):
+    """A batch as api_analytics formats it (the real formatter), taken column by column
+    and stored as the row-by-row rules would store it."""
+    import json
+    import time
+
+    from api_analytics.records import Record, RowFormatter
+
+    now = time.perf_counter()
+    records = [
+        Record(now - 2 + n / 100, now - 2 + n / 100 + 0.0123, "GET", f"/v1/items/{n}", 200,
+               b"api.example.com", CHROME.encode(), f"81.2.69.{n % 7}", f"user-{n % 5}")
+        for n in range(150)
+    ]  # fmt: skip
+    rows = json.loads(RowFormatter().to_json(records, time.time() - now, "[", "]"))
+    real_now = datetime.now(UTC)
+    batch, rejected = accept(rows, 0, real_now)
+    assert rejected == [] and isinstance(batch, Columns)
+    expected, _ = validate_rows(rows, 0, real_now)
+    same(batch.staged(), expected)
+    with stack.app.app_context():
+        stored = batch.enrich(stack.engine, 1, "FastAPI")
+        same(stored, Rows(expected, 0).enrich(stack.engine, 1, "FastAPI"))
+    assert {row[12] for row in stored} == {"GB"}
 
 
 def batches(seed: int = 14, count: int = 160):
