@@ -204,14 +204,15 @@ def started_pid(run: MakeRun, part: str) -> int:
     return int(found.group(1))
 
 
-def wait_for(condition, what: str, timeout: float = 60):
+def wait_for(condition, what, timeout: float = 60):
+    """`condition()`'s first true value; `what` (or what it returns) names it on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
 def alive(pids: set[int]) -> set[int]:
@@ -224,6 +225,19 @@ def alive(pids: set[int]) -> set[int]:
         except OSError:
             pass
     return left
+
+
+def named(pids: set[int]) -> str:
+    """The command lines of the live ones among `pids`, for a failure's message."""
+    lines = []
+    for pid in sorted(alive(pids)):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            lines.append(f"{pid}: {command}")
+        except OSError:
+            pass
+    return "; ".join(lines)
 
 
 def test_every_process_stops_with_make_run_even_after_a_killed_worker(
@@ -241,7 +255,11 @@ def test_every_process_stops_with_make_run_even_after_a_killed_worker(
         os.kill(worker, signal.SIGKILL)
         assert run.process.wait(60) == 1  # a part died: the rest were stopped
         assert "worker exited with code -9; stopping the rest" in run.output()
-        wait_for(lambda: not alive(everything), "every process to stop", 30)
+        wait_for(
+            lambda: not alive(everything),
+            lambda: f"every process to stop ({named(everything)})",
+            30,
+        )
     finally:
         run.kill()
 
@@ -256,7 +274,9 @@ def test_every_process_stops_with_make_run_even_after_a_killed_worker(
         everything = descendants(second.process.pid)
         os.kill(second.process.pid, signal.SIGKILL)
         second.process.wait()
-        wait_for(lambda: not alive(everything), "every orphan to stop", 30)
+        wait_for(
+            lambda: not alive(everything), lambda: f"every orphan to stop ({named(everything)})", 30
+        )
     finally:
         second.kill()
         for pid in alive(everything):  # what this test started and failed to see stop
