@@ -21,8 +21,9 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
     """Process jobs until stopped; survives Redis restarts and re-sweeps after them."""
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
+    from worker.rq_worker import Worker
     from worker.sweeper import sweep
 
     queue = init_queue(config.REDIS_URL)
@@ -30,14 +31,14 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
         try:
             sweep(min_age_seconds=0)
             queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]
-            # SimpleWorker runs jobs in this process, so the user-agent cache,
+            # A SimpleWorker runs jobs in this process, so the user-agent cache,
             # the GeoIP reader and the connection pool live across jobs.
             # with_scheduler forks RQ's scheduler (it moves the periodic runs from
             # `python -m worker scheduler` onto the queues). Close pooled database
             # connections first: a forked child holding one would keep a killed
             # worker's batch transaction, and its row lock, alive.
             get_engine().dispose()
-            worker = SimpleWorker(queues, connection=queue.redis)
+            worker = Worker(queues, connection=queue.redis)
             worker.work(burst=burst, with_scheduler=True, logging_level=config.LOG_LEVEL)
             if burst or worker._shutdown_requested_date is not None:  # SIGTERM or Ctrl-C
                 return

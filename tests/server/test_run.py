@@ -275,7 +275,11 @@ def test_every_process_stops_with_make_run_even_after_a_killed_worker(
         os.kill(second.process.pid, signal.SIGKILL)
         second.process.wait()
         wait_for(
-            lambda: not alive(everything), lambda: f"every orphan to stop ({named(everything)})", 30
+            lambda: not alive(everything),
+            lambda: (
+                f"every orphan to stop ({named(everything)}); its log:\n{second.output()[-4000:]}"
+            ),
+            30,
         )
     finally:
         second.kill()
