@@ -381,6 +381,38 @@ def test_a_retried_batch_is_stored_once(stack):
     assert "Idempotency-Key" in too_long.get_json()["message"]
 
 
+def test_a_retry_is_answered_without_enriching_its_rows_again(stack, monkeypatch):
+    """A replay costs a lookup, not the batch's enrichment: a client retrying under load
+    adds no work. Both ways a batch is taken (by column and row by row) are watched."""
+    from server.lake import batch as batches
+
+    enriched = []
+    for kind in (batches.Columns, batches.Rows):
+        original = kind.enrich
+
+        def watched(self, *args, _original=original, **kwargs):
+            enriched.append((type(self).__name__, len(self)))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(kind, "enrich", watched)
+    key = stack.new_key()
+    for odd in (False, True):  # the second batch goes row by row (a naive timestamp)
+        stamp = {"created_at": "2026-01-02T03:04:05"} if odd else {}
+        rows = [row(path=f"/retry/{odd}/{i}", **stamp) for i in range(3)]
+        headers = {"Idempotency-Key": f"retry-{odd}"}
+        first = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
+        again = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
+        assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+        assert again.get_json() == first.get_json() == {"accepted": 3, "rejected": []}
+    assert enriched == [("Columns", 3), ("Rows", 3)]  # once each, on the first try
+    changed = stack.client.post(
+        "/api/log-request", json=payload(key, [row(path="/other")]), headers=headers
+    )
+    assert changed.status_code == 422 and len(enriched) == 2
+    stack.process_jobs()
+    assert len(data(stack, key)) == 6
+
+
 def test_the_same_idempotency_key_with_other_rows_is_refused_naming_it(stack):
     key = stack.new_key()
     headers = {"Idempotency-Key": "batch-0002"}

@@ -107,10 +107,13 @@ def ingest():
     engine = get_engine()
     with engine.connect() as conn:
         key_id = lookup_ingest_key(conn, key)
-    if key_id is None:
-        abort(401, message="Unknown or revoked API key.")
-    _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)
-    idempotency_key = _idempotency_key()
+        if key_id is None:
+            abort(401, message="Unknown or revoked API key.")
+        _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)
+        idempotency_key = _idempotency_key()
+        # A retry of a batch already stored is answered before any enrichment (the
+        # receipt claimed in the write's transaction still settles two sent at once).
+        earlier = _receipt(conn, key_id, idempotency_key) if idempotency_key else None
 
     now = utcnow()
     level = payload.get("privacy_level", 0)
@@ -129,6 +132,8 @@ def ingest():
     framework = storable(framework[:64]) if framework else None
     answer = {"accepted": len(batch), "rejected": rejected}
     digest = _batch_digest(level, framework, batch.staged(), rejected) if idempotency_key else None
+    if earlier is not None:
+        return _replayed(_earlier_answer(earlier, idempotency_key, digest))
     receipt = (key_id, idempotency_key, answer, digest, now)
 
     # The rows are enriched and written here, in the transaction that answers 201: no
@@ -152,15 +157,19 @@ def ingest():
             engine, receipt, lambda conn: _stage(conn, key_id, framework, level, rows, now)
         )
     if previous is not None:
-        # A retry of a batch we already stored: same answer, nothing stored again.
-        log.info("batch with a known Idempotency-Key replayed; nothing stored")
-        return previous, 201, {"Idempotent-Replayed": "true"}
+        return _replayed(previous)
     if staged_id is not None:
         enqueue_batch(staged_id)
     else:
         ask_for_export()
     log.debug("batch stored: %s rows, %s refused", len(batch), len(rejected))
     return answer
+
+
+def _replayed(previous: dict):
+    """A retry of a batch we already stored: the same answer, nothing stored again."""
+    log.info("batch with a known Idempotency-Key replayed; nothing stored")
+    return previous, 201, {"Idempotent-Replayed": "true"}
 
 
 def _commit(engine, receipt: tuple, store):
@@ -229,12 +238,21 @@ def _claim_receipt(
     ).first()  # fmt: skip
     if claimed is not None:
         return None
-    stored = conn.execute(
+    return _earlier_answer(_receipt(conn, key_id, idempotency_key), idempotency_key, digest)
+
+
+def _receipt(conn, key_id: int, idempotency_key: str):
+    """The receipt of the batch first sent under this key (its answer and digest), if any."""
+    return conn.execute(
         select(ingest_receipts.c.answer, ingest_receipts.c.body_digest).where(
             ingest_receipts.c.key_id == key_id,
             ingest_receipts.c.idempotency_key == idempotency_key,
         )
-    ).one()
+    ).first()
+
+
+def _earlier_answer(stored, idempotency_key: str, digest: bytes) -> dict:
+    """The answer to replay from a receipt; the same key with other rows is refused (422)."""
     # Receipts written before digests were kept have none: they are taken as replays.
     if stored.body_digest is not None and bytes(stored.body_digest) != digest:
         abort(
