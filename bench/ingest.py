@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,7 +84,9 @@ def make_rows(n: int, rng: random.Random, start: datetime, span: timedelta) -> l
                 "status": rng.choices((200, 201, 304, 400, 404, 500), (70, 8, 5, 5, 10, 2))[0],
                 "response_time": round(rng.lognormvariate(3.5, 0.8), 1),
                 "user_id": f"user-{rng.randint(1, 2000)}" if rng.random() < 0.7 else None,
-                "created_at": (start + timedelta(seconds=seconds * i / n)).isoformat(),
+                "created_at": (start + timedelta(seconds=seconds * i / n)).isoformat(
+                    timespec="milliseconds"
+                ),
             }
         )
     return rows
@@ -97,24 +100,25 @@ class Poster:
         self.local = threading.local()
 
     def post(self, body: bytes) -> tuple[int, float]:
+        # An Idempotency-Key for each batch sent, kept for its retry, as our middleware does.
+        headers = {
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "Idempotency-Key": uuid.uuid4().hex,
+        }
         try:
-            return self._post(body)
+            return self._post(body, headers)
         except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
             # The server closed a connection left idle past its keep-alive: a new one.
             self.local.conn = None
-            return self._post(body)
+            return self._post(body, headers)
 
-    def _post(self, body: bytes) -> tuple[int, float]:
+    def _post(self, body: bytes, headers: dict) -> tuple[int, float]:
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(self.netloc, timeout=120)
         started = time.perf_counter()
-        conn.request(
-            "POST",
-            "/api/log-request",
-            body=body,
-            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
-        )
+        conn.request("POST", "/api/log-request", body=body, headers=headers)
         response = conn.getresponse()
         response.read()
         return response.status, (time.perf_counter() - started) * 1000
