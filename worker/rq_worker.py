@@ -17,5 +17,8 @@ class Worker(SimpleWorker):
     def unsubscribe(self) -> None:
         thread = getattr(self, "pubsub_thread", None)
         if thread is not None:
-            thread.stop(timeout=0)  # the flag only: UNSUBSCRIBE's reply ends the read
+            try:
+                thread.stop(timeout=0)  # the flag only: UNSUBSCRIBE's reply ends the read
+            except TypeError:  # an older redis-py: its stop() only lowers the flag
+                thread.stop()
         super().unsubscribe()
