@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import drop_pg_database
-from tests.live import MakeRun, descendants, get
+from tests.live import MakeRun, descendants, get, processes
 
 MAX_BODY = 200_000
 
@@ -229,15 +229,8 @@ def alive(pids: set[int]) -> set[int]:
 
 def named(pids: set[int]) -> str:
     """The command lines of the live ones among `pids`, for a failure's message."""
-    lines = []
-    for pid in sorted(alive(pids)):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
-            lines.append(f"{pid}: {command}")
-        except OSError:
-            pass
-    return "; ".join(lines)
+    table = processes()
+    return "; ".join(f"{pid}: {table[pid][2]}" for pid in sorted(pids) if pid in table)
 
 
 def test_every_process_stops_with_make_run_even_after_a_killed_worker(
