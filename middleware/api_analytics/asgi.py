@@ -22,6 +22,12 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+def client_host(request: Any) -> str | None:
+    """The default `get_ip_address` of the ASGI adapters: the scope's client address."""
+    client = request.scope.get("client")
+    return client[0] if client else None
+
+
 class ASGIAnalytics:
     """Logs every HTTP request of the wrapped ASGI app; `request_class(scope)` is what
     the user's mappers receive."""

@@ -3,6 +3,9 @@
 The request path only appends a tuple to a deque. A daemon thread wakes every
 `flush_interval` seconds, or as soon as `max_batch` records wait, encodes them in
 batches, gzips them and posts them, retrying with backoff until the server takes them.
+
+Over 400 lines on purpose: it is one class whose buffer, thread, backoff and shutdown
+share their state under one lock; split, that state would have to cross modules.
 """
 
 from __future__ import annotations

@@ -19,22 +19,11 @@ from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest
 
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig
 from .records import host_name
 
 __all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
-
-FRAMEWORK = "Django"
-
-Mapper = Callable[[HttpRequest], str | None]
-
-
-def default_get_path(request: HttpRequest) -> str | None:
-    return request.path
-
-
-def default_get_ip_address(request: HttpRequest) -> str | None:
-    return request.META.get("REMOTE_ADDR")
 
 
 def default_get_hostname(request: HttpRequest) -> str | None:
@@ -42,27 +31,20 @@ def default_get_hostname(request: HttpRequest) -> str | None:
     return host_name(request.META.get("HTTP_HOST") or request.META.get("SERVER_NAME"))
 
 
-def default_get_user_agent(request: HttpRequest) -> str | None:
-    return request.META.get("HTTP_USER_AGENT")
-
-
-def default_get_user_id(request: HttpRequest) -> str | None:
-    return None
-
-
 @dataclass
 class Config(BaseConfig):
     """`ANALYTICS_CONFIG`: the fields of `api_analytics.fastapi.Config`, with mappers that
     are functions of Django's `HttpRequest`."""
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
+    get_path: Mapper[HttpRequest] = reads("path")
+    get_ip_address: Mapper[HttpRequest] = reads("META", "REMOTE_ADDR")
+    get_hostname: Mapper[HttpRequest] = default_get_hostname
+    get_user_agent: Mapper[HttpRequest] = reads("META", "HTTP_USER_AGENT")
+    get_user_id: Mapper[HttpRequest] = no_user_id
 
 
-_DEFAULTS = default_mappers(Config)
+_ADAPTER = Adapter("Django", Config)
+_DEFAULTS = _ADAPTER.defaults  # bench/middleware_wsgi_app.py tells this package by it
 
 
 class Analytics:
@@ -76,12 +58,9 @@ class Analytics:
         self.is_async = iscoroutinefunction(get_response)
         if self.is_async:
             markcoroutinefunction(self)
-        config = getattr(settings, "ANALYTICS_CONFIG", None)
-        recorder = Recorder.create(
+        recorder = _ADAPTER.recorder(
             getattr(settings, "ANALYTICS_API_KEY", None),
-            Config() if config is None else config,
-            FRAMEWORK,
-            _DEFAULTS,
+            getattr(settings, "ANALYTICS_CONFIG", None),
         )
         if recorder is None:
             raise MiddlewareNotUsed("API Analytics is misconfigured (see the error logged)")
@@ -137,13 +116,7 @@ class Analytics:
             if host is not None:
                 host = host.encode("latin-1", "replace")  # the flusher parses the header
             ip = meta.get("REMOTE_ADDR") if recorder.privacy != 2 else None
-            path = request.path
             agent = meta.get("HTTP_USER_AGENT")
-            user_id = None
-            if recorder.custom:
-                path, host, agent, ip, user_id = recorder.map(request, path, host, agent, ip)
-            recorder.add(
-                (started, finished, request.method, path, status, host, agent, ip, user_id)
-            )
+            recorder.record(request, started, finished, status, request.path, host, agent, ip)
         except Exception as exc:  # never let recording break the host request
             recorder.warn_once("recording the request", type(exc).__name__)

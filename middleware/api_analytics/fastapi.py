@@ -6,40 +6,15 @@ Starlette `Request`, which FastAPI's is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from .asgi import ASGIAnalytics, ASGIApp
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .asgi import ASGIAnalytics, ASGIApp, client_host
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig
 
 __all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
-
-FRAMEWORK = "FastAPI"
-
-Mapper = Callable[[Request], str | None]
-
-
-def default_get_path(request: Request) -> str | None:
-    return request.scope.get("path")
-
-
-def default_get_ip_address(request: Request) -> str | None:
-    client = request.scope.get("client")
-    return client[0] if client else None
-
-
-def default_get_hostname(request: Request) -> str | None:
-    return request.url.hostname
-
-
-def default_get_user_agent(request: Request) -> str | None:
-    return request.headers.get("user-agent")
-
-
-def default_get_user_id(request: Request) -> str | None:
-    return None
 
 
 @dataclass
@@ -61,26 +36,18 @@ class Config(BaseConfig):
     retry_backoff, retry_backoff_max: first and largest wait between retries.
     """
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
-
-
-_DEFAULTS = default_mappers(Config)
+    get_path: Mapper[Request] = reads("scope", "path")
+    get_ip_address: Mapper[Request] = client_host
+    get_hostname: Mapper[Request] = reads("url.hostname")
+    get_user_agent: Mapper[Request] = reads("headers", "user-agent")
+    get_user_id: Mapper[Request] = no_user_id
 
 
 class Analytics(ASGIAnalytics):
     """Logs every HTTP request of the wrapped app to an API Analytics server."""
 
-    framework = FRAMEWORK
+    adapter = Adapter("FastAPI", Config)  # the Starlette adapter replaces it
     request_class = Request
 
     def __init__(self, app: ASGIApp, api_key: str = "", config: Config | None = None) -> None:
-        config = type(self).config_class() if config is None else config
-        recorder = Recorder.create(api_key, config, self.framework, self.defaults)
-        super().__init__(app, recorder)
-
-    config_class = Config
-    defaults = _DEFAULTS
+        super().__init__(app, self.adapter.recorder(api_key, config))

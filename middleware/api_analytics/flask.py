@@ -15,35 +15,12 @@ from typing import Any
 
 from flask import Flask, Request, request
 
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, Recorder
 from .records import host_name
 from .wsgi import MAPPED_KEY, WSGIAnalytics, environ_fields
 
 __all__ = ["DEFAULT_SERVER_URL", "Config", "add_middleware"]
-
-FRAMEWORK = "Flask"
-
-Mapper = Callable[[Request], str | None]
-
-
-def default_get_path(request: Request) -> str | None:
-    return request.path
-
-
-def default_get_ip_address(request: Request) -> str | None:
-    return request.remote_addr
-
-
-def default_get_hostname(request: Request) -> str | None:
-    return host_name(request.host)
-
-
-def default_get_user_agent(request: Request) -> str | None:
-    return request.headers.get("User-Agent")
-
-
-def default_get_user_id(request: Request) -> str | None:
-    return None
 
 
 @dataclass
@@ -51,14 +28,15 @@ class Config(BaseConfig):
     """Settings for `add_middleware`: the fields of `api_analytics.fastapi.Config`, with
     mappers that are functions of the Flask `Request`."""
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
+    get_path: Mapper[Request] = reads("path")
+    get_ip_address: Mapper[Request] = reads("remote_addr")
+    get_hostname: Mapper[Request] = reads("host", then=host_name)
+    get_user_agent: Mapper[Request] = reads("headers", "User-Agent")
+    get_user_id: Mapper[Request] = no_user_id
 
 
-_DEFAULTS = default_mappers(Config)
+_ADAPTER = Adapter("Flask", Config)
+_DEFAULTS = _ADAPTER.defaults  # bench/middleware_wsgi_app.py tells this package by it
 
 
 def add_middleware(app: Flask, api_key: str, config: Config | None = None) -> None:
@@ -66,8 +44,7 @@ def add_middleware(app: Flask, api_key: str, config: Config | None = None) -> No
 
     Misconfigured (no key, a bad setting), it logs one error and leaves `app` untouched.
     """
-    config = Config() if config is None else config
-    recorder = Recorder.create(api_key, config, FRAMEWORK, _DEFAULTS)
+    recorder = _ADAPTER.recorder(api_key, config)
     if recorder is None:
         return
     app.wsgi_app = WSGIAnalytics(app.wsgi_app, recorder)  # type: ignore[method-assign]

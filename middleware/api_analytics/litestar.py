@@ -10,7 +10,6 @@ requests that match a route, so an unknown path (404) is not logged.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -20,35 +19,11 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 
-from .asgi import ASGIAnalytics, ASGIApp, Receive, Scope, Send
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .asgi import ASGIAnalytics, ASGIApp, Receive, Scope, Send, client_host
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig
 
 __all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
-
-FRAMEWORK = "Litestar"
-
-Mapper = Callable[[Request], str | None]
-
-
-def default_get_path(request: Request) -> str | None:
-    return request.scope.get("path")
-
-
-def default_get_ip_address(request: Request) -> str | None:
-    client = request.scope.get("client")
-    return client[0] if client else None
-
-
-def default_get_hostname(request: Request) -> str | None:
-    return request.url.hostname
-
-
-def default_get_user_agent(request: Request) -> str | None:
-    return request.headers.get("user-agent")
-
-
-def default_get_user_id(request: Request) -> str | None:
-    return None
 
 
 @dataclass
@@ -56,14 +31,14 @@ class Config(BaseConfig):
     """Settings for `Analytics`: the fields of `api_analytics.fastapi.Config`, with
     mappers that are functions of the Litestar `Request`."""
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
+    get_path: Mapper[Request] = reads("scope", "path")
+    get_ip_address: Mapper[Request] = client_host
+    get_hostname: Mapper[Request] = reads("url.hostname")
+    get_user_agent: Mapper[Request] = reads("headers", "user-agent")
+    get_user_id: Mapper[Request] = no_user_id
 
 
-_DEFAULTS = default_mappers(Config)
+_ADAPTER = Adapter("Litestar", Config)
 
 
 class _RouteAnalytics(ASGIAnalytics):
@@ -81,8 +56,7 @@ class Analytics(ASGIMiddleware, InitPlugin):
     scopes = (ScopeType.HTTP,)
 
     def __init__(self, api_key: str, config: Config | None = None) -> None:
-        config = Config() if config is None else config
-        self._recorder = Recorder.create(api_key, config, FRAMEWORK, _DEFAULTS)
+        self._recorder = _ADAPTER.recorder(api_key, config)
 
     def __call__(self, app: ASGIApp) -> ASGIApp:  # type: ignore[override]
         # Our own ASGI wrapper rather than ASGIMiddleware's: it skips nothing, and the

@@ -1,26 +1,29 @@
-"""What every framework adapter shares: the checked settings, the client, the user's mappers.
+"""What every framework adapter shares: its set-up, the client, and recording a request.
 
 Each adapter (`api_analytics.flask`, `.django`, ...) reads the few request values it needs
-straight from its framework's request, calls `Recorder.map` only when the user set
-mappers, and hands one tuple to `Recorder.add`. Everything else happens in the flusher
-thread of `api_analytics.core`.
+straight from its framework's request, and applies the user's mappers (`Recorder.map`)
+only when there are any: the ASGI and WSGI request paths inline this, the adapters that
+hook into their framework hand what they read to `Recorder.record`. Everything else
+happens in the flusher thread of `api_analytics.core`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from .core import Client
+from .mappers import custom_mappers, default_mappers
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SERVER_URL = "http://localhost:8000"
-MAPPER_NAMES = ("get_path", "get_ip_address", "get_hostname", "get_user_agent", "get_user_id")
 DELIVERY_SETTINGS = (
     "flush_interval", "max_batch", "max_buffer", "shutdown_timeout", "request_timeout",
     "retry_backoff", "retry_backoff_max",
@@ -51,11 +54,26 @@ class BaseConfig:
     retry_backoff_max: float = field(default=60.0, kw_only=True)
 
 
-def default_mappers(config_class: type) -> dict[str, Callable]:
-    """The default of each mapper field of a framework's `Config` class."""
-    defaults = {f.name: f.default for f in fields(config_class) if f.name in MAPPER_NAMES}
-    assert set(defaults) == set(MAPPER_NAMES), config_class
-    return defaults
+class Adapter:
+    """A framework module as the core sees it: the name it reports to the server, and its
+    `Config` class with that class's default mappers."""
+
+    __slots__ = ("framework", "config_class", "defaults")
+
+    def __init__(self, framework: str, config_class: type) -> None:
+        self.framework = framework
+        self.config_class = config_class
+        self.defaults = default_mappers(config_class)
+
+    def recorder(
+        self, api_key: Any, config: Any = None, *, per_request: bool = False
+    ) -> Recorder | None:
+        """`Recorder.create` for the user's key and `Config` (None: the default one)."""
+        if config is None:
+            config = self.config_class()
+        return Recorder.create(
+            api_key, config, self.framework, self.defaults, per_request=per_request
+        )
 
 
 class Recorder:
@@ -119,6 +137,30 @@ class Recorder:
             self.client._add_slowly(buffer)
         buffer.append(record)
 
+    def record(
+        self, request: Any, started: float, finished: float, status: Any,
+        path: Any, host: Any, agent: Any, ip: Any,
+    ) -> None:  # fmt: skip
+        """Buffer one request from an adapter's hook, given the defaults it read: path,
+        hostname (the Host header's bytes, which the flusher parses, or a str kept as it
+        is), user agent and client address. The user's mappers, if any, replace them.
+
+        The hook reads and calls this inside its own `try`: the host app never sees an
+        exception of the recording.
+        """
+        user_id = None
+        if self.custom:
+            path, host, agent, ip, user_id = self.map(request, path, host, agent, ip)
+        buffer = self.buffer
+        # `add`, inlined: buffering the record costs no call beyond this one.
+        if len(buffer) >= self.client._slow_at:
+            self.client._add_slowly(buffer)
+        buffer.append((started, finished, request.method, path, status, host, agent, ip, user_id))
+
+    async def close_in_thread(self) -> None:
+        """The final flush, from an asyncio event loop it must not block."""
+        await asyncio.get_running_loop().run_in_executor(None, self.client.close)
+
     def map(self, request: Any, path: Any, host: Any, agent: Any, ip: Any) -> tuple:
         """Apply the user's mappers; a failing one nulls its field and warns once.
 
@@ -165,18 +207,28 @@ class Recorder:
         )
 
 
-def custom_mappers(config: Any, defaults: dict[str, Callable], privacy: int) -> dict[str, Callable]:
-    """The mappers the user replaced (the defaults are read inline by each adapter)."""
-    custom = {}
-    for name, default in defaults.items():
-        mapper = getattr(config, name)
-        if not callable(mapper):
-            raise ValueError(f"{name} must be a function of the request")
-        if mapper is not default:
-            custom[name] = mapper
-    if privacy == 2:
-        custom.pop("get_ip_address", None)  # level 2 never calls the IP mapper
-    return custom
+def header_recorder(ip_attribute: str) -> Callable[[Recorder, Any, float, float, Any], None]:
+    """The hook body of a framework whose request has `path`, case-insensitive `headers`
+    with values decoded from UTF-8 with surrogateescape (aiohttp, Sanic), and the client
+    address in the attribute `ip_attribute`: `record(recorder, request, started,
+    finished, status)`."""
+    get_ip = attrgetter(ip_attribute)
+
+    def record(
+        recorder: Recorder, request: Any, started: float, finished: float, status: Any
+    ) -> None:
+        try:
+            headers = request.headers
+            host = headers.get("Host")
+            if host is not None:
+                host = host.encode("utf-8", "surrogateescape")  # its bytes: the flusher parses them
+            ip = get_ip(request) if recorder.privacy != 2 else None
+            agent = headers.get("User-Agent")
+            recorder.record(request, started, finished, status, request.path, host, agent, ip)
+        except Exception as exc:  # never let recording break the host request
+            recorder.warn_once("recording the request", type(exc).__name__)
+
+    return record
 
 
 _clients: dict[tuple, Client] = {}

@@ -11,44 +11,20 @@ in `after_server_stop`, which Sanic reaches on SIGINT and SIGTERM.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
 
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, header_recorder
 
 __all__ = ["DEFAULT_SERVER_URL", "Config", "add_middleware"]
 
-FRAMEWORK = "Sanic"
 # Sanic runs request middleware by descending priority and response middleware by
 # ascending priority: the highest makes ours the outermost of both.
 PRIORITY = 1_000_000
-
-Mapper = Callable[[Request], str | None]
-
-
-def default_get_path(request: Request) -> str | None:
-    return request.path
-
-
-def default_get_ip_address(request: Request) -> str | None:
-    return request.ip
-
-
-def default_get_hostname(request: Request) -> str | None:
-    return request.server_name
-
-
-def default_get_user_agent(request: Request) -> str | None:
-    return request.headers.get("user-agent")
-
-
-def default_get_user_id(request: Request) -> str | None:
-    return None
 
 
 @dataclass
@@ -56,14 +32,15 @@ class Config(BaseConfig):
     """Settings for `add_middleware`: the fields of `api_analytics.fastapi.Config`, with
     mappers that are functions of the Sanic `Request`."""
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
+    get_path: Mapper[Request] = reads("path")
+    get_ip_address: Mapper[Request] = reads("ip")
+    get_hostname: Mapper[Request] = reads("server_name")
+    get_user_agent: Mapper[Request] = reads("headers", "user-agent")
+    get_user_id: Mapper[Request] = no_user_id
 
 
-_DEFAULTS = default_mappers(Config)
+_ADAPTER = Adapter("Sanic", Config)
+_record = header_recorder("ip")
 
 
 def add_middleware(app: Sanic, api_key: str, config: Config | None = None) -> None:
@@ -71,8 +48,7 @@ def add_middleware(app: Sanic, api_key: str, config: Config | None = None) -> No
 
     Misconfigured (no key, a bad setting), it logs one error and leaves `app` untouched.
     """
-    config = Config() if config is None else config
-    recorder = Recorder.create(api_key, config, FRAMEWORK, _DEFAULTS)
+    recorder = _ADAPTER.recorder(api_key, config)
     if recorder is None:
         return
 
@@ -80,31 +56,13 @@ def add_middleware(app: Sanic, api_key: str, config: Config | None = None) -> No
         request.ctx._api_analytics_started = perf_counter()
 
     def record(request: Request, response: HTTPResponse) -> None:
-        _record(recorder, request, response)
+        finished = perf_counter()
+        started = getattr(request.ctx, "_api_analytics_started", finished)
+        _record(recorder, request, started, finished, response.status)
 
     async def flush(app: Sanic, loop: Any = None) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, recorder.client.close)
+        await recorder.close_in_thread()
 
     app.on_request(start_clock, priority=PRIORITY)
     app.on_response(record, priority=PRIORITY)
     app.after_server_stop(flush)
-
-
-def _record(recorder: Recorder, request: Request, response: HTTPResponse) -> None:
-    finished = perf_counter()
-    try:
-        started = getattr(request.ctx, "_api_analytics_started", finished)
-        headers = request.headers
-        host = headers.get("host")
-        if host is not None:
-            host = host.encode("utf-8", "surrogateescape")  # the flusher parses the header
-        path = request.path
-        agent = headers.get("user-agent")
-        ip = request.ip if recorder.privacy != 2 else None
-        user_id = None
-        if recorder.custom:
-            path, host, agent, ip, user_id = recorder.map(request, path, host, agent, ip)
-        status = response.status
-        recorder.add((started, finished, request.method, path, status, host, agent, ip, user_id))
-    except Exception as exc:  # never let recording break the host request
-        recorder.warn_once("recording the request", type(exc).__name__)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import fastapi
-from .recorder import DEFAULT_SERVER_URL, default_mappers
+from .recorder import DEFAULT_SERVER_URL, Adapter
 
 __all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
 
@@ -24,6 +24,4 @@ class Config(fastapi.Config):
 class Analytics(fastapi.Analytics):
     """Logs every HTTP request of the wrapped Starlette app to an API Analytics server."""
 
-    framework = "Starlette"
-    config_class = Config
-    defaults = default_mappers(Config)
+    adapter = Adapter("Starlette", Config)

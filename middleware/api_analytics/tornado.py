@@ -13,7 +13,6 @@ was handed to the connection (an exception Tornado turned into a 500 is logged a
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -21,33 +20,10 @@ from typing import Any
 from tornado.httputil import HTTPServerRequest
 from tornado.web import Application, RequestHandler
 
-from .recorder import DEFAULT_SERVER_URL, BaseConfig, Recorder, default_mappers
+from .mappers import Mapper, no_user_id, reads
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, Recorder
 
 __all__ = ["DEFAULT_SERVER_URL", "Analytics", "Config"]
-
-FRAMEWORK = "Tornado"
-
-Mapper = Callable[[HTTPServerRequest], str | None]
-
-
-def default_get_path(request: HTTPServerRequest) -> str | None:
-    return request.path
-
-
-def default_get_ip_address(request: HTTPServerRequest) -> str | None:
-    return request.remote_ip
-
-
-def default_get_hostname(request: HTTPServerRequest) -> str | None:
-    return request.host_name
-
-
-def default_get_user_agent(request: HTTPServerRequest) -> str | None:
-    return request.headers.get("User-Agent")
-
-
-def default_get_user_id(request: HTTPServerRequest) -> str | None:
-    return None
 
 
 @dataclass
@@ -55,14 +31,14 @@ class Config(BaseConfig):
     """Settings for `Analytics`: the fields of `api_analytics.fastapi.Config`, with
     mappers that are functions of Tornado's `HTTPServerRequest`."""
 
-    get_path: Mapper = default_get_path
-    get_ip_address: Mapper = default_get_ip_address
-    get_hostname: Mapper = default_get_hostname
-    get_user_agent: Mapper = default_get_user_agent
-    get_user_id: Mapper = default_get_user_id
+    get_path: Mapper[HTTPServerRequest] = reads("path")
+    get_ip_address: Mapper[HTTPServerRequest] = reads("remote_ip")
+    get_hostname: Mapper[HTTPServerRequest] = reads("host_name")
+    get_user_agent: Mapper[HTTPServerRequest] = reads("headers", "User-Agent")
+    get_user_id: Mapper[HTTPServerRequest] = no_user_id
 
 
-_DEFAULTS = default_mappers(Config)
+_ADAPTER = Adapter("Tornado", Config)
 _MAX_CACHED = 256
 _recorders: dict[tuple[Any, int], tuple[Any, Recorder | None]] = {}
 _recorders_lock = threading.Lock()
@@ -79,9 +55,7 @@ def _recorder_for(api_key: Any, config: Config | None) -> Recorder | None:
     cached = _recorders.get(key)
     if cached is not None and cached[0] is config:
         return cached[1]
-    recorder = Recorder.create(
-        api_key, Config() if config is None else config, FRAMEWORK, _DEFAULTS, per_request=True
-    )
+    recorder = _ADAPTER.recorder(api_key, config, per_request=True)
     with _recorders_lock:
         if len(_recorders) >= _MAX_CACHED:
             _recorders.clear()
@@ -110,16 +84,11 @@ class Analytics(RequestHandler):
         if recorder is not None:
             try:
                 request = self.request
-                path = request.path
-                host = request.host_name
-                agent = request.headers.get("User-Agent")
                 ip = request.remote_ip if recorder.privacy != 2 else None
-                user_id = None
-                if recorder.custom:
-                    path, host, agent, ip, user_id = recorder.map(request, path, host, agent, ip)
-                recorder.add(
-                    (self._analytics_started, finished, request.method, path, self.get_status(),
-                     host, agent, ip, user_id)
+                agent = request.headers.get("User-Agent")
+                recorder.record(
+                    request, self._analytics_started, finished, self.get_status(), request.path,
+                    request.host_name, agent, ip,
                 )  # fmt: skip
             except Exception as exc:  # never let recording break the host request
                 recorder.warn_once("recording the request", type(exc).__name__)

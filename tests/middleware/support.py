@@ -145,12 +145,6 @@ class Collector:
         raise AssertionError(f"expected {count} POSTs, got {len(self.deliveries)}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class RunningServer:
     url: str
