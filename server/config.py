@@ -1,23 +1,27 @@
-"""Settings, read from environment variables in one place and typed once."""
+"""Settings, read from environment variables in one place and typed once, with pydantic-settings."""
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = ROOT / "data"
 DEFAULT_GEOIP = "geo-whois-asn-country.mmdb"
+SCHEMES = {"smtp": 587, "smtps": 465}
 
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the process must not start."""
-
-
-def _as_bool(value: str) -> bool:
-    return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
 def normalise_database_url(url: str) -> str:
@@ -28,8 +32,58 @@ def normalise_database_url(url: str) -> str:
     return url
 
 
-@dataclass
-class Config:
+@dataclass(frozen=True)
+class SmtpSettings:
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never the password, wherever it is printed
+        return f"SmtpSettings({self.scheme}://{self.host}:{self.port})"
+
+
+def parse_smtp_url(url: str) -> SmtpSettings:
+    """smtp://user:pass@host:587 (STARTTLS) or smtps://user:pass@host:465 (implicit TLS)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError("SMTP_URL is malformed (smtp://user:pass@host:587)") from exc
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        raise ConfigError(
+            "SMTP_URL must look like smtp://user:pass@host:587 (STARTTLS) or "
+            "smtps://user:pass@host:465 (TLS)"
+        )
+    return SmtpSettings(
+        parts.scheme,
+        parts.hostname,
+        port or SCHEMES[parts.scheme],
+        unquote(parts.username) if parts.username else None,
+        unquote(parts.password) if parts.password else None,
+    )
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """The variables named exactly like the settings, from `environ` (not always os.environ)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        # `extra` is for code to fill; any variable of that name is someone else's.
+        value = None if field_name == "extra" else self.environ.get(field_name)
+        return value, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        fields = self.settings_cls.model_fields.items()
+        found = (self.get_field_value(field, name) for name, field in fields)
+        return {name: value for value, name, _ in found if value is not None}
+
+
+class Config(BaseSettings):
     """Every setting the server, worker and dashboard read.
 
     Each field maps to the upper-case environment variable of the same name.
@@ -87,28 +141,47 @@ class Config:
     # `make run` creates the demo key's data on the first start and tops it up later.
     SEED_DEMO: bool = True
     TESTING: bool = False
-    extra: dict = field(default_factory=dict)
+    extra: dict = Field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, environ: dict | None = None, **overrides) -> Config:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Config(...) holds its keywords and the defaults, no more: the environment is read
+        # by from_env alone, from the mapping it is given (tests pass {} to shut it out).
+        return (init_settings,)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _parse_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Text becomes a number by int() and a flag by 1/true/yes/on, as it always has:
+        pydantic's own rules refuse a flag like `enabled` (off here) and report at length."""
+        if not isinstance(value, str):
+            return value
+        kind = cls.model_fields[info.field_name].annotation
+        if kind is bool:
+            return value.strip().lower() in {"1", "true", "yes", "on"}
+        if kind is int:
+            try:
+                return int(value)
+            except ValueError as exc:
+                # Not a ValueError, so pydantic lets it through as it is: one line for the
+                # operator instead of a validation report.
+                raise ConfigError(
+                    f"{info.field_name} must be a whole number, not {value!r}"
+                ) from exc
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> Config:
         """Build a Config from the environment, then apply explicit overrides."""
         environ = os.environ if environ is None else environ
-        values = {}
-        for f in fields(cls):
-            if f.name == "extra" or f.name not in environ:
-                continue
-            raw = environ[f.name]
-            try:
-                if f.type == "int":
-                    values[f.name] = int(raw)
-                elif f.type == "bool":
-                    values[f.name] = _as_bool(raw)
-                else:
-                    values[f.name] = raw
-            except ValueError as exc:
-                raise ConfigError(f"{f.name} must be a whole number, not {raw!r}") from exc
-        values.update(overrides)
-        config = cls(**values)
+        config = cls(**{**_Environment(cls, environ)(), **overrides})
         config.finalise()
         return config
 
@@ -153,8 +226,6 @@ class Config:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
         if self.SMTP_URL:
-            from server.smtp import parse_smtp_url
-
             parse_smtp_url(self.SMTP_URL)  # a malformed one stops the start, naming it
         if self.KEY_ROTATION_GRACE_HOURS < 0:
             raise ConfigError(
