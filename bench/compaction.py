@@ -3,7 +3,7 @@
 Compaction merges a month's small files into one. Until 2026-12-03 it sorted the rows of
 the current month's files again by time, with every core of the engine; each file is in
 time order already (the export writes it so), and now one thread copies their rows one
-file after another (worker.export.rewrite, server.lake.engine.streaming_cursor).
+file after another (server.lake.export.rewrite, server.lake.engine.streaming_cursor).
 
 This writes `--files` files of `--file-rows` realistic rows each (bench.lake_load:
 consecutive spans of time, each file sorted, as the export leaves them), then merges them
@@ -56,12 +56,12 @@ def main() -> None:
     if args.quick:
         args.file_rows, args.repeats = 20_000, 1
 
-    from server.auth import create_key
     from server.config import Config, use_config
     from server.db import init_engine
+    from server.keys.api_keys import create_key
     from server.lake import engine, layout
+    from server.lake.layout import PARQUET_OPTIONS
     from server.lake.source import sql_str
-    from worker.export import PARQUET_OPTIONS
 
     data_dir = tempfile.mkdtemp(prefix="bench-compaction-")
     atexit.register(shutil.rmtree, data_dir, True)  # the store: gigabytes at full size
@@ -89,7 +89,7 @@ def main() -> None:
                 progress(f"file {i + 1}/{args.files}: {args.file_rows:,} rows")
             source = f"SELECT {layout.lake_select_list()} FROM read_parquet([{', '.join(files)}])"
             out = sql_str(str(Path(data_dir) / "merged.parquet"))
-        # Before: the process's engine (every core), the rows sorted again. Now: worker.export
+        # Before: the process's engine (every core), the rows sorted again. Now: server.lake.export
         # rewrite's way, one thread (engine.streaming_cursor), file after file.
         ways = {
             "re-sorted by time (before)": (engine.cursor, f"{source} ORDER BY {layout.TIME_ORDER}"),

@@ -6,7 +6,7 @@ and the catalog, the export job's layout), plus --hot rows in the hot table, the
 fresh process (whose peak RSS is reported), for every period and every filter set (none,
 one click of each dimension, two clicks):
 
-- times the refresh exactly as the page's callback runs it (dash_app.overview.refresh:
+- times the refresh exactly as the page's callback runs it (dash_app.panels.refresh:
   every question, pandas shaping and Plotly figures), median of --repeats;
 - checks its requests and users against an independent count (plain SQL over the files
   and hot rows, written here, not by the planner under test).
@@ -16,7 +16,7 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
     python bench/dashboard.py                     # 10 M + 10 M rows (about 5 minutes to load)
     python bench/dashboard.py --rows 200000 --other-rows 0 --repeats 1   # a smoke run
     python bench/dashboard.py --rows 100000000 --periods all --filters none   # 100 M rows
-    python bench/dashboard.py --compare   # and each digest-answered case from the rows alone
+    python bench/dashboard.py --compare   # and each summary-answered case from the rows alone
 """
 
 from __future__ import annotations
@@ -129,8 +129,8 @@ def expected_counts(url, data_dir, key_id, periods, which, memory_mb, now_iso, o
     """Runs in a process of its own: the filter sets, and each one's requests and users
     counted by plain SQL over the same files and hot rows (not by the planner under test).
     Apart from the measuring process so that its peak RSS is the refresh's alone."""
-    from dash_app.filters import window_for
     from server.lake.source import open_rows
+    from server.stats.filters import window_for
 
     bind(settings_for(url, data_dir, memory_mb))
     now = datetime.fromisoformat(now_iso)
@@ -152,10 +152,10 @@ def expected_counts(url, data_dir, key_id, periods, which, memory_mb, now_iso, o
 
 def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, compare=False):
     """Runs in a fresh process: the refresh of every case; writes results to `out`. With
-    `compare`, each case that digests answer is also refreshed from the rows alone (the
-    way every click was answered before digest families), the two ways alternated."""
-    from dash_app.filters import Filters
-    from dash_app.overview import refresh
+    `compare`, each case that summaries answer is also refreshed from the rows alone (the
+    way every click was answered before summary families), the two ways alternated."""
+    from dash_app.panels import refresh
+    from server.stats.filters import Filters
 
     bind(settings_for(url, data_dir, memory_mb))
     now = datetime.fromisoformat(now_iso)
@@ -168,7 +168,7 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
         for dim, value in clicks:
             filters = filters.with_click(dim, value)
         times, baseline = [], []
-        compared = compare and answered_by_digests(key_id, filters, now)
+        compared = compare and answered_by_summaries(key_id, filters, now)
         for _ in range(repeats):
             started = time.perf_counter()
             data, _figures = refresh(key_id, filters, now)
@@ -207,30 +207,30 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
     Path(out).write_text(json.dumps({"results": results, "rss_mb": rss}))
 
 
-def answered_by_digests(key_id: int, filters, now: datetime) -> bool:
-    """Whether closed months' digests answer part of this refresh."""
-    from dash_app.filters import window_for
-    from dash_app.stats import digests
+def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
+    """Whether closed months' summaries answer part of this refresh."""
     from server.lake.source import open_rows
+    from server.stats import summaries
+    from server.stats.filters import window_for
 
     window = window_for(filters.period, now)
-    if not digests.usable(filters, window):
+    if not summaries.usable(filters, window):
         return False
     with open_rows(key_id) as rows:
-        return bool(digests.covered(rows.snapshot.files, window))
+        return bool(summaries.covered(rows.snapshot.files, window))
 
 
 @contextlib.contextmanager
 def rows_only():
     """Refreshes inside answer every question from the rows: the baseline of --compare."""
-    from dash_app.stats import digests
+    from server.stats import summaries
 
-    usable = digests.usable
-    digests.usable = lambda filters, window: False
+    usable = summaries.usable
+    summaries.usable = lambda filters, window: False
     try:
         yield
     finally:
-        digests.usable = usable
+        summaries.usable = usable
 
 
 def peak_rss_mb() -> float:
@@ -253,16 +253,16 @@ def in_process(target, *args) -> None:
 
 
 def bytes_per_row(db, settings, total_rows: int) -> dict:
-    """Everything on disk: every file under the store (data files and their digests, as
+    """Everything on disk: every file under the store (data files and their summaries, as
     the filesystem has them, not as the catalog counts them) and every table of ours
     with its indexes and TOAST."""
     from sqlalchemy import text
 
-    from server.lake.digest import SUFFIX
+    from server.lake.summaries import SUFFIX
 
     files = [p for p in Path(settings.LAKE_URL).rglob("*") if p.is_file()]
     file_bytes = sum(p.stat().st_size for p in files)
-    digest_bytes = sum(p.stat().st_size for p in files if p.name.endswith(SUFFIX))
+    summary_bytes = sum(p.stat().st_size for p in files if p.name.endswith(SUFFIX))
     with db.connect() as conn:
         tables = conn.execute(
             text(
@@ -273,7 +273,7 @@ def bytes_per_row(db, settings, total_rows: int) -> dict:
         ).scalar()
     return {
         "file_bytes": file_bytes,
-        "digest_bytes": digest_bytes,
+        "summary_bytes": summary_bytes,
         "table_bytes": int(tables),
         "per_row": (file_bytes + int(tables)) / max(total_rows, 1),
     }
@@ -293,7 +293,7 @@ def store_dir(keep: str | None):
 def load_all(db, settings, args, now: datetime) -> int:
     """The key's rows, the other key's and the hot rows; the key's id."""
     from bench.lake_load import load_key
-    from server.auth import create_key
+    from server.keys.api_keys import create_key
 
     with db.begin() as conn:
         key_id, _ = create_key(conn)
@@ -322,7 +322,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument(
         "--compare", action="store_true",
-        help="also refresh each case digests answer from the rows alone, and print the ratio",
+        help="also refresh each case summaries answer from the rows alone, and print the ratio",
     )  # fmt: skip
     parser.add_argument(
         "--keep", metavar="NAME",
@@ -384,7 +384,7 @@ def main() -> int:
     )
     print(
         f"bytes per stored row: {size['per_row']:.1f} (files {size['file_bytes']:,} B, "
-        f"of which digests {size['digest_bytes']:,} B, "
+        f"of which summaries {size['summary_bytes']:,} B, "
         f"tables {size['table_bytes']:,} B; target {TARGET_BYTES_PER_ROW})"
     )
     if args.json:
@@ -396,18 +396,34 @@ def _hot_rows(db, key_id: int, count: int, now: datetime) -> None:
     """Recent rows left in the hot table, as the enrichment job writes them."""
     from datetime import timedelta
 
+    from server.lake.layout import stored_row
     from server.lake.users import number_users
-    from server.lake.write import build_row, store_rows
+    from server.lake.write import store_rows
 
     ips = [f"198.51.100.{i}" for i in range(200)]
     numbers = number_users(db, {(key_id, ip) for ip in ips})
     rows = [
-        build_row(key_id, now - timedelta(seconds=i * 3), "api.acme.dev", f"/v1/users/{i % 97}",
-                  "GET", 200 if i % 9 else 503, 20 + i % 300, ips[i % 200], "US", None,
-                  "FastAPI", "curl/8.5.0", "curl", "Other", "other", False,
-                  numbers[(key_id, ips[i % 200])])
+        stored_row(
+            key_id=key_id,
+            created_at=now - timedelta(seconds=i * 3),
+            hostname="api.acme.dev",
+            path=f"/v1/users/{i % 97}",
+            method="GET",
+            status=200 if i % 9 else 503,
+            response_time=20 + i % 300,
+            ip_address=ips[i % 200],
+            location="US",
+            user_id=None,
+            framework="FastAPI",
+            user_agent="curl/8.5.0",
+            browser="curl",
+            os="Other",
+            device="other",
+            bot=False,
+            ux=numbers[(key_id, ips[i % 200])],
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
     with db.begin() as conn:
         store_rows(conn, rows)
 

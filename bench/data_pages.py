@@ -34,7 +34,8 @@ def naive():
     """Pages found by sorting every matching row (no per-day counts first). Sorting ten
     million rows does not fit the engine's 256 MB (out of memory), so the naive way gets
     4 GB: a baseline that runs, not a fair fight on memory."""
-    from server.lake import engine, rows
+    from server.lake import engine
+    from server.lake import pages as rows
 
     current = rows.page_window
     rows.page_window = lambda _rows, where, offset, _size, newest_first: (where, offset)
@@ -58,8 +59,8 @@ def main() -> int:
 
     from bench.dashboard import _hot_rows, bind, settings_for
     from bench.lake_load import load_key
-    from server.auth import create_key
-    from server.requests_query import RequestFilter, fetch_page_json
+    from server.keys.api_keys import create_key
+    from server.stats.raw import RequestFilter, data_page_json
 
     with fresh_database() as url, tempfile.TemporaryDirectory() as data_dir:
         settings = settings_for(url, data_dir, 256)
@@ -80,11 +81,11 @@ def main() -> int:
                 ours, theirs = [], []
                 for _ in range(args.repeats):
                     started = time.perf_counter()
-                    body, count = fetch_page_json(filters, page, PAGE_ROWS, compact)
+                    body, count = data_page_json(filters, page, PAGE_ROWS, compact)
                     ours.append(time.perf_counter() - started)
                     with naive():
                         started = time.perf_counter()
-                        expected, _ = fetch_page_json(filters, page, PAGE_ROWS, compact)
+                        expected, _ = data_page_json(filters, page, PAGE_ROWS, compact)
                         theirs.append(time.perf_counter() - started)
                     assert body == expected, f"page {page}: the two ways disagree"
                 want = PAGE_ROWS if page < last else total - (last - 1) * PAGE_ROWS

@@ -11,7 +11,7 @@ This stores `--rows` rows in a fresh SQLite database, then copies them into the 
 both ways, alternated `--repeats` times, with no writer running (the attach is only safe
 so), and prints the median seconds of each and their ratio. A reader copies the key's
 hot rows past the export boundary (at most LAKE_EXPORT_SECONDS of traffic, 10 s by
-default); an export step copies up to worker.export.STEP_ROWS (100,000).
+default); an export step copies up to server.lake.export.STEP_ROWS (100,000).
 
 Run: `bench/hot_copy.py` (100,000 rows, 5 repeats); `--quick` (10,000 rows, 2 repeats).
 """
@@ -45,12 +45,13 @@ def main() -> None:
     if args.quick:
         args.rows, args.repeats = 10_000, 2
 
-    from server.auth import create_key
     from server.cli import upgrade_database
     from server.config import Config, use_config
     from server.db import init_engine
+    from server.keys.api_keys import create_key
     from server.lake import engine, layout, source
-    from server.lake.write import build_row, store_rows
+    from server.lake.layout import stored_row
+    from server.lake.write import store_rows
 
     data_dir = tempfile.mkdtemp(prefix="bench-hot-copy-")
     atexit.register(shutil.rmtree, data_dir, True)
@@ -64,12 +65,27 @@ def main() -> None:
     progress(f"storing {args.rows:,} rows in {path}")
     now = datetime.now(UTC)
     rows = [
-        build_row(key_id, now - timedelta(milliseconds=i), "api.example.com", f"/v1/items/{i}",
-                  "GET", 200, 12, f"10.0.{i % 250}.{i % 199}", "GB", f"user-{i % 5000}",
-                  "FastAPI", "Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0", "Firefox",
-                  "Linux", "pc", False, i % 5000)
+        stored_row(
+            key_id=key_id,
+            created_at=now - timedelta(milliseconds=i),
+            hostname="api.example.com",
+            path=f"/v1/items/{i}",
+            method="GET",
+            status=200,
+            response_time=12,
+            ip_address=f"10.0.{i % 250}.{i % 199}",
+            location="GB",
+            user_id=f"user-{i % 5000}",
+            framework="FastAPI",
+            user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0",
+            browser="Firefox",
+            os="Linux",
+            device="pc",
+            bot=False,
+            ux=i % 5000,
+        )
         for i in range(args.rows)
-    ]  # fmt: skip
+    ]
     with db.begin() as conn:
         store_rows(conn, rows)
 

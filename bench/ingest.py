@@ -10,7 +10,7 @@ database and a private Redis, then:
    (3) on fresh keys, the median round reported (the machine is shared and noisy);
 2. freshness (--freshness-seconds, 0 skips it): with a year of history (--history rows)
    in the store for the key, ingests at --rate rows/s while a probe POSTs a marked row
-   every second and asks the dashboard's own questions (dash_app.stats) until it counts
+   every second and asks the dashboard's own questions (server.stats) until it counts
    it: the lag from the probe's 201 to the dashboard counting it, p50/p99.
 
     .venv/bin/python bench/ingest.py            # full run (about 12 minutes)
@@ -173,7 +173,7 @@ def staged_batches(engine, key_id: int) -> int:
 
 
 def key_id_of(engine, key: str) -> int:
-    from server.auth import lookup_key
+    from server.keys.api_keys import lookup_key
 
     with engine.connect() as conn:
         return lookup_key(conn, key)
@@ -231,19 +231,34 @@ def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) 
     computed beforehand), into a twin of the hot table, from Python, same session."""
     import psycopg
 
-    from server.lake.layout import WRITE_NAMES
-    from server.lake.write import build_row
+    from server.lake.layout import WRITE_NAMES, stored_row
 
     conninfo = database_url.replace("postgresql+psycopg://", "postgresql://")
     with psycopg.connect(conninfo, autocommit=False) as conn:
         conn.execute("CREATE TABLE requests_copy (LIKE requests INCLUDING ALL)")
         conn.commit()
         tuples = [
-            build_row(key_id, r["created_at"], r["hostname"], r["path"], r["method"],
-                      r["status"], round(r["response_time"]), r["ip_address"], None,
-                      r["user_id"], "FastAPI", r["user_agent"], None, None, None, False, i)
+            stored_row(
+                key_id=key_id,
+                created_at=r["created_at"],
+                hostname=r["hostname"],
+                path=r["path"],
+                method=r["method"],
+                status=r["status"],
+                response_time=round(r["response_time"]),
+                ip_address=r["ip_address"],
+                location=None,
+                user_id=r["user_id"],
+                framework="FastAPI",
+                user_agent=r["user_agent"],
+                browser=None,
+                os=None,
+                device=None,
+                bot=False,
+                ux=i,
+            )
             for i, r in enumerate(rows)
-        ]  # fmt: skip
+        ]
         started = time.perf_counter()
         for i in range(0, len(tuples), batch):
             with (
@@ -270,7 +285,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
     one-row batch with a fresh user id; one reader, like a person refreshing the page
     every `read_every` seconds (0: without pause), opens the key's rows (files and hot
     rows, as every refresh does) and counts, with the overview's WHERE clause
-    (dash_app.stats), the rows of each probe not yet counted, by its user number: the lag
+    (server.stats), the rows of each probe not yet counted, by its user number: the lag
     runs from the probe's 201 to the first snapshot that counts it. (Until 2026-12-02 each
     probe polled on its own, up to 8 at once every 100 ms: 80 full reads a second, a load
     no dashboard makes, and under lag probes queued behind each other. Until 2026-12-03
@@ -279,10 +294,10 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
     """
     from sqlalchemy import select
 
-    from dash_app.filters import Filters, window_for
-    from dash_app.stats import plan
+    from server.lake.models import key_users
     from server.lake.source import open_rows
-    from server.models import key_users
+    from server.stats import plan
+    from server.stats.filters import Filters, window_for
 
     key_id = key_id_of(engine, key)
     poster = Poster(base)
@@ -330,7 +345,7 @@ def freshness(base, settings, engine, key, bodies, rate, seconds, batch, read_ev
 
     def read() -> None:
         # One snapshot answers for every waiting probe: the overview's question for the
-        # 24-hour window (its WHERE clause, dash_app.stats), counted per user number
+        # 24-hour window (its WHERE clause, server.stats), counted per user number
         # (given at enrichment, looked up as a user click is) rather than once per probe,
         # so the reader's own work does not grow with the probes it waits for.
         last_read = 0.0

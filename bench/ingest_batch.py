@@ -1,6 +1,6 @@
 """The web's CPU for one ingest batch, column by column against row by row, in one process.
 
-Each 1,000-row batch goes from its JSON body to the rows as stored (server.lake.batch):
+Each 1,000-row batch goes from its JSON body to the rows as stored (server.ingest.columns):
 parsed, checked, users numbered and agents resolved against a database (cached after the
 first pass, as in a running web process), countries looked up, enriched. Both ways run
 over the same bodies, alternated `--repeats` times, with timestamps to the microsecond
@@ -40,11 +40,13 @@ def main() -> None:
     if args.quick:
         args.rows, args.repeats = 20_000, 2
 
-    from server import geo, useragents
     from server.cli import upgrade_database
     from server.db import init_engine
-    from server.ingest import validate_rows
-    from server.lake.batch import Columns, Rows
+    from server.ingest import geo
+    from server.ingest.columns import Batch
+    from server.ingest.enrich import enrich
+    from server.ingest.fields import validate_rows
+    from server.lake import agents as useragents
 
     url = f"sqlite:///{tempfile.mkdtemp(prefix='bench-batch-')}/bench.db"
     upgrade_database(url)
@@ -64,19 +66,19 @@ def main() -> None:
 
     def by_rows(parsed):
         staged, rejected = validate_rows(parsed, 0, now)
-        return Rows(staged, 0), rejected
+        return Batch.from_staged(staged, 0), rejected
 
     def by_columns(parsed):
-        return Columns.take(parsed, 0, now), []
+        return Batch.take(parsed, 0, now), []
 
     ways = {"row by row": by_rows, "column by column": by_columns}
     progress(f"{len(rows) // 1000} batches of 1,000 rows; the first pass numbers users, checks")
     for kind in stamps:
         for body in bodies[kind]:
-            stored = [w(orjson.loads(body))[0].enrich(engine, 1, "FastAPI") for w in ways.values()]
+            stored = [enrich(engine, 1, "FastAPI", w(orjson.loads(body))[0]) for w in ways.values()]
             if stored[0] != stored[1]:
                 raise SystemExit(f"{kind}: the two ways stored different rows")
-            if not isinstance(by_columns(orjson.loads(body))[0], Columns):
+            if not by_columns(orjson.loads(body))[0].by_column:
                 raise SystemExit(f"{kind}: a clean batch fell back to row by row")
 
     cases = [(kind, name) for kind in stamps for name in ways]
@@ -89,7 +91,7 @@ def main() -> None:
                 started = time.process_time()
                 batch, _ = ways[name](batch_rows)
                 checked = time.process_time()
-                batch.enrich(engine, 1, "FastAPI")
+                enrich(engine, 1, "FastAPI", batch)
                 check += checked - started
                 enrich += time.process_time() - checked
             for phase, seconds in (("check", check), ("enrich", enrich)):

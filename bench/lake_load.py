@@ -14,126 +14,21 @@ import math
 import time
 from datetime import UTC, datetime, timedelta
 
+from server.demo import traffic
 from server.lake import catalog, engine
 from server.lake.catalog import LakeFile
-from server.lake.layout import row_order
-from server.lake.source import sql_str
+from server.lake.compaction import current_month, write_summary
+from server.lake.engine import sql_str
+from server.lake.layout import HOSTNAMES_SQL, PARQUET_OPTIONS, row_order
 from server.lake.storage import file_name, get_storage, staging_file
 from server.rules import api_version, template_path, user_key
-from worker.export import HOSTNAMES_SQL, PARQUET_OPTIONS, current_month, write_digest
 
+# The traffic model is the demo's (server.demo.traffic): the same endpoints, hosts,
+# statuses, countries, agents and users; written here in SQL, fast.
 USERS = 5_000
-COUNTRIES = [
-    "US",
-    "DE",
-    "GB",
-    "FR",
-    "IN",
-    "BR",
-    "JP",
-    "CA",
-    "AU",
-    "NL",
-    "SE",
-    "ES",
-    "IT",
-    "PL",
-    "KR",
-    "MX",
-    "ID",
-    "TR",
-    "AR",
-    "ZA",
-    "NG",
-    "EG",
-    "KE",
-    "CH",
-    "AT",
-    "BE",
-    "DK",
-    "NO",
-    "FI",
-    "IE",
-    "PT",
-    "GR",
-    "CZ",
-    "HU",
-    "RO",
-    "UA",
-    "IL",
-    "SA",
-    "AE",
-    "SG",
-    "MY",
-    "TH",
-    "VN",
-    "PH",
-    "NZ",
-    "CL",
-    "CO",
-    "PE",
-    "RU",
-    "CN",
-]
-AGENTS = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Safari/537.36",
-    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.4 Safari/605.1.15",
-    "Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0",
-    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, "
-    "like Gecko) Version/17.4 Mobile/15E148 Safari/604.1",
-    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/124.0.0.0 Mobile Safari/537.36",
-    "Mozilla/5.0 (iPad; CPU OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-    "Version/17.4 Mobile/15E148 Safari/604.1",
-    "curl/8.5.0",
-    "python-requests/2.31.0",
-    "PostmanRuntime/7.37.0",
-    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-    "okhttp/4.12.0",
-    "Go-http-client/2.0",
-)
-# (method, template, weight, median ms, sigma); {id} a number, {hex} a 32-digit hex id.
-ENDPOINTS = (
-    ("GET", "/v1/users/{id}", 9.0, 38, 0.5),
-    ("GET", "/v1/users", 5.0, 55, 0.5),
-    ("POST", "/v1/users", 1.2, 90, 0.5),
-    ("PATCH", "/v1/users/{id}", 0.9, 70, 0.5),
-    ("GET", "/v1/users/{id}/orders", 4.0, 80, 0.6),
-    ("GET", "/v1/orders/{hex}", 6.0, 45, 0.5),
-    ("POST", "/v1/orders", 2.5, 140, 0.6),
-    ("GET", "/v1/orders", 3.0, 95, 0.6),
-    ("GET", "/v1/products", 8.0, 30, 0.6),
-    ("GET", "/v1/products/{id}", 10.0, 18, 0.5),
-    ("GET", "/v1/products/{id}/reviews", 2.0, 65, 0.6),
-    ("GET", "/v1/categories/{id}/products", 2.2, 48, 0.5),
-    ("GET", "/v1/cart", 3.5, 25, 0.5),
-    ("POST", "/v1/cart/items", 2.0, 40, 0.5),
-    ("DELETE", "/v1/cart/items/{id}", 0.6, 35, 0.5),
-    ("POST", "/v1/checkout", 1.0, 420, 0.5),
-    ("POST", "/v1/payments", 0.9, 650, 0.45),
-    ("GET", "/v1/search", 6.0, 210, 0.7),
-    ("GET", "/v1/reports/{id}/export", 0.4, 2400, 0.6),
-    ("GET", "/v1/me", 5.0, 15, 0.4),
-    ("POST", "/v1/auth/login", 1.5, 180, 0.4),
-    ("POST", "/v1/auth/refresh", 2.5, 22, 0.4),
-    ("GET", "/v2/users/{id}", 4.0, 24, 0.5),
-    ("GET", "/v2/orders/{hex}", 3.0, 30, 0.5),
-    ("POST", "/v2/orders", 1.5, 95, 0.5),
-    ("GET", "/v2/products/{id}", 5.0, 11, 0.45),
-    ("GET", "/v2/search", 3.5, 130, 0.6),
-    ("GET", "/v2/recommendations/{id}", 2.0, 340, 0.5),
-    ("PUT", "/v2/inventory/{id}", 0.5, 55, 0.5),
-    ("GET", "/v3/products/{id}", 1.0, 9, 0.4),
-    ("GET", "/health", 6.0, 2, 0.4),
-    ("GET", "/status", 1.0, 4, 0.4),
-    ("GET", "/docs", 0.5, 8, 0.4),
-    ("GET", "/static/app.js", 0.8, 3, 0.3),
-)
-HOSTS = (("api.acme.dev", 70), ("eu.api.acme.dev", 22), ("staging.acme.dev", 8))
-STATUSES = ((200, 820), (201, 40), (204, 20), (304, 15), (400, 25), (401, 20), (403, 8),
-            (404, 30), (429, 7), (500, 10), (502, 3), (503, 2))  # fmt: skip
+COUNTRIES, AGENTS, ENDPOINTS, HOSTS, STATUSES = (
+    traffic.COUNTRIES, traffic.AGENTS, traffic.ENDPOINTS, traffic.HOSTS, traffic.STATUSES,
+)  # fmt: skip
 SLOTS = 1000
 
 
@@ -147,8 +42,8 @@ def _slots(weights) -> list[int]:
 
 
 def _users(cur, db, key_id: int) -> None:
+    from server.lake.agents import parse
     from server.lake.users import number_users
-    from server.useragents import parse
 
     rows = []
     for i in range(USERS):
@@ -274,14 +169,14 @@ def load_key(db, settings, key_id: int, rows: int, now: datetime, progress=None)
                     f"{HOSTNAMES_SQL} FROM read_parquet({sql_str(str(local))})"
                 ).fetchone()
                 name = file_name(key_id, month)
-                # Closed months get their digests, as compaction gives them.
-                digest = None
+                # Closed months get their summaries, as compaction gives them.
+                summary = None
                 if closed:
-                    digest = write_digest(cur, storage, str(local), name)
+                    summary = write_summary(cur, storage, str(local), name)
                 size = storage.put(local, name)
                 with db.begin() as conn:
                     catalog.ensure_state(conn)
-                    new = LakeFile(None, key_id, month, name, n, size, a, b, tuple(hosts), digest)
+                    new = LakeFile(None, key_id, month, name, n, size, a, b, tuple(hosts), summary)
                     catalog.publish(conn, [new])
                 written += 1
                 done += n

@@ -61,6 +61,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.services import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = ROOT / "bench"
 MIDDLEWARE_DIR = ROOT / "middleware"
@@ -154,12 +156,6 @@ def ratio_verdict(name: str, values: list[float], target: float, digits: int = 3
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def hosted_client_dir(workdir: Path) -> Path:

@@ -1,4 +1,5 @@
-"""Throwaway services for benchmarks: a fresh database, a private Redis, our processes."""
+"""Throwaway services for benchmarks and tests: a fresh database, a private Redis, our
+processes, a free port, and waiting for a condition."""
 
 from __future__ import annotations
 
@@ -27,6 +28,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_for(condition, what="the condition", timeout: float = 60.0, interval: float = 0.05):
+    """`condition()`'s first true value; `what` (or what it returns) names it on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
+        time.sleep(interval)
 
 
 def progress(message: str) -> None:
@@ -131,8 +144,8 @@ def running_stack(
     if geoip_db():  # the private DATA_DIR holds none: countries are looked up as in production
         env["GEOIP_DB"] = geoip_db()
     web = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "wsgi:app", "--config", "python:server.gunicorn_config",
-         "--bind", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", "wsgi:app",
+         "--config", "python:server.runtime.gunicorn_config", "--bind", f"127.0.0.1:{port}",
          "--workers", str(web_workers), "--threads", str(threads), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL,  # the access log: a line a request
     )  # fmt: skip

@@ -1,7 +1,7 @@
 """The enrichment worker alone, beside a plain COPY of the same rows in the same run.
 
 Stages batches in a fresh PostgreSQL database exactly as the web does (validated rows,
-one staging row a batch), then calls worker.enrich.process_batch for each, in order, in
+one staging row a batch), then calls server.ingest.staging.process_batch for each, in order, in
 this process: claim (with its batch groups), user agents, countries, privacy, derived
 columns, the COPY into the hot table, commit. RQ's own bookkeeping is left out (no Redis):
 this is the worker's share of bench/ingest.py's end-to-end figure, without the web.
@@ -29,7 +29,7 @@ from bench.services import fresh_database, geoip_db, progress  # noqa: E402
 def stage(engine, key_id: int, rows: list[dict], batch: int, now: datetime) -> list[int]:
     from sqlalchemy import insert
 
-    from server.ingest import encode_rows, validate_rows
+    from server.ingest.fields import encode_rows, validate_rows
     from server.models import ingest_batches
 
     ids = []
@@ -55,7 +55,7 @@ def main() -> None:
         "--group-rows",
         type=int,
         default=None,
-        help="worker.enrich.GROUP_ROWS for this run (the batch size itself: no groups)",
+        help="server.ingest.staging.GROUP_ROWS for this run (the batch size itself: no groups)",
     )
     args = parser.parse_args()
 
@@ -66,10 +66,10 @@ def main() -> None:
     with fresh_database("apia_bench_worker") as url:
         from sqlalchemy import text
 
+        import server.ingest.staging as enrich
         import server.queue
-        import worker.enrich as enrich
-        from server import geo
         from server.db import init_engine
+        from server.ingest import geo
 
         engine = init_engine(url)
         if args.group_rows is not None:
@@ -114,7 +114,7 @@ def main() -> None:
 
 
 def enrich_group_rows(args) -> int:
-    import worker.enrich as enrich
+    import server.ingest.staging as enrich
 
     return enrich.GROUP_ROWS if args.group_rows is None else args.group_rows
 

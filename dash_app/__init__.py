@@ -16,10 +16,10 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
-    from dash_app.keys import bp as keys_bp
+    from dash_app.forms import bp as keys_bp
     from dash_app.pages import alerts, explorer, monitors, overview
     from dash_app.session import bp
-    from server.shares import RedactShareTokens
+    from server.keys.shares import RedactShareTokens
 
     server.register_blueprint(bp)
     server.register_blueprint(keys_bp)
@@ -104,7 +104,7 @@ def _register_router(app: Dash) -> None:
     from dash_app.pages import alerts, explorer, monitors, overview, settings
     from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
-    from server.keys import describe_key
+    from server.keys.api_keys import describe_key
 
     layouts = {
         "overview": overview.layout,

@@ -18,13 +18,13 @@ from flask import Blueprint, Response, flash, redirect, render_template_string, 
 from sqlalchemy import update
 
 from dash_app.session import signed_in_key_id, start_session
-from server.auth import create_key, rotate_key, rotation_grace, touch_key
+from server.auth import rotation_grace
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine, utcnow
-from server.lake.keys import delete_key
+from server.keys.api_keys import create_key, delete_key, rotate_key, touch_key
+from server.keys.shares import ShareError, create_share, revoke_share
 from server.models import api_keys
-from server.shares import ShareError, create_share, revoke_share
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_keys", __name__)

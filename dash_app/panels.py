@@ -12,10 +12,11 @@ from datetime import datetime
 import pandas as pd
 
 from dash_app import aggregations as agg
-from dash_app import figures, stats
+from dash_app import figures
 from dash_app.countries import name_of
-from dash_app.filters import Filters, Window, window_for
-from dash_app.stats import latency
+from server import stats
+from server.stats import latency
+from server.stats.filters import Filters, Window, window_for
 
 
 @dataclass
@@ -46,7 +47,7 @@ class Overview:
 
 
 def compute(key_id: int, filters: Filters, now: datetime | None = None) -> Overview:
-    """Ask every panel's question over one snapshot (dash_app.stats), then shape the answers.
+    """Ask every panel's question over one snapshot (server.stats), then shape the answers.
 
     Every panel reads the same rows under the same WHERE clause, so they agree.
     """

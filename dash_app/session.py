@@ -9,22 +9,19 @@ can never open another key's data, even one given the same id.
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, redirect, request, session, stream_with_context
-from sqlalchemy import select
 
-from server.auth import hash_key, lookup_key, rotated_key_until, touch_key
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine
-from server.models import api_keys
-from server.shares import GONE, Access, resolve_share
+from server.keys.api_keys import lookup_key, rotated_key_until, touch_key
+from server.keys.sessions import still_bound, tag_of_key
+from server.keys.shares import GONE, Access, resolve_share
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_session", __name__)
@@ -35,23 +32,17 @@ SHARE_PREFIX = "s"
 
 
 def demo_key_id(conn) -> int | None:
-    from server.demo import demo_key
+    from server.demo.seed import demo_key
 
     return demo_key(conn)
-
-
-def key_tag(key_hash: bytes) -> str:
-    """What the session holds besides the id: unique to the key, useless without it."""
-    return hashlib.sha256(b"dashboard-session:" + bytes(key_hash)).hexdigest()[:32]
 
 
 def signed_in_key_id(conn) -> int | None:
     """The session's key id, if that very key still exists (a deleted key signs you out)."""
     key_id, tag = session.get(SESSION_KEY), session.get(SESSION_TAG)
-    if not isinstance(key_id, int) or not isinstance(tag, str):
+    if key_id is None and tag is None:
         return None
-    key_hash = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id)).scalar()
-    if key_hash is None or not hmac.compare_digest(key_tag(key_hash), tag):
+    if not still_bound(conn, key_id, tag):
         session.pop(SESSION_KEY, None)
         session.pop(SESSION_TAG, None)
         return None
@@ -118,7 +109,7 @@ def start_session(key_id: int, key: str) -> None:
     """Bind this browser's session to the key (its id and a tag of its hash)."""
     session.clear()
     session[SESSION_KEY] = key_id
-    session[SESSION_TAG] = key_tag(hash_key(key))
+    session[SESSION_TAG] = tag_of_key(key)
     new_csrf_token()
     session.permanent = True
 
@@ -175,7 +166,7 @@ def _safe_query(value: str) -> str:
 @bp.get("/dashboard/export.csv")
 def export_csv():
     """The overview's filtered raw rows, newest first, as CSV (streamed)."""
-    from dash_app.filters import Filters
+    from server.stats.filters import Filters
 
     filters = Filters.from_query(request.query_string.decode("utf-8", "replace"))
     demo = request.args.get("demo") == "1"
@@ -191,7 +182,7 @@ def share_export_csv(token: str):
     """A share link's export: its key's rows under the link's fixed restrictions."""
     from dataclasses import replace
 
-    from dash_app.filters import Filters
+    from server.stats.filters import Filters
 
     access = share_access(token)
     if access.state != "active":
@@ -201,8 +192,7 @@ def share_export_csv(token: str):
 
 
 def _csv(key_id: int, filters) -> Response:
-    from dash_app.stats.rows import export_rows
-    from server.lake.rows import COLUMNS
+    from server.stats.raw import COLUMNS, export_rows
 
     def generate():
         buffer = io.StringIO()

@@ -21,7 +21,7 @@ case "$role" in
     web)
         remember_role web
         exec python -m gunicorn wsgi:app \
-            --config python:server.gunicorn_config \
+            --config python:server.runtime.gunicorn_config \
             --bind "${HOST:-0.0.0.0}:${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-3}" \
             --threads "${WEB_THREADS:-4}" \

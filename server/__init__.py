@@ -28,13 +28,20 @@ class BoundedInt(IntegerConverter):
 
 
 def create_app(config: Config | None = None) -> Flask:
-    """Build the web app: JSON API, dashboard and CLI, bound to `config`'s database and queue."""
+    """Build the web app: JSON API, operators' pages and CLI, bound to `config`'s database
+    and queue. The dashboard and the embedded jobs are mounted by the composition root
+    (wsgi.py), which this package never imports."""
+    import server.jobs  # noqa: F401  (declares every job to the queue)
+    from server.admin import init_admin
     from server.api import init_api
     from server.cli import init_cli
     from server.csrf import init_same_origin
     from server.db import init_engine
-    from server.queue import SWEEP_JOB_TIMEOUT, init_queue
-    from server.startup import announce
+    from server.ingest.geo import init_geo
+    from server.lake.agents import warm
+    from server.queue import init_queue
+    from server.ratelimit import init_limiter
+    from server.runtime.startup import announce
 
     config = use_config(config or Config.from_env())
     configure_logging(config.LOG_LEVEL)
@@ -61,25 +68,17 @@ def create_app(config: Config | None = None) -> Flask:
         n = config.TRUST_PROXY
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)
     init_engine(config.DATABASE_URL)
-    queue = init_queue(config.REDIS_URL)
+    app.extensions["job_queue"] = init_queue(config.REDIS_URL)
+    init_limiter(app, config)
     init_same_origin(app)
     init_api(app)
     init_cli(app)
-    _init_optional_parts(app)
+    init_admin(app)
     announce(config)
-    # The web enriches the batches it is sent (server.api.ingest): the country database
-    # is opened once per process, like a worker's.
-    from server.geo import init_geo
-    from server.useragents import warm
-
+    # The web enriches the batches it is sent (server.ingest): the country database is
+    # opened once per process, like a worker's.
     init_geo(config.GEOIP_DB)
     warm()
-    if config.embedded_queue and not config.TESTING and serving():
-        queue.enqueue("recovery", "worker.sweeper.recover", timeout=SWEEP_JOB_TIMEOUT)
-        from worker.scheduler import start_in_process
-
-        start_in_process(config)
-    app.extensions["job_queue"] = queue
     return app
 
 
@@ -90,12 +89,3 @@ def serving() -> bool:
 
     context = click.get_current_context(silent=True)
     return context is None or context.info_name == "run"
-
-
-def _init_optional_parts(app: Flask) -> None:
-    """Parts that live in their own packages: the dashboard and the operators' pages."""
-    from dash_app import init_dash
-    from server.admin import init_admin
-
-    init_dash(app)
-    init_admin(app)

@@ -21,7 +21,7 @@ def init_admin(app: Flask) -> None:
     """
     settings = app.config["SETTINGS"]
     if settings.embedded_queue or not settings.ADMIN_TOKEN:
-        return  # server.startup's notes say why, once a start
+        return  # server.runtime.startup's notes say why, once a start
     import rq_dashboard
     from rq_dashboard.web import setup_rq_connection
 

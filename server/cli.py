@@ -36,7 +36,7 @@ def upgrade(revision: str) -> None:
     """Apply migrations up to REVISION (default: every head)."""
     from sqlalchemy.exc import DBAPIError
 
-    from server.startup import explain_database_error
+    from server.runtime.startup import explain_database_error
 
     url = current_app.config["SETTINGS"].DATABASE_URL
     click.echo(f"migrating {_redact(url)} to {revision} ...")
@@ -78,8 +78,8 @@ def revision(message: str, autogenerate: bool) -> None:
 @click.command("create-key")
 def create_key_command() -> None:
     """Create an API key and print it (once)."""
-    from server.auth import create_key
     from server.db import get_engine
+    from server.keys.api_keys import create_key
 
     with get_engine().begin() as conn:
         _key_id, key = create_key(conn)
@@ -89,7 +89,7 @@ def create_key_command() -> None:
 @click.command("sweep")
 def sweep_command() -> None:
     """Enqueue stored batches that no worker has processed yet."""
-    from worker.sweeper import sweep
+    from server.ingest.sweep import sweep
 
     click.echo(f"enqueued {sweep(min_age_seconds=0)} batches")
 
@@ -105,8 +105,8 @@ batches_cli = AppGroup(
 @click.option("--limit", default=50, show_default=True)
 def batches_list(only_failed: bool, limit: int) -> None:
     """Staged batches: those given up on first, then retrying, then waiting."""
-    from server.batches import age_text, list_batches
     from server.db import get_engine, utcnow
+    from server.ingest.backlog import age_text, list_batches
 
     with get_engine().connect() as conn:
         found = list_batches(conn, only_failed=only_failed, limit=limit)
@@ -130,8 +130,8 @@ def batches_show(batch_id: int, show_rows: int) -> None:
     """One batch and the whole of its last error."""
     import json
 
-    from server.batches import age_text, get_batch, staged_rows
     from server.db import get_engine
+    from server.ingest.backlog import age_text, get_batch, staged_rows
 
     with get_engine().connect() as conn:
         batch = get_batch(conn, batch_id)
@@ -152,9 +152,10 @@ def batches_show(batch_id: int, show_rows: int) -> None:
 @click.option("--failed", "all_failed", is_flag=True, help="Every batch given up on.")
 def batches_retry(batch_ids: tuple[int, ...], all_failed: bool) -> None:
     """Give batches their tries back: queued for the workers, or (without Redis) run here."""
-    from server.batches import describe_error, failed_ids, reset_for_retry
     from server.db import get_engine
-    from server.queue import PROCESS_BATCH, InlineQueue, call_path, get_queue, requeue_batch
+    from server.ingest.backlog import describe_error, failed_ids, reset_for_retry
+    from server.ingest.staging import process_batch, requeue
+    from server.queue import InlineQueue, get_queue
 
     ids = _chosen(batch_ids, all_failed, failed_ids)
     run_here = isinstance(get_queue(), InlineQueue)
@@ -165,10 +166,10 @@ def batches_retry(batch_ids: tuple[int, ...], all_failed: bool) -> None:
                 click.echo(f"batch {batch_id}: not staged (already stored or discarded)")
                 continue
         if not run_here:
-            queued += requeue_batch(batch_id) != "down"
+            queued += requeue(batch_id) != "down"
             continue
         try:
-            rows = call_path(PROCESS_BATCH, batch_id)
+            rows = process_batch(batch_id)
         except Exception as exc:
             click.echo(f"batch {batch_id}: failed again: {describe_error(exc)}")
         else:
@@ -184,8 +185,8 @@ def batches_retry(batch_ids: tuple[int, ...], all_failed: bool) -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def batches_discard(batch_ids: tuple[int, ...], all_failed: bool, yes: bool) -> None:
     """Delete batches for good: their rows are never stored."""
-    from server.batches import discard, failed_ids
     from server.db import get_engine
+    from server.ingest.backlog import discard, failed_ids
 
     ids = _chosen(batch_ids, all_failed, failed_ids)
     if not yes:
@@ -218,19 +219,19 @@ def lake_status() -> None:
 
     from server.db import get_engine
     from server.lake import catalog
+    from server.lake.models import lake_files
     from server.lake.storage import get_storage
-    from server.models import lake_files
 
     with get_engine().connect() as conn:
         rows, size = catalog.storage_bytes(conn)
         files = conn.execute(
-            select(func.count(), func.count(lake_files.c.digest)).where(
+            select(func.count(), func.count(lake_files.c.summary)).where(
                 lake_files.c.retired_at.is_(None)
             )
         ).one()
         waiting, _oldest = catalog.pending(conn, catalog.exported_id(conn))
     click.echo(f"store: {get_storage().describe()}")
-    click.echo(f"  {files[0]} files ({files[1]} with digests), {rows:,} rows, {size:,} bytes")
+    click.echo(f"  {files[0]} files ({files[1]} with summaries), {rows:,} rows, {size:,} bytes")
     if rows:
         click.echo(f"  {size / rows:.1f} bytes a row in files")
     click.echo(f"hot rows waiting for the export: {waiting:,}")
@@ -239,7 +240,7 @@ def lake_status() -> None:
 @lake_cli.command("export")
 def lake_export() -> None:
     """Move every waiting hot row into files now, and compact (what the job does)."""
-    from worker.export import flush
+    from server.lake.export import flush
 
     result = flush()
     click.echo(
@@ -255,8 +256,8 @@ def _redact(url: str) -> str:
 
 
 def init_cli(app) -> None:
-    from server.demo import seed_demo_command
-    from worker.retention import retention_command
+    from server.demo.seed import seed_demo_command
+    from server.upkeep import retention_command
 
     app.cli.add_command(db_cli)
     app.cli.add_command(create_key_command)

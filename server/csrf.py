@@ -88,7 +88,7 @@ def _refuse_cross_origin() -> Response | None:
     reason = cross_origin_reason()
     if reason is None:
         return None
-    from server.shares import redact_share_paths
+    from server.keys.shares import redact_share_paths
 
     path = redact_share_paths(request.path)
     log.warning("refused a cross-origin %s %s: %s", request.method, path, reason)

@@ -1,10 +1,11 @@
-"""Tables. Every per-key table has a key_id column, which is how DELETE /api/data finds them."""
+"""Tables of keys, share links, staged batches, monitors and alerts (the columnar store's
+own tables are server.lake.models). Each per-key table cascades from api_keys, so
+deleting a key row deletes them all."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
-    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -22,7 +23,6 @@ from sqlalchemy import (
 )
 
 from server.db import BigId, metadata
-from server.lake.layout import COLUMNS as LAYOUT
 
 TS = DateTime(timezone=True)
 
@@ -78,35 +78,6 @@ ingest_receipts = Table(
     Index("ix_ingest_receipts_created_at", "created_at"),
 )
 
-user_agents = Table(
-    "user_agents",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("user_agent", String(255), nullable=False, unique=True),
-    Column("browser", String(64), nullable=False),
-    Column("os", String(64), nullable=False),
-    Column("device", String(16), nullable=False),
-    Column("is_bot", Boolean, nullable=False),
-)
-
-# The hot table: enriched rows not yet in the columnar store (server.lake), or exported
-# less than a grace period ago. Its layout is server.lake.layout's. No foreign keys: a
-# per-row FK check would tax every COPY, and rows are only deleted by key or by id range.
-requests = Table(
-    "requests",
-    metadata,
-    *(
-        Column(c.name, BigId, primary_key=True) if c.name == "id" else Column(c.name, c.hot)
-        for c in LAYOUT
-    ),
-    # Readers take a key's rows past the exported boundary: id > boundary.
-    Index("ix_requests_key_id", "key_id", "id"),
-    # Ids must only grow: a row given an id at or below the boundary would never be read
-    # or exported. SQLite reuses the largest free id without AUTOINCREMENT (after the hot
-    # table is trimmed empty, it starts again at 1); PostgreSQL's sequence never does.
-    sqlite_autoincrement=True,
-)
-
 monitors = Table(
     "monitors",
     metadata,
@@ -134,70 +105,9 @@ pings = Table(
 )
 
 
-def key_tables():
-    """Every table holding a key's data, children first (delete order)."""
-    return [t for t in reversed(metadata.sorted_tables) if "key_id" in t.c]
-
-
-# Each key's users (an IP address, else a user id), numbered: rows carry the number
-# (`ux`), which the engine counts and groups far faster than text (server.lake.users).
-key_users = Table(
-    "key_users",
-    metadata,
-    Column("ux", BigId, primary_key=True),
-    Column("key_id", Integer, nullable=False),
-    Column("user_key", String(255), nullable=False),
-    UniqueConstraint("key_id", "user_key", name="uq_key_users_key_id"),
-    Index("ix_key_users_key_id", "key_id", "ux"),
-)
-
-
-# --- The columnar store's catalog (server.lake) --------------------------------------------
-# One row per Parquet file. A file holds one key's rows of one UTC month, sorted by time.
-# Files replaced by compaction are retired, not deleted, and removed from storage a grace
-# period later, so a reader that listed them a moment ago can still read them.
-lake_files = Table(
-    "lake_files",
-    metadata,
-    Column("id", BigId, primary_key=True),
-    Column("key_id", Integer, nullable=False),
-    Column("month", Integer, nullable=False),  # YYYYMM
-    Column("path", String(255), nullable=False, unique=True),
-    Column("rows", BigInteger, nullable=False),
-    Column("bytes", BigInteger, nullable=False),
-    # The first and last created_at in the file, epoch microseconds.
-    Column("min_us", BigInteger, nullable=False),
-    Column("max_us", BigInteger, nullable=False),
-    Column("created_at", TS, nullable=False),
-    Column("retired_at", TS),
-    # The file's distinct hostnames, JSON: the hostname menu is read from here.
-    Column("hostnames", Text, nullable=False, default="[]"),
-    # Its digest's name (server.lake.digest), once it has one: a closed month's files.
-    Column("digest", String(300)),
-    Index("ix_lake_files_key_id", "key_id", "month"),
-)
-
-# The export boundary: hot rows with id <= exported_id are in files (one row, id 1).
-lake_state = Table(
-    "lake_state",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("exported_id", BigInteger, nullable=False),
-)
-
-# Each export's boundary and when it was published: hot rows up to a boundary published
-# longer ago than the grace period are deleted from the hot table.
-lake_exports = Table(
-    "lake_exports",
-    metadata,
-    Column("boundary", BigInteger, primary_key=True),
-    Column("committed_at", TS, nullable=False),
-)
-
-
-# --- Alerts (server.alerts, worker.alerts) ------------------------------------------------
+# --- Alerts (server.alerts) ---------------------------------------------------------------
 # Where a key's notifications go. A webhook's signing secret is never stored: `secret_salt`
-# is, and the secret is HMAC(SECRET_KEY, salt) (server.alerts.channel_secret), so a copy
+# is, and the secret is HMAC(SECRET_KEY, salt) (server.alerts.notify.channel_secret), so a copy
 # of the database alone cannot forge signatures.
 alert_channels = Table(
     "alert_channels",
@@ -264,7 +174,7 @@ alert_incidents = Table(
 )
 
 # One notification to one channel, created in the transaction that opened or resolved the
-# incident (or by "send test"), then sent by worker.alerts.send_due, which marks it sent.
+# incident (or by "send test"), then sent by server.alerts.sending.send_due, which marks it sent.
 alert_deliveries = Table(
     "alert_deliveries",
     metadata,
@@ -303,7 +213,7 @@ alert_attempts = Table(
 )
 
 
-# --- Share links (server.shares) -----------------------------------------------------------
+# --- Share links (server.keys.shares) -----------------------------------------------------------
 # A read-only link to one key's dashboard, /dashboard/s/<token>. Only the token's SHA-256
 # is stored; a revoked link keeps its row (revoked_at) so its list shows what was revoked.
 share_links = Table(

@@ -1,13 +1,21 @@
-"""Enqueue jobs by dotted path: on RQ when REDIS_URL is set, else on an in-process thread."""
+"""Running jobs by function: on RQ when REDIS_URL is set, else on an in-process thread.
+
+A job is declared once, in the registry (server.jobs), with its queue and timeout; code
+that wants one run asks for it by its function (`enqueue(run_export)`). This module knows
+no job of its own: the registry declares them here when it is imported, which every
+process does at start (the app factory, `python -m worker`).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import queue as stdlib_queue
 import threading
-import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from server.config import current_config
 
 log = logging.getLogger(__name__)
 
@@ -23,23 +31,76 @@ ALERT_QUEUE = "alerts"
 LAKE_QUEUE = "lake"
 ALL_QUEUES = (LAKE_QUEUE, INGEST_QUEUE, MONITOR_QUEUE, MAINTENANCE_QUEUE, ALERT_QUEUE)
 
-PROCESS_BATCH = "worker.enrich.process_batch"
 
-# RQ kills a job that runs longer than its timeout (180 s when none is given), so every
-# enqueue names one. A batch group of 10,000 rows is stored in about 0.1 s (bench/worker.py,
-# bench/README.md): five minutes only ends a job that hangs.
-BATCH_JOB_TIMEOUT = 300
-# The sweeper re-enqueues at most worker.sweeper.SWEEP_LIMIT batches a run.
-SWEEP_JOB_TIMEOUT = 300
-# The export moves hot rows in bounded steps and compacts month by month; a backlog (a
-# migration's rows, a long outage of the workers) can take minutes.
-EXPORT_TIMEOUT = 1800
+@dataclass(frozen=True)
+class Job:
+    """One kind of job: its function, queue and timeout (RQ kills a run past it; its
+    default, 180 s, would kill a long one mid-way), and, for a periodic job, its name
+    (part of every run's id, so keep it) and period.
+
+    `every(settings)` gives the period in seconds; `args(settings)` the arguments of a
+    periodic run; `takes_round` gives the function its round's start (epoch seconds)
+    first, to make the round idempotent; `after(result)` runs once a run has succeeded
+    (what it asks for next). A job with a `unique_id` has at most one run waiting, under
+    that id, however often it is asked for.
+    """
+
+    func: Callable
+    queue: str
+    timeout: int | Callable  # seconds, or a function of the settings giving them
+    name: str | None = None
+    unique_id: str | None = None
+    every: Callable | None = None
+    args: Callable | None = None
+    takes_round: bool = False
+    after: Callable | None = None
+
+    @property
+    def path(self) -> str:
+        """The function's dotted path, as RQ stores it."""
+        return f"{self.func.__module__}.{self.func.__qualname__}"
+
+    def timeout_for(self, settings=None) -> int:
+        if callable(self.timeout):
+            return self.timeout(settings or current_config())
+        return self.timeout
+
+    def args_for(self, settings) -> tuple:
+        """A periodic run's arguments (but the round's start, server.jobs.Periodic)."""
+        return tuple(self.args(settings)) if self.args else ()
+
+    def run(self, *args):
+        """Call the function, then its `after` (how the in-process queue runs a job)."""
+        result = self.func(*args)
+        if self.after is not None:
+            self.after(result)
+        return result
 
 
-def call_path(path: str, *args, **kwargs):
-    """Import a function by dotted path and call it (what RQ does in the worker)."""
-    module_name, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module_name), attr)(*args, **kwargs)
+_declared: dict[Callable, Job] = {}
+
+
+def declare(*jobs: Job) -> None:
+    """Make jobs known by their function (the registry calls this once per process)."""
+    for job in jobs:
+        _declared[job.func] = job
+
+
+def declared(func: Callable) -> Job:
+    try:
+        return _declared[func]
+    except KeyError:
+        raise LookupError(
+            f"{func.__module__}.{func.__qualname__} is not a declared job: declare it in "
+            "server.jobs (and import server.jobs when the process starts)"
+        ) from None
+
+
+def after_success(rq_job, _connection, result, *_args, **_kwargs) -> None:
+    """RQ's on-success callback: the declared job's `after`."""
+    job = _declared.get(rq_job.func)
+    if job is not None and job.after is not None:
+        job.after(result)
 
 
 class InlineQueue:
@@ -55,19 +116,11 @@ class InlineQueue:
         self._lock = threading.Lock()
         self._waiting: set[str] = set()
 
-    def enqueue(
-        self,
-        queue_name: str,
-        path: str,
-        *args,
-        timeout: int | None = None,
-        job_id: str | None = None,
-        unique: bool = False,
-    ) -> None:
-        """Queue a job; with `unique`, not while one with the same id still waits.
+    def enqueue(self, job: Job, *args, job_id: str | None = None, unique: bool = False) -> None:
+        """Queue a run; with `unique`, not while one with the same id still waits.
 
-        `timeout` is for RQ: a thread cannot be stopped from outside, so here a job runs
-        as long as it needs (the long ones work in bounded batches anyway).
+        The timeout is for RQ: a thread cannot be stopped from outside, so here a job
+        runs as long as it needs (the long ones work in bounded batches anyway).
         """
         self._ensure_thread()
         if unique and job_id:
@@ -75,7 +128,7 @@ class InlineQueue:
                 if job_id in self._waiting:
                     return
                 self._waiting.add(job_id)
-        self._jobs.put((path, args, job_id if unique else None))
+        self._jobs.put((job, args, job_id if unique else None))
 
     def _ensure_thread(self) -> None:
         with self._lock:
@@ -85,14 +138,14 @@ class InlineQueue:
 
     def _run(self) -> None:
         while True:
-            path, args, unique_id = self._jobs.get()
+            job, args, unique_id = self._jobs.get()
             if unique_id:
                 with self._lock:
                     self._waiting.discard(unique_id)
             try:
-                call_path(path, *args)
+                job.run(*args)
             except Exception:
-                log.exception("in-process job %s failed; the sweeper will retry it", path)
+                log.exception("in-process job %s failed; the sweeper will retry it", job.path)
             finally:
                 self._jobs.task_done()
 
@@ -124,23 +177,14 @@ class RQQueue:
 
         self.redis = Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
 
-    def enqueue(
-        self,
-        queue_name: str,
-        path: str,
-        *args,
-        timeout: int | None = None,
-        job_id: str | None = None,
-        unique: bool = False,
-    ) -> None:
-        """Queue a job that RQ stops after `timeout` seconds (None: RQ's 180 s, which
-        every job of ours overrides); with `unique`, not while one with the same id
-        still waits."""
+    def enqueue(self, job: Job, *args, job_id: str | None = None, unique: bool = False) -> None:
+        """Queue a run that RQ stops after the job's timeout; with `unique`, not while one
+        with the same id still waits."""
         from rq import Queue
 
-        queue = Queue(queue_name, connection=self.redis)
+        queue = Queue(job.queue, connection=self.redis)
         if not (unique and job_id):
-            self._put(queue, path, args, job_id, timeout)
+            self._put(queue, job, args, job_id)
             return
         # One asker at a time looks for a waiting run and queues one: two that looked at
         # once both saw none, both queued it, and two workers ran the same job id (the
@@ -152,20 +196,21 @@ class RQQueue:
         try:
             slot = self._unique_slot(job_id)
             if slot is not None:
-                self._put(queue, path, args, slot, timeout)
+                self._put(queue, job, args, slot)
         finally:
             self.redis.delete(guard)
 
     @staticmethod
-    def _put(queue, path: str, args: tuple, job_id: str | None, timeout: int | None) -> None:
+    def _put(queue, job: Job, args: tuple, job_id: str | None) -> None:
         # No RQ retries: a failed batch stays staged and the sweeper enqueues it again.
         queue.enqueue_call(
-            path,
+            job.func,
             args=args,
             job_id=job_id,
-            timeout=timeout,
+            timeout=job.timeout_for(),
             result_ttl=0,
             failure_ttl=7 * 24 * 3600,
+            on_success=rq_callback(job),
         )
 
     def _unique_slot(self, job_id: str) -> str | None:
@@ -189,25 +234,25 @@ class RQQueue:
 
         One read of the job's status field: fetching the job and then its status raced
         with RQ deleting a finished job between the two ("Failed to retrieve status")."""
-        from rq.job import Job
+        from rq.job import Job as RQJob
 
-        status = self.redis.hget(Job.key_for(job_id), "status")
+        status = self.redis.hget(RQJob.key_for(job_id), "status")
         return status.decode() if status else None
 
     def discard(self, job_id: str) -> None:
         """Forget a job (e.g. one orphaned by a killed worker) before enqueueing it afresh."""
         from rq.exceptions import NoSuchJobError
-        from rq.job import Job
+        from rq.job import Job as RQJob
 
         with contextlib.suppress(NoSuchJobError):
-            Job.fetch(job_id, connection=self.redis).delete()
+            RQJob.fetch(job_id, connection=self.redis).delete()
 
     def forget(self, queue_name: str, job_ids: list[str]) -> None:
         """Take waiting jobs off the queue (a worker already did their work): each would
         cost a worker a few milliseconds of RQ bookkeeping to find nothing to do. A job
         some worker has already taken stays as it is and finds nothing."""
         from rq import Queue
-        from rq.job import Job
+        from rq.job import Job as RQJob
 
         queue = Queue(queue_name, connection=self.redis)
         with self.redis.pipeline(transaction=False) as pipe:
@@ -215,7 +260,7 @@ class RQQueue:
                 pipe.lrem(queue.key, 0, job_id)
             removed = pipe.execute()
         # Their records go too, so the sweeper never mistakes one for a job still waiting.
-        gone = [Job.key_for(j) for j, count in zip(job_ids, removed, strict=True) if count]
+        gone = [RQJob.key_for(j) for j, count in zip(job_ids, removed, strict=True) if count]
         if gone:
             self.redis.delete(*gone)
 
@@ -226,6 +271,15 @@ class RQQueue:
 
     def ping(self) -> None:
         self.redis.ping()
+
+
+def rq_callback(job: Job):
+    """RQ's on-success callback for a job that asks for something after it, else None."""
+    if job.after is None:
+        return None
+    from rq import Callback
+
+    return Callback(after_success)
 
 
 _queue: InlineQueue | RQQueue | None = None
@@ -239,131 +293,25 @@ def init_queue(redis_url: str) -> InlineQueue | RQQueue:
 
 def get_queue() -> InlineQueue | RQQueue:
     if _queue is None:
-        from server.config import Config
-
-        init_queue(Config.from_env().REDIS_URL)
+        init_queue(current_config().REDIS_URL)
     return _queue
 
 
-def enqueue_batch(batch_id: int) -> bool:
-    """Hand a stored batch to the workers; False (logged) when the queue is down.
+def enqueue(func: Callable, *args, job_id: str | None = None) -> None:
+    """Queue a run of the declared job `func` (server.jobs); raises if the queue is down."""
+    job = declared(func)
+    if job.unique_id:
+        get_queue().enqueue(job, *args, job_id=job.unique_id, unique=True)
+    else:
+        get_queue().enqueue(job, *args, job_id=job_id)
 
-    The batch is already durable, so a failure here only delays it until the sweeper runs.
-    """
+
+def ask(func: Callable, *args, job_id: str | None = None) -> bool:
+    """enqueue, for a job that something else runs anyway (its schedule, the sweeper):
+    False, logged, when the queue is down, instead of raising."""
     try:
-        get_queue().enqueue(
-            INGEST_QUEUE,
-            PROCESS_BATCH,
-            batch_id,
-            timeout=BATCH_JOB_TIMEOUT,
-            job_id=batch_job_id(batch_id),
-        )
+        enqueue(func, *args, job_id=job_id)
         return True
     except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
-        log.warning("could not enqueue batch %s (%s); the sweeper will retry", batch_id, exc)
+        log.warning("could not enqueue %s (%s); it runs later", declared(func).path, exc)
         return False
-
-
-# A job in these states will run without our help.
-WAITING_STATES = frozenset({"queued", "scheduled", "deferred"})
-
-
-def requeue_batch(batch_id: int) -> str:
-    """Queue a staged batch's job again unless it still waits: "enqueued", "waiting" or
-    "down" (logged). A job orphaned by a killed worker is replaced, not run twice."""
-    queue = get_queue()
-    job_id = batch_job_id(batch_id)
-    job_status = getattr(queue, "job_status", None)
-    if job_status is not None:
-        try:
-            if job_status(job_id) in WAITING_STATES:
-                return "waiting"
-            queue.discard(job_id)
-        except Exception as exc:
-            log.warning("cannot reach the queue to requeue batch %s (%s)", batch_id, exc)
-            return "down"
-    return "enqueued" if enqueue_batch(batch_id) else "down"
-
-
-def forget_batches(batch_ids: list[int]) -> None:
-    """The jobs of batches a worker processed along with its own need not run (best effort)."""
-    try:
-        get_queue().forget(INGEST_QUEUE, [batch_job_id(b) for b in batch_ids])
-    except Exception as exc:  # they run and find nothing: slower, not wrong
-        log.debug(
-            "could not take %s processed batches' jobs off the queue (%s)", len(batch_ids), exc
-        )
-
-
-def batch_job_id(batch_id: int) -> str:
-    return f"batch-{batch_id}"
-
-
-EXPORT = "worker.export.run_export"
-EXPORT_JOB_ID = "lake-export"
-COMPACTION = "worker.export.run_compaction"
-COMPACTION_JOB_ID = "lake-compaction"
-
-
-def enqueue_export() -> None:
-    """Ask for hot rows to move into the columnar store; one such job waits at a time.
-
-    The job itself decides whether enough rows or time has built up (worker.export), so
-    asking after every batch costs a no-op at most. On the lake queue, which workers take
-    from first, so sustained ingest cannot starve it: the hot table stays small and the
-    dashboard fast.
-    """
-    _enqueue_unique(EXPORT, EXPORT_JOB_ID)
-
-
-# The web asks for an export at most this often per process. Each ask that finds no job
-# waiting queues one, and a job costs several Redis round trips and a few ms of a
-# worker's CPU: asked after every batch, a 300-batch round of bench/ingest.py ran 249
-# export jobs, nearly all with nothing due. The job decides whether an export is due
-# (worker.export._due), and the schedule runs it every LAKE_EXPORT_SECONDS anyway.
-EXPORT_ASK_SECONDS = 1.0
-_export_asked = {"at": float("-inf")}
-_export_ask_lock = threading.Lock()
-
-
-def ask_for_export() -> None:
-    """enqueue_export, at most once every EXPORT_ASK_SECONDS in this process."""
-    now = time.monotonic()
-    with _export_ask_lock:
-        if now - _export_asked["at"] < EXPORT_ASK_SECONDS:
-            return
-        _export_asked["at"] = now
-    enqueue_export()
-
-
-def enqueue_compaction() -> None:
-    """Ask for the store's small files to be merged (after an export wrote some)."""
-    _enqueue_unique(COMPACTION, COMPACTION_JOB_ID)
-
-
-def _enqueue_unique(path: str, job_id: str) -> None:
-    try:
-        get_queue().enqueue(LAKE_QUEUE, path, job_id=job_id, unique=True, timeout=EXPORT_TIMEOUT)
-    except Exception as exc:
-        log.warning("could not enqueue %s (%s); the schedule will run one", job_id, exc)
-
-
-SEND_ALERTS = "worker.alerts.send_due"
-SEND_ALERTS_JOB_ID = "alert-deliveries"
-# A run sends at most worker.alerts.SEND_LIMIT notifications of at most 15 s each.
-SEND_ALERTS_TIMEOUT = 600
-
-
-def enqueue_alert_sending() -> None:
-    """Ask for pending notifications to be sent now; one such job waits at a time (the
-    schedule runs one every minute anyway, so a failure here only delays them)."""
-    try:
-        get_queue().enqueue(
-            ALERT_QUEUE,
-            SEND_ALERTS,
-            job_id=SEND_ALERTS_JOB_ID,
-            unique=True,
-            timeout=SEND_ALERTS_TIMEOUT,
-        )
-    except Exception as exc:
-        log.warning("could not enqueue alert sending (%s); the schedule will run it", exc)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 from bisect import bisect_right
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -68,12 +69,61 @@ def api_version(path: str) -> str:
 def endpoint_label(path: str, keep_params: bool, keep_ids: bool) -> str:
     """The path an endpoint is shown as, under the dashboard's two path options.
 
-    The stats planner writes the same rule in SQL (dash_app.stats.conditions.label_sql);
+    The stats planner writes the same rule in SQL (server.stats.conditions.label_sql);
     tests hold the two to each other.
     """
     bare, sep, query = path.partition("?")
     shown = bare if keep_ids else template_path(bare)
     return shown + sep + query if keep_params and sep else shown
+
+
+# --- addresses ---------------------------------------------------------------------------------
+
+
+def normalise_ip(value) -> str | None:
+    """The first valid address in the value, or None.
+
+    Clients often map X-Forwarded-For, which may hold a list and ports; an
+    unparseable address is dropped rather than refusing the whole row.
+    """
+    if not isinstance(value, str) or not value or len(value) > 1024:
+        return None
+    return first_address(value)
+
+
+@lru_cache(maxsize=65_536)  # the same clients call again and again
+def first_address(value: str) -> str | None:
+    """normalise_ip of a non-empty string of at most 1,024 characters."""
+    for part in value.split(","):
+        candidate = part.strip()
+        if candidate.startswith("[") and "]" in candidate:
+            candidate = candidate[1 : candidate.index("]")]
+        elif candidate.count(":") == 1:
+            candidate = candidate.split(":", 1)[0]
+        address = canonical_ip(candidate)
+        if address is not None:
+            return address
+    return None
+
+
+def canonical_ip(text: str) -> str | None:
+    """One address as PostgreSQL's inet prints it, or None if it is not one.
+
+    inet_pton is strict (no leading zeros, no short IPv4 forms) and inet_ntop writes
+    the text PostgreSQL's host() gives back (`::ffff:1.2.3.4`, where the ipaddress
+    module writes `::ffff:102:304`), so both backends store and return the same text.
+    An IPv6 zone (`fe80::1%eth0`, `%25eth0` in a URL) names an interface of the
+    client's own machine: meaningless here, and refused by inet, so it is dropped.
+    """
+    try:
+        return socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError):  # ValueError: NUL or a lone surrogate in the text
+        pass
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, text.partition("%")[0])
+    except (OSError, ValueError):
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed)
 
 
 # --- users -----------------------------------------------------------------------------------

@@ -28,6 +28,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.services import free_port
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_ADMIN_URL = os.environ.get(
     "TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -109,12 +111,6 @@ def _markers_match_services(request):
                 f"{marker}: request the fixture in its signature, or mark it",
                 pytrace=False,
             )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------
@@ -204,6 +200,31 @@ def pg_url():
 def pg_database():
     """An empty PostgreSQL database of the test's own (not migrated)."""
     url = create_pg_database("empty")
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture
+def fresh_pg_url():
+    """A migrated PostgreSQL database of its own, for jobs that act on every row they find."""
+    url = create_pg_database("worker")
+    from server.cli import upgrade_database
+
+    upgrade_database(url)
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def old_database(request, tmp_path):
+    """An empty database of either backend, for a migration to start from."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    try:
+        url = create_pg_database("apia_migrate")
+    except Exception as exc:  # noqa: BLE001
+        unavailable("PostgreSQL", str(exc))
     yield url
     drop_pg_database(url)
 
@@ -346,7 +367,7 @@ class Stack:
             return
         from rq import Queue, SimpleWorker
 
-        from server.geo import init_geo
+        from server.ingest.geo import init_geo
         from server.queue import ALL_QUEUES
 
         init_geo(self.config.GEOIP_DB)
@@ -370,17 +391,17 @@ def make_config(database_url: str, redis_url: str = "", tmp_path: Path | None = 
 
 
 def sqlite_stack(tmp_path: Path, **overrides) -> Stack:
-    from server import create_app
-    from server import useragents as useragent
     from server.cli import upgrade_database
+    from server.lake import agents as useragent
     from server.lake import users as lake_users
+    from wsgi import build
 
     url = f"sqlite:///{tmp_path / 'test.db'}"
     upgrade_database(url)
     useragent.forget()
     lake_users.forget()
     config = make_config(url, "", tmp_path, **overrides)
-    return Stack("sqlite", create_app(config), config)
+    return Stack("sqlite", build(config), config)
 
 
 _LAKES: dict[str, str] = {}
@@ -395,11 +416,11 @@ def lake_for(database_url: str) -> str:
 
 
 def postgres_stack(pg_url: str, redis_url: str, tmp_path: Path, **overrides) -> Stack:
-    from server import create_app
+    from wsgi import build
 
     overrides.setdefault("LAKE_URL", lake_for(pg_url))
     config = make_config(pg_url, redis_url, tmp_path, **overrides)
-    return Stack("postgres", create_app(config), config)
+    return Stack("postgres", build(config), config)
 
 
 @pytest.fixture

@@ -69,9 +69,9 @@ WEB_WRITE_FAILS = "injected: the web's write of the batch failed"
 def web_write_fails(monkeypatch) -> None:
     """The web's own write of a batch fails (in this process), so the batch is staged
     for a worker: the fallback path, and how these tests get staged batches at all."""
-    from server.api.ingest import routes
+    from server.ingest import store
 
     def fail(conn, rows):
         raise RuntimeError(WEB_WRITE_FAILS)
 
-    monkeypatch.setattr(routes, "store_rows", fail)
+    monkeypatch.setattr(store, "write", fail)

@@ -1,4 +1,4 @@
-"""`python -m server.run` (what `make run` runs) as a real process, for the tests that need
+"""`python -m server.runtime.run` (what `make run` runs) as a real process, for the tests that need
 the whole start: gunicorn and its logs, the supervisor, start-up errors, the README."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import ROOT, free_port
+from bench.services import free_port
+from tests.conftest import ROOT
 
 WAIT = 90  # seconds; a ceiling for slow machines, never a speed assertion
 
@@ -48,7 +49,7 @@ class MakeRun:
     def start(self) -> MakeRun:
         with self.log.open("w") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server.run"],
+                [sys.executable, "-m", "server.runtime.run"],
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
@@ -59,7 +60,7 @@ class MakeRun:
 
     def run_to_exit(self, timeout: float = WAIT) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "server.run"],
+            [sys.executable, "-m", "server.runtime.run"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,

@@ -32,11 +32,10 @@ def test_not_postgres_selects_the_embedded_suite():
     assert any("[sqlite]" in test for test in selected)
     assert not [test for test in selected if "postgres" in test]
     for needs_postgres in (
-        "test_batch_groups.py",
+        "test_staging.py",
         "test_a_failing_batch_is_isolated_from_its_group_at_once",
         "test_queue_down_is_503_and_depth_unknown",
-        "test_rate_limit_answers_429_with_retry_after",
-        "test_timeouts.py",
+        "test_jobs.py",
     ):
         assert not [test for test in selected if needs_postgres in test], needs_postgres
 
@@ -44,7 +43,7 @@ def test_not_postgres_selects_the_embedded_suite():
 def test_a_missing_postgresql_is_one_short_line_in_the_summary():
     result = pytest_run(
         "-q",
-        "tests/server/test_health.py",
+        "tests/server/api/test_health.py",
         TEST_PG_ADMIN_URL="postgresql+psycopg://postgres@127.0.0.1:1/postgres",
     )
     assert result.returncode == 0, result.stdout[-2000:]
@@ -72,7 +71,7 @@ def test_two_suites_can_share_a_machine(redis_url):
     shared = redis_url.rsplit("/", 1)[0] + "/7"
     result = pytest_run(
         "-q",
-        "tests/server/test_health.py",
+        "tests/server/api/test_health.py",
         TEST_PG_PREFIX="apiashared",
         TEST_REDIS_URL=shared,
     )

@@ -8,11 +8,15 @@ import signal
 import sys
 import time
 
-from server import configure_logging, geo, useragents
-from server.children import forked_children_die_with_this_process
+import server.jobs  # noqa: F401  (declares every job to the queue)
+from server import configure_logging
 from server.config import Config, use_config
 from server.db import get_engine, init_engine
+from server.ingest import geo
+from server.ingest.sweep import sweep
+from server.lake import agents
 from server.queue import ALL_QUEUES, init_queue
+from server.runtime.children import forked_children_die_with_this_process
 
 log = logging.getLogger("worker")
 
@@ -24,7 +28,6 @@ def run_worker(config: Config, *, burst: bool = False) -> None:
     from rq import Queue
 
     from worker.rq_worker import Worker
-    from worker.sweeper import sweep
 
     queue = init_queue(config.REDIS_URL)
     while True:
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_scheduler_role(config)
     init_engine(config.DATABASE_URL)
     geo.init_geo(config.GEOIP_DB)
-    useragents.warm()
+    agents.warm()
     # RQ forks its scheduler from this process: a scheduler outliving a killed worker
     # kept the scheduler lock, and the next worker then ran none.
     forked_children_die_with_this_process()

@@ -14,7 +14,6 @@ process; a file lock keeps it to one process per data directory.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import threading
 import time
@@ -22,8 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from server.config import Config
-from server.queue import ALL_QUEUES, call_path
-from worker.schedule import PeriodicJob, next_round, periodic_jobs
+from server.jobs import Periodic, periodic_jobs
+from server.lake.lock import file_lock
+from server.queue import ALL_QUEUES, rq_callback
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,16 @@ RESULT_TTL = 3600
 FAILURE_TTL = 7 * 24 * 3600
 
 
-def run_id(job: PeriodicJob, round_ts: int) -> str:
+def next_round(interval: int, now: float) -> int:
+    """The next round's start, strictly after `now`.
+
+    Rounds fall on multiples of the interval since the epoch, so every
+    scheduler, and every restart of one, computes the same rounds.
+    """
+    return (int(now) // interval + 1) * interval
+
+
+def run_id(job: Periodic, round_ts: int) -> str:
     return f"{RUN_PREFIX}{job.name}-{round_ts}"
 
 
@@ -54,7 +63,7 @@ def _round_of(job_id: str) -> int | None:
 # --- Redis ------------------------------------------------------------------------------
 
 
-def schedule_next_runs(redis, jobs: list[PeriodicJob], now: float | None = None) -> list[str]:
+def schedule_next_runs(redis, jobs: list[Periodic], now: float | None = None) -> list[str]:
     """Make sure the next round of each job is scheduled in RQ, once; returns their job ids."""
     from rq import Queue
 
@@ -77,13 +86,14 @@ def schedule_next_runs(redis, jobs: list[PeriodicJob], now: float | None = None)
                 failure_ttl=FAILURE_TTL,
                 description=f"{job.name} (every {job.interval} s)",
                 meta={"periodic": job.name, "interval": job.interval},
+                on_success=rq_callback(job.job),
             )
             log.debug("scheduled %s", job_id)
         ids.append(job_id)
     return ids
 
 
-def reconcile(redis, jobs: list[PeriodicJob], now: float | None = None) -> list[str]:
+def reconcile(redis, jobs: list[Periodic], now: float | None = None) -> list[str]:
     """At start: cancel scheduled runs the list no longer declares as they are, then
     schedule the next round of each job. Any number of starts leave one run per job.
 
@@ -119,9 +129,9 @@ def reconcile(redis, jobs: list[PeriodicJob], now: float | None = None) -> list[
     return schedule_next_runs(redis, jobs, now)
 
 
-def _matches(scheduled, declared: PeriodicJob, round_ts: int, queue_name: str) -> bool:
+def _matches(scheduled, declared: Periodic, round_ts: int, queue_name: str) -> bool:
     return (
-        scheduled.func_name == declared.func
+        scheduled.func_name == declared.path
         and tuple(scheduled.args) == declared.args_for(round_ts)
         and queue_name == declared.queue
         and scheduled.timeout == declared.timeout
@@ -151,7 +161,7 @@ def run_scheduler(config: Config, stop: threading.Event | None = None) -> None:
     # Often enough that a round is scheduled before it is due.
     tick = max(0.5, min(5.0, min(job.interval for job in jobs) / 2))
     for job in jobs:
-        log.info("periodic job %s: %s every %s s on queue %s (timeout %s s)", job.name, job.func,
+        log.info("periodic job %s: %s every %s s on queue %s (timeout %s s)", job.name, job.path,
                  job.interval, job.queue, job.timeout)  # fmt: skip
     reconciled = False
     while not stop.is_set():
@@ -179,10 +189,10 @@ class InProcessScheduler:
     running.
     """
 
-    def __init__(self, jobs: list[PeriodicJob], lock_path: Path) -> None:
+    def __init__(self, jobs: list[Periodic], lock_path: Path) -> None:
         self.jobs = jobs
         self.lock_path = Path(lock_path)
-        self._lock_file = None
+        self._held = contextlib.ExitStack()
         self._stop = threading.Event()
         self._running: dict[str, threading.Thread] = {}
         self._thread: threading.Thread | None = None
@@ -204,9 +214,7 @@ class InProcessScheduler:
         if self._thread is not None:
             self._thread.join(timeout)
         self.join_running(timeout)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        self._held.close()
 
     def join_running(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -214,15 +222,11 @@ class InProcessScheduler:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _acquire_lock(self) -> bool:
-        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = self.lock_path.open("a")
-        try:
-            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            lock_file.close()
-            return False
-        self._lock_file = lock_file
-        return True
+        """Held from start to stop (or the process's end)."""
+        held = self._held.enter_context(file_lock(self.lock_path))
+        if not held:
+            self._held.close()
+        return held
 
     def _run(self) -> None:
         now = time.time()
@@ -236,7 +240,7 @@ class InProcessScheduler:
             wait = min(due.values()) - time.time()
             self._stop.wait(min(max(wait, 0.05), 1.0))
 
-    def _launch(self, job: PeriodicJob, round_ts: int) -> None:
+    def _launch(self, job: Periodic, round_ts: int) -> None:
         previous = self._running.get(job.name)
         if previous is not None and previous.is_alive():
             log.warning("%s is still running; skipping its round %s", job.name, round_ts)
@@ -248,9 +252,9 @@ class InProcessScheduler:
         thread.start()
 
     @staticmethod
-    def _call(job: PeriodicJob, round_ts: int) -> None:
+    def _call(job: Periodic, round_ts: int) -> None:
         try:
-            call_path(job.func, *job.args_for(round_ts))
+            job.job.run(*job.args_for(round_ts))
         except Exception:
             log.exception("periodic job %s (round %s) failed", job.name, round_ts)
 

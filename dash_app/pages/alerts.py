@@ -11,7 +11,8 @@ import logging
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
-from server import alerts
+from server.alerts import deliveries, notify
+from server.alerts import rules as alerts
 from server.csrf import csrf_ok, csrf_token
 from server.db import get_engine
 from server.models import monitors
@@ -255,7 +256,7 @@ def register(app) -> None:
                 return notice, None, None, [], []
             rules = alerts.list_rules(conn, key_id)
             channels = alerts.list_channels(conn, key_id)
-            incidents = alerts.recent_incidents(conn, key_id, limit=20)
+            incidents = deliveries.recent_incidents(conn, key_id, limit=20)
             owned = conn.execute(
                 monitors.select().where(monitors.c.key_id == key_id).order_by(monitors.c.id)
             ).all()
@@ -342,7 +343,7 @@ def register(app) -> None:
             return html.Span(str(exc) or "Too many channels.", className="error"), no_update
         if not salt:
             return f"Channel '{channel['name']}' added.", (changed or 0) + 1
-        secret = alerts.channel_secret(settings.SECRET_KEY, salt)
+        secret = notify.channel_secret(settings.SECRET_KEY, salt)
         shown = [
             f"Channel '{channel['name']}' added. Its signing secret, shown once: ",
             html.Code(secret, id="al-ch-secret"),
@@ -377,7 +378,7 @@ def register(app) -> None:
                 alerts.delete_channel(conn, key_id, target_id)
                 note = "Channel deleted."
         if what == "al-ch-test":
-            sent = alerts.send_test(key_id, target_id)
+            sent = deliveries.send_test(key_id, target_id)
             note = (
                 "Test notification queued: it is sent within seconds."
                 if sent

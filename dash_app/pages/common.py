@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dash import dash_table, dcc, get_relative_path, html
+from dash import dash_table, dcc, get_relative_path, html, strip_relative_path
 
 
 def graph_config() -> dict:
@@ -64,3 +64,8 @@ def stat(label: str, value: str, note=None, stat_id: str | None = None) -> html.
         children.append(html.Div(note, className="stat-note"))
     props = {"id": stat_id} if stat_id else {}
     return html.Div(children, className="stat", **props)
+
+
+def page_path(pathname: str | None) -> str:
+    """The dashboard-relative path of a page's pathname ('demo/explorer', '', ...)."""
+    return strip_relative_path(pathname or "/") or ""

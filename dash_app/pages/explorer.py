@@ -7,11 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from dash_app.pages.common import table
-from dash_app.pages.overview import _page_path
+from dash_app.pages.common import page_path, table
 from dash_app.session import share_problem_text, viewer_for
-from dash_app.stats.rows import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
 from server.db import get_engine
+from server.stats import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
 
 PAGE_SIZE = 50
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -167,7 +166,7 @@ def register(app) -> None:
         else:
             page = 0
         with get_engine().connect() as conn:
-            viewer = viewer_for(conn, _page_path(pathname))
+            viewer = viewer_for(conn, page_path(pathname))
         # A share link's restrictions apply to every page of rows, whatever the inputs say.
         filters = replace(filters_from(*values), fixed=viewer.fixed)
         key_id = viewer.key_id

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dash import Input, Output, State, dcc, html
 
 from dash_app import figures
-from dash_app.pages.common import graph, stat
-from dash_app.pages.overview import _page_path
+from dash_app.pages.common import graph, page_path, stat
 from dash_app.session import viewer_for
-from dash_app.uptime import monitor_list, recent_checks, uptime_shares
 from server.db import get_engine
+from server.monitors.uptime import monitor_list, recent_checks, uptime_shares
 
 
 def layout(page_path: str) -> html.Div:
@@ -53,7 +52,7 @@ def register(app) -> None:
     )
     def show_monitors(_tick, pathname):
         with get_engine().connect() as conn:
-            viewer = viewer_for(conn, _page_path(pathname))
+            viewer = viewer_for(conn, page_path(pathname))
             # A share link never shows monitors.
             key_id = None if viewer.kind == "share" else viewer.key_id
             if key_id is None:

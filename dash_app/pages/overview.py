@@ -9,25 +9,16 @@ from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, n
 
 from dash_app import figures
 from dash_app.aggregations import STATUS_CLASSES, endpoint_table
+from dash_app.clicks import CLICK_GRAPHS, apply_trigger
 from dash_app.countries import name_of
-from dash_app.filters import DIM_LABELS, PERIODS, Filters
-from dash_app.overview import refresh
-from dash_app.pages.common import graph, number, panel, stat, table
+from dash_app.pages.common import graph, number, page_path, panel, stat, table
+from dash_app.panels import refresh
 from dash_app.session import Viewer, share_problem_text, viewer_for
 from server.db import get_engine
+from server.stats.filters import DIM_LABELS, PERIODS, Filters
 
 log = logging.getLogger(__name__)
 
-# Which filter a click on each graph sets.
-CLICK_GRAPHS = {
-    "ov-status": "status",
-    "ov-versions": "version",
-    "ov-map": "location",
-    "ov-countries": "location",
-    "ov-browsers": "browser",
-    "ov-os": "os",
-    "ov-devices": "device",
-}
 FIGURE_OUTPUTS = {
     "ov-activity": "activity",
     "ov-histogram": "histogram",
@@ -166,53 +157,6 @@ def _chips(filters: Filters) -> list:
     return chips
 
 
-def _clicked_value(click_data) -> str | None:
-    try:
-        point = click_data["points"][0]
-    except (TypeError, KeyError, IndexError):
-        return None
-    value = point.get("customdata")
-    if isinstance(value, list):
-        value = value[0] if value else None
-    if value is None:
-        value = point.get("label")
-    return None if value is None else str(value)
-
-
-def _apply_trigger(current: Filters, trigger, values: dict) -> Filters:
-    """The new filters after the control `trigger` changed."""
-    if isinstance(trigger, dict):  # a chip's pattern-matching id
-        return (
-            current.without_click(trigger["dim"]) if trigger.get("type") == "ov-chip" else current
-        )
-    if trigger == "ov-period" and values["period"] in PERIODS:
-        return replace(current, period=values["period"])
-    if trigger == "ov-hostname":
-        return replace(current, hostname=values["hostname"] or None)
-    if trigger == "ov-toggles":
-        return current.with_toggles(values["toggles"])
-    if trigger == "ov-hidden":
-        patterns = [p.strip() for p in (values["hidden"] or "").split(",") if p.strip()]
-        return replace(current, hidden=tuple(dict.fromkeys(patterns)))
-    if trigger in CLICK_GRAPHS:
-        value = _clicked_value(values["clicks"].get(trigger))
-        return current if value is None else current.with_click(CLICK_GRAPHS[trigger], value)
-    if trigger == "ov-endpoints":
-        row = _table_row(values["endpoint_cell"], values["endpoint_rows"])
-        return current.with_click("endpoint", row["endpoint"]) if row else current
-    if trigger == "ov-users":
-        row = _table_row(values["user_cell"], values["user_rows"])
-        return current.with_click("user", row["user"]) if row else current
-    return current
-
-
-def _table_row(cell, rows):
-    if not cell or not rows:
-        return None
-    index = cell.get("row")
-    return rows[index] if index is not None and 0 <= index < len(rows) else None
-
-
 def register(app) -> None:
     graph_ids = list(CLICK_GRAPHS)
 
@@ -248,7 +192,7 @@ def register(app) -> None:
         if isinstance(trigger, dict) and not any(chip_clicks):
             trigger = None  # chips re-rendered, nobody clicked
         current = Filters.from_query(search)
-        filters = _apply_trigger(
+        filters = apply_trigger(
             current,
             trigger,
             {
@@ -293,7 +237,7 @@ def register(app) -> None:
         if query is None:
             return (no_update,) * (len(FIGURE_OUTPUTS) + 6)
         with get_engine().connect() as conn:
-            viewer = viewer_for(conn, _page_path(pathname))
+            viewer = viewer_for(conn, page_path(pathname))
         # A share link's restrictions ride along every question, whatever the URL says.
         filters = replace(Filters.from_query(query), fixed=viewer.fixed)
         key_id = viewer.key_id
@@ -372,12 +316,6 @@ def _fixed_note(viewer: Viewer) -> list:
     share = {"hostname": viewer.share.hostname, "filters": viewer.share.filters}
     text = f"Shared view, read-only. Shows: {restrictions(share)}."
     return [html.Div(text, className="notice fixed-note", id="ov-fixed")]
-
-
-def _page_path(pathname: str | None) -> str:
-    from dash import strip_relative_path
-
-    return strip_relative_path(pathname or "/") or ""
 
 
 def _summary(data) -> list:

@@ -1,6 +1,6 @@
 """Settings of the signed-in key: its name, rotation, share links and deleting its data.
 
-Each section is a plain HTML form posted to dash_app.keys (CSRF token included); this
+Each section is a plain HTML form posted to dash_app.forms (CSRF token included); this
 module only draws them, with the messages the last action left (Flask's flash).
 """
 
@@ -10,10 +10,10 @@ from dash import dcc, html
 from flask import get_flashed_messages
 
 from dash_app.countries import name_of
-from dash_app.filters import DIM_LABELS
 from server.db import get_engine
-from server.keys import describe_key
-from server.shares import list_shares
+from server.keys.api_keys import describe_key
+from server.keys.shares import list_shares
+from server.stats.filters import DIM_LABELS
 
 STAMP = "%Y-%m-%d %H:%M UTC"
 

@@ -1,20 +1,20 @@
 """Sending one notification to one channel: a signed webhook, a Slack text, an email.
 
-Webhooks go through the uptime checks' guarded connections (worker.probe), so a channel
-URL whose host turns private after it was accepted is refused at send time too. Errors
-name what failed, never the URL (a Slack URL is itself a secret) or a password.
+Webhooks go through guarded connections (server.net.http), so a channel URL whose host
+turns private after it was accepted is refused at send time too. Errors name what
+failed, never the URL (a Slack URL is itself a secret) or a password. A webhook's
+signing secret is derived, never stored (channel_secret).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 
-import httpcore
-
-from server import urlguard
-from server.alerts import sign
-from server.smtp import parse_smtp_url, send_mail
-from worker.probe import Deadline, GuardedBackend, _policy, classify, request_target
+from server.alerts.smtp import parse_smtp_url, send_mail
+from server.net.http import classify, guarded_post
 
 SEND_TIMEOUT = 10
 USER_AGENT = "api-analytics-alerts/1.0"
@@ -25,34 +25,19 @@ class DeliveryFailed(Exception):
 
 
 def post_json(url: str, body: bytes, headers: list, *, allow_private: bool) -> None:
-    deadline = Deadline(SEND_TIMEOUT)
-    pool = httpcore.ConnectionPool(
-        ssl_context=httpcore.default_ssl_context(),
-        network_backend=GuardedBackend(deadline, _policy(allow_private), urlguard.resolve),
-        retries=0,
-    )
-    timeouts = dict.fromkeys(("connect", "read", "write", "pool"), float(SEND_TIMEOUT))
     try:
-        with pool:
-            response = pool.request(
-                "POST",
-                request_target(url),
-                headers=[
-                    (b"Content-Type", b"application/json"),
-                    (b"User-Agent", USER_AGENT.encode()),
-                    *headers,
-                ],
-                content=body,
-                extensions={"timeout": timeouts},
-            )
+        status = guarded_post(
+            url, body, [(b"User-Agent", USER_AGENT.encode()), *headers],
+            timeout=SEND_TIMEOUT, allow_private=allow_private,
+        )  # fmt: skip
     except Exception as exc:
         raise DeliveryFailed(classify(exc)) from exc
-    if not 200 <= response.status < 300:
-        raise DeliveryFailed(f"HTTP {response.status}")
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"HTTP {status}")
 
 
 def send(channel, message: dict, *, secret: str | None, config) -> None:
-    """Deliver `message` (worker.alerts.message) on the channel; raises DeliveryFailed."""
+    """Deliver `message` (server.alerts.sending.message) on the channel; raises DeliveryFailed."""
     allow_private = config.MONITOR_ALLOW_PRIVATE
     if channel.kind == "webhook":
         body = json.dumps(message, separators=(",", ":"), default=str).encode()
@@ -80,3 +65,20 @@ def send(channel, message: dict, *, secret: str | None, config) -> None:
             raise DeliveryFailed(f"smtp: {type(exc).__name__}: {exc}"[:300]) from exc
     else:
         raise DeliveryFailed(f"unknown channel kind {channel.kind}")
+
+
+def new_salt() -> str:
+    return secrets.token_hex(16)
+
+
+def channel_secret(secret_key: str, salt: str) -> str:
+    """A webhook channel's signing secret: derived from SECRET_KEY and the stored salt, so
+    the database never holds it (rotating SECRET_KEY changes every channel's secret)."""
+    return hmac.new(
+        secret_key.encode(), b"alert-webhook:" + salt.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The X-Signature header's value for a webhook body."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

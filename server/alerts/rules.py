@@ -1,24 +1,18 @@
-"""Alert rules and channels of a key: what is checked, where it is sent, what happened.
+"""Alert rules and channels of a key: what is checked and where it is sent.
 
-Shared by the API (server.api.alerts), the dashboard page and the worker (worker.alerts),
-so a rule or channel created either way is checked by the same code. Rules come as
-plain dicts; `check_rule` and `check_channel` refuse bad ones with the field named.
+Shared by the API (server.api.alerts) and the dashboard page, so a rule or channel
+created either way is checked by the same code. Rules come as plain dicts; `check_rule`
+and `check_channel_target` refuse bad ones with the field named.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from datetime import timedelta
+from sqlalchemy import delete, func, insert, select
 
-from sqlalchemy import delete, desc, func, insert, select
-
-from server.db import as_utc, get_engine, utcnow
+from server.alerts.notify import new_salt
+from server.db import as_utc, utcnow
 from server.models import (
-    alert_attempts,
     alert_channels,
-    alert_deliveries,
     alert_incidents,
     alert_rule_channels,
     alert_rules,
@@ -35,8 +29,6 @@ MAX_WINDOW_MINUTES = 24 * 60
 # previous days for silence to be unusual.
 USUAL_DAYS = 4
 HISTORY_DAYS = 7
-# Failed deliveries are tried again after these pauses, then recorded as failed.
-RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15))
 
 
 class AlertInputError(ValueError):
@@ -49,26 +41,6 @@ class AlertInputError(ValueError):
 
 class LimitReached(Exception):
     pass
-
-
-# --- channel secrets -------------------------------------------------------------------------
-
-
-def new_salt() -> str:
-    return secrets.token_hex(16)
-
-
-def channel_secret(secret_key: str, salt: str) -> str:
-    """A webhook channel's signing secret: derived from SECRET_KEY and the stored salt, so
-    the database never holds it (rotating SECRET_KEY changes every channel's secret)."""
-    return hmac.new(
-        secret_key.encode(), b"alert-webhook:" + salt.encode(), hashlib.sha256
-    ).hexdigest()
-
-
-def sign(secret: str, body: bytes) -> str:
-    """The X-Signature header's value for a webhook body."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 # --- validation ------------------------------------------------------------------------------
@@ -308,79 +280,10 @@ def delete_channel(conn, key_id: int, channel_id: int) -> bool:
     return result.rowcount > 0
 
 
-# --- deliveries and incidents ----------------------------------------------------------------
-
-
-def add_deliveries(
-    conn, key_id: int, incident_id: int | None, channel_ids, event: str
-) -> list[int]:
-    """Delivery rows, pending and due now (inside the transaction that made the event)."""
-    now = utcnow()
-    ids = []
-    for channel_id in channel_ids:
-        ids.append(
-            conn.execute(
-                insert(alert_deliveries)
-                .values(
-                    key_id=key_id,
-                    incident_id=incident_id,
-                    channel_id=channel_id,
-                    event=event,
-                    status="pending",
-                    attempts=0,
-                    next_attempt_at=now,
-                    created_at=now,
-                )
-                .returning(alert_deliveries.c.id)
-            ).scalar_one()
-        )
-    return ids
-
-
-def recent_incidents(conn, key_id: int, limit: int = 50) -> list[dict]:
-    """The key's incidents, newest first, each with its deliveries and their attempts."""
-    rows = conn.execute(
-        select(alert_incidents, alert_rules.c.name.label("rule_name"))
-        .join(alert_rules, alert_rules.c.id == alert_incidents.c.rule_id)
-        .where(alert_incidents.c.key_id == key_id)
-        .order_by(desc(alert_incidents.c.started_at), desc(alert_incidents.c.id))
-        .limit(limit)
-    ).all()
-    incidents = []
-    for row in rows:
-        incident = dict(row._mapping)
-        incident["started_at"] = as_utc(incident["started_at"])
-        incident["resolved_at"] = as_utc(incident["resolved_at"])
-        incident["deliveries"] = deliveries_of(conn, alert_deliveries.c.incident_id == row.id)
-        incidents.append(incident)
-    return incidents
-
-
-def deliveries_of(conn, condition) -> list[dict]:
-    rows = conn.execute(
-        select(alert_deliveries).where(condition).order_by(alert_deliveries.c.id)
-    ).all()
-    out = []
-    for row in rows:
-        delivery = dict(row._mapping)
-        for name in ("next_attempt_at", "created_at", "sent_at"):
-            delivery[name] = as_utc(delivery[name])
-        delivery["attempt_log"] = [
-            {"at": as_utc(a.attempted_at), "ok": a.ok, "error": a.error}
-            for a in conn.execute(
-                select(alert_attempts)
-                .where(alert_attempts.c.delivery_id == row.id)
-                .order_by(alert_attempts.c.id)
-            )
-        ]
-        out.append(delivery)
-    return out
-
-
 def check_channel_target(kind: str, url: str | None, email: str | None, settings) -> str:
     """The channel's target once the SSRF guard (and SMTP_URL, for email) allow it."""
-    from server.smtp import guarded_address, parse_smtp_url
-    from server.urlguard import UnsafeURL, check_url
+    from server.alerts.smtp import guarded_address, parse_smtp_url
+    from server.net.urlguard import UnsafeURL, check_url
 
     if kind == "email":
         if not email:
@@ -407,26 +310,3 @@ def check_channel_target(kind: str, url: str | None, email: str | None, settings
     except UnsafeURL as exc:
         raise AlertInputError("url", str(exc)) from exc
     return url
-
-
-def test_deliveries(conn, channel_id: int) -> list[dict]:
-    return deliveries_of(
-        conn,
-        (alert_deliveries.c.channel_id == channel_id) & (alert_deliveries.c.event == "test"),
-    )
-
-
-def send_test(key_id: int, channel_id: int) -> int | None:
-    """Queue a test notification on the key's channel; its delivery id (None: no channel)."""
-    from server.queue import enqueue_alert_sending
-
-    with get_engine().begin() as conn:
-        if get_channel(conn, key_id, channel_id) is None:
-            return None
-        (delivery_id,) = add_deliveries(conn, key_id, None, [channel_id], "test")
-    enqueue_alert_sending()
-    return delivery_id
-
-
-def delivery(conn, delivery_id: int) -> dict:
-    return deliveries_of(conn, alert_deliveries.c.id == delivery_id)[0]

@@ -1,7 +1,8 @@
-"""Staged batches an operator may need to see: waiting, retrying or given up on.
+"""The backlog: staged batches an operator may need to see, waiting, retrying or given up on.
 
-Shared by the worker (which records why a batch failed), `/api/health` (which reports
-the batches given up on) and `flask --app wsgi batches` (list, show, retry, discard).
+Shared by the staging job (which records why a batch failed), `/api/health` (which
+reports the batches given up on) and `flask --app wsgi batches` (list, show, retry,
+discard).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import delete, func, select, update
 
 from server.db import as_utc, relax_commit, utcnow
+from server.ingest.fields import decode_rows
 from server.models import ingest_batches
 
 log = logging.getLogger(__name__)
@@ -131,9 +133,7 @@ def failed_ids(conn) -> list[int]:
 
 
 def staged_rows(conn, batch_id: int) -> list | None:
-    """The rows a batch holds, as staged (server.ingest.ROW_FIELDS)."""
-    from server.ingest import decode_rows
-
+    """The rows a batch holds, as staged (server.ingest.fields.ROW_FIELDS)."""
     payload = conn.execute(
         select(ingest_batches.c.payload).where(ingest_batches.c.id == batch_id)
     ).scalar()

@@ -1,5 +1,6 @@
-"""An accepted ingest batch, checked and enriched column by column when every row is in
-the shape the published clients send, row by row (server.ingest) otherwise.
+"""The check step: an ingest batch checked column by column when every row is in the shape
+the published clients send, row by row (server.ingest.fields) otherwise; either way an
+accepted batch is one list per field (`Batch`).
 
 Why columns: the web checks and enriches every batch before its 201, and a function call
 per field of every row was most of its CPU (bench/README.md). A column is checked with a
@@ -7,7 +8,7 @@ few passes in C (its types as one set, its distinct values once, a regular expre
 the joined timestamps), and the stored rows are zipped from the columns. Anything a row
 might need refused or repaired for (a bad field, text to truncate or mend, a number sent
 as text, an odd timestamp) sends the whole batch through the row-by-row rules instead, so
-both ways store exactly the same rows (tests/server/test_ingest_batch.py holds them to it).
+both ways store exactly the same rows (tests/server/ingest/test_columns.py holds them to it).
 """
 
 from __future__ import annotations
@@ -16,27 +17,20 @@ import math
 import re
 from datetime import datetime
 from itertools import repeat
-from operator import add, floordiv, itemgetter, mul
+from operator import add, itemgetter, mul
 
-from server import geo
-from server import useragents as useragent
-from server.ingest import (
+from server.ingest.fields import (
     EARLIEST,
     FUTURE_SLACK,
     MAX_RESPONSE_TIME_MS,
     MAX_TEXT,
     METHODS,
     ROW_FIELDS,
-    first_address,
-    normalise_ip,
     validate_rows,
 )
-from server.lake import write
-from server.lake.users import number_names
-from server.rules import api_version, epoch_micros, minute_epoch, template_path
+from server.rules import epoch_micros, first_address, minute_epoch, normalise_ip
 
 NoneType = type(None)
-HOUR_MICROS = 3_600_000_000
 # UTC timestamps as clients write them, one per line: to the second, the millisecond (our
 # middleware) or the microsecond (Python's isoformat). The date, hour and minute are
 # checked once per distinct minute, by datetime itself.
@@ -52,40 +46,25 @@ _SECONDS = itemgetter(slice(17, 19))
 _FRACTIONS = {29: (itemgetter(slice(20, 23)), 1_000), 32: (itemgetter(slice(20, 26)), 1)}
 
 
-def accept(rows: list, privacy_level: int, now: datetime) -> tuple[Columns | Rows, list]:
+def check(rows: list, privacy_level: int, now: datetime) -> tuple[Batch, list]:
     """(The accepted rows, the refusals as {"index", "error"}): column by column if the
     batch allows it (it then refuses nothing), else row by row."""
-    batch = Columns.take(rows, privacy_level, now)
+    batch = Batch.take(rows, privacy_level, now)
     if batch is not None:
         return batch, []
     accepted, rejected = validate_rows(rows, privacy_level, now)
-    return Rows(accepted, privacy_level), rejected
+    return Batch.from_staged(accepted, privacy_level), rejected
 
 
-class Rows:
-    """Validated rows, one staged list each (server.ingest.ROW_FIELDS)."""
+class Batch:
+    """Accepted rows as one list per field (server.ingest.fields.FIELDS), with each row's
+    time in epoch microseconds; `by_column` when they were checked column by column."""
 
-    def __init__(self, staged: list, privacy_level: int) -> None:
-        self.rows = staged
-        self.level = privacy_level
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def staged(self) -> list:
-        return self.rows
-
-    def enrich(self, engine, key_id: int, framework: str | None) -> list[tuple]:
-        """The rows as stored (server.lake.write), user agents and users resolved."""
-        agents, users = write.prepare(engine, [(key_id, self.level, self.rows)])
-        return write.enrich(key_id, framework, self.level, self.rows, agents, users)
-
-
-class Columns:
-    """Accepted rows as one list per field; the same rows Rows would hold."""
-
-    def __init__(self, level: int, created: list, micros: list, columns: dict) -> None:
+    def __init__(
+        self, level: int, created: list, micros: list, columns: dict, by_column: bool = True
+    ) -> None:
         self.level = level
+        self.by_column = by_column
         self.created = created
         self.micros = micros
         self.hostnames = columns["hostname"]
@@ -98,7 +77,7 @@ class Columns:
         self.user_ids = columns["user_id"]
 
     @classmethod
-    def take(cls, rows: list, level: int, now: datetime) -> Columns | None:
+    def take(cls, rows: list, level: int, now: datetime) -> Batch | None:
         """The rows as columns, or None if any row needs the row-by-row rules."""
         if not rows or {row.__class__ for row in rows} != {dict}:
             return None
@@ -108,8 +87,8 @@ class Columns:
         micros = _micros(created, now)
         if micros is None:
             return None
-        for name, check in _CHECKS:
-            value = check(columns[name])
+        for name, column_check in _CHECKS:
+            value = column_check(columns[name])
             if value is False:
                 return None
             if value is not True:
@@ -123,6 +102,16 @@ class Columns:
             columns["ip_address"] = ips
         return cls(level, created, micros, columns)
 
+    @classmethod
+    def from_staged(cls, staged: list, level: int) -> Batch:
+        """Rows checked one by one (or read back from staging), as staged lists."""
+        if staged:
+            columns = dict(zip(ROW_FIELDS, map(list, zip(*staged, strict=True)), strict=True))
+        else:
+            columns = {name: [] for name in ROW_FIELDS}
+        created = columns.pop("created_at")
+        return cls(level, created, list(map(epoch_micros, created)), columns, by_column=False)
+
     def __len__(self) -> int:
         return len(self.micros)
 
@@ -132,42 +121,6 @@ class Columns:
         columns = (created, self.hostnames, self.paths, self.methods, self.statuses,
                    self.times, self.ips, self.agents, self.user_ids)  # fmt: skip
         return list(map(list, zip(*columns, strict=True)))
-
-    def enrich(self, engine, key_id: int, framework: str | None) -> list[tuple]:
-        """The rows as stored (LakeRow order): what server.lake.write.enrich makes of the
-        staged rows, a column at a time."""
-        n = len(self)
-        ips = self.ips
-        locations = geo.countries(ips) if self.level < 2 else [None] * n
-        if self.level != 0:
-            ips = [None] * n  # level 1: the address was needed for the country only
-        known = set(self.agents)
-        known.discard(None)
-        known.discard("")
-        agents = useragent.resolve(engine, known)
-        # Each part of an agent by its string; no agent, no parts (write.NO_AGENT).
-        browser = {None: None, "": None} | {ua: a.browser for ua, a in agents.items()}
-        system = {None: None, "": None} | {ua: a.os for ua, a in agents.items()}
-        device = {None: None, "": None} | {ua: a.device for ua, a in agents.items()}
-        bot = {None: False, "": False} | {ua: bool(a.is_bot) for ua, a in agents.items()}
-        who = self.user_ids
-        if self.level == 0:
-            who = [ip or uid for ip, uid in zip(ips, who, strict=True)]
-        names = set(who)
-        names.discard(None)
-        names.discard("")
-        users = number_names(engine, key_id, names)
-        endpoints = list(map(template_path, self.paths))
-        routes = [f"{m} {endpoint}" for m, endpoint in zip(self.methods, endpoints, strict=True)]
-        agent = self.agents
-        return list(
-            zip(repeat(key_id), self.micros, map(floordiv, self.micros, repeat(HOUR_MICROS)),
-                self.hostnames, self.methods, self.paths, endpoints, routes,
-                map(api_version, self.paths), self.statuses, self.times, ips, locations,
-                self.user_ids, map(users.get, who), agent, map(browser.__getitem__, agent),
-                map(system.__getitem__, agent), map(device.__getitem__, agent),
-                map(bot.__getitem__, agent), repeat(framework))
-        )  # fmt: skip
 
 
 def _micros(created: list, now: datetime) -> list | None:
@@ -205,7 +158,7 @@ def _micros(created: list, now: datetime) -> list | None:
 
 
 def _staged_time(stamp: str) -> str:
-    """A timestamp as the row-by-row rules stage it (server.ingest._created_at): one to the
+    """A timestamp as the row-by-row rules stage it (fields._created_at): one to the
     millisecond is written out as datetime.isoformat writes it."""
     if len(stamp) != 29:
         return stamp
@@ -258,7 +211,7 @@ def _user_ids(values: list) -> list | bool:
 
 
 def _addresses(values: list) -> list | None:
-    """Each value's first valid address (server.ingest.normalise_ip), looked up once per
+    """Each value's first valid address (fields.normalise_ip), looked up once per
     distinct value; None if a value is not text (row by row handles those)."""
     classes = {v.__class__ for v in values}
     if classes == {str} and "" not in values and max(map(len, values)) <= 1024:

@@ -1,18 +1,25 @@
-"""The enrichment job: a staged batch becomes request rows, exactly once."""
+"""Staging: a batch the web could not store at once waits in `ingest_batches`, and a
+worker's job (`process_batch`) takes the enrich and store steps for it, exactly once.
+
+The web's staging commit is the durable one: the job deletes the staged batch in the
+transaction that writes its rows, so a batch is processed once whatever dies when.
+"""
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 
-from server.batches import describe_error, record_error
+from server import queue
 from server.db import get_engine, is_postgres, relax_commit
-from server.ingest import decode_rows
-from server.lake import write
-from server.lake.write import enrich, store_rows
+from server.ingest.backlog import describe_error, record_error
+from server.ingest.columns import Batch
+from server.ingest.enrich import look_up, stored_rows
+from server.ingest.fields import decode_rows, encode_rows
+from server.lake.export import run_export
+from server.lake.write import store_rows
 from server.models import ingest_batches
-from server.queue import enqueue_export, forget_batches
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +29,66 @@ log = logging.getLogger(__name__)
 # bench/worker.py's COPY baseline, bench/README.md).
 GROUP_ROWS = 10_000
 GROUP_MAX_BATCHES = 16
+
+
+def stage(conn, key_id: int, framework, level: int, rows: list, now) -> int:
+    """Stage the batch's checked rows (server.ingest.fields.ROW_FIELDS lists) for a worker;
+    its id."""
+    return conn.execute(
+        insert(ingest_batches)
+        .values(
+            key_id=key_id,
+            created_at=now,
+            framework=framework,
+            privacy_level=level,
+            row_count=len(rows),
+            payload=encode_rows(rows),
+            attempts=0,
+        )
+        .returning(ingest_batches.c.id)
+    ).scalar_one()
+
+
+def job_id(batch_id: int) -> str:
+    return f"batch-{batch_id}"
+
+
+def ask_to_store(batch_id: int) -> bool:
+    """Hand a staged batch to the workers; False (logged) when the queue is down.
+
+    The batch is already durable, so a failure here only delays it until the sweeper runs.
+    """
+    return queue.ask(process_batch, batch_id, job_id=job_id(batch_id))
+
+
+# A job in these states will run without our help.
+WAITING_STATES = frozenset({"queued", "scheduled", "deferred"})
+
+
+def requeue(batch_id: int) -> str:
+    """Queue a staged batch's job again unless it still waits: "enqueued", "waiting" or
+    "down" (logged). A job orphaned by a killed worker is replaced, not run twice."""
+    jobs = queue.get_queue()
+    status = getattr(jobs, "job_status", None)
+    if status is not None:
+        try:
+            if status(job_id(batch_id)) in WAITING_STATES:
+                return "waiting"
+            jobs.discard(job_id(batch_id))
+        except Exception as exc:
+            log.warning("cannot reach the queue to requeue batch %s (%s)", batch_id, exc)
+            return "down"
+    return "enqueued" if ask_to_store(batch_id) else "down"
+
+
+def _forget(batch_ids: list[int]) -> None:
+    """The jobs of batches a worker processed along with its own need not run (best effort)."""
+    try:
+        queue.get_queue().forget(queue.INGEST_QUEUE, [job_id(b) for b in batch_ids])
+    except Exception as exc:  # they run and find nothing: slower, not wrong
+        log.debug(
+            "could not take %s processed batches' jobs off the queue (%s)", len(batch_ids), exc
+        )
 
 
 def process_batch(batch_id: int) -> int:
@@ -74,16 +141,14 @@ def _store_batches(engine, batch_id: int, group: list[int], alone: bool = False)
         group.extend(b.id for b in batches)
         if not batches:
             return 0
-        staged, agents, users = prepared or _prepare(engine, batches)
+        checked, lookups = prepared or _prepare(engine, batches)
         rows = []
-        for batch, batch_rows in zip(batches, staged, strict=True):
-            rows += enrich(
-                batch.key_id, batch.framework, batch.privacy_level, batch_rows, agents, users
-            )
+        for staged, batch in zip(batches, checked, strict=True):
+            rows += stored_rows(staged.key_id, staged.framework, batch, lookups)
         store_rows(conn, rows)
     if len(batches) > 1:
-        forget_batches([b.id for b in batches[1:]])
-    enqueue_export()
+        _forget([b.id for b in batches[1:]])
+    queue.ask(run_export)
     return len(rows)
 
 
@@ -108,7 +173,7 @@ def _store_one_by_one(engine, batch_id: int, group: list[int]) -> int:
         if member != batch_id:
             done.append(member)
     if done:
-        forget_batches(done)
+        _forget(done)
     if own_error is not None:
         raise own_error
     return stored
@@ -123,13 +188,12 @@ def _staged(engine, batch_id: int) -> list:
 
 
 def _prepare(engine, batches: list):
-    """(each batch's staged rows, their user agents resolved, their users numbered);
-    None if there are no batches."""
+    """(each batch's rows as columns, their user agents and users looked up); None if
+    there are no batches."""
     if not batches:
         return None
-    staged = [decode_rows(b.payload) for b in batches]
-    parts = [(b.key_id, b.privacy_level, rows) for b, rows in zip(batches, staged, strict=True)]
-    return staged, *write.prepare(engine, parts)
+    checked = [Batch.from_staged(decode_rows(b.payload), b.privacy_level) for b in batches]
+    return checked, look_up(engine, [(b.key_id, c) for b, c in zip(batches, checked, strict=True)])
 
 
 def _count_attempt(engine, batch_id: int) -> None:

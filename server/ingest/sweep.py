@@ -7,16 +7,16 @@ from datetime import timedelta
 
 from sqlalchemy import delete, select, tuple_
 
-from server.batches import MAX_ATTEMPTS  # then a batch is left for an operator (/api/health)
 from server.db import get_engine, is_postgres, utcnow
+from server.ingest.backlog import MAX_ATTEMPTS  # then a batch is left for an operator
+from server.ingest.staging import requeue
 from server.models import ingest_batches, ingest_receipts
-from server.queue import requeue_batch
 
 log = logging.getLogger(__name__)
 
 
 # A run re-enqueues at most this many batches (about a second of Redis round trips, well
-# inside server.queue.SWEEP_JOB_TIMEOUT); the next run, a minute later, goes on.
+# inside its timeout, server.jobs); the next run, a minute later, goes on.
 SWEEP_LIMIT = 5_000
 
 
@@ -49,7 +49,7 @@ def sweep(min_age_seconds: int = 60) -> int:
         ids = pending_batches(conn, min_age_seconds)
     enqueued = 0
     for batch_id in ids:
-        outcome = requeue_batch(batch_id)
+        outcome = requeue(batch_id)
         if outcome == "down":
             break  # the next sweep tries again
         enqueued += outcome == "enqueued"

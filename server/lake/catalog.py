@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import and_, delete, func, insert, select, update
 
-from server.db import is_postgres, utcnow
-from server.models import api_keys, lake_exports, lake_files, lake_state, requests
+from server.db import is_postgres, utcnow, write_lock
+from server.lake.models import lake_exports, lake_files, lake_state, requests
+from server.models import api_keys
 
 STATE_ID = 1
 
@@ -31,12 +32,12 @@ class LakeFile:
     min_us: int
     max_us: int
     hostnames: tuple[str, ...] = ()
-    digest: str | None = None  # its digest's name (server.lake.digest), if it has one
+    summary: str | None = None  # its summary's name (server.lake.summaries), if it has one
 
     @property
     def names(self) -> list[str]:
-        """Every stored object of the file: itself and its digest."""
-        return [self.path, *([self.digest] if self.digest else [])]
+        """Every stored object of the file: itself and its summary."""
+        return [self.path, *([self.summary] if self.summary else [])]
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ FILE_COLUMNS = (
     lake_files.c.min_us,
     lake_files.c.max_us,
     lake_files.c.hostnames,
-    lake_files.c.digest,
+    lake_files.c.summary,
 )
 MAX_HOSTNAMES = 1000  # a file's menu entries kept (a bot scanning hostnames stays bounded)
 
@@ -145,7 +146,7 @@ def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=
             max_us=file.max_us,
             created_at=now,
             hostnames=json.dumps(hosts),
-            digest=file.digest,
+            summary=file.summary,
         )
         ids.append(conn.execute(insert(lake_files).values(**values)).inserted_primary_key[0])
     retire = list(retire)
@@ -203,12 +204,12 @@ def live_files(conn, key_id: int | None = None, month: int | None = None) -> lis
 
 
 def known_paths(conn) -> set[str]:
-    """Every stored object the catalog names: files and their digests."""
+    """Every stored object the catalog names: files and their summaries."""
     found = set()
-    for path, digest in conn.execute(select(lake_files.c.path, lake_files.c.digest)):
+    for path, summary in conn.execute(select(lake_files.c.path, lake_files.c.summary)):
         found.add(path)
-        if digest:
-            found.add(digest)
+        if summary:
+            found.add(summary)
     return found
 
 
@@ -232,3 +233,28 @@ def storage_bytes(conn, key_id: int | None = None) -> tuple[int, int]:
         query = query.where(f.key_id == key_id)
     rows, size = conn.execute(query).one()
     return int(rows), int(size)
+
+
+def publish_files(
+    db, storage, files: list[LakeFile], *, boundary=None, retire=()
+) -> list[LakeFile]:
+    """Catalog the files (those of keys still alive) and move the boundary, atomically.
+
+    Files of a key deleted meanwhile are removed from storage instead.
+    """
+    retire = list(retire)
+    with db.begin() as conn:
+        if not is_postgres(conn):
+            write_lock(conn)
+        alive = live_keys(conn, [f.key_id for f in files])
+        kept = [f for f in files if f.key_id in alive]
+        if retire:
+            still = live_ids(conn, [f.id for f in retire])
+            if len(still) != len(retire):  # a key deletion or retention got there first
+                kept = []
+                retire = []
+        publish(conn, kept, boundary=boundary, retire=[f.id for f in retire])
+    dropped = [name for f in files if f not in kept for name in f.names]
+    if dropped:
+        storage.delete(dropped)
+    return kept

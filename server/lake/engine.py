@@ -65,8 +65,9 @@ def libpq_dsn(database_url: str) -> str:
     return " ".join(f"{k}={quote(v)}" for k, v in parts.items() if v not in (None, ""))
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+def sql_str(value) -> str:
+    """A string literal for engine SQL."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def spill_dir(settings) -> Path:
@@ -92,13 +93,13 @@ def _open(settings, *, threads: int | None = None, hot: bool = True):
     # Files never change once written (compaction writes new ones), so their footers
     # can be cached across queries.
     db.execute("SET parquet_metadata_cache = true")
-    db.execute(f"SET temp_directory = {_quote(str(spill_dir(settings)))}")
+    db.execute(f"SET temp_directory = {sql_str(str(spill_dir(settings)))}")
     if hot and settings.is_postgres:
-        db.execute(f"LOAD {_quote(extension_path('postgres_scanner'))}")
+        db.execute(f"LOAD {sql_str(extension_path('postgres_scanner'))}")
         dsn = libpq_dsn(settings.DATABASE_URL)
-        db.execute(f"ATTACH {_quote(dsn)} AS {HOT_DB} (TYPE postgres, READ_ONLY)")
+        db.execute(f"ATTACH {sql_str(dsn)} AS {HOT_DB} (TYPE postgres, READ_ONLY)")
     if settings.LAKE_URL.startswith("s3://"):
-        db.execute(f"LOAD {_quote(extension_path('httpfs'))}")
+        db.execute(f"LOAD {sql_str(extension_path('httpfs'))}")
         db.execute(_s3_secret(settings))
     return db
 
@@ -107,14 +108,14 @@ def _s3_secret(settings) -> str:
     """A DuckDB secret for the configured S3 (or S3-compatible) endpoint."""
     parts = [
         "TYPE s3",
-        f"KEY_ID {_quote(settings.S3_ACCESS_KEY_ID)}",
-        f"SECRET {_quote(settings.S3_SECRET_ACCESS_KEY)}",
-        f"REGION {_quote(settings.S3_REGION)}",
+        f"KEY_ID {sql_str(settings.S3_ACCESS_KEY_ID)}",
+        f"SECRET {sql_str(settings.S3_SECRET_ACCESS_KEY)}",
+        f"REGION {sql_str(settings.S3_REGION)}",
     ]
     if settings.S3_ENDPOINT_URL:
         endpoint = make_url_parts(settings.S3_ENDPOINT_URL)
         parts += [
-            f"ENDPOINT {_quote(endpoint['host'])}",
+            f"ENDPOINT {sql_str(endpoint['host'])}",
             f"USE_SSL {'true' if endpoint['ssl'] else 'false'}",
             "URL_STYLE 'path'",
         ]

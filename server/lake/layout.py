@@ -1,11 +1,16 @@
 """The request row layout, named once: the hot table's columns, the Parquet files' columns,
-and how one becomes the other."""
+how one becomes the other, and how a writer builds rows by column name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from itertools import repeat
+from operator import floordiv
 
 from sqlalchemy import BigInteger, Boolean, Integer, SmallInteger, String, Text
+
+from server.rules import api_version, epoch_micros, template_path
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,47 @@ NAMES = tuple(c.name for c in COLUMNS)
 # What a writer supplies for each row, in this order (the hot table assigns the id).
 WRITE_NAMES = NAMES[1:]
 BY_NAME = {c.name: c for c in COLUMNS}
+# The columns computed from others when a row is written (server.rules).
+DERIVED = ("hour", "endpoint", "route", "version")
+# What a writer gives: every written column but the derived ones; created_at in epoch
+# microseconds (the hot table's form).
+GIVEN = tuple(name for name in WRITE_NAMES if name not in DERIVED)
+HOUR_MICROS = 3_600_000_000
+
+
+def stored_rows(given: Mapping[str, Iterable]) -> list[tuple]:
+    """Rows ready to write (WRITE_NAMES order), zipped from one column per GIVEN name (a
+    value that is the same on every row may be given as itertools.repeat). The derived
+    columns are computed here, a column at a time: a call per row cost a fifth of the
+    enrichment (bench/README.md)."""
+    missing = set(GIVEN) - given.keys()
+    if missing:
+        raise ValueError(f"stored_rows needs the columns {sorted(missing)}")
+    micros, paths, methods = list(given["created_at"]), list(given["path"]), list(given["method"])
+    endpoints = list(map(template_path, paths))
+    columns = {
+        **given,
+        "created_at": micros,
+        "path": paths,
+        "method": methods,
+        "hour": map(floordiv, micros, repeat(HOUR_MICROS)),
+        "endpoint": endpoints,
+        "route": [f"{m} {e}" for m, e in zip(methods, endpoints, strict=True)],
+        "version": map(api_version, paths),
+    }
+    # strict=False: a constant column is itertools.repeat, as long as the others allow.
+    return list(zip(*(columns[name] for name in WRITE_NAMES), strict=False))
+
+
+def stored_row(**given) -> tuple:
+    """One row ready to write, by name (stored_rows of one): created_at a datetime, ISO
+    text or epoch microseconds; a column not named is empty (bot: false)."""
+    created = given.get("created_at")
+    if created is not None and not isinstance(created, int):
+        given["created_at"] = epoch_micros(created)
+    values = {name: None for name in GIVEN} | {"bot": False} | given
+    return stored_rows({name: [values[name]] for name in GIVEN})[0]
+
 
 # The order of rows inside a file. The export writes each file in time order; compaction
 # merges the current month's files by putting their rows one file after another, oldest
@@ -66,7 +112,7 @@ BY_NAME = {c.name: c for c in COLUMNS}
 # microseconds of CPU a row against 1.2 without (bench/compaction.py), and compaction a
 # sixth of the two cores under sustained ingest. A closed month's file is final until
 # retention, and is sorted by week, then route, then time: each row group
-# (worker.export.ROW_GROUP_ROWS) holds a week of a few endpoints, so an endpoint click
+# (ROW_GROUP_ROWS) holds a week of a few endpoints, so an endpoint click
 # skips most row groups by their route statistics (bench/README.md), while a time range
 # (a data API page, a CSV chunk) still skips every row group outside its weeks.
 TIME_ORDER = "created_at, id"
@@ -76,6 +122,15 @@ CLOSED_ORDER = "hour // 168, route, created_at, id"
 def row_order(closed: bool) -> str:
     """ORDER BY for a file's rows: `closed` for a closed month's final file."""
     return CLOSED_ORDER if closed else TIME_ORDER
+
+
+# How every file is written.
+ROW_GROUP_ROWS = 250_000
+PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}"
+# A file holds one key's rows of one UTC month (YYYYMM).
+MONTH_SQL = "(year(created_at) * 100 + month(created_at))"
+# A file's hostnames, for the catalog (the hostname menu reads them there).
+HOSTNAMES_SQL = "list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> ''))"
 
 
 def hot_select_list() -> str:

@@ -16,18 +16,14 @@ from dataclasses import dataclass, replace
 from server.config import current_config
 from server.db import get_engine, is_postgres
 from server.lake import catalog, engine, layout
+from server.lake.engine import sql_str
 from server.lake.storage import get_storage
 
 _names = itertools.count()
 
 
-def sql_str(value: str) -> str:
-    """A string literal for engine SQL."""
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 @dataclass
-class Rows:
+class KeyRows:
     """One reader's view of one key: `relation` is SQL usable after FROM."""
 
     cursor: object
@@ -37,8 +33,8 @@ class Rows:
     hot_rows: int
     storage: object = None
 
-    def without(self, files) -> Rows:
-        """The same view but for `files` (which a caller answers from their digests)."""
+    def without(self, files) -> KeyRows:
+        """The same view but for `files` (which a caller answers from their summaries)."""
         skip = {f.path for f in files}
         keep = [f for f in self.snapshot.files if f.path not in skip]
         return replace(self, relation=_relation(keep, self.hot_table, self.storage))
@@ -120,7 +116,7 @@ def open_rows(key_id: int, since_us: int | None = None, until_us: int | None = N
         )
         relation = _relation(snap.files, hot, storage)
         try:
-            yield Rows(cur, snap, relation, hot, hot_rows, storage)
+            yield KeyRows(cur, snap, relation, hot, hot_rows, storage)
         finally:
             with contextlib.suppress(Exception):
                 cur.execute(f"DROP TABLE IF EXISTS {hot}")

@@ -1,26 +1,26 @@
-"""A file's digest: its rows' exact partial answers to the overview's questions.
+"""A file's summary: its rows' exact partial answers to the overview's questions.
 
 Written beside a finished file (a closed month's, once compaction has merged it): counts
 per hour, per endpoint and status, per version, country and user agent; how many
 requests took each millisecond, per day; which users were active each day; and per user
 their requests and last one. Every part merges with another file's, or with the same
 part computed from raw rows, by plain sums and unions, so an overview over months of
-data reads a few small digests instead of every row, with the same numbers (tests hold
+data reads a few small summaries instead of every row, with the same numbers (tests hold
 the two ways to each other).
 
 Each part is written once per family: the unsliced family answers the overview with no
 filter; a sliced family groups every part by its columns too (the status family by
 status and version, ...), so a click on those columns, or on several of one family,
-selects digest rows with the same conditions it selects raw rows with (those columns
+selects summary rows with the same conditions it selects raw rows with (those columns
 keep their names here). Clicks across families, or on other columns (endpoint, user,
 hostname, ...), are answered from the rows. The families were chosen by measurement:
-a sliced family costs about as many digest rows as distinct values it groups by times
+a sliced family costs about as many summary rows as distinct values it groups by times
 days (bench/README.md).
 """
 
 from __future__ import annotations
 
-# Kinds of digest rows; `k` holds the text key where there is one.
+# Kinds of summary rows; `k` holds the text key where there is one.
 HOUR, ROUTE, VERSION, LOCATION, AGENT, DAY_RT, DAY_USER, USER = (
     "hour",
     "route",
@@ -88,8 +88,9 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
         True,
     ),  # fmt: skip
 }
-# The name of a closed month's digest also says how its file is laid out, so compaction
-# knows which files to rewrite (worker.export.compact):
+# The name of a closed month's summary also says how its file is laid out, so compaction
+# knows which files to rewrite (server.lake.compaction.compact). Summaries were called
+# digests when these names were chosen; files already stored keep them:
 # - ".digest.parquet": before the families; answers nothing, its file is rewritten;
 # - ".digest2.parquet": the families, rows in time order; answers, its file is rewritten
 #   into week and route order (server.lake.layout.CLOSED_ORDER);
@@ -110,23 +111,23 @@ def _part(family: str, kind: str, source: str) -> str:
     )
 
 
-def digest_sql(source: str) -> str:
-    """The digest of the rows `source` (SQL usable after FROM) names: every family's parts,
+def summary_sql(source: str) -> str:
+    """The summary of the rows `source` (SQL usable after FROM) names: every family's parts,
     each family's rows together (readers skip the others by the files' statistics)."""
     parts = [_part(family, kind, source) for family in FAMILIES for kind in _KINDS]
     return "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
-def digest_name(file_name: str) -> str:
-    """Where a file's digest is stored: beside it."""
+def summary_name(file_name: str) -> str:
+    """Where a file's summary is stored: beside it."""
     return file_name.removesuffix(".parquet") + SUFFIX
 
 
 def is_current(name: str | None) -> bool:
-    """Whether a digest has today's parts (and so may answer)."""
+    """Whether a summary has today's parts (and so may answer)."""
     return bool(name) and name.endswith(_SAME_PARTS)
 
 
 def is_final(name: str | None) -> bool:
-    """Whether a digest and its file have today's layout (nothing to rewrite)."""
+    """Whether a summary and its file have today's layout (nothing to rewrite)."""
     return bool(name) and name.endswith(SUFFIX)

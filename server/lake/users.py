@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from server.db import is_postgres
-from server.models import key_users
+from server.lake.models import key_users
 
 MAX_CACHED = 500_000
 # Per database URL, per key: {user key: number}. Only committed numbers go in, and a

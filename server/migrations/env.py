@@ -1,8 +1,10 @@
-"""Alembic environment: the URL comes from server.cli, the tables from server.models."""
+"""Alembic environment: the URL comes from server.cli, the tables from server.models and
+server.lake.models."""
 
 from alembic import context
 
-import server.models  # noqa: F401  (registers every table on the metadata)
+import server.lake.models  # noqa: F401  (registers the store's tables on the metadata)
+import server.models  # noqa: F401  (and every other table)
 from server.db import make_engine, metadata
 
 config = context.config

@@ -1,4 +1,4 @@
-"""Uptime checks: each round enqueues one check job per monitor; each job stores one ping."""
+"""Uptime checks: each round asks for one check job per monitor; each job stores one ping."""
 
 from __future__ import annotations
 
@@ -9,15 +9,14 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from server import queue
 from server.config import current_config
-from server.db import get_engine, is_postgres, utcnow
+from server.db import get_engine, insert_ignoring_conflicts, utcnow
 from server.models import api_keys, monitors, pings
-from server.queue import MONITOR_QUEUE, get_queue
-from worker.probe import Outcome, probe
+from server.monitors.probe import Outcome, probe
 
 log = logging.getLogger(__name__)
 
-CHECK_MONITOR = "worker.uptime.check_monitor"
 # The embedded mode has no workers to spread checks over; a few threads stand in for them.
 EMBEDDED_CONCURRENCY = 8
 
@@ -45,15 +44,9 @@ def check_all_monitors(round_ts: int) -> int:
         with ThreadPoolExecutor(EMBEDDED_CONCURRENCY, thread_name_prefix="uptime") as pool:
             list(pool.map(lambda monitor_id: check_monitor(monitor_id, round_ts), ids))
     else:
-        queue = get_queue()
         for monitor_id in ids:
             queue.enqueue(
-                MONITOR_QUEUE,
-                CHECK_MONITOR,
-                monitor_id,
-                round_ts,
-                timeout=check_timeout(config),
-                job_id=check_job_id(monitor_id, round_ts),
+                check_monitor, monitor_id, round_ts, job_id=check_job_id(monitor_id, round_ts)
             )
     log.info("uptime round %s: %s monitors", round_ts, len(ids))
     return len(ids)
@@ -110,15 +103,11 @@ def store_ping(engine, monitor_id: int, scheduled_at, checked_at, outcome: Outco
     }
     try:
         with engine.begin() as conn:
-            statement = _insert_ignoring_duplicates(conn).values(**values).returning(pings.c.id)
+            statement = (
+                insert_ignoring_conflicts(conn, pings, ["monitor_id", "scheduled_at"])
+                .values(**values)
+                .returning(pings.c.id)
+            )
             return conn.execute(statement).first() is not None
     except IntegrityError:
         return False  # the monitor was deleted while we checked it
-
-
-def _insert_ignoring_duplicates(conn):
-    if is_postgres(conn):
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(pings).on_conflict_do_nothing(index_elements=["monitor_id", "scheduled_at"])

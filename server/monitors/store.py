@@ -1,18 +1,17 @@
-"""Reading and writing a key's uptime monitors and their pings (the API and the dashboard)."""
+"""A key's uptime monitors and their pings: made, listed, deleted (the API and the dashboard)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import and_, case, delete, func, insert, select
+from sqlalchemy import delete, func, insert, select
 
 from server.db import as_utc, is_postgres, utcnow
+from server.lake.retention import Budget
 from server.models import api_keys, monitors, pings
+from server.monitors.uptime import UPTIME_WINDOWS, uptime_by_monitor
 
 MAX_ID = 2**31 - 1  # monitors.id is a 32-bit INTEGER on both backends
-
-# Windows of the uptime figures, by the name the API answers them under.
-UPTIME_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
 class MonitorLimitReached(Exception):
@@ -21,11 +20,6 @@ class MonitorLimitReached(Exception):
 
 class DuplicateMonitor(Exception):
     """The key already monitors this URL with this method."""
-
-
-def is_up(status_column):
-    """A check counts as up when the server answered 2xx or 3xx; errors and 4xx/5xx are down."""
-    return and_(status_column.is_not(None), status_column >= 200, status_column < 400)
 
 
 def create_monitor(conn, key_id: int, url: str, method: str, limit: int) -> dict:
@@ -84,36 +78,6 @@ def list_monitors(conn, key_id: int, now: datetime | None = None) -> list[dict]:
     ]
 
 
-def uptime_by_monitor(conn, monitor_ids: list[int], now: datetime) -> dict[int, dict]:
-    """{monitor id: {"24h": percent or None, ...}} in one scan of the last 30 days of pings."""
-    if not monitor_ids:
-        return {}
-    up = is_up(pings.c.status)
-    columns = [pings.c.monitor_id]
-    for name, span in UPTIME_WINDOWS.items():
-        inside = pings.c.created_at >= now - span
-        columns.append(func.sum(case((inside, 1), else_=0)).label(f"n_{name}"))
-        columns.append(func.sum(case((and_(inside, up), 1), else_=0)).label(f"up_{name}"))
-    oldest = now - max(UPTIME_WINDOWS.values())
-    query = (
-        select(*columns)
-        .where(pings.c.monitor_id.in_(monitor_ids), pings.c.created_at >= oldest)
-        .group_by(pings.c.monitor_id)
-    )
-    result = {}
-    for row in conn.execute(query).mappings():
-        result[row["monitor_id"]] = {
-            name: _percent(row[f"up_{name}"], row[f"n_{name}"]) for name in UPTIME_WINDOWS
-        }
-    return result
-
-
-def _percent(up: int | None, total: int | None) -> float | None:
-    if not total:
-        return None
-    return round(100.0 * (up or 0) / total, 2)
-
-
 def latest_ping(conn, monitor_id: int) -> dict | None:
     row = conn.execute(
         _ping_select()
@@ -170,3 +134,53 @@ def _ping_dict(row) -> dict:
         "response_time": row.response_time,
         "error": row.error,
     }
+
+
+# --- retention (server.upkeep) -----------------------------------------------------------------
+
+# Pings deleted in one short transaction.
+BATCH_SIZE = 5000
+
+
+def delete_old_pings(
+    engine, cutoff: datetime, batch_size: int = BATCH_SIZE, budget: Budget | None = None
+) -> int:
+    """Pings created before `cutoff`, monitor by monitor through the (monitor, created_at) index."""
+    with engine.connect() as conn:
+        monitor_ids = list(conn.execute(select(monitors.c.id).order_by(monitors.c.id)).scalars())
+    return sum(
+        _delete_batches(
+            engine,
+            pings,
+            [pings.c.monitor_id == m, pings.c.created_at < cutoff],
+            batch_size,
+            budget=budget,
+        )
+        for m in monitor_ids
+    )
+
+
+def _delete_batches(engine, table, conditions: list, batch_size: int, budget=None) -> int:
+    """Delete the matching rows a batch (one short transaction) at a time; returns how many.
+
+    A spent `budget`, checked before each batch, stops it early.
+    """
+    deleted = 0
+    while True:
+        if budget is not None and not budget.left():
+            # Out of time: the run is unfinished only if something here is still to go.
+            budget.spent = budget.spent or _any(engine, table, conditions)
+            return deleted
+        batch = select(table.c.id).where(*conditions).limit(batch_size).scalar_subquery()
+        with engine.begin() as conn:
+            count = conn.execute(delete(table).where(table.c.id.in_(batch))).rowcount
+        deleted += count
+        if budget is not None and count:
+            budget.progressed = True
+        if count < batch_size:
+            return deleted
+
+
+def _any(engine, table, conditions: list) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(table.c.id).where(*conditions).limit(1)).first() is not None

@@ -1,7 +1,7 @@
 """The SSRF guard for monitored URLs: http(s) only, and only hosts with public addresses.
 
 Used twice: when a monitor is created (server.api.monitors) and on every
-connection a check opens (worker.probe), because DNS can change in between.
+connection a check opens (server.monitors.probe), because DNS can change in between.
 """
 
 from __future__ import annotations

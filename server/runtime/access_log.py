@@ -18,7 +18,7 @@ import re
 
 from gunicorn.glogging import Logger
 
-from server.shares import redact_share_paths
+from server.keys.shares import redact_share_paths
 
 REDACTED = "[redacted]"
 # Query parameters named like a credential, e.g. api_key, X-AUTH-TOKEN, access_token,

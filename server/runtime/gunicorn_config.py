@@ -1,6 +1,7 @@
-"""gunicorn settings for `make run` and the image: `gunicorn -c python:server.gunicorn_config`.
+"""gunicorn settings for `make run` and the image:
+`gunicorn -c python:server.runtime.gunicorn_config`.
 
-The access log goes to stdout through server.access_log (secrets redacted, page
+The access log goes to stdout through server.runtime.access_log (secrets redacted, page
 plumbing left out unless ACCESS_LOG=all); the start-up notes are logged once, by the
 master, instead of once by each worker it forks.
 """
@@ -8,7 +9,7 @@ master, instead of once by each worker it forks.
 from __future__ import annotations
 
 accesslog = "-"
-logger_class = "server.access_log.AccessLogger"
+logger_class = "server.runtime.access_log.AccessLogger"
 graceful_timeout = 10
 
 
@@ -18,7 +19,7 @@ def on_starting(_server) -> None:
 
     from server import configure_logging
     from server.config import Config, ConfigError
-    from server.startup import announce
+    from server.runtime.startup import announce
 
     try:
         config = Config.from_env()
@@ -28,7 +29,7 @@ def on_starting(_server) -> None:
         raise SystemExit(2) from None
     configure_logging(config.LOG_LEVEL)
     announce(config, for_children=True)
-    from server.useragents import warm
+    from server.lake.agents import warm
 
     warm()  # before the fork: every worker shares the loaded parser
 

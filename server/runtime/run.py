@@ -18,10 +18,16 @@ import time
 from dataclasses import dataclass
 
 from server import configure_logging
-from server.children import die_with_parent, signal_group, wait_for_group
 from server.cli import upgrade_database
 from server.config import Config, ConfigError
-from server.startup import StartupError, announce, check_port, check_redis, explain_database_error
+from server.runtime.children import die_with_parent, signal_group, wait_for_group
+from server.runtime.startup import (
+    StartupError,
+    announce,
+    check_port,
+    check_redis,
+    explain_database_error,
+)
 
 log = logging.getLogger("run")
 
@@ -40,7 +46,7 @@ def plan(config: Config, host: str, port: int) -> list[Part]:
     workers = os.environ.get("WEB_CONCURRENCY") or ("1" if config.embedded_queue else "3")
     web = [
         python, "-m", "gunicorn", "wsgi:app",
-        "--config", "python:server.gunicorn_config",
+        "--config", "python:server.runtime.gunicorn_config",
         "--bind", f"{host}:{port}",
         "--workers", workers,
         "--threads", os.environ.get("WEB_THREADS", "4"),
@@ -129,8 +135,9 @@ def own_url(host: str, port: int) -> str:
 def seed_demo_data(config: Config, base_url: str) -> None:
     """The demo's traffic and monitors: made on the first start (~100,000 rows, a dozen
     seconds here), topped up on later ones, while the server already answers."""
+    import server.jobs  # noqa: F401  (declares the jobs the seeding asks for)
     from server.db import init_engine
-    from server.demo import seed_demo, seed_demo_monitors
+    from server.demo.seed import seed_demo, seed_demo_monitors
 
     engine = init_engine(config.DATABASE_URL)
     log.info("demo data: made or topped up in the background (/dashboard/demo fills in)")
@@ -146,11 +153,11 @@ def seed_demo_data(config: Config, base_url: str) -> None:
 def _demo_is_stale(engine) -> bool:
     """No demo yet, or its newest request over an hour old. A restart minutes after the
     last one has nothing worth adding, and a top-up that generates no row at all fails
-    (server.demo writes every chunk, even an empty one)."""
+    (server.demo.seed writes every chunk, even an empty one)."""
     from datetime import timedelta
 
     from server.db import utcnow
-    from server.demo import demo_key, latest_row
+    from server.demo.seed import demo_key, latest_row
 
     with engine.connect() as conn:
         key_id = demo_key(conn)

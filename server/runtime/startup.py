@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
-from server.config import Config
+from server.config import Config, parse_smtp_url
 
 NOTES_LOGGED = "API_ANALYTICS_NOTES_LOGGED"
 
@@ -61,8 +61,6 @@ def notes(config: Config) -> list[Note]:
             )
         )
     if config.SMTP_URL:
-        from server.smtp import parse_smtp_url
-
         smtp = parse_smtp_url(config.SMTP_URL)  # its repr never holds the password
         found.append(Note("server", logging.INFO, f"alert emails through {smtp!r}"))
     if config.GEOIP_DB:

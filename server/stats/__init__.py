@@ -1,8 +1,12 @@
-"""The dashboard's questions, answered by the engine over every stored row.
+"""The questions asked of a key's requests, answered by the engine over every stored row,
+UI-free: the one place the dashboard, the data API, the explorer, CSV exports, share
+links and alerts get their numbers from.
 
-`answer` runs one refresh's questions over one snapshot of a key's rows (its files and
-hot rows, server.lake.source): the planner turns the filters into one WHERE clause, and
-each module asks one kind of question with it. Pages only call this package.
+`answer` runs one overview refresh's questions over one snapshot of a key's rows (its
+files and hot rows, server.lake.source): the planner turns the filters into one WHERE
+clause, and each module asks one kind of question with it. Raw rows (explorer pages,
+CSV, the data API) are server.stats.raw's; a recent window's error rate and latency
+(alerts) server.stats.recent's.
 """
 
 from __future__ import annotations
@@ -11,13 +15,37 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dash_app.filters import Filters, Window
-from dash_app.stats import breakdowns, digests, latency, timeseries, users
-from dash_app.stats.planner import Plan, clicked_users, plan
 from server.db import get_engine
 from server.lake.source import open_rows
+from server.stats import breakdowns, latency, summaries, timeseries, users
+from server.stats.filters import Filters, Window, window_for
+from server.stats.planner import Plan, clicked_users, plan
+from server.stats.raw import (
+    EXPLORER_COLUMNS,
+    ExplorerFilters,
+    RequestFilter,
+    data_page_json,
+    explorer_page,
+    export_rows,
+    hostnames,
+)
 
-__all__ = ["Answers", "Plan", "answer", "plan"]
+__all__ = [
+    "EXPLORER_COLUMNS",
+    "Answers",
+    "ExplorerFilters",
+    "Filters",
+    "Plan",
+    "RequestFilter",
+    "Window",
+    "answer",
+    "data_page_json",
+    "explorer_page",
+    "export_rows",
+    "hostnames",
+    "plan",
+    "window_for",
+]
 
 
 @dataclass
@@ -34,19 +62,19 @@ class Answers:
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
     """Every panel's numbers for one refresh, from one snapshot: from the rows, or, for
-    a long period with no filter or clicks a digest family answers, from closed months'
-    digests and the other rows (dash_app.stats.digests; the same numbers)."""
+    a long period with no filter or clicks a summary family answers, from closed months'
+    summaries and the other rows (server.stats.summaries; the same numbers)."""
     with get_engine().connect() as conn:
         p = plan(key_id, filters, window, clicked_users(conn, key_id, filters))
-    summarised = digests.usable(filters, window)
+    summarised = summaries.usable(filters, window)
     with open_rows(key_id) as rows:
-        files = digests.covered(rows.snapshot.files, window) if summarised else []
+        files = summaries.covered(rows.snapshot.files, window) if summarised else []
         if files:
-            raw, found = rows.without(files), digests.Digests(rows, files, p)
+            raw, found = rows.without(files), summaries.Summaries(rows, files, p)
             frame = breakdowns.sets_frame(raw, p, latency=True)
-            parts = digests.breakdowns_from(raw, frame, found, p)
-            distribution, buckets = digests.latency_from(breakdowns.latency_part(frame), found)
-            who = digests.users_from(rows, raw, found, p)
+            parts = summaries.breakdowns_from(raw, frame, found, p)
+            distribution, buckets = summaries.latency_from(breakdowns.latency_part(frame), found)
+            who = summaries.users_from(rows, raw, found, p)
         else:
             span = users.span_of(key_id)
             if users.bitmaps_fit(rows, p, span, step=p.grain_step):
@@ -70,7 +98,7 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
         if previous is None:
             previous_total = None
         elif summarised:
-            previous_total = digests.total_from(rows, previous)
+            previous_total = summaries.total_from(rows, previous)
         else:
             previous_total = timeseries.total(rows, previous)
         return Answers(

@@ -1,5 +1,5 @@
 """Breakdowns in one pass: requests by status and endpoint, API version, country and
-client (traffic over time is asked apart: dash_app.stats.timeseries).
+client (traffic over time is asked apart: server.stats.timeseries).
 
 One GROUPING SETS query decodes each column once for every breakdown; each set groups by
 one stored column where it can (`route`, `version`, `location`, `user_agent`), which the
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dash_app.stats.planner import Plan
-from dash_app.stats.timeseries import N_OK
+from server.stats.planner import Plan
+from server.stats.timeseries import N_OK
 
 # Which grouping set a result row belongs to, by the columns it groups.
 _ROUTE, _VERSION, _LOCATION, _AGENT, _LATENCY, _USERS = range(1, 7)
@@ -66,7 +66,7 @@ def sets_frame(rows, plan: Plan, *, latency: bool = False, per_user: bool = Fals
 
 def latency_part(frame: pd.DataFrame) -> pd.DataFrame:
     """[bucket, rt, n] of a sets frame asked with `latency`: the distribution of each
-    activity bucket, whose exact percentiles dash_app.stats.latency.per_bucket reads.
+    activity bucket, whose exact percentiles server.stats.latency.per_bucket reads.
     Counting pairs keeps the engine's memory to the distinct (bucket, millisecond) pairs,
     where a percentile aggregate holds every value of a bucket (at 100 M rows that took
     the process past 800 MB, bench/README.md)."""
@@ -137,7 +137,7 @@ def clients(agents: pd.DataFrame, engine=None) -> pd.DataFrame:
     """[browser, os, device, n, n_err] from counts per user agent: each agent's browser, OS
     and device are what enrichment stored for it (the user_agents table, which every
     enriched row's values come from), so grouping by the agent alone is exact."""
-    from server.useragents import describe
+    from server.lake.agents import describe
 
     if agents.empty:
         return pd.DataFrame(columns=["browser", "os", "device", "n", "n_err"])

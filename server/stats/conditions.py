@@ -6,7 +6,7 @@ integers are written into the SQL text.
 
 from __future__ import annotations
 
-from dash_app.filters import Filters, Window, status_class_range
+from server.stats.filters import Filters, Window, status_class_range
 
 # The endpoint's label under the two path options (server.rules.endpoint_label in SQL).
 _BARE = "split_part(path, '?', 1)"

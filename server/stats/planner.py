@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dash_app.filters import FIVE_MINUTES, Filters, Window
-from dash_app.stats.conditions import filter_conditions, label_sql, window_sql
 from server.rules import DAY, HOUR
+from server.stats.conditions import filter_conditions, label_sql, window_sql
+from server.stats.filters import FIVE_MINUTES, Filters, Window
 
 
 @dataclass(frozen=True)

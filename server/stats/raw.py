@@ -1,18 +1,31 @@
-"""Raw rows for the dashboard: the request explorer's pages and the overview's CSV export."""
+"""Raw rows: the data API's pages, the request explorer's and the overview's CSV export,
+each under its own filters, all read from one snapshot of the store (server.lake.pages)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import pandas as pd
 
-from dash_app.filters import Filters, window_for
-from dash_app.stats.conditions import filter_conditions
-from dash_app.stats.planner import clicked_users, plan
 from server.db import get_engine
-from server.lake.rows import COLUMNS, ISO_UTC, Where, hour_range, page_rows, stream_rows
+from server.lake.pages import (
+    COLUMNS,
+    ISO_UTC,
+    Where,
+    hour_range,
+    page_json,
+    page_rows,
+    stream_rows,
+)
 from server.lake.source import open_rows
+from server.rules import normalise_ip
+from server.stats.breakdowns import hostnames as distinct_hostnames
+from server.stats.conditions import filter_conditions
+from server.stats.filters import Filters, window_for
+from server.stats.planner import clicked_users, plan
+
+PAGE_SIZE = 50_000
 
 EXPLORER_COLUMNS = (
     "created_at",
@@ -46,7 +59,7 @@ class ExplorerFilters:
     path_contains: str | None = None
     rt_min: int | None = None
     rt_max: int | None = None
-    # A share link's restrictions (dash_app.filters.Filters.fixed).
+    # A share link's restrictions (server.stats.filters.Filters.fixed).
     fixed: tuple[tuple[str, str], ...] = ()
 
     def where(self) -> Where:
@@ -91,7 +104,81 @@ def export_rows(key_id: int, filters: Filters, now: datetime | None = None):
 
 
 def hostnames(key_id: int) -> list[str]:
-    from dash_app.stats.breakdowns import hostnames as distinct_hostnames
-
+    """Every hostname the key has logged (the hostname menus)."""
     with open_rows(key_id) as rows:
         return distinct_hostnames(rows)
+
+
+# --- the data API ----------------------------------------------------------------------
+
+
+def day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+@dataclass
+class RequestFilter:
+    """Conditions on a key's rows; None means "any"."""
+
+    key_id: int
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+    hostname: str | None = None
+    ip_address: str | None = None
+    status: int | None = None
+    location: str | None = None
+    user_id: str | None = None
+
+    @classmethod
+    def from_args(cls, key_id: int, args: dict) -> RequestFilter:
+        """The data API's parameters (date, dateFrom, dateTo inclusive, ...)."""
+
+        def day_after(day: date) -> datetime | None:
+            # The calendar's last day has no day after it: no upper bound then.
+            return None if day == date.max else day_start(day + timedelta(days=1))
+
+        since = until = None
+        if args.get("date"):
+            since, until = day_start(args["date"]), day_after(args["date"])
+        if args.get("dateFrom"):
+            since = max(filter(None, (since, day_start(args["dateFrom"]))))
+        if args.get("dateTo"):
+            end = day_after(args["dateTo"])
+            until = min(filter(None, (until, end)), default=None)
+        location = args.get("location")
+        return cls(
+            key_id=key_id,
+            since=since,
+            until=until,
+            hostname=args.get("hostname"),
+            ip_address=args.get("ipAddress"),
+            status=args.get("status"),
+            location=location.upper() if location else None,
+            user_id=args.get("user_id"),
+        )
+
+    def where(self) -> Where:
+        """The filters as engine SQL (dates are whole UTC days, so hour bounds)."""
+        since = int(self.since.timestamp()) if self.since is not None else None
+        until = int(self.until.timestamp()) if self.until is not None else None
+        where = Where(hour_range(since, until))
+        if self.hostname is not None:
+            where = where.and_("hostname = ?", self.hostname)
+        if self.ip_address is not None:
+            # Stored addresses are canonical (server.ingest.fields.normalise_ip); so is this one.
+            where = where.and_("ip_address = ?", normalise_ip(self.ip_address) or "")
+        if self.status is not None:
+            where = where.and_("status = ?", self.status)
+        if self.location is not None:
+            where = where.and_("location = ?", self.location)
+        if self.user_id is not None:
+            where = where.and_("user_id = ?", self.user_id)
+        return where
+
+
+def data_page_json(
+    filters: RequestFilter, page: int, page_size: int = PAGE_SIZE, compact: bool = False
+) -> tuple[str, int]:
+    """One page (1-based) oldest first as a JSON array text, and its row count."""
+    with open_rows(filters.key_id) as rows:
+        return page_json(rows, filters.where(), page, page_size, compact)

@@ -1,10 +1,10 @@
-"""Long periods from closed months' digests: their files' digests, the rest (the current
-month, late rows, hot rows) from the rows themselves.
+"""Long periods from closed months' summaries (server.lake.summaries), the rest (the
+current month, late rows, hot rows) from the rows themselves.
 
-Every question here merges two parts by sums and unions: the digests' rows for the files
-wholly inside the period (server.lake.digest) and the same question asked of the other
+Every question here merges two parts by sums and unions: the summaries' rows for the files
+wholly inside the period (server.lake.summaries) and the same question asked of the other
 rows. The numbers are the same as asking every row (tests compare the two ways); only
-the work is smaller: a few digests instead of months of rows. With no filter the
+the work is smaller: a few summaries instead of months of rows. With no filter the
 unsliced family answers; a click on columns of one sliced family (status and version,
 country, browser / OS / device) selects that family's rows with the very conditions the
 rows are selected with.
@@ -14,29 +14,29 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dash_app.filters import Filters, Window
-from dash_app.stats import breakdowns, latency, timeseries, users
-from dash_app.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
-from dash_app.stats.conditions import filter_conditions
-from dash_app.stats.planner import Plan
 from server.db import get_engine
-from server.lake import digest as d
-from server.lake.source import sql_str
+from server.lake import summaries as d
+from server.lake.engine import sql_str
 from server.lake.users import names_of
 from server.rules import DAY
+from server.stats import breakdowns, latency, timeseries, users
+from server.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
+from server.stats.conditions import filter_conditions
+from server.stats.filters import Filters, Window
+from server.stats.planner import Plan
 
-# Which sets-frame group each kind of digest row feeds, and into which column.
+# Which sets-frame group each kind of summary row feeds, and into which column.
 _SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
          d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
-# The columns a click's condition reads (dash_app.stats.conditions), for the clicks a
-# digest family can answer.
+# The columns a click's condition reads (server.stats.conditions), for the clicks a
+# summary family can answer.
 _READS = {"status": {"status"}, "status_class": {"status"}, "version": {"version"},
           "location": {"location"}, "browser": {"browser"}, "os": {"os"},
           "device": {"device"}}  # fmt: skip
 
 
 def family(filters: Filters, window: Window) -> str | None:
-    """The digest family that answers these filters over daily buckets, or None: the
+    """The summary family that answers these filters over daily buckets, or None: the
     conditions may read only that family's columns, endpoints must show as templates."""
     if window.step != DAY:
         return None
@@ -57,28 +57,28 @@ def usable(filters: Filters, window: Window) -> bool:
 
 
 def covered(files, window: Window) -> list:
-    """Files with a digest of today's layout and every row inside the window."""
+    """Files with a summary of today's layout and every row inside the window."""
     since_us = None if window.since is None else window.since * 1_000_000
     until_us = window.until * 1_000_000
     return [
         f
         for f in files
-        if d.is_current(f.digest)
+        if d.is_current(f.summary)
         and (since_us is None or f.min_us >= since_us)
         and f.max_us < until_us
     ]
 
 
-class Digests:
-    """The rows of some files' digests that answer a plan: its family's, selected by its
+class Summaries:
+    """The rows of some files' summaries that answer a plan: its family's, selected by its
     filters' conditions (bind parameters in `params`), as SQL."""
 
     def __init__(self, rows, files, plan: Plan) -> None:
         self.rows = rows
-        urls = ", ".join(sql_str(rows.url(f.digest)) for f in files)
+        urls = ", ".join(sql_str(rows.url(f.summary)) for f in files)
         name = family(plan.filters, plan.window)
         if name is None:
-            raise ValueError("no digest family answers these filters")
+            raise ValueError("no summary family answers these filters")
         conditions = filter_conditions(plan.filters, plan.label, plan.users)
         self.relation = (
             f"(SELECT * FROM read_parquet([{urls}]) "
@@ -87,14 +87,14 @@ class Digests:
         self.params = list(conditions.params)
 
     def frame(self, sql: str) -> pd.DataFrame:
-        return self.rows.cursor.execute(sql.replace("{digests}", self.relation), self.params).df()
+        return self.rows.cursor.execute(sql.replace("{summaries}", self.relation), self.params).df()
 
 
-def breakdowns_from(raw, frame, digests: Digests, plan: Plan) -> breakdowns.Breakdowns:
-    """`frame`: the other rows' sets frame (dash_app.stats.breakdowns.sets_frame)."""
+def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.Breakdowns:
+    """`frame`: the other rows' sets frame (server.stats.breakdowns.sets_frame)."""
     parts = [frame]
-    found = digests.frame(
-        "SELECT kind, k, status, n, n_ok, rt_sum FROM {digests} "
+    found = summaries.frame(
+        "SELECT kind, k, status, n, n_ok, rt_sum FROM {summaries} "
         f"WHERE kind IN ({', '.join(sql_str(k) for k in _SETS)})"
     )
     for kind, (group, column) in _SETS.items():
@@ -108,8 +108,8 @@ def breakdowns_from(raw, frame, digests: Digests, plan: Plan) -> breakdowns.Brea
     traffic = pd.concat(
         [
             timeseries.traffic(raw, plan),
-            digests.frame(
-                f"SELECT t, n, n_ok FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
+            summaries.frame(
+                f"SELECT t, n, n_ok FROM {{summaries}} WHERE kind = {sql_str(d.HOUR)}"
             ).astype("int64"),
         ],
         ignore_index=True,
@@ -118,14 +118,16 @@ def breakdowns_from(raw, frame, digests: Digests, plan: Plan) -> breakdowns.Brea
     return breakdowns.shape(frame, traffic, plan)
 
 
-def latency_from(raw_latency: pd.DataFrame, digests: Digests) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """([rt, n], [bucket, p50, p95]) over the digests' days and the other rows'
-    [bucket, rt, n] (dash_app.stats.breakdowns.latency_part)."""
+def latency_from(
+    raw_latency: pd.DataFrame, summaries: Summaries
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """([rt, n], [bucket, p50, p95]) over the summaries' days and the other rows'
+    [bucket, rt, n] (server.stats.breakdowns.latency_part)."""
     per_day = pd.concat(
         [
             raw_latency,
-            digests.frame(
-                f"SELECT t AS bucket, rt, n FROM {{digests}} WHERE kind = {sql_str(d.DAY_RT)}"
+            summaries.frame(
+                f"SELECT t AS bucket, rt, n FROM {{summaries}} WHERE kind = {sql_str(d.DAY_RT)}"
             ),
         ],
         ignore_index=True,
@@ -133,24 +135,24 @@ def latency_from(raw_latency: pd.DataFrame, digests: Digests) -> tuple[pd.DataFr
     return latency.overall_frame(per_day), latency.per_bucket(per_day)
 
 
-def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_USERS):
+def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.TOP_USERS):
     span = users.span_of(plan.key_id)
     if span is None:
         return users.Users(0, pd.DataFrame({"bucket": [], "users": []}), users._top(raw, plan, []))
     low, high = span
     pairs = (
-        f"SELECT t, ux FROM {digests.relation} WHERE kind = {sql_str(d.DAY_USER)} "
+        f"SELECT t, ux FROM {summaries.relation} WHERE kind = {sql_str(d.DAY_USER)} "
         f"UNION ALL SELECT {plan.bucket} AS t, ux FROM {raw.relation} "
         f"WHERE {plan.where} AND ux IS NOT NULL"
     )
     buckets = users.bitmaps_fit(rows, plan, span)
     distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))" if buckets else "count(DISTINCT ux)"
-    params = [*digests.params, *plan.params]  # in the order the SQL names them
+    params = [*summaries.params, *plan.params]  # in the order the SQL names them
     per_bucket = rows.cursor.execute(
         f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t", params
     ).df()
     each = (
-        f"SELECT ux, n, last_us, last_loc FROM {digests.relation} "
+        f"SELECT ux, n, last_us, last_loc FROM {summaries.relation} "
         f"WHERE kind = {sql_str(d.USER)} "
         f"UNION ALL SELECT ux, count(*), epoch_us(max(created_at)), "
         f"arg_max(coalesce(location, ''), created_at) FROM {raw.relation} "
@@ -172,14 +174,14 @@ def users_from(rows, raw, digests: Digests, plan: Plan, limit: int = users.TOP_U
 
 
 def total_from(rows, plan: Plan) -> int:
-    """The requests of a period, from the digests of its files and the other rows."""
+    """The requests of a period, from the summaries of its files and the other rows."""
     files = covered(rows.snapshot.files, plan.window)
     raw = rows.without(files)
     count = raw.query(f"SELECT count(*) FROM {{rows}} WHERE {plan.where}", list(plan.params))
     total = int(count.fetchone()[0])
     if files:
-        summed = Digests(rows, files, plan).frame(
-            f"SELECT coalesce(sum(n), 0) AS n FROM {{digests}} WHERE kind = {sql_str(d.HOUR)}"
+        summed = Summaries(rows, files, plan).frame(
+            f"SELECT coalesce(sum(n), 0) AS n FROM {{summaries}} WHERE kind = {sql_str(d.HOUR)}"
         )
         total += int(summed["n"].iloc[0])
     return total

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dash_app.stats.planner import Plan
+from server.stats.planner import Plan
 
 # Counting successes as a sum is cheaper for the engine than count(*) FILTER (measured:
 # a quarter of the breakdowns query's time, bench/README.md).
@@ -35,7 +35,7 @@ def traffic_and_users(rows, plan: Plan, span: tuple[int, int]):
     """([t, n, n_ok], [bucket, users]) from one scan: per grain, the counts and a bitmap of
     its users over the key's numbers `span`; each activity bucket's distinct users are the
     bits set in the OR of its grains' bitmaps (every grain lies in one bucket). Only for
-    bitmaps that fit (dash_app.stats.users.bitmaps_fit at the grain)."""
+    bitmaps that fit (server.stats.users.bitmaps_fit at the grain)."""
     low, high = span
     found = rows.frame(
         f"WITH grains AS MATERIALIZED (SELECT {plan.grain} AS t, {plan.bucket} AS bucket, "

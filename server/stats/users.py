@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from dash_app.stats.planner import Plan
 from server.db import get_engine
 from server.lake.users import names_of, number_span
+from server.stats.planner import Plan
 
 TOP_USERS = 10
 # A bitmap a bucket: past this many bits in all, a distinct count uses less memory.
 MAX_BITS = 1 << 28
 # Up to this many user numbers, the breakdowns' scan also counts each user's requests
-# (dash_app.stats.breakdowns.sets_frame) and the busiest are picked here; past it, a
+# (server.stats.breakdowns.sets_frame) and the busiest are picked here; past it, a
 # query of their own returns only the busiest.
 MAX_USERS_IN_SCAN = 200_000
 
@@ -40,8 +40,8 @@ def span_of(key_id: int) -> tuple[int, int] | None:
 
 def users(rows, plan: Plan, span, limit: int = TOP_USERS, per_bucket=None, per_user=None) -> Users:
     """`per_bucket`: each bucket's distinct users when already counted
-    (dash_app.stats.timeseries.traffic_and_users); `per_user`: [ux, n, last_hour] for
-    every user of the rows, when already counted (dash_app.stats.breakdowns.users_part)."""
+    (server.stats.timeseries.traffic_and_users); `per_user`: [ux, n, last_hour] for
+    every user of the rows, when already counted (server.stats.breakdowns.users_part)."""
     return Users(*_counts(rows, plan, span, limit, per_bucket, per_user))
 
 

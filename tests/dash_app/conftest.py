@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from server.demo import seed_demo, seed_demo_monitors
-from tests.conftest import first_line, free_port, sqlite_stack, unavailable
+from bench.services import free_port
+from server.demo.seed import seed_demo, seed_demo_monitors
+from tests.conftest import first_line, sqlite_stack, unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")

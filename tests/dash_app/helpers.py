@@ -6,9 +6,9 @@ import fnmatch
 from collections import Counter
 from datetime import datetime, timedelta
 
-from dash_app.filters import Filters, status_class_range
+from server.lake.agents import parse
 from server.rules import api_version, endpoint_label
-from server.useragents import parse
+from server.stats.filters import Filters, status_class_range
 
 CHROME = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from dash_app import aggregations as agg
-from dash_app.stats import latency
 from server.rules import HIST_LOWER, rt_bucket
+from server.stats import latency
 
 
 def dist(pairs: dict[int, dict[int, int]]) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from server.auth import lookup_key
+from server.keys.api_keys import lookup_key
 from server.models import alert_channels, alert_rules
 from tests.dash_app.helpers import find_component
 from tests.dash_app.test_session import render_page, sign_in

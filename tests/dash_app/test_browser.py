@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from dash_app.filters import Filters, window_for
+from server.stats.filters import Filters, window_for
 from tests.conftest import ROOT
 from tests.dash_app.conftest import LiveServer
 from tests.dash_app.helpers import Expected, ingest, known_rows

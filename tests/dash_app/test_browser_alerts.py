@@ -14,12 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from server.alerts.evaluation import evaluate
 from tests.conftest import sqlite_stack
 from tests.dash_app.conftest import LiveServer
 from tests.dash_app.test_browser import shot, wait_for
 from tests.helpers import post_batch, row
-from tests.worker.test_alerts import Receiver
-from worker.alerts import evaluate
+from tests.server.alerts.test_alerts import Receiver
 
 pytestmark = pytest.mark.browser
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dash_app.filters import Filters, window_for
-from server.auth import lookup_key
+from server.keys.api_keys import lookup_key
+from server.stats.filters import Filters, window_for
 from tests.dash_app.helpers import Expected, ingest, known_rows
 from tests.dash_app.test_browser import (
     number,

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from dash_app.filters import Filters, window_for
-from server.auth import lookup_key
 from server.db import utcnow
+from server.keys.api_keys import lookup_key
 from server.models import api_keys, share_links
+from server.stats.filters import Filters, window_for
 from tests.dash_app.helpers import Expected, ingest, known_rows
 from tests.dash_app.helpers import find_component as find
 from tests.dash_app.test_session import form_token, form_values, render_page, sign_in

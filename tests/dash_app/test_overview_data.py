@@ -13,13 +13,13 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from dash_app.filters import Filters
-from dash_app.overview import compute
-from server.auth import lookup_key
+from dash_app.panels import compute
+from server.keys.api_keys import lookup_key
 from server.lake import catalog
+from server.lake.export import flush
+from server.stats.filters import Filters
 from tests.dash_app.helpers import Expected, ingest, known_rows
 from tests.helpers import row
-from worker.export import flush
 
 FILTERS = [
     Filters(),
@@ -211,9 +211,9 @@ def test_empty_period_and_other_keys_see_nothing(stack):
     ids=["users-without-bitmaps", "busiest-users-asked-apart"],
 )
 def test_past_a_memory_limit_users_count_the_same(stack, monkeypatch, default_path, limit):
-    """The path taken past one of dash_app.stats.users' limits gives the same numbers as
+    """The path taken past one of server.stats.users' limits gives the same numbers as
     the default one-scan path."""
-    from dash_app.stats import breakdowns, timeseries, users
+    from server.stats import breakdowns, timeseries, users
 
     module_name, function = default_path.split(".")
     module = {"timeseries": timeseries, "breakdowns": breakdowns}[module_name]
@@ -235,7 +235,7 @@ def test_past_a_memory_limit_users_count_the_same(stack, monkeypatch, default_pa
 def test_the_busiest_users_are_shown_busiest_first(stack, monkeypatch, in_scan):
     """Fifteen users, the n-th with n requests: the table shows the ten busiest, busiest
     first, whether the breakdowns' scan counted them or a query of their own did."""
-    from dash_app.stats import users
+    from server.stats import users
 
     if not in_scan:
         monkeypatch.setattr(users, "MAX_USERS_IN_SCAN", 0)

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from dash_app.filters import Filters, window_for
 from dash_app.session import SESSION_KEY
-from server.auth import lookup_key
+from server.keys.api_keys import lookup_key
+from server.stats.filters import Filters, window_for
 from tests.dash_app.helpers import Expected, ingest, known_rows
 
 
@@ -121,9 +121,9 @@ def test_export_needs_a_session(sqlite_app):
 
 @pytest.mark.parametrize("sort_rows", [200_000, 1], ids=["one-sort", "a-sort-a-day"])
 def test_csv_export_holds_the_filtered_rows(stack, monkeypatch, sort_rows):
-    from server.lake import rows as lake_rows
+    from server.lake import pages as lake_rows
 
-    # The export sorts a few days at a time (server.lake.rows.STREAM_SORT_ROWS); with one
+    # The export sorts a few days at a time (server.lake.pages.STREAM_SORT_ROWS); with one
     # row as the limit, each of the rows' three days is sorted alone.
     monkeypatch.setattr(lake_rows, "STREAM_SORT_ROWS", sort_rows)
     now = datetime.now(UTC)

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from bench.services import free_port
 from server.config import Config
-from tests.conftest import free_port
+from server.jobs import periodic_jobs
 from tests.helpers import payload, row
-from worker.schedule import periodic_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"

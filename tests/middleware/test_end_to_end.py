@@ -16,9 +16,10 @@ import httpx
 import pytest
 from werkzeug.serving import make_server
 
+from bench.services import free_port
 from tests.conftest import ROOT
 
-from .support import free_port, serve
+from .support import serve
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.services import free_port
+
 from .conftest import MIDDLEWARE_DIR, ROOT
-from .support import free_port
 
 APPS = "tests.middleware.apps"
 PROBE = "/ready-probe"

@@ -10,8 +10,10 @@ import textwrap
 
 import httpx
 
+from bench.services import free_port
+
 from .conftest import MIDDLEWARE_DIR, ROOT
-from .support import free_port, wait_until_serving
+from .support import wait_until_serving
 
 
 def python(script: str, *args: str, **kwargs) -> subprocess.Popen:

@@ -13,8 +13,10 @@ import time
 
 import httpx
 
+from bench.services import free_port
+
 from .conftest import MIDDLEWARE_DIR, ROOT
-from .support import free_port, wait_until_serving
+from .support import wait_until_serving
 
 APP_MODULE = """
     import os

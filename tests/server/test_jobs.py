@@ -9,18 +9,18 @@ import pytest
 from rq.job import Job
 from sqlalchemy import func, select
 
-from server.auth import lookup_key
+from server import upkeep
 from server.db import utcnow
-from server.models import pings, requests
-from server.monitors_query import create_monitor
-from server.queue import BATCH_JOB_TIMEOUT, SWEEP_JOB_TIMEOUT
+from server.jobs import BATCH_JOB_TIMEOUT, SWEEP_JOB_TIMEOUT, periodic_jobs
+from server.keys.api_keys import lookup_key
+from server.lake.models import requests
+from server.models import pings
+from server.monitors.checks import check_all_monitors, check_timeout, store_ping
+from server.monitors.probe import Outcome
+from server.monitors.store import create_monitor
 from tests.conftest import postgres_stack
 from tests.helpers import days_ago, post_batch, row, web_write_fails
-from worker import retention
-from worker.probe import Outcome
-from worker.schedule import periodic_jobs
 from worker.scheduler import reconcile
-from worker.uptime import check_all_monitors, check_timeout, store_ping
 
 RQ_DEFAULT = 180
 
@@ -61,7 +61,7 @@ def test_every_job_we_enqueue_declares_its_timeout(fresh, monkeypatch):
 
 
 def test_the_sweeper_takes_a_bounded_number_of_batches_a_run(fresh, monkeypatch):
-    from worker.sweeper import pending_batches
+    from server.ingest.sweep import pending_batches
 
     stack = fresh
     web_write_fails(monkeypatch)  # the batches are staged
@@ -98,8 +98,8 @@ def test_retention_with_its_budget_spent_goes_on_in_runs_of_its_own(fresh, monke
             )
 
     assert counts() == (13, 31)
-    monkeypatch.setattr(retention, "BATCH_SIZE", 5)
-    retention.run_retention(0)  # a spent budget: one batch, then a run of its own is queued
+    monkeypatch.setattr(upkeep, "BATCH_SIZE", 5)
+    upkeep.run_retention(0)  # a spent budget: one batch, then a run of its own is queued
     assert counts() == (8, 31)  # pings first
     from rq import Queue
 

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from server.queue import RQQueue
-
-
-def wait_for(condition, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
+from bench.services import wait_for
+from server.queue import Job, RQQueue
 
 
 @pytest.mark.redis
@@ -24,7 +18,7 @@ def test_a_unique_job_asked_for_while_it_runs_runs_again_after(redis_url, tmp_pa
     queue = RQQueue(redis_url)
     queue.redis.flushdb()
     follow_up = tmp_path / "follow-up-ran"
-    queue.enqueue("ingest", "time.sleep", 3, job_id="export", unique=True, timeout=30)
+    queue.enqueue(Job(time.sleep, "ingest", 30), 3, job_id="export", unique=True)
     worker = subprocess.Popen(
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", redis_url, "ingest"],
         stdout=subprocess.PIPE,
@@ -37,7 +31,7 @@ def test_a_unique_job_asked_for_while_it_runs_runs_again_after(redis_url, tmp_pa
         # queued under the follow-up id, once, however often it is asked for.
         for _ in range(3):
             queue.enqueue(
-                "ingest", "os.makedirs", str(follow_up), job_id="export", unique=True, timeout=30
+                Job(os.makedirs, "ingest", 30), str(follow_up), job_id="export", unique=True
             )
         assert queue.job_status("export-next") == "queued"
         output, _ = worker.communicate(timeout=60)
@@ -57,13 +51,13 @@ def test_a_job_record_without_status_counts_as_no_job(redis_url):
     going (what fetching the job then its status ran into under load: "Failed to retrieve
     status for job"), the job is gone, and asking for it again queues it."""
     from rq import Queue
-    from rq.job import Job
+    from rq.job import Job as RQJob
 
     queue = RQQueue(redis_url)
     queue.redis.flushdb()
-    queue.redis.hset(Job.key_for("export-next"), "origin", "lake")
+    queue.redis.hset(RQJob.key_for("export-next"), "origin", "lake")
     assert queue.job_status("export-next") is None
-    queue.enqueue("lake", "os.getpid", job_id="export", unique=True, timeout=30)
+    queue.enqueue(Job(os.getpid, "lake", 30), job_id="export", unique=True)
     assert queue.job_status("export") == "queued"
     assert Queue("lake", connection=queue.redis).job_ids == ["export"]
 
@@ -93,7 +87,7 @@ def test_a_unique_job_asked_for_at_once_by_many_is_queued_once(redis_url):
 
         def ask(queue, start=start):
             start.wait()
-            queue.enqueue("lake", "os.getpid", job_id="export", unique=True, timeout=30)
+            queue.enqueue(Job(os.getpid, "lake", 30), job_id="export", unique=True)
 
         threads = [threading.Thread(target=ask, args=(q,)) for q in queues]
         for t in threads:
@@ -103,20 +97,3 @@ def test_a_unique_job_asked_for_at_once_by_many_is_queued_once(redis_url):
         waiting = Queue("lake", connection=queues[0].redis).job_ids
         assert waiting == ["export"], f"attempt {attempt}: {waiting}"
         queues[0].redis.flushdb()
-
-
-def test_a_web_process_asks_for_an_export_at_most_once_a_second(monkeypatch):
-    """Each batch asks; only the first ask in EXPORT_ASK_SECONDS queues the export job."""
-    import server.queue as queue_module
-
-    asked = []
-    monkeypatch.setattr(queue_module, "enqueue_export", lambda: asked.append(time.monotonic()))
-    monkeypatch.setitem(queue_module._export_asked, "at", float("-inf"))
-    monkeypatch.setattr(queue_module, "EXPORT_ASK_SECONDS", 0.3)
-    for _ in range(50):
-        queue_module.ask_for_export()
-    assert len(asked) == 1
-    time.sleep(0.35)
-    queue_module.ask_for_export()
-    queue_module.ask_for_export()
-    assert len(asked) == 2 and asked[1] - asked[0] >= 0.3

@@ -12,19 +12,20 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
-from server.auth import lookup_key
-from server.db import utcnow
+from server.db import metadata, utcnow
+from server.keys.api_keys import lookup_key
 from server.lake import catalog
+from server.lake.compaction import remove_retired
+from server.lake.export import flush
 from server.lake.source import open_rows
 from server.lake.storage import get_storage
-from server.models import api_keys, key_tables, pings
-from server.monitors_query import create_monitor
+from server.models import api_keys, pings
+from server.monitors.checks import store_ping
+from server.monitors.probe import Outcome
+from server.monitors.store import create_monitor
+from server.upkeep import Cutoffs, apply_retention, plan_retention
 from tests.conftest import postgres_stack, sqlite_stack
 from tests.helpers import days_ago, post_batch, row
-from worker.export import flush, remove_retired
-from worker.probe import Outcome
-from worker.retention import Cutoffs, apply_retention, plan_retention
-from worker.uptime import store_ping
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -59,8 +60,8 @@ def key_rows(stack, key_id) -> dict[str, int]:
             table.name: conn.execute(
                 select(func.count()).select_from(table).where(table.c.key_id == key_id)
             ).scalar_one()
-            for table in key_tables()
-            if table.name != "lake_files"
+            for table in metadata.sorted_tables
+            if "key_id" in table.c and table.name != "lake_files"
         }
         counts["lake_files"] = len(catalog.live_files(conn, key_id))
     with open_rows(key_id) as rows:

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.queue import MAINTENANCE_QUEUE
+from server.ingest.sweep import sweep
+from server.jobs import Periodic, periodic_jobs
+from server.queue import MAINTENANCE_QUEUE, Job
 from tests.conftest import make_config
-from worker.schedule import PeriodicJob, next_round, periodic_jobs
-from worker.scheduler import reconcile, run_id, schedule_next_runs, scheduled_runs
+from worker.scheduler import next_round, reconcile, run_id, schedule_next_runs, scheduled_runs
 
 
 @pytest.fixture
@@ -140,7 +141,7 @@ def test_a_changed_schedule_replaces_the_old_runs(redis, tmp_path):
 
 
 def test_runs_no_longer_declared_are_cancelled(redis, tmp_path):
-    gone = PeriodicJob("old-report", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, 60, args=(0,))
+    gone = Periodic(Job(sweep, MAINTENANCE_QUEUE, 60, name="old-report"), 600, 60, (0,))
     jobs = jobs_for(tmp_path)
     reconcile(redis, [*jobs, gone])
     assert "periodic-old-report" in names(scheduled_runs(redis))
@@ -152,7 +153,7 @@ def test_runs_no_longer_declared_are_cancelled(redis, tmp_path):
 def test_a_due_run_is_left_for_the_workers(redis, tmp_path):
     from rq import Queue
 
-    job = PeriodicJob("soon", "worker.sweeper.sweep", MAINTENANCE_QUEUE, 600, 60, args=(0,))
+    job = Periodic(Job(sweep, MAINTENANCE_QUEUE, 60, name="soon"), 600, 60, (0,))
     past = int(time.time()) - 5
     Queue(job.queue, connection=redis).enqueue_at(
         datetime.fromtimestamp(past, UTC), job.func, args=(0,), job_id=run_id(job, past)
@@ -187,7 +188,7 @@ def test_the_embedded_timer_starts_when_serving_but_not_for_a_command(tmp_path):
 
 
 def test_make_run_starts_the_scheduler_beside_web_and_worker(tmp_path):
-    from server.run import plan
+    from server.runtime.run import plan
 
     with_redis = make_config("sqlite://", "redis://127.0.0.1:1/0", tmp_path)
     parts = {part.name: part.argv for part in plan(with_redis, "127.0.0.1", 8000)}

@@ -8,7 +8,8 @@ from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
-from server import alerts
+from server.alerts import deliveries, notify
+from server.alerts import rules as alerts
 from server.api.alerts.schemas import (
     ChannelCreateSchema,
     ChannelSchema,
@@ -21,23 +22,22 @@ from server.api.alerts.schemas import (
 )
 from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
-from server.auth import require_key, touch_key
+from server.auth import require_key
 from server.db import get_engine
+from server.keys.api_keys import touch_key
 
 log = logging.getLogger(__name__)
 blp = Blueprint("alerts", __name__, description="Alert rules, channels and incidents")
 
-UNAUTHORISED = "Missing, unknown or revoked key."
+
 NO_RULE = "No such alert rule for this key."
 NO_CHANNEL = "No such channel for this key."
-SECURITY = [{"ApiKey": []}]
 
 
 @blp.route("/alerts")
 class Rules(MethodView):
     @blp.response(200, RuleSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=SECURITY)
+    @blp.keyed()
     def get(self):
         """The key's alert rules and their state (ok or firing)
 
@@ -50,9 +50,8 @@ class Rules(MethodView):
     @blp.arguments(RuleCreateSchema)
     @blp.response(201, RuleSchema)
     @blp.alt_response(400, schema=ErrorSchema, description="A field is missing or invalid.")
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(409, schema=ErrorSchema, description="The key has 50 rules already.")
-    @blp.doc(security=SECURITY)
     def post(self, body):
         """Create an alert rule
 
@@ -75,9 +74,8 @@ class Rules(MethodView):
 @blp.route("/alerts/<int(max=2147483647):rule_id>")
 class RuleById(MethodView):
     @blp.response(200, RuleSchema)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_RULE)
-    @blp.doc(security=SECURITY)
     def get(self, rule_id):
         """One alert rule"""
         key_id = require_key()
@@ -90,9 +88,8 @@ class RuleById(MethodView):
     @blp.arguments(RuleUpdateSchema)
     @blp.response(200, RuleSchema)
     @blp.alt_response(400, schema=ErrorSchema, description="A field is missing or invalid.")
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_RULE)
-    @blp.doc(security=SECURITY)
     def patch(self, body, rule_id):
         """Change an alert rule
 
@@ -112,9 +109,8 @@ class RuleById(MethodView):
         return rule
 
     @blp.response(204)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_RULE)
-    @blp.doc(security=SECURITY)
     def delete(self, rule_id):
         """Delete an alert rule and its incidents"""
         key_id = require_key()
@@ -127,20 +123,18 @@ class RuleById(MethodView):
 @blp.route("/alerts/incidents")
 class Incidents(MethodView):
     @blp.response(200, IncidentSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=SECURITY)
+    @blp.keyed()
     def get(self):
         """The key's 50 latest incidents, each with its deliveries and their attempts"""
         key_id = require_key()
         with get_engine().connect() as conn:
-            return alerts.recent_incidents(conn, key_id)
+            return deliveries.recent_incidents(conn, key_id)
 
 
 @blp.route("/alerts/channels")
 class Channels(MethodView):
     @blp.response(200, ChannelSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=SECURITY)
+    @blp.keyed()
     def get(self):
         """The key's notification channels"""
         key_id = require_key()
@@ -155,9 +149,8 @@ class Channels(MethodView):
         description="A field is missing or invalid, the URL's host is not public (see "
         "MONITOR_ALLOW_PRIVATE), or email without SMTP_URL.",
     )
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(409, schema=ErrorSchema, description="The key has 20 channels already.")
-    @blp.doc(security=SECURITY)
     def post(self, body):
         """Create a channel: a signed webhook, a Slack incoming webhook or an email address
 
@@ -177,7 +170,7 @@ class Channels(MethodView):
             abort(400, message=str(exc))
         except alerts.LimitReached:
             abort(409, message=f"This key has {alerts.CHANNEL_LIMIT} channels; delete one first.")
-        secret = alerts.channel_secret(settings.SECRET_KEY, salt) if salt else None
+        secret = notify.channel_secret(settings.SECRET_KEY, salt) if salt else None
         log.info("key id=%s created %s channel id=%s", key_id, channel["kind"], channel["id"])
         return {**channel, "secret": secret}
 
@@ -185,9 +178,8 @@ class Channels(MethodView):
 @blp.route("/alerts/channels/<int(max=2147483647):channel_id>")
 class ChannelById(MethodView):
     @blp.response(204)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_CHANNEL)
-    @blp.doc(security=SECURITY)
     def delete(self, channel_id):
         """Delete a channel (rules stop notifying it)"""
         key_id = require_key()
@@ -200,9 +192,8 @@ class ChannelById(MethodView):
 @blp.route("/alerts/channels/<int(max=2147483647):channel_id>/test")
 class ChannelTest(MethodView):
     @blp.response(202, DeliverySchema)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_CHANNEL)
-    @blp.doc(security=SECURITY)
     def post(self, channel_id):
         """Send a test notification on a channel
 
@@ -210,20 +201,19 @@ class ChannelTest(MethodView):
         /api/alerts/channels/<id>/test shows how the latest tests went.
         """
         key_id = require_key()
-        delivery_id = alerts.send_test(key_id, channel_id)
+        delivery_id = deliveries.send_test(key_id, channel_id)
         if delivery_id is None:
             abort(404, message=NO_CHANNEL)
         with get_engine().connect() as conn:
-            return alerts.delivery(conn, delivery_id)
+            return deliveries.delivery(conn, delivery_id)
 
     @blp.response(200, DeliverySchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NO_CHANNEL)
-    @blp.doc(security=SECURITY)
     def get(self, channel_id):
         """The channel's test notifications, oldest first"""
         key_id = require_key()
         with get_engine().connect() as conn:
             if alerts.get_channel(conn, key_id, channel_id) is None:
                 abort(404, message=NO_CHANNEL)
-            return alerts.test_deliveries(conn, channel_id)
+            return deliveries.test_deliveries(conn, channel_id)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from server.alerts import CHANNEL_KINDS, KINDS, MAX_WINDOW_MINUTES
-from server.urlguard import MAX_URL_LENGTH
+from server.alerts.rules import CHANNEL_KINDS, KINDS, MAX_WINDOW_MINUTES
+from server.net.urlguard import MAX_URL_LENGTH
 
 
 class RuleCreateSchema(Schema):

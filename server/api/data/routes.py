@@ -10,9 +10,9 @@ from flask.views import MethodView
 from server.api.base import Blueprint
 from server.api.data.schemas import DataQuerySchema, DataRowSchema
 from server.api.schemas import ErrorSchema
+from server import stats
 from server.auth import require_key
-from server.lake.keys import delete_key
-from server.requests_query import RequestFilter, fetch_page_json
+from server.keys.api_keys import delete_key
 
 log = logging.getLogger(__name__)
 blp = Blueprint("data", __name__, description="Logged requests")
@@ -23,23 +23,21 @@ class Data(MethodView):
     @blp.arguments(DataQuerySchema, location="query")
     @blp.response(200, DataRowSchema(many=True))
     @blp.alt_response(400, schema=ErrorSchema, description="An unknown or malformed parameter.")
-    @blp.alt_response(401, schema=ErrorSchema, description="Missing, unknown or revoked key.")
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed()
     def get(self, args):
         """The logged requests, oldest first, 50,000 a page
 
         Filters combine with AND. Dates are UTC days and inclusive.
         """
         key_id = require_key()
-        filters = RequestFilter.from_args(key_id, args)
+        filters = stats.RequestFilter.from_args(key_id, args)
         page_size = current_app.config["SETTINGS"].DATA_PAGE_SIZE
-        body, count = fetch_page_json(filters, args["page"], page_size, args["compact"])
+        body, count = stats.data_page_json(filters, args["page"], page_size, args["compact"])
         headers = {"X-Next-Page": str(args["page"] + 1)} if count == page_size else None
         return Response(body, mimetype="application/json", headers=headers)
 
     @blp.response(204)
-    @blp.alt_response(401, schema=ErrorSchema, description="Missing, unknown or revoked key.")
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed()
     def delete(self):
         """Delete everything stored for the key, and revoke it
 

@@ -14,7 +14,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from server.ingest import canonical_ip
+from server.rules import canonical_ip
 
 ALIASES = {"ip": "ipAddress", "userID": "user_id", "userId": "user_id"}
 DATE_ERROR = "not a valid date: expected YYYY-MM-DD, e.g. 2026-11-27"
@@ -83,7 +83,7 @@ class DataQuerySchema(Schema):
 
     @post_load
     def normalise(self, data, **_kwargs):
-        # Stored addresses are in this form (server.ingest): any spelling finds them.
+        # Stored addresses are in this form (server.rules.canonical_ip): any spelling finds them.
         if "ipAddress" in data:
             data["ipAddress"] = canonical_ip(data["ipAddress"])
         return data

@@ -9,8 +9,8 @@ from marshmallow import Schema, fields
 from sqlalchemy import func, select, text
 
 from server.api.base import Blueprint
-from server.batches import MAX_ATTEMPTS, count_failed
 from server.db import as_utc, get_engine, utcnow
+from server.ingest.backlog import MAX_ATTEMPTS, count_failed
 from server.models import ingest_batches
 from server.queue import get_queue
 
@@ -114,7 +114,7 @@ EXPORT_STALLED_SECONDS = 600
 def export_state() -> tuple[int | None, float | None]:
     """(rows waiting for the export, seconds since the last export)."""
     from server.lake import catalog
-    from server.models import lake_exports
+    from server.lake.models import lake_exports
 
     try:
         with get_engine().connect() as conn:

@@ -14,9 +14,9 @@ from sqlalchemy import update
 from server.api.base import Blueprint
 from server.api.keys.schemas import KeySchema, KeyUpdateSchema, NewKeySchema, RotatedKeySchema
 from server.api.schemas import ErrorSchema
-from server.auth import create_key, require_key, rotate_key, rotation_grace
+from server.auth import require_key, rotation_grace
 from server.db import get_engine
-from server.keys import describe_key
+from server.keys.api_keys import create_key, describe_key, rotate_key
 from server.models import api_keys
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,7 @@ class Keys(MethodView):
 @blp.route("/keys/current")
 class CurrentKey(MethodView):
     @blp.response(200, KeySchema)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed(UNAUTHORISED)
     def get(self):
         """The key sent in X-AUTH-TOKEN: its name, age, last use and rotation state"""
         key_id = require_key()
@@ -61,8 +60,7 @@ class CurrentKey(MethodView):
     @blp.arguments(KeyUpdateSchema)
     @blp.response(200, KeySchema)
     @blp.alt_response(400, schema=ErrorSchema, description="An empty or too long name.")
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed(UNAUTHORISED)
     def patch(self, args):
         """Name the API this key belongs to (shown in the dashboard's header)"""
         key_id = require_key()
@@ -76,8 +74,7 @@ class CurrentKey(MethodView):
 @blp.route("/keys/rotate")
 class RotateKey(MethodView):
     @blp.response(201, RotatedKeySchema)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed(UNAUTHORISED)
     def post(self):
         """Replace the key with a new one, shown once
 

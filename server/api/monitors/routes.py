@@ -18,9 +18,10 @@ from server.api.monitors.schemas import (
     PingsQuerySchema,
 )
 from server.api.schemas import ErrorSchema
-from server.auth import require_key, touch_key
+from server.auth import require_key
 from server.db import get_engine
-from server.monitors_query import (
+from server.keys.api_keys import touch_key
+from server.monitors.store import (
     DuplicateMonitor,
     MonitorLimitReached,
     create_monitor,
@@ -29,20 +30,19 @@ from server.monitors_query import (
     list_pings,
     owned_monitor,
 )
-from server.urlguard import UnsafeURL, check_url
+from server.net.urlguard import UnsafeURL, check_url
 
 log = logging.getLogger(__name__)
 blp = Blueprint("monitors", __name__, description="Uptime monitors")
 
-UNAUTHORISED = "Missing, unknown or revoked key."
+
 NOT_FOUND = "No such monitor for this key."
 
 
 @blp.route("/monitors")
 class Monitors(MethodView):
     @blp.response(200, MonitorSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed()
     def get(self):
         """The key's monitors, with their latest check and uptime
 
@@ -62,14 +62,13 @@ class Monitors(MethodView):
         description="Not an http(s) URL, longer than 2,048 characters, or its host resolves "
         "to a loopback, private, link-local, multicast, reserved or cloud-metadata address.",
     )
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(
         409,
         schema=ErrorSchema,
         description="The key already has MONITOR_LIMIT monitors, or already monitors this URL "
         "with this method.",
     )
-    @blp.doc(security=[{"ApiKey": []}])
     def post(self, body):
         """Create an uptime monitor
 
@@ -102,9 +101,8 @@ class Monitors(MethodView):
 @blp.route("/monitors/<int:monitor_id>")
 class MonitorById(MethodView):
     @blp.response(204)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
-    @blp.doc(security=[{"ApiKey": []}])
     def delete(self, monitor_id):
         """Delete a monitor and all its checks"""
         key_id = require_key()
@@ -120,9 +118,8 @@ class MonitorPings(MethodView):
     @blp.arguments(PingsQuerySchema, location="query")
     @blp.response(200, PingSchema(many=True))
     @blp.alt_response(400, schema=ErrorSchema, description="An unknown or malformed parameter.")
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed()
     @blp.alt_response(404, schema=ErrorSchema, description=NOT_FOUND)
-    @blp.doc(security=[{"ApiKey": []}])
     def get(self, args, monitor_id):
         """A monitor's checks, newest first
 

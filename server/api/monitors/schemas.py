@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from server.urlguard import MAX_URL_LENGTH
+from server.net.urlguard import MAX_URL_LENGTH
 
 METHODS = ("GET", "HEAD")
 

@@ -13,8 +13,8 @@ from server.api.schemas import ErrorSchema
 from server.api.shares.schemas import NewShareSchema, ShareCreateSchema, ShareSchema
 from server.auth import require_key
 from server.db import get_engine
+from server.keys.shares import ShareError, create_share, describe, list_shares, revoke_share
 from server.models import share_links
-from server.shares import ShareError, create_share, describe, list_shares, revoke_share
 
 log = logging.getLogger(__name__)
 blp = Blueprint("shares", __name__, description="Share links")
@@ -25,8 +25,7 @@ UNAUTHORISED = "Missing, unknown or revoked key (a rotated key is accepted for i
 @blp.route("/shares")
 class Shares(MethodView):
     @blp.response(200, ShareSchema(many=True))
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed(UNAUTHORISED)
     def get(self):
         """The key's share links, newest first, revoked and expired ones included"""
         key_id = require_key()
@@ -36,8 +35,7 @@ class Shares(MethodView):
     @blp.arguments(ShareCreateSchema)
     @blp.response(201, NewShareSchema)
     @blp.alt_response(400, schema=ErrorSchema, description="A malformed field, named.")
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
-    @blp.doc(security=[{"ApiKey": []}])
+    @blp.keyed(UNAUTHORISED)
     def post(self, args):
         """Make a read-only link to the key's dashboard; its token is shown once
 
@@ -59,9 +57,8 @@ class Shares(MethodView):
 @blp.route("/shares/<int:share_id>")
 class Share(MethodView):
     @blp.response(204)
-    @blp.alt_response(401, schema=ErrorSchema, description=UNAUTHORISED)
+    @blp.keyed(UNAUTHORISED)
     @blp.alt_response(404, schema=ErrorSchema, description="No such link for this key.")
-    @blp.doc(security=[{"ApiKey": []}])
     def delete(self, share_id):
         """Revoke a link: it stops working at once (revoking it again does nothing)"""
         key_id = require_key()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import RAISE, Schema, fields
 
-from server.shares import FILTER_DIMS
+from server.keys.shares import FILTER_DIMS
 
 
 class ShareCreateSchema(Schema):

@@ -20,14 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from sqlalchemy import func, select
 
+from bench.services import free_port
+from server.alerts import evaluation, sending
+from server.lake.lock import LOCKS
 from server.models import alert_deliveries, alert_incidents
-from server.queue import ALERT_QUEUE, SEND_ALERTS, SEND_ALERTS_TIMEOUT
-from tests.conftest import free_port
+from server.monitors.checks import check_monitor
+from server.queue import declared
 from tests.helpers import post_batch, row
 from tests.targets import TargetServer
-from worker import alerts as alert_jobs
-from worker.schedule import ALERT_EVALUATION_TIMEOUT
-from worker.uptime import check_monitor
 
 
 def auth(key):
@@ -145,20 +145,20 @@ def alert_stack(make_stack, geoip_db):
 def evaluate(stack, round_ts: int) -> None:
     """One evaluation round as the scheduler runs it: on a real RQ worker with Redis."""
     if stack.config.embedded_queue:
-        alert_jobs.evaluate(round_ts)
+        evaluation.evaluate(round_ts)
         return
     queue = stack.app.extensions["job_queue"]
-    queue.enqueue(ALERT_QUEUE, "worker.alerts.evaluate", round_ts, timeout=ALERT_EVALUATION_TIMEOUT)
+    queue.enqueue(declared(evaluation.evaluate), round_ts)
     stack.process_jobs()  # the evaluation, then the sending it asks for
 
 
 def run_sending(stack) -> None:
     """The periodic sending round (retries come due here)."""
     if stack.config.embedded_queue:
-        alert_jobs.send_due()
+        sending.send_due()
         return
     queue = stack.app.extensions["job_queue"]
-    queue.enqueue(ALERT_QUEUE, SEND_ALERTS, timeout=SEND_ALERTS_TIMEOUT)
+    queue.enqueue(declared(sending.send_due))
     stack.process_jobs()
 
 
@@ -351,10 +351,10 @@ def lose_the_send(stack, start: int) -> None:
     from unittest import mock
 
     with (
-        mock.patch.object(alert_jobs, "enqueue_alert_sending"),
-        mock.patch.object(alert_jobs, "send_due"),
+        mock.patch.object(evaluation, "queue"),
+        mock.patch.object(evaluation, "send_due"),
     ):
-        counts = alert_jobs.evaluate(start)
+        counts = evaluation.evaluate(start)
     assert counts["opened"] == 1
 
 
@@ -363,16 +363,16 @@ def test_a_sender_killed_after_taking_a_delivery_leaves_it_to_the_next(alert_sta
     key = stack.new_key()
     channel = webhook(stack, key, receiver.url)
     with stack.engine.begin() as conn:
-        from server.alerts import add_deliveries
-        from server.auth import lookup_key
+        from server.alerts.deliveries import add_deliveries
+        from server.keys.api_keys import lookup_key
 
         (delivery_id,) = add_deliveries(conn, lookup_key(conn, key), None, [channel["id"]], "test")
     now = datetime.now(UTC)
-    assert alert_jobs._claim(delivery_id, now)  # ... and the sender dies here
-    assert alert_jobs.send_due(now) == 0  # leased: nobody sends it twice meanwhile
+    assert sending._claim(delivery_id, now)  # ... and the sender dies here
+    assert sending.send_due(now) == 0  # leased: nobody sends it twice meanwhile
     assert receiver.received == []
-    assert alert_jobs.send_due(now + alert_jobs.SEND_LEASE) == 1
-    assert alert_jobs.send_due(now + 2 * alert_jobs.SEND_LEASE) == 0
+    assert sending.send_due(now + sending.SEND_LEASE) == 1
+    assert sending.send_due(now + 2 * sending.SEND_LEASE) == 0
     (test,) = receiver.bodies()
     assert test["event"] == "test" and test["delivery_id"] == delivery_id
 
@@ -388,15 +388,15 @@ def test_a_failing_webhook_is_retried_with_backoff_then_recorded_failed(alert_st
         stack.process_jobs()  # the first attempt
         assert len(failing.received) == 1
         t0 = datetime.now(UTC)
-        assert alert_jobs.send_due(t0 + timedelta(seconds=30)) == 0  # not due for a minute
+        assert sending.send_due(t0 + timedelta(seconds=30)) == 0  # not due for a minute
         assert len(failing.received) == 1
         moment = t0 + timedelta(seconds=70)
         for pause in (timedelta(minutes=5), timedelta(minutes=15)):
-            alert_jobs.send_due(moment)
+            sending.send_due(moment)
             moment += pause + timedelta(seconds=10)
-        alert_jobs.send_due(moment)
+        sending.send_due(moment)
         assert len(failing.received) == 4
-        alert_jobs.send_due(moment + timedelta(days=1))
+        sending.send_due(moment + timedelta(days=1))
         assert len(failing.received) == 4  # given up on
         (delivery,) = stack.client.get(
             f"/api/alerts/channels/{channel['id']}/test", headers=auth(key)
@@ -464,7 +464,7 @@ def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
 ):
     """A real `python -m worker` is SIGKILLed while its notification is on the wire."""
     from tests.conftest import postgres_stack
-    from tests.server.test_faults import start_worker, wait_for
+    from tests.server.ingest.test_faults import start_worker, wait_for
 
     stack = postgres_stack(
         pg_url, redis_url, tmp_path, MONITOR_ALLOW_PRIVATE=True, GEOIP_DB=geoip_db
@@ -484,7 +484,7 @@ def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
         stack.process_jobs()
         start = int(time.time())
         queue = stack.app.extensions["job_queue"]
-        queue.enqueue(ALERT_QUEUE, "worker.alerts.evaluate", start, timeout=60)
+        queue.enqueue(declared(evaluation.evaluate), start)
         monkeypatch.setenv("SECRET_KEY", stack.config.SECRET_KEY)  # it signs with this
         monkeypatch.setenv("MONITOR_ALLOW_PRIVATE", "1")
         worker = start_worker(stack)
@@ -512,9 +512,9 @@ def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
             assert conn.execute(incidents).scalar() == 1
         # Once the lease is over, the same delivery goes again, with its id: a receiver
         # that has seen that X-Delivery-Id drops it.
-        later = datetime.now(UTC) + alert_jobs.SEND_LEASE
-        assert alert_jobs.send_due(later) == 1
-        assert alert_jobs.send_due(later + timedelta(minutes=30)) == 0
+        later = datetime.now(UTC) + sending.SEND_LEASE
+        assert sending.send_due(later) == 1
+        assert sending.send_due(later + timedelta(minutes=30)) == 0
         (first_headers, first), (again_headers, again) = receiver.received
         assert again == first and again_headers["X-Delivery-Id"] == first_headers["X-Delivery-Id"]
         verify(channel["secret"], again_headers, again)
@@ -529,21 +529,21 @@ def test_a_worker_killed_mid_send_resends_the_same_delivery_and_nothing_more(
 def test_one_evaluation_at_a_time_on_postgresql(pg_app):
     from sqlalchemy import text
 
-    lock = {"id": alert_jobs.EVALUATION_LOCK}
+    lock = {"id": LOCKS["alert-evaluation"][0]}
     with pg_app.engine.connect() as other_worker:
         other_worker.execute(text("SELECT pg_advisory_lock(:id)"), lock)
         other_worker.commit()
-        assert alert_jobs.evaluate(int(time.time()))["skipped"] is True
+        assert evaluation.evaluate(int(time.time()))["skipped"] is True
         other_worker.execute(text("SELECT pg_advisory_unlock(:id)"), lock)
         other_worker.commit()
-    assert alert_jobs.evaluate(int(time.time()))["skipped"] is False
+    assert evaluation.evaluate(int(time.time()))["skipped"] is False
 
 
 def test_a_rule_has_one_open_incident_at_most(alert_stack):
     from sqlalchemy.exc import IntegrityError
 
-    from server.auth import lookup_key
     from server.db import utcnow
+    from server.keys.api_keys import lookup_key
 
     stack = alert_stack()
     key = stack.new_key()

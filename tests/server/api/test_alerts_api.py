@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from server.auth import lookup_key
 from server.db import utcnow
-from server.lake.keys import delete_key
+from server.keys.api_keys import delete_key, lookup_key
 from server.models import alert_channels, alert_deliveries, alert_incidents, alert_rules
-from tests.server.test_monitors import auth
+from tests.server.api.test_monitors_api import auth
 
 PUBLIC = "http://1.1.1.1/hook"
 
@@ -226,7 +225,7 @@ def owned_rows(stack, key_id) -> list[int]:
 
 
 def test_deleting_a_key_deletes_its_rules(stack):
-    """Retention's path (server.lake.keys), not only DELETE /api/data."""
+    """Retention's path (server.lake.erase), not only DELETE /api/data."""
     client, key = stack.client, stack.new_key()
     client.post("/api/alerts", json={"kind": "no_traffic", "window_minutes": 5}, headers=auth(key))
     with stack.engine.connect() as conn:
@@ -261,7 +260,7 @@ def test_a_malformed_smtp_url_stops_the_start_naming_it(tmp_path, url):
 
 
 def test_smtp_settings_never_show_the_password():
-    from server.smtp import parse_smtp_url
+    from server.config import parse_smtp_url
 
     settings = parse_smtp_url("smtps://alerts%40example.com:p%40ss@mail.example.com")
     assert (settings.username, settings.password) == ("alerts@example.com", "p@ss")
@@ -270,7 +269,7 @@ def test_smtp_settings_never_show_the_password():
 
 def test_the_start_up_note_names_the_smtp_server_but_not_its_password(tmp_path):
     from server.config import Config
-    from server.startup import notes
+    from server.runtime.startup import notes
 
     config = Config.from_env(
         environ={"SMTP_URL": "smtp://ops:hunter2@mail.example.com", "DATA_DIR": str(tmp_path)},

@@ -221,7 +221,7 @@ def test_keys_only_see_their_own_rows(loaded):
 def test_delete_removes_everything_and_revokes_the_key(loaded):
     from sqlalchemy import text
 
-    from server.auth import lookup_key
+    from server.keys.api_keys import lookup_key
 
     stack, key = loaded
     other = stack.new_key()
@@ -293,10 +293,11 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
 
     from sqlalchemy import func, select
 
-    from server.auth import lookup_key
-    from server.models import ingest_batches, requests
+    from server.ingest import staging as enrich
+    from server.keys.api_keys import lookup_key
+    from server.lake.models import requests
+    from server.models import ingest_batches
     from server.queue import get_queue
-    from worker import enrich
 
     key = stack.new_key()
     with stack.engine.connect() as conn:
@@ -317,7 +318,7 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
         )
     )
     waited = []
-    real_enrich = enrich.enrich
+    real_enrich = enrich.stored_rows
 
     def enrich_then_delete(*args):
         rows = real_enrich(*args)  # inside the batch transaction, the batch claimed
@@ -326,7 +327,7 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
         waited.append(deleting.is_alive())  # still waiting for this transaction
         return rows
 
-    monkeypatch.setattr(enrich, "enrich", enrich_then_delete)
+    monkeypatch.setattr(enrich, "stored_rows", enrich_then_delete)
     assert enrich.process_batch(batch_id) == 1
     deleting.join(timeout=30)
     assert waited == [True], "the DELETE did not wait for the batch: nothing raced"
@@ -339,15 +340,15 @@ def test_delete_during_enrichment_leaves_no_orphan_rows(stack, monkeypatch):
 
 def test_delete_during_the_webs_write_leaves_no_orphan_rows(stack, monkeypatch):
     """DELETE /api/data landing while the web is writing that key's batch: it waits for
-    the write to commit (the writer holds the key row: server.lake.keys.hold_key), then
+    the write to commit (the writer holds the key row: server.lake.write.hold_key), then
     deletes those rows too."""
     import threading
 
     from sqlalchemy import func, select
 
-    from server.api.ingest import routes
-    from server.auth import lookup_key
-    from server.models import requests
+    from server.ingest import store
+    from server.keys.api_keys import lookup_key
+    from server.lake.models import requests
 
     key = stack.new_key()
     with stack.engine.connect() as conn:
@@ -358,7 +359,7 @@ def test_delete_during_the_webs_write_leaves_no_orphan_rows(stack, monkeypatch):
             stack.client.delete("/api/data", headers={"X-AUTH-TOKEN": key}).status_code
         )
     )
-    real_store = routes.store_rows
+    real_store = store.write
 
     def store_then_delete(conn, rows):
         real_store(conn, rows)  # the rows written, not yet committed
@@ -367,7 +368,7 @@ def test_delete_during_the_webs_write_leaves_no_orphan_rows(stack, monkeypatch):
         waited.append(deleting.is_alive())  # still waiting for this transaction
         return None
 
-    monkeypatch.setattr(routes, "store_rows", store_then_delete)
+    monkeypatch.setattr(store, "write", store_then_delete)
     assert post_batch(stack.client, key, [row(path="/racing")]).status_code == 201
     deleting.join(timeout=30)
     assert waited == [True], "the DELETE did not wait for the write: nothing raced"

@@ -8,9 +8,9 @@ import logging
 import pytest
 from sqlalchemy import func, select
 
-from server.auth import lookup_key
-from server.models import api_keys, ingest_batches, requests
-from tests.conftest import postgres_stack
+from server.keys.api_keys import lookup_key
+from server.lake.models import requests
+from server.models import api_keys, ingest_batches
 from tests.helpers import (
     WEB_WRITE_FAILS,
     as_json_bytes,
@@ -199,13 +199,13 @@ def test_size_limits(sqlite_app):
 @pytest.mark.parametrize("written", ["by the web", "staged"])
 @pytest.mark.parametrize("level", [0, 1, 2])
 def test_privacy_levels(stack, level, written, monkeypatch):
-    from server.api.ingest import routes
+    from server.ingest import staging
 
     held = []
     if written == "staged":
         web_write_fails(monkeypatch)
         # Held back from the workers (the in-process one would race this test's look).
-        monkeypatch.setattr(routes, "enqueue_batch", held.append)
+        monkeypatch.setattr(staging, "ask_to_store", held.append)
     key = stack.new_key()
     response = post_batch(stack.client, key, [row(ip_address="81.2.69.160")], privacy_level=level)
     assert response.status_code == 201
@@ -221,7 +221,7 @@ def test_privacy_levels(stack, level, written, monkeypatch):
     assert any(b"81.2.69.160" in bytes(p) for p in staged) is (written == "staged" and level < 2)
     monkeypatch.undo()
     for batch_id in held:
-        routes.enqueue_batch(batch_id)
+        staging.ask_to_store(batch_id)
     stack.process_jobs()
     [stored_row] = data(stack, key)
     assert stored_row["ip_address"] == ("81.2.69.160" if level == 0 else None)
@@ -246,11 +246,11 @@ def test_a_batch_the_web_cannot_write_is_staged_and_stored_by_a_worker(stack, mo
     key = stack.new_key()
     rows = [row(path=f"/fallback/{i}") for i in range(5)]
     headers = {"Idempotency-Key": "fallback-1"}
-    from server.api.ingest import routes
+    from server.ingest import staging
 
     held = []
     web_write_fails(monkeypatch)
-    monkeypatch.setattr(routes, "enqueue_batch", held.append)  # the test runs the worker
+    monkeypatch.setattr(staging, "ask_to_store", held.append)  # the test runs the worker
     with caplog.at_level(logging.WARNING, logger="server.api.ingest.routes"):
         first = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
     assert first.status_code == 201 and first.get_json() == {"accepted": 5, "rejected": []}
@@ -267,7 +267,7 @@ def test_a_batch_the_web_cannot_write_is_staged_and_stored_by_a_worker(stack, mo
     again = stack.client.post("/api/log-request", json=payload(key, rows), headers=headers)
     assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
     assert len(held) == 1
-    routes.enqueue_batch(held[0])
+    staging.ask_to_store(held[0])
     stack.process_jobs()
     assert sorted(r["path"] for r in data(stack, key)) == sorted(r["path"] for r in rows)
     with stack.engine.connect() as conn:
@@ -303,14 +303,10 @@ def test_the_key_never_reaches_the_logs(stack, caplog):
     assert key not in logged
 
 
-def test_rate_limit_answers_429_with_retry_after(pg_url, redis_url, tmp_path, geoip_db):
-    stack = postgres_stack(
-        pg_url,
-        redis_url,
-        tmp_path,
-        GEOIP_DB=geoip_db,
-        RATE_LIMIT_PER_MINUTE=2,
-    )
+def test_rate_limit_answers_429_with_retry_after(make_stack, geoip_db):
+    """Counted in Redis with REDIS_URL, in the web process's memory without: the limit
+    holds in the embedded mode too (it was silently off there before Flask-Limiter)."""
+    stack = make_stack(GEOIP_DB=geoip_db, RATE_LIMIT_PER_MINUTE=2)
     key = stack.new_key()
     codes = [post_batch(stack.client, key, [row()]).status_code for _ in range(3)]
     limited = post_batch(stack.client, key, [row()])
@@ -384,17 +380,16 @@ def test_a_retried_batch_is_stored_once(stack):
 def test_a_retry_is_answered_without_enriching_its_rows_again(stack, monkeypatch):
     """A replay costs a lookup, not the batch's enrichment: a client retrying under load
     adds no work. Both ways a batch is taken (by column and row by row) are watched."""
-    from server.lake import batch as batches
+    from server.ingest import pipeline
 
     enriched = []
-    for kind in (batches.Columns, batches.Rows):
-        original = kind.enrich
+    original = pipeline.enrich
 
-        def watched(self, *args, _original=original, **kwargs):
-            enriched.append((type(self).__name__, len(self)))
-            return _original(self, *args, **kwargs)
+    def watched(engine, key_id, framework, batch):
+        enriched.append(("Columns" if batch.by_column else "Rows", len(batch)))
+        return original(engine, key_id, framework, batch)
 
-        monkeypatch.setattr(kind, "enrich", watched)
+    monkeypatch.setattr(pipeline, "enrich", watched)
     key = stack.new_key()
     for odd in (False, True):  # the second batch goes row by row (a naive timestamp)
         stamp = {"created_at": "2026-01-02T03:04:05"} if odd else {}
@@ -441,8 +436,8 @@ def test_the_same_idempotency_key_with_other_rows_is_refused_naming_it(stack):
 def test_old_receipts_expire(stack):
     from datetime import timedelta
 
+    from server.ingest.sweep import expire_receipts
     from server.models import ingest_receipts
-    from worker.sweeper import expire_receipts
 
     key = stack.new_key()
     body = payload(key, [row()])

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from server.auth import hash_key
 from server.config import Config, ConfigError
 from server.db import utcnow
+from server.keys.api_keys import hash_key
 from server.models import api_keys
 from tests.conftest import sqlite_stack
 from tests.helpers import post_batch, row

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.auth import lookup_key
-from worker.probe import Outcome
-from worker.uptime import store_ping
+from server.keys.api_keys import lookup_key
+from server.monitors.checks import store_ping
+from server.monitors.probe import Outcome
 
 # A public address literal: accepted without resolving any name, and never contacted here.
 PUBLIC = "http://1.1.1.1"

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from server.keys.shares import hash_token, redact_share_paths
 from server.models import share_links
-from server.shares import hash_token, redact_share_paths
 
 
 def auth(key: str) -> dict:

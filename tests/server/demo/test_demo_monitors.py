@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from dash_app.uptime import monitor_list, uptime_shares
-from server.demo import DEMO_MONITORS, demo_key, seed_demo, seed_demo_monitors
+from bench.services import free_port
+from server.demo.seed import DEMO_MONITORS, demo_key, seed_demo, seed_demo_monitors
 from server.models import pings
-from tests.conftest import free_port
+from server.monitors.uptime import monitor_list, uptime_shares
 
 INTERVAL = 300
 
@@ -57,8 +57,8 @@ def test_the_demo_has_monitors_of_this_server_with_a_month_of_checks(sqlite_app)
 
 def test_the_uptime_checks_reach_this_server_for_the_demo_only(tmp_path, geoip_db):
     """Loopback is off limits to monitors (MONITOR_ALLOW_PRIVATE=0), except the demo's own."""
+    from server.monitors.checks import check_monitor
     from tests.conftest import sqlite_stack
-    from worker.uptime import check_monitor
 
     stack = sqlite_stack(tmp_path, GEOIP_DB=geoip_db, MONITOR_INTERVAL_SECONDS=INTERVAL)
     base, server = serve(stack.app)

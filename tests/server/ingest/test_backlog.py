@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, update
 
-from server.auth import lookup_key
-from server.batches import MAX_ATTEMPTS
-from server.ingest import encode_rows
-from server.models import ingest_batches, requests
+from server.ingest import staging as enrich
+from server.ingest.backlog import MAX_ATTEMPTS
+from server.ingest.fields import encode_rows
+from server.keys.api_keys import lookup_key
+from server.lake.models import requests
+from server.models import ingest_batches
 from tests.helpers import post_batch, row, web_write_fails
-from worker import enrich
 
 
 def key_id_of(stack, key) -> int:
@@ -130,7 +131,7 @@ def test_a_batch_given_up_on_is_reported_and_the_cli_shows_retries_and_discards_
     assert "1 accepted batches could not be stored" in body["problems"][0]
     assert "flask --app wsgi batches" in body["problems"][0]
     # The sweeper leaves it alone now.
-    from worker.sweeper import pending_batches
+    from server.ingest.sweep import pending_batches
 
     with stack.engine.connect() as conn:
         assert pending_batches(conn, 0) == []

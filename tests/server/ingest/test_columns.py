@@ -1,6 +1,7 @@
-"""Batches taken column by column (server.lake.batch) store exactly what the row-by-row
-rules (server.ingest, server.lake.write) store: the same staged rows, refusals and stored
-rows, for clean batches and for batches with every kind of odd or bad field."""
+"""Batches taken column by column (server.ingest.columns) store exactly what the row-by-row
+rules (server.ingest.fields) store: the same staged rows, refusals and stored rows
+(server.ingest.enrich), for clean batches and for batches with every kind of odd or bad
+field."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from server.ingest import validate_rows
-from server.lake.batch import Columns, Rows, accept
+from server.ingest.columns import Batch, check
+from server.ingest.enrich import enrich
+from server.ingest.fields import validate_rows
 from server.rules import epoch_micros
 from tests.helpers import CHROME, GOOGLEBOT, IPHONE
 
@@ -117,8 +119,8 @@ def test_a_batch_mixing_second_millisecond_and_microsecond_stamps_goes_by_column
     rows = [clean_row(random.Random(n)) for n in range(11)]
     for n, row in enumerate(rows):  # lengths 25, 29, 32: their sum alone tells nothing
         row["created_at"] = (stamp(n)[:19] + "+00:00", millis(n + 0.25), stamp(n + 0.5))[n % 3]
-    batch, _ = accept(rows, 0, NOW)
-    assert isinstance(batch, Columns)
+    batch, _ = check(rows, 0, NOW)
+    assert batch.by_column
     expected, _ = validate_rows(rows, 0, NOW)
     same(batch.staged(), expected)
     assert batch.micros == [epoch_micros(r[0]) for r in expected]
@@ -140,13 +142,13 @@ def test_what_our_middleware_sends_goes_by_column(stack):
     ]  # fmt: skip
     rows = json.loads(RowFormatter().to_json(records, time.time() - now, "[", "]"))
     real_now = datetime.now(UTC)
-    batch, rejected = accept(rows, 0, real_now)
-    assert rejected == [] and isinstance(batch, Columns)
+    batch, rejected = check(rows, 0, real_now)
+    assert rejected == [] and batch.by_column
     expected, _ = validate_rows(rows, 0, real_now)
     same(batch.staged(), expected)
     with stack.app.app_context():
-        stored = batch.enrich(stack.engine, 1, "FastAPI")
-        same(stored, Rows(expected, 0).enrich(stack.engine, 1, "FastAPI"))
+        stored = enrich(stack.engine, 1, "FastAPI", batch)
+        same(stored, enrich(stack.engine, 1, "FastAPI", Batch.from_staged(expected, 0)))
     assert {row[12] for row in stored} == {"GB"}
 
 
@@ -186,13 +188,13 @@ def test_columns_and_rows_stage_and_refuse_the_same(level):
     taken = 0
     for rows, clean in [*batches(), *one_odd_row_each()]:
         expected, refused = validate_rows(rows, level, NOW)
-        batch, rejected = accept(rows, level, NOW)
+        batch, rejected = check(rows, level, NOW)
         assert rejected == refused, rows
         same(batch.staged(), expected)
         assert len(batch) == len(expected)
         if clean:
-            assert isinstance(batch, Columns), rows  # the common case must not fall back
-        taken += isinstance(batch, Columns)
+            assert batch.by_column, rows  # the common case must not fall back
+        taken += batch.by_column
     assert taken >= 80
 
 
@@ -203,12 +205,12 @@ def test_columns_and_rows_store_the_same_rows(stack, level):
     key_id = 1
     with stack.app.app_context():
         for rows, _clean in [*batches(seed=level, count=60), *one_odd_row_each()]:
-            batch, _ = accept(rows, level, NOW)
-            if not isinstance(batch, Columns):
+            batch, _ = check(rows, level, NOW)
+            if not batch.by_column:
                 continue
             staged = batch.staged()
-            expected = Rows(staged, level).enrich(stack.engine, key_id, "FastAPI")
-            same(batch.enrich(stack.engine, key_id, "FastAPI"), expected)
+            expected = enrich(stack.engine, key_id, "FastAPI", Batch.from_staged(staged, level))
+            same(enrich(stack.engine, key_id, "FastAPI", batch), expected)
             located = [row[12] for row in expected]
             if level < 2 and "8.8.8.8" in batch.ips:
                 assert "US" in located  # the country database did answer
@@ -220,8 +222,8 @@ def test_a_batch_of_one_odd_row_is_refused_or_repaired_row_by_row():
     rows = [clean_row(random.Random(1)) for _ in range(5)]
     rows[2]["status"] = "200"
     rows[4]["method"] = "get"
-    batch, rejected = accept(rows, 0, NOW)
-    assert isinstance(batch, Rows)
+    batch, rejected = check(rows, 0, NOW)
+    assert not batch.by_column
     assert rejected == [{"index": 2, "error": "status: required, an integer"}]
     assert [r[3] for r in batch.staged()][-1] == "GET"
 
@@ -248,7 +250,7 @@ def test_number_names_numbers_once_and_a_held_mapping_outlives_a_full_cache(stac
 
 
 def test_countries_of_a_column_are_each_address_country(geoip_db, monkeypatch):
-    from server import geo
+    from server.ingest import geo
 
     geo.init_geo(geoip_db)
     ips = ["8.8.8.8", None, "81.2.69.1", "10.0.0.1", "8.8.8.8", "2001:db8::5"]

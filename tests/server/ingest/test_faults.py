@@ -12,8 +12,10 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from server.auth import lookup_key
-from server.models import ingest_batches, requests
+from bench.services import wait_for
+from server.keys.api_keys import lookup_key
+from server.lake.models import requests
+from server.models import ingest_batches
 from tests.conftest import ROOT, postgres_stack
 from tests.helpers import post_batch, row, web_write_fails
 
@@ -61,16 +63,6 @@ def attempts(stack, key_id) -> dict[int, int]:
         return dict(rows.all())
 
 
-def wait_for(predicate, timeout=120.0, interval=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("timed out waiting")
-
-
 @pytest.fixture
 def stack(pg_url, redis_url, tmp_path, geoip_db):
     return postgres_stack(pg_url, redis_url, tmp_path, GEOIP_DB=geoip_db)
@@ -98,7 +90,10 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack, monkeypatch
         try:
             # Kill as soon as it has started a batch, while its rows are uncommitted.
             wait_for(
-                lambda b=before: sum(attempts(stack, key_id).values()) > sum(b.values()), 60, 0.005
+                lambda b=before: sum(attempts(stack, key_id).values()) > sum(b.values()),
+                "the worker to start a batch",
+                timeout=60,
+                interval=0.005,
             )
             time.sleep(0.02)
         finally:
@@ -123,7 +118,7 @@ def test_worker_killed_mid_batch_loses_and_duplicates_nothing(stack, monkeypatch
 
 @pytest.mark.parametrize("written", ["by the web", "staged"])
 def test_redis_down_during_ingest_loses_nothing(stack, redis_server, written, monkeypatch):
-    from worker.sweeper import sweep
+    from server.ingest.sweep import sweep
 
     if written == "staged":
         web_write_fails(monkeypatch)
@@ -148,7 +143,11 @@ def test_redis_down_during_ingest_loses_nothing(stack, redis_server, written, mo
         redis_server.start()
 
         # What the scheduler's periodic sweep does once Redis is back.
-        wait_for(lambda: sweep(min_age_seconds=0) or counts(stack, key_id)[2] == 0, 60, 0.5)
+        wait_for(
+            lambda: sweep(min_age_seconds=0) or counts(stack, key_id)[2] == 0,
+            timeout=60,
+            interval=0.5,
+        )
         after = ingest(stack, key, batches=1, size=500, tag="after")
         wait_for(lambda: counts(stack, key_id)[0] == first + during + after, timeout=120)
     finally:

@@ -6,13 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from server.ingest import (
-    PayloadError,
-    inflate,
-    normalise_ip,
-    parse_payload,
-    validate_rows,
-)
+from server.ingest.fields import PayloadError, validate_rows
+from server.ingest.pipeline import inflate, parse_payload
+from server.rules import normalise_ip
 from tests.helpers import row as any_row
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)

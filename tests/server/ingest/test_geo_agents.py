@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from server import geo
-from server import useragents as useragent
+from server.ingest import geo
+from server.lake import agents as useragent
 from tests.conftest import write_mmdb
 from tests.helpers import CHROME, GOOGLEBOT, IPHONE
 

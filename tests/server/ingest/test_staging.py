@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select, text, update
 
-from server.auth import lookup_key
-from server.models import ingest_batches, requests
+from server.ingest import staging as enrich
+from server.keys.api_keys import lookup_key
+from server.lake.models import requests
+from server.models import ingest_batches
 from server.queue import INGEST_QUEUE
 from tests.helpers import post_batch, row, web_write_fails
-from worker import enrich
 
 
 @pytest.fixture

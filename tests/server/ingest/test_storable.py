@@ -9,11 +9,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from server import useragents as useragent
-from server.ingest import validate_rows
+from server.ingest.columns import Batch
+from server.ingest.enrich import Lookups, stored_rows, who
+from server.ingest.fields import validate_rows
+from server.lake import agents as useragent
 from server.lake import write
 from server.lake.users import number_users
-from server.rules import user_key
 from tests.conftest import sqlite_stack
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -58,10 +59,11 @@ def engine(request, tmp_path):
 def store(engine, staged: list, privacy_level: int) -> None:
     """The worker's own writes, in a transaction that is then rolled back."""
     agents = useragent.resolve(engine, {r[7] for r in staged if r[7]})
+    batch = Batch.from_staged(staged, privacy_level)
     with engine.connect() as conn, conn.begin() as transaction:
-        ip = (lambda r: r[6]) if privacy_level == 0 else (lambda r: None)
-        users = number_users(conn, {(1, user_key(ip(r), r[8])) for r in staged})
-        rows = write.enrich(1, "FastAPI", privacy_level, staged, agents, users)
+        users = number_users(conn, {(1, name) for name in who(batch)})
+        numbers = {name: number for (_key, name), number in users.items()}
+        rows = stored_rows(1, "FastAPI", batch, Lookups(agents, {1: numbers}))
         write.store_rows(conn, rows)
         transaction.rollback()
 

@@ -17,27 +17,29 @@ import duckdb
 import pytest
 from sqlalchemy import func, select, update
 
-from dash_app.filters import window_for
-from dash_app.stats import digests as dash_digests
-from server.auth import lookup_key
-from server.lake import catalog
-from server.lake.digest import SUFFIX
+from bench.services import free_port
+from server.keys.api_keys import lookup_key
+from server.lake import catalog, compaction, export
+from server.lake.compaction import remove_retired
+from server.lake.export import flush, run_export, trim_hot
+from server.lake.lock import single_flight
+from server.lake.models import lake_files, requests
 from server.lake.source import open_rows
 from server.lake.storage import get_storage
-from server.models import lake_files, requests
-from tests.conftest import free_port, sqlite_stack
+from server.lake.summaries import SUFFIX
+from server.stats import summaries as dash_summaries
+from server.stats.filters import window_for
+from tests.conftest import sqlite_stack
 from tests.helpers import post_batch, row
-from worker import export
-from worker.export import flush, remove_retired, run_export, trim_hot
 
 
 @pytest.fixture(autouse=True)
 def every_batch_asks_for_an_export(monkeypatch):
     """These tests follow each batch's request for an export: no once-a-second limit on
-    the asks (server.queue.ask_for_export, tested in test_queue.py)."""
-    import server.queue
+    the asks (server.ingest.pipeline.ask_for_export, tested in test_queue.py)."""
+    from server.ingest import pipeline
 
-    monkeypatch.setattr(server.queue, "EXPORT_ASK_SECONDS", 0.0)
+    monkeypatch.setattr(pipeline, "EXPORT_ASK_SECONDS", 0.0)
 
 
 def send(stack, key, count: int, *, tag: str = "x", when: datetime | None = None) -> None:
@@ -133,7 +135,7 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     key_id = key_id_of(stack, key)
     last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=3)).replace(hour=12)
     # Ten exports into this month and three into last month: one file each.
-    monkeypatch.setattr(export, "compact", lambda *a, **k: 0)
+    monkeypatch.setattr(compaction, "compact", lambda *a, **k: 0)
     for i in range(10):
         send(stack, key, 20, tag=f"now{i}")
         flush()
@@ -146,7 +148,7 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     assert len(before) == 13
     ids = stored_ids(key_id)
 
-    merged = export.compact(stack.engine, stack.config)
+    merged = compaction.compact(stack.engine, stack.config)
     with stack.engine.connect() as conn:
         after = catalog.live_files(conn, key_id)
     # The current month's ten small files made a full tier (eight or more of a size) and
@@ -154,7 +156,7 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     months = {}
     for f in after:
         months.setdefault(f.month, []).append(f)
-    this_month = export.current_month()
+    this_month = compaction.current_month()
     assert len(months[this_month]) == 1 and merged == 10 + 3
     assert len([m for m in months if m != this_month]) == 1
     assert len(next(v for m, v in months.items() if m != this_month)) == 1
@@ -168,7 +170,7 @@ def test_compaction_merges_small_files_without_changing_a_row(stack, monkeypatch
     names = {name for name, _ in get_storage().list(f"k{key_id}/")}
     assert names == {name for f in after for name in f.names}
     # The closed month's file has its digest beside it.
-    assert all(f.digest for f in after if f.month != this_month)
+    assert all(f.summary for f in after if f.month != this_month)
 
 
 def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
@@ -180,7 +182,7 @@ def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
     key_id = key_id_of(stack, key)
     now = datetime.now(UTC).replace(microsecond=0)
     base = max(now - timedelta(minutes=10), now.replace(day=1, hour=0, minute=2, second=0))
-    monkeypatch.setattr(export, "compact", lambda *a, **k: 0)
+    monkeypatch.setattr(compaction, "compact", lambda *a, **k: 0)
     # Eight files of 30 rows a second apart, each overlapping the next in time, exported
     # out of time order.
     for i in [5, 2, 7, 0, 4, 1, 6, 3]:
@@ -188,7 +190,7 @@ def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
         flush()
     monkeypatch.undo()
     ids = stored_ids(key_id)
-    assert export.compact(stack.engine, stack.config) == export.FAN_IN
+    assert compaction.compact(stack.engine, stack.config) == compaction.FAN_IN
     with stack.engine.connect() as conn:
         (merged,) = catalog.live_files(conn, key_id)
     found = (
@@ -223,25 +225,27 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix, answ
     flush()
     with stack.engine.connect() as conn:
         (closed,) = catalog.live_files(conn, key_id)
-    assert closed.digest.endswith(SUFFIX)
+    assert closed.summary.endswith(SUFFIX)
     # Make it look like an earlier release's: its digest under the old name.
     storage = get_storage()
     old_name = closed.path.removesuffix(".parquet") + old_suffix
     staged = storage.staging / "old-digest.parquet"
-    shutil.copy(storage.url(closed.digest), staged)
+    shutil.copy(storage.url(closed.summary), staged)
     storage.put(staged, old_name)
-    storage.delete([closed.digest])
+    storage.delete([closed.summary])
     with stack.engine.begin() as conn:
-        conn.execute(update(lake_files).where(lake_files.c.id == closed.id).values(digest=old_name))
+        conn.execute(
+            update(lake_files).where(lake_files.c.id == closed.id).values(summary=old_name)
+        )
     ids = stored_ids(key_id)
     with open_rows(key_id) as rows:
-        covered = dash_digests.covered(rows.snapshot.files, window_for("all"))
+        covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))
     assert [f.id for f in covered] == ([closed.id] if answers else [])
 
-    export.compact(stack.engine, stack.config)
+    compaction.compact(stack.engine, stack.config)
     with stack.engine.connect() as conn:
         (new,) = catalog.live_files(conn, key_id)
-    assert new.id != closed.id and new.digest.endswith(SUFFIX)
+    assert new.id != closed.id and new.summary.endswith(SUFFIX)
     assert stored_ids(key_id) == ids
     names = {name for name, _ in storage.list(f"k{key_id}/")}
     assert {closed.path, old_name} <= names  # in its grace period
@@ -266,11 +270,11 @@ def test_a_closed_months_file_is_in_week_and_route_order(stack):
     send(stack, key, 15, tag="b")
     send(stack, key, 15, tag="a", when=datetime.now(UTC) + timedelta(minutes=1))
     flush()
-    export.compact(stack.engine, stack.config)
+    compaction.compact(stack.engine, stack.config)
     storage = get_storage()
     with stack.engine.connect() as conn:
         files = {f.month: f for f in catalog.live_files(conn, key_id)}
-    this_month = export.current_month()
+    this_month = compaction.current_month()
     assert len(files) == 2
     single = duckdb.connect(config={"threads": 1})
 
@@ -369,20 +373,20 @@ def test_an_export_runs_beside_a_compaction_and_asks_for_one(stack):
     stack.config.LAKE_EXPORT_SECONDS = 0
     key = stack.new_key()
     key_id = key_id_of(stack, key)
-    with export.single_flight(stack.engine, stack.config, wait=True, lock=export.COMPACT_LOCK):
-        for i in range(export.FAN_IN):
+    with single_flight("lake-compaction", stack.engine, stack.config, wait=True):
+        for i in range(compaction.FAN_IN):
             send(stack, key, 20, tag=f"c{i}")  # its batch's export job runs here
             run_export()
             assert plain_file_count(stack, key_id) == 20 * (i + 1)
         with stack.engine.connect() as conn:
-            assert len(catalog.live_files(conn, key_id)) == export.FAN_IN
-        assert export.run_compaction() == {"skipped": "another compaction is running"}
+            assert len(catalog.live_files(conn, key_id)) == compaction.FAN_IN
+        assert compaction.run_compaction() == {"skipped": "another compaction is running"}
     # The next export's request for a compaction merges them all.
     send(stack, key, 20, tag="last")
     stack.process_jobs()
     with stack.engine.connect() as conn:
         assert len(catalog.live_files(conn, key_id)) == 1
-    assert plain_file_count(stack, key_id) == 20 * (export.FAN_IN + 1)
+    assert plain_file_count(stack, key_id) == 20 * (compaction.FAN_IN + 1)
 
 
 # --- several processes writing, exporting and reading at once (PostgreSQL) ----------------
@@ -391,8 +395,9 @@ def test_an_export_runs_beside_a_compaction_and_asks_for_one(stack):
 def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) -> None:
     from server.config import Config, use_config
     from server.db import init_engine
+    from server.lake.layout import stored_row
     from server.lake.users import number_users
-    from server.lake.write import build_row, store_rows
+    from server.lake.write import store_rows
     from server.queue import init_queue
 
     settings = use_config(Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake))
@@ -402,11 +407,27 @@ def _writer(database_url: str, lake: str, key_id: int, batches: int, size: int) 
     number = number_users(engine, {(key_id, "8.8.8.8")})[(key_id, "8.8.8.8")]
     for b in range(batches):
         rows = [
-            build_row(key_id, now - timedelta(seconds=i), "h", f"/p/{b}/{i}", "GET", 200, 5,
-                      "8.8.8.8", "US", None, "FastAPI", "curl/8", "curl", "Other", "other", False,
-                      number)
+            stored_row(
+                key_id=key_id,
+                created_at=now - timedelta(seconds=i),
+                hostname="h",
+                path=f"/p/{b}/{i}",
+                method="GET",
+                status=200,
+                response_time=5,
+                ip_address="8.8.8.8",
+                location="US",
+                user_id=None,
+                framework="FastAPI",
+                user_agent="curl/8",
+                browser="curl",
+                os="Other",
+                device="other",
+                bot=False,
+                ux=number,
+            )
             for i in range(size)
-        ]  # fmt: skip
+        ]
         with engine.begin() as conn:
             store_rows(conn, rows)
 
@@ -422,10 +443,10 @@ def _exporter(database_url: str, lake: str, rounds: int) -> None:
     # Each lock as the jobs take it: one process's compaction runs beside the other's
     # export.
     for _ in range(rounds):
-        with export.single_flight(engine, settings, wait=True):
+        with single_flight("lake-export", engine, settings, wait=True):
             export.export_pending(engine, settings, force=True)
-        with export.single_flight(engine, settings, wait=True, lock=export.COMPACT_LOCK):
-            export.compact(engine, settings)
+        with single_flight("lake-compaction", engine, settings, wait=True):
+            compaction.compact(engine, settings)
 
 
 def _embedded_mix(database_url: str, lake: str, key_id: int, rounds: int) -> None:
@@ -434,7 +455,8 @@ def _embedded_mix(database_url: str, lake: str, key_id: int, rounds: int) -> Non
     jobs do."""
     from server.config import Config, use_config
     from server.db import init_engine
-    from server.lake.write import build_row, store_rows
+    from server.lake.layout import stored_row
+    from server.lake.write import store_rows
 
     settings = use_config(
         Config.from_env({}, DATABASE_URL=database_url, LAKE_URL=lake, LAKE_EXPORT_SECONDS=0)
@@ -446,11 +468,27 @@ def _embedded_mix(database_url: str, lake: str, key_id: int, rounds: int) -> Non
         batch = 0
         while not done.is_set():
             rows = [
-                build_row(key_id, datetime.now(UTC), "h", f"/p/{batch}/{i}", "GET", 200, 5,
-                          None, "US", f"u{i}", "FastAPI", "curl/8", "curl", "Other", "other",
-                          False, None)
+                stored_row(
+                    key_id=key_id,
+                    created_at=datetime.now(UTC),
+                    hostname="h",
+                    path=f"/p/{batch}/{i}",
+                    method="GET",
+                    status=200,
+                    response_time=5,
+                    ip_address=None,
+                    location="US",
+                    user_id=f"u{i}",
+                    framework="FastAPI",
+                    user_agent="curl/8",
+                    browser="curl",
+                    os="Other",
+                    device="other",
+                    bot=False,
+                    ux=None,
+                )
                 for i in range(20)
-            ]  # fmt: skip
+            ]
             with engine.begin() as conn:
                 store_rows(conn, rows)
             batch += 1
@@ -523,8 +561,8 @@ def test_writers_exporters_and_readers_in_several_processes(pg_app):
 def test_more_than_65535_paths_under_one_endpoint(pg_app):
     """A click on an endpoint whose ids make 70,000+ distinct paths (one bind parameter per
     path used to fail on PostgreSQL), and on one of those raw paths."""
-    from dash_app.filters import Filters
-    from dash_app.overview import compute
+    from dash_app.panels import compute
+    from server.stats.filters import Filters
 
     stack = pg_app
     key = stack.new_key()
@@ -576,8 +614,8 @@ def s3_stack(tmp_path, geoip_db):
 
 
 def test_the_store_on_s3(s3_stack):
-    from dash_app.filters import Filters
-    from dash_app.overview import compute
+    from dash_app.panels import compute
+    from server.stats.filters import Filters
 
     stack, client = s3_stack
     stack.config.LAKE_EXPORT_SECONDS = 3600
@@ -667,7 +705,7 @@ def test_rows_after_the_hot_table_was_trimmed_empty_are_read_and_exported(stack)
 
 
 def test_day_spans_cover_every_day_once_in_order():
-    from server.lake.rows import day_spans
+    from server.lake.pages import day_spans
 
     days = [(10, 5), (9, 1), (7, 4), (3, 9), (2, 1)]
     assert day_spans(days, 6) == [(10, 9), (7, 3), (2, 2)]

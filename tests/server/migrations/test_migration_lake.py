@@ -63,16 +63,16 @@ def test_old_requests_come_through_the_upgrade(old_database, tmp_path):
 
     config = use_config(make_config(url, "", tmp_path))
     init_engine(config.DATABASE_URL)
+    from server.lake.export import flush
     from server.queue import init_queue
-    from worker.export import flush
 
     init_queue("")
     flush()
     import json
 
-    from server.requests_query import RequestFilter, fetch_page_json
+    from server.stats.raw import RequestFilter, data_page_json
 
-    body, count = fetch_page_json(RequestFilter(key_id=1), 1, 100)
+    body, count = data_page_json(RequestFilter(key_id=1), 1, 100)
     rows = json.loads(body)
     assert count == len(OLD_ROWS)
     by_path = {r["path"]: r for r in rows}
@@ -83,8 +83,8 @@ def test_old_requests_come_through_the_upgrade(old_database, tmp_path):
     assert by_path["/v2/orders"]["user_id"] == "u7" and by_path["/v2/orders"]["ip_address"] is None
     assert by_path["/health"]["ip_address"] == "2001:db8::1"
 
-    from dash_app.filters import Filters
-    from dash_app.overview import compute
+    from dash_app.panels import compute
+    from server.stats.filters import Filters
 
     data = compute(1, Filters(period="all"), now)
     assert data.summary["requests"] == 4

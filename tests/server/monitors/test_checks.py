@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import func, select
 
+from bench.services import free_port
+from server.jobs import periodic_jobs
 from server.models import pings
-from tests.conftest import free_port, postgres_stack, sqlite_stack
+from tests.conftest import postgres_stack, sqlite_stack
 from tests.targets import TargetServer
-from worker.schedule import periodic_jobs
 
 CHECKS = {"timeout": 1, "interval": 2}
 
@@ -83,9 +84,9 @@ def wait_until(moment: float) -> None:
 def test_scheduled_checks_on_postgres_and_rq(fresh_pg_url, redis_url, tmp_path, target):
     from rq import Queue, SimpleWorker
 
+    from server.monitors.checks import check_monitor
     from server.queue import ALL_QUEUES
     from worker.scheduler import reconcile
-    from worker.uptime import check_monitor
 
     stack = postgres_stack(fresh_pg_url, redis_url, tmp_path, **uptime_settings())
     key, ids = create_monitors(stack, target)

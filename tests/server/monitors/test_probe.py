@@ -6,10 +6,10 @@ import ipaddress
 
 import pytest
 
-from server.urlguard import ResolveError
-from tests.conftest import free_port
+from bench.services import free_port
+from server.monitors.probe import MAX_REDIRECTS, probe
+from server.net.urlguard import ResolveError
 from tests.targets import TargetServer, self_signed_context
-from worker.probe import MAX_REDIRECTS, probe
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from bench.services import wait_for
 from tests.conftest import drop_pg_database
 from tests.live import MakeRun, descendants, get, processes
 
@@ -204,17 +205,6 @@ def started_pid(run: MakeRun, part: str) -> int:
     return int(found.group(1))
 
 
-def wait_for(condition, what, timeout: float = 60):
-    """`condition()`'s first true value; `what` (or what it returns) names it on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
-
-
 def alive(pids: set[int]) -> set[int]:
     left = set()
     for pid in pids:
@@ -298,13 +288,13 @@ def test_the_demo_is_made_while_serving_and_a_quick_restart_keeps_it(tmp_path):
 
 
 def test_a_gunicorn_worker_freezes_its_loaded_objects_and_collects_young_ones_less_often():
-    """server.gunicorn_config.post_worker_init, in a process of its own (it changes the
+    """server.runtime.gunicorn_config.post_worker_init, in a process of its own (it changes the
     interpreter's garbage collection for good)."""
     import subprocess
     import sys
 
     code = (
-        "import gc; from server import gunicorn_config as config; "
+        "import gc; from server.runtime import gunicorn_config as config; "
         "before = gc.get_threshold(); config.post_worker_init(None); "
         "print(before, gc.get_threshold(), gc.get_freeze_count() > 1000)"
     )

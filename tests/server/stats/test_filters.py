@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import duckdb
 import pytest
 
-from dash_app.filters import Filters, status_class_range, window_for
-from dash_app.stats.conditions import glob_pattern, label_sql
 from server.rules import DAY, HOUR, endpoint_label
+from server.stats.conditions import glob_pattern, label_sql
+from server.stats.filters import Filters, status_class_range, window_for
 
 NOW = datetime(2026, 3, 15, 10, 30, tzinfo=UTC)
 

@@ -1,8 +1,8 @@
-"""Closed months' digests answer the overview with exactly the rows' numbers, unfiltered
-and under the clicks a digest family answers.
+"""Closed months' summaries answer the overview with exactly the rows' numbers, unfiltered
+and under the clicks a summary family answers.
 
-Rows spread over four months, exported and compacted (so closed months get digests),
-more rows left hot: every period's overview from the digests, with no filter and with
+Rows spread over four months, exported and compacted (so closed months get summaries),
+more rows left hot: every period's overview from the summaries, with no filter and with
 each kind of click a family answers, must equal the overview asked of every row, and the
 independent count of what was sent.
 """
@@ -15,16 +15,17 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from dash_app.filters import Filters, window_for
-from dash_app.overview import compute
-from dash_app.stats import digests
-from server.auth import lookup_key
+from dash_app.panels import compute
+from server.keys.api_keys import lookup_key
 from server.lake import catalog
+from server.lake.compaction import current_month
+from server.lake.export import flush
+from server.stats import summaries
+from server.stats.filters import Filters, window_for
 from tests.dash_app.helpers import CHROME, GOOGLEBOT, IPHONE, Expected, ingest
-from worker.export import current_month, flush
 
 PERIODS = ("30d", "6m", "1y", "all")
-# Filters a digest family answers (dash_app.stats.digests.family), with the family.
+# Filters a summary family answers (server.stats.summaries.family), with the family.
 ANSWERED = [
     (Filters(), ""),
     (Filters().with_click("status", "200"), "sv"),
@@ -78,29 +79,29 @@ def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def test_digests_answer_as_the_rows_do(stack, monkeypatch):
+def test_summaries_answer_as_the_rows_do(stack, monkeypatch):
     stack.config.LAKE_EXPORT_SECONDS = 3600
     now = datetime.now(UTC)
     rows = spread_rows(now)
     key = stack.new_key()
     ingest(stack, key, rows[40:])
-    flush()  # export, compact; closed months get their digests
+    flush()  # export, compact; closed months get their summaries
     ingest(stack, key, rows[:40])  # the newest stay hot
     with stack.engine.connect() as conn:
         key_id = lookup_key(conn, key)
         files = catalog.live_files(conn, key_id)
     closed = [f for f in files if f.month < current_month()]
-    assert closed and all(f.digest for f in closed)
+    assert closed and all(f.summary for f in closed)
 
     used = []
-    real = digests.breakdowns_from
-    monkeypatch.setattr(digests, "breakdowns_from", lambda *a: used.append(1) or real(*a))
+    real = summaries.breakdowns_from
+    monkeypatch.setattr(summaries, "breakdowns_from", lambda *a: used.append(1) or real(*a))
     for base, _family in ANSWERED:
         for period in PERIODS:
             filters = replace(base, period=period)
             summarised = compute(key_id, filters, now)
             with monkeypatch.context() as m:
-                m.setattr(digests, "usable", lambda *_a: False)
+                m.setattr(summaries, "usable", lambda *_a: False)
                 plain = compute(key_id, filters, now)
             case = (period, filters)
             expected = Expected(rows, filters, plain.window.since, plain.window.until)
@@ -111,7 +112,7 @@ def test_digests_answer_as_the_rows_do(stack, monkeypatch):
             assert summarised.hostnames == plain.hostnames
             for name in PANELS:
                 assert frames_equal(getattr(summarised, name), getattr(plain, name)), (case, name)
-    # The long periods of every case were answered from digests, and the cases were not
+    # The long periods of every case were answered from summaries, and the cases were not
     # empty ones (a click that matched nothing would prove little).
     assert len(used) >= 3 * len(ANSWERED)
     for base, _family in ANSWERED:
@@ -119,12 +120,12 @@ def test_digests_answer_as_the_rows_do(stack, monkeypatch):
         assert compute(key_id, filters, now).summary["requests"] > 0, filters
 
 
-def test_which_filters_digests_answer():
+def test_which_filters_summaries_answer():
     """A family answers only conditions on its own columns, over daily buckets, with
     endpoints shown as templates; anything else is asked of the rows."""
     year = window_for("1y")
     for filters, name in ANSWERED:
-        assert digests.family(replace(filters, period="1y"), year) == name, filters
+        assert summaries.family(replace(filters, period="1y"), year) == name, filters
     for filters in (
         Filters(period="1y", exclude_bots=True),
         Filters(period="1y", hostname="h"),
@@ -137,6 +138,6 @@ def test_which_filters_digests_answer():
         Filters(period="1y", exclude_404=True).with_click("os", "iOS"),
         Filters(period="1y", fixed=(("hostname", "h"),)),
     ):
-        assert not digests.usable(filters, year), filters
-    assert digests.family(Filters(period="1y", fixed=(("status", "200"),)), year) == "sv"
-    assert not digests.usable(Filters(period="7d"), window_for("7d"))
+        assert not summaries.usable(filters, year), filters
+    assert summaries.family(Filters(period="1y", fixed=(("status", "200"),)), year) == "sv"
+    assert not summaries.usable(Filters(period="7d"), window_for("7d"))

@@ -1,0 +1,1 @@
+"""The demo key's generated data, from the one traffic model the benchmarks share."""

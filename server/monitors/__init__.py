@@ -1,0 +1,1 @@
+"""Uptime monitors: the URLs a key has checked, the checks themselves, and uptime."""

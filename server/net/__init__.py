@@ -1,0 +1,1 @@
+"""The network edge we call out through: the SSRF guard and guarded HTTP."""

@@ -1,0 +1,53 @@
+"""Rate limits, all through Flask-Limiter: Redis storage in production (every web process
+counts together), memory in the embedded mode (one process).
+
+A limit the view can only name once it has read the request (ingest's is per key, known
+after the key is looked up) is checked with `hit`, on the same limiter and storage.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from limits import RateLimitItemPerMinute
+
+log = logging.getLogger(__name__)
+
+
+def init_limiter(app: Flask, settings) -> Limiter:
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=settings.REDIS_URL or "memory://",
+        storage_options={"socket_connect_timeout": 2, "socket_timeout": 2}
+        if settings.REDIS_URL
+        else {},
+        # A limiter that cannot reach its storage lets requests through: refusing data
+        # because the counter is down would lose it.
+        swallow_errors=True,
+        headers_enabled=False,
+    )
+    app.extensions["rate_limiter"] = limiter
+    return limiter
+
+
+def hit_per_minute(limit: int, *identifiers: str) -> int | None:
+    """Count one hit against `limit` a minute for `identifiers` (a fixed window); the
+    seconds until the window ends when the limit is exceeded, else None. A limit of 0
+    is off; a storage that does not answer counts nothing (logged)."""
+    if not limit:
+        return None
+    limiter = current_app.extensions["rate_limiter"]
+    item = RateLimitItemPerMinute(limit)
+    try:
+        if limiter.limiter.hit(item, *identifiers):
+            return None
+        reset, _remaining = limiter.limiter.get_window_stats(item, *identifiers)
+    except Exception as exc:
+        log.warning("rate limiter unavailable (%s); not limiting", exc)
+        return None
+    return max(1, int(reset - time.time()) + 1)
