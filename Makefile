@@ -27,7 +27,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed-runtime middleware/pyproject.toml
 run: install
 	@if [ ! -f "$(GEOIP_DB_FILE)" ] && [ -z "$$GEOIP_DB" ] && command -v npm >/dev/null; then \
 		$(MAKE) --no-print-directory geoip || echo "make geoip failed: locations stay empty"; fi
-	$(PY) -m server.run
+	$(PY) -m server.runtime.run
 
 migrate: install
 	$(VENV)/bin/flask --app wsgi db upgrade
@@ -41,6 +41,7 @@ bench: install-dev
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: install-dev
 	$(VENV)/bin/ruff format .
