@@ -44,7 +44,7 @@ def main() -> None:
     from server.db import init_engine
     from server.ingest import geo
     from server.ingest.columns import Batch
-    from server.ingest.enrich import enrich
+    from server.ingest.enrich import enrich as enrich_batch
     from server.ingest.fields import validate_rows
     from server.lake import agents as useragents
 
@@ -75,7 +75,9 @@ def main() -> None:
     progress(f"{len(rows) // 1000} batches of 1,000 rows; the first pass numbers users, checks")
     for kind in stamps:
         for body in bodies[kind]:
-            stored = [enrich(engine, 1, "FastAPI", w(orjson.loads(body))[0]) for w in ways.values()]
+            stored = [
+                enrich_batch(engine, 1, "FastAPI", w(orjson.loads(body))[0]) for w in ways.values()
+            ]
             if stored[0] != stored[1]:
                 raise SystemExit(f"{kind}: the two ways stored different rows")
             if not by_columns(orjson.loads(body))[0].by_column:
@@ -91,7 +93,7 @@ def main() -> None:
                 started = time.process_time()
                 batch, _ = ways[name](batch_rows)
                 checked = time.process_time()
-                enrich(engine, 1, "FastAPI", batch)
+                enrich_batch(engine, 1, "FastAPI", batch)
                 check += checked - started
                 enrich += time.process_time() - checked
             for phase, seconds in (("check", check), ("enrich", enrich)):

@@ -61,9 +61,10 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.services import free_port
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.services import free_port  # noqa: E402
+
 BENCH_DIR = ROOT / "bench"
 MIDDLEWARE_DIR = ROOT / "middleware"
 HOSTED_DIST = "fastapi-analytics"

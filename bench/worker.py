@@ -67,6 +67,7 @@ def main() -> None:
         from sqlalchemy import text
 
         import server.ingest.staging as enrich
+        import server.jobs  # noqa: F401  (declares the jobs the worker asks for)
         import server.queue
         from server.db import init_engine
         from server.ingest import geo
@@ -77,8 +78,8 @@ def main() -> None:
         geo.init_geo(geoip_db() or "")
         # No Redis here: nothing to enqueue and no queued jobs to take back.
         server.queue.init_queue("")
-        enrich.enqueue_export = lambda: None
-        enrich.forget_batches = lambda ids: None
+        enrich.queue.ask = lambda *_args, **_kwargs: True  # no export asked for, no queue
+        enrich._forget = lambda ids: None
         with engine.begin() as conn:
             key_id = conn.execute(
                 text("INSERT INTO api_keys (key_hash, created_at, last_active_at, is_demo) "
