@@ -105,6 +105,9 @@ class Config(BaseSettings):
     # After a rotation the previous key is still accepted for ingest (only) this long.
     KEY_ROTATION_GRACE_HOURS: int = 24
     PING_RETENTION_DAYS: int = 90
+    # Captured headers and bodies (docs/capture.md) are kept this long; exceptions and
+    # validation errors as long as their requests.
+    PAYLOAD_RETENTION_DAYS: int = 14
     MONITOR_LIMIT: int = 10
     MONITOR_INTERVAL_SECONDS: int = 300
     MONITOR_ALLOW_PRIVATE: bool = False
@@ -218,6 +221,7 @@ class Config(BaseSettings):
             "MAX_BODY",
             "DATA_PAGE_SIZE",
             "RETENTION_DAYS",
+            "PAYLOAD_RETENTION_DAYS",
             "MONITOR_INTERVAL_SECONDS",
             "LAKE_EXPORT_ROWS",
             "LAKE_FILE_ROWS",

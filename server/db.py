@@ -95,13 +95,18 @@ def is_postgres(engine_or_conn) -> bool:
     return engine_or_conn.dialect.name == "postgresql"
 
 
-def insert_ignoring_conflicts(conn, table, index_elements):
-    """INSERT ... ON CONFLICT DO NOTHING, in the connection's dialect."""
+def dialect_insert(conn, table):
+    """An INSERT with the connection's dialect's ON CONFLICT clauses."""
     if is_postgres(conn):
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table).on_conflict_do_nothing(index_elements=index_elements)
+    return insert(table)
+
+
+def insert_ignoring_conflicts(conn, table, index_elements):
+    """INSERT ... ON CONFLICT DO NOTHING, in the connection's dialect."""
+    return dialect_insert(conn, table).on_conflict_do_nothing(index_elements=index_elements)
 
 
 def relax_commit(conn) -> None:

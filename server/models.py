@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -231,4 +232,57 @@ share_links = Table(
     Column("revoked_at", TS),
     Index("ix_share_links_key_id", "key_id"),
     sqlite_autoincrement=True,
+)
+
+
+# --- Errors and consumers (server.ingest.errors, server.ingest.consumers) ----------------
+# Exceptions grouped by fingerprint (exception type, the top in-app frame, the route, the
+# message with its numbers and ids normalised): a request row carries its group's id
+# (server.lake.layout `error_group`), so counts under any filter come from the rows.
+error_groups = Table(
+    "error_groups",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("type", String(255), nullable=False),
+    Column("message", Text),  # the normalised message the group is known by
+    Column("frame", String(600)),  # the top in-app frame: "file:line in function"
+    Column("route", String(263)),
+    # Epoch microseconds of the first and latest occurrence stored.
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+    Column("state", String(8), nullable=False, default="open"),  # open | resolved | ignored
+    Column("resolved_at", BigInteger),
+    # A resolved group that occurs again opens again as a regression.
+    Column("regressed_at", BigInteger),
+    Column("regressions", Integer, nullable=False, default=0),
+    UniqueConstraint("key_id", "fingerprint", name="uq_error_groups_key_id"),
+    Index("ix_error_groups_key_id", "key_id", "last_seen"),
+)
+
+# The named callers of a key's API (docs/capture.md `consumer`): rows carry the id and
+# the group; the name, and the group it has now, live here.
+consumers = Table(
+    "consumers",
+    metadata,
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("consumer_id", String(255), primary_key=True),
+    Column("name", String(255)),
+    Column("consumer_group", String(100)),
+    Column("first_seen", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
+)
+
+# A key's own masking patterns, applied by the server to every captured header, query
+# parameter and body field before anything is stored (server.ingest.masking).
+key_masks = Table(
+    "key_masks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(8), nullable=False),  # header | field | query
+    Column("pattern", String(200), nullable=False),
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("key_id", "kind", "pattern", name="uq_key_masks_key_id"),
 )

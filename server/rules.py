@@ -25,6 +25,12 @@ CLICK_DIMS = (
     "os",
     "device",
     "user",
+    # A client-sent user id (the hosted original's "User ID" panel), a named consumer and
+    # its group (docs/capture.md), an exception's error group.
+    "user_id",
+    "consumer",
+    "consumer_group",
+    "error_group",
 )
 MAX_TEXT = 255
 

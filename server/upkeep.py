@@ -20,6 +20,7 @@ from server.config import Config, current_config
 from server.db import get_engine, utcnow
 from server.keys.idle import delete_inactive_keys, inactive_keys, stored_rows
 from server.lake.compaction import remove_orphans
+from server.lake.layout import DETAILS, PAYLOADS
 from server.lake.retention import Budget, delete_old_requests, old_rows
 from server.models import pings
 from server.monitors.store import BATCH_SIZE, delete_old_pings
@@ -39,6 +40,8 @@ class Cutoffs:
     requests: datetime
     keys: datetime
     pings: datetime
+    # Captured headers and bodies; exceptions and validation errors go with requests.
+    payloads: datetime | None = None
 
     @classmethod
     def from_config(cls, config: Config, now: datetime | None = None) -> Cutoffs:
@@ -47,6 +50,7 @@ class Cutoffs:
             requests=now - timedelta(days=config.RETENTION_DAYS),
             keys=now - timedelta(days=config.KEY_INACTIVE_DAYS),
             pings=now - timedelta(days=config.PING_RETENTION_DAYS),
+            payloads=now - timedelta(days=config.PAYLOAD_RETENTION_DAYS),
         )
 
 
@@ -81,6 +85,12 @@ def apply_retention(
     counts = {"pings": delete_old_pings(engine, cutoffs.pings, batch_size, budget)}
     counts["keys"] = delete_inactive_keys(engine, cutoffs.keys, settings, budget)
     counts["requests"] = delete_old_requests(engine, cutoffs.requests, settings, budget)
+    counts["details"] = delete_old_requests(
+        engine, cutoffs.requests, settings, budget, dataset=DETAILS
+    )
+    counts["payloads"] = delete_old_requests(
+        engine, cutoffs.payloads or cutoffs.requests, settings, budget, dataset=PAYLOADS
+    )
     if not budget.spent:
         remove_orphans(engine, settings)
     log.info(

@@ -17,8 +17,9 @@ import math
 import re
 from datetime import datetime
 from itertools import repeat
-from operator import add, itemgetter, mul
+from operator import add, is_not, itemgetter, mul
 
+from server.ingest.capture import EXTRA_FIELDS, extras_of
 from server.ingest.fields import (
     EARLIEST,
     FUTURE_SLACK,
@@ -26,8 +27,10 @@ from server.ingest.fields import (
     MAX_TEXT,
     METHODS,
     ROW_FIELDS,
+    RowError,
     validate_rows,
 )
+from server.ingest.masking import DEFAULT
 from server.rules import epoch_micros, first_address, minute_epoch, normalise_ip
 
 NoneType = type(None)
@@ -46,13 +49,22 @@ _SECONDS = itemgetter(slice(17, 19))
 _FRACTIONS = {29: (itemgetter(slice(20, 23)), 1_000), 32: (itemgetter(slice(20, 26)), 1)}
 
 
-def check(rows: list, privacy_level: int, now: datetime) -> tuple[Batch, list]:
+def check(rows: list, privacy_level: int, now: datetime, masks=DEFAULT) -> tuple[Batch, list]:
     """(The accepted rows, the refusals as {"index", "error"}): column by column if the
-    batch allows it (it then refuses nothing), else row by row."""
-    batch = Batch.take(rows, privacy_level, now)
+    batch allows it (it then refuses nothing), else row by row. A row's optional fields
+    (server.ingest.capture) are checked row by row, and masked with `masks` (or what the
+    function `masks()` returns)."""
+    read: list = []
+
+    def masked(row: dict) -> dict | None:
+        if not read:  # the key's patterns, read once, only for a batch that needs them
+            read.append(masks() if callable(masks) else masks)
+        return extras_of(row, read[0])
+
+    batch = Batch.take(rows, privacy_level, now, masked)
     if batch is not None:
         return batch, []
-    accepted, rejected = validate_rows(rows, privacy_level, now)
+    accepted, rejected = validate_rows(rows, privacy_level, now, extras=masked)
     return Batch.from_staged(accepted, privacy_level), rejected
 
 
@@ -61,10 +73,18 @@ class Batch:
     time in epoch microseconds; `by_column` when they were checked column by column."""
 
     def __init__(
-        self, level: int, created: list, micros: list, columns: dict, by_column: bool = True
+        self,
+        level: int,
+        created: list,
+        micros: list,
+        columns: dict,
+        by_column: bool = True,
+        extras: list | None = None,
     ) -> None:
         self.level = level
         self.by_column = by_column
+        # Each row's optional fields (a dict, or None), when any row has some.
+        self.extras = extras
         self.created = created
         self.micros = micros
         self.hostnames = columns["hostname"]
@@ -77,8 +97,10 @@ class Batch:
         self.user_ids = columns["user_id"]
 
     @classmethod
-    def take(cls, rows: list, level: int, now: datetime) -> Batch | None:
-        """The rows as columns, or None if any row needs the row-by-row rules."""
+    def take(cls, rows: list, level: int, now: datetime, extras=None) -> Batch | None:
+        """The rows as columns, or None if any row needs the row-by-row rules. A batch
+        with optional fields (docs/capture.md) has them checked and masked row by row,
+        by `extras(row)`; one that refuses a row sends the batch row by row."""
         if not rows or {row.__class__ for row in rows} != {dict}:
             return None
         get = dict.get
@@ -100,17 +122,34 @@ class Batch:
             if ips is None:
                 return None
             columns["ip_address"] = ips
-        return cls(level, created, micros, columns)
+        found = None
+        if any(
+            any(map(is_not, map(get, rows, repeat(name)), repeat(None))) for name in EXTRA_FIELDS
+        ):
+            if extras is None:
+                return None
+            try:
+                found = list(map(extras, rows))
+            except RowError:
+                return None
+        return cls(level, created, micros, columns, extras=found)
 
     @classmethod
     def from_staged(cls, staged: list, level: int) -> Batch:
         """Rows checked one by one (or read back from staging), as staged lists."""
+        extras = None
+        if any(len(row) > len(ROW_FIELDS) for row in staged):
+            extras = [
+                row[len(ROW_FIELDS)] if len(row) > len(ROW_FIELDS) else None for row in staged
+            ]
+            staged = [row[: len(ROW_FIELDS)] for row in staged]
         if staged:
             columns = dict(zip(ROW_FIELDS, map(list, zip(*staged, strict=True)), strict=True))
         else:
             columns = {name: [] for name in ROW_FIELDS}
         created = columns.pop("created_at")
-        return cls(level, created, list(map(epoch_micros, created)), columns, by_column=False)
+        micros = list(map(epoch_micros, created))
+        return cls(level, created, micros, columns, by_column=False, extras=extras)
 
     def __len__(self) -> int:
         return len(self.micros)
@@ -120,7 +159,12 @@ class Batch:
         created = list(map(_staged_time, self.created))
         columns = (created, self.hostnames, self.paths, self.methods, self.statuses,
                    self.times, self.ips, self.agents, self.user_ids)  # fmt: skip
-        return list(map(list, zip(*columns, strict=True)))
+        rows = list(map(list, zip(*columns, strict=True)))
+        if self.extras is not None:
+            for row, found in zip(rows, self.extras, strict=True):
+                if found:
+                    row.append(found)
+        return rows
 
 
 def _micros(created: list, now: datetime) -> list | None:

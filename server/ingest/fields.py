@@ -36,15 +36,31 @@ class RowError(ValueError):
     """One row is refused; the message says which field and why."""
 
 
-def validate_rows(rows: list, privacy_level: int, now: datetime) -> tuple[list, list]:
-    """Split rows into (staged rows, rejections); rejections are {"index", "error"}."""
+def validate_rows(rows: list, privacy_level: int, now: datetime, extras=None) -> tuple[list, list]:
+    """Split rows into (staged rows, rejections); rejections are {"index", "error"}.
+
+    `extras(row)` checks a row's optional fields (server.ingest.capture): a dict of
+    them becomes the staged row's tenth element; RowError refuses the row too.
+    """
     accepted, rejected = [], []
     latest = now + FUTURE_SLACK
     for index, row in enumerate(rows):
+        problems, staged, found = [], None, None
         try:
-            accepted.append(_validate_row(row, privacy_level, latest))
+            staged = _validate_row(row, privacy_level, latest)
         except RowError as exc:
-            rejected.append({"index": index, "error": str(exc)})
+            problems.append(str(exc))
+        if extras is not None and isinstance(row, dict):
+            try:
+                found = extras(row)
+            except RowError as exc:
+                problems.append(str(exc))
+        if problems:
+            rejected.append({"index": index, "error": "; ".join(problems)})
+            continue
+        if found:
+            staged.append(found)
+        accepted.append(staged)
     return accepted, rejected
 
 

@@ -27,6 +27,7 @@ from server.ingest.backlog import describe_error
 from server.ingest.columns import check
 from server.ingest.enrich import enrich
 from server.ingest.fields import PayloadError, storable
+from server.ingest.masking import key_masks_of
 from server.lake.export import run_export
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def run(engine, payload: dict, key_id: int, idempotency_key: str | None) -> Outc
             earlier = store.receipt_of(conn, key_id, idempotency_key)
     now = utcnow()
     level = payload.get("privacy_level", 0)
-    batch, rejected = check(payload["requests"], level, now)
+    batch, rejected = check(payload["requests"], level, now, masks=lambda: _masks(engine, key_id))
     if not batch:
         body = {"code": 400, "status": "Bad Request",
                 "message": "Every row was refused; nothing was stored.",
@@ -184,6 +185,12 @@ def run(engine, payload: dict, key_id: int, idempotency_key: str | None) -> Outc
         ask_for_export()
     log.debug("batch stored: %s rows, %s refused", len(batch), len(rejected))
     return Outcome(201, answer, staged_id=staged_id)
+
+
+def _masks(engine, key_id: int):
+    """The key's own masking patterns, on top of the defaults (server.ingest.masking)."""
+    with engine.connect() as conn:
+        return key_masks_of(conn, key_id)
 
 
 def _replayed(previous: dict) -> Outcome:

@@ -15,10 +15,10 @@ from server import queue
 from server.db import get_engine, is_postgres, relax_commit
 from server.ingest.backlog import describe_error, record_error
 from server.ingest.columns import Batch
-from server.ingest.enrich import look_up, stored_rows
+from server.ingest.enrich import Stored, look_up, stored_rows
 from server.ingest.fields import decode_rows, encode_rows
+from server.ingest.store import write
 from server.lake.export import run_export
-from server.lake.write import store_rows
 from server.models import ingest_batches
 
 log = logging.getLogger(__name__)
@@ -142,10 +142,10 @@ def _store_batches(engine, batch_id: int, group: list[int], alone: bool = False)
         if not batches:
             return 0
         checked, lookups = prepared or _prepare(engine, batches)
-        rows = []
+        rows = Stored([])
         for staged, batch in zip(batches, checked, strict=True):
-            rows += stored_rows(staged.key_id, staged.framework, batch, lookups)
-        store_rows(conn, rows)
+            rows.extend(stored_rows(staged.key_id, staged.framework, batch, lookups))
+        write(conn, rows)
     if len(batches) > 1:
         _forget([b.id for b in batches[1:]])
     queue.ask(run_export)

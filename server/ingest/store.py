@@ -20,11 +20,19 @@ from sqlalchemy import select
 from server.db import insert_ignoring_conflicts
 from server.ingest.fields import PayloadError
 from server.keys.api_keys import touch_key
+from server.lake.layout import DETAILS, PAYLOADS, REQUESTS
 from server.lake.write import hold_key, store_rows
 from server.models import ingest_receipts
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-write = store_rows
+
+
+def write(conn, stored) -> None:
+    """A batch's rows (server.ingest.enrich.Stored) into each dataset's hot table, in the
+    caller's transaction."""
+    store_rows(conn, stored.requests, REQUESTS)
+    store_rows(conn, stored.details, DETAILS)
+    store_rows(conn, stored.payloads, PAYLOADS)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
 """The columnar store's catalog, kept in the relational database: which files hold which
-key's rows, and up to which hot row id everything is in files.
+key's rows of which dataset (server.lake.layout.DATASETS), and up to which hot row id each
+dataset is in files.
 
 A reader takes one snapshot (one statement: the files and the boundary together); it
 reads those files plus the hot rows past the boundary. Publishing files and moving the
@@ -15,10 +16,11 @@ from dataclasses import dataclass
 from sqlalchemy import and_, delete, func, insert, select, update
 
 from server.db import is_postgres, utcnow, write_lock
-from server.lake.models import lake_exports, lake_files, lake_state, requests
+from server.lake.layout import REQUESTS, Dataset
+from server.lake.models import HOT_TABLES, lake_exports, lake_files, lake_state
 from server.models import api_keys
 
-STATE_ID = 1
+STATE_ID = REQUESTS.state_id
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class LakeFile:
     max_us: int
     hostnames: tuple[str, ...] = ()
     summary: str | None = None  # its summary's name (server.lake.summaries), if it has one
+    dataset: str = REQUESTS.name
 
     @property
     def names(self) -> list[str]:
@@ -64,18 +67,26 @@ FILE_COLUMNS = (
     lake_files.c.max_us,
     lake_files.c.hostnames,
     lake_files.c.summary,
+    lake_files.c.dataset,
 )
 MAX_HOSTNAMES = 1000  # a file's menu entries kept (a bot scanning hostnames stays bounded)
 
 
 def _as_file(row) -> LakeFile:
-    return LakeFile(*row[:-2], tuple(json.loads(row[-2] or "[]")), row[-1])
+    return LakeFile(*row[:-3], tuple(json.loads(row[-3] or "[]")), row[-2], row[-1])
 
 
-def snapshot(conn, key_id: int, since_us: int | None = None, until_us: int | None = None):
-    """The key's live files overlapping [since, until) and the boundary, in one statement."""
+def snapshot(
+    conn,
+    key_id: int,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    dataset: Dataset = REQUESTS,
+):
+    """The key's live files of `dataset` overlapping [since, until) and the dataset's
+    boundary, in one statement."""
     f = lake_files.c
-    on = [f.key_id == key_id, f.retired_at.is_(None)]
+    on = [f.key_id == key_id, f.retired_at.is_(None), f.dataset == dataset.name]
     if since_us is not None:
         on.append(f.max_us >= since_us)
     if until_us is not None:
@@ -83,7 +94,7 @@ def snapshot(conn, key_id: int, since_us: int | None = None, until_us: int | Non
     query = (
         select(lake_state.c.exported_id, *FILE_COLUMNS)
         .select_from(lake_state.outerjoin(lake_files, and_(*on)))
-        .where(lake_state.c.id == STATE_ID)
+        .where(lake_state.c.id == dataset.state_id)
         .order_by(f.min_us, f.id)
     )
     rows = conn.execute(query).all()
@@ -93,27 +104,27 @@ def snapshot(conn, key_id: int, since_us: int | None = None, until_us: int | Non
     return Snapshot(key_id, files, int(rows[0][0]))
 
 
-def ensure_state(conn) -> int:
-    """The current boundary, creating the state row on first use."""
+def ensure_state(conn, dataset: Dataset = REQUESTS) -> int:
+    """The dataset's current boundary, creating its state row on first use."""
     found = conn.execute(
-        select(lake_state.c.exported_id).where(lake_state.c.id == STATE_ID)
+        select(lake_state.c.exported_id).where(lake_state.c.id == dataset.state_id)
     ).scalar()
     if found is None:
-        conn.execute(insert(lake_state).values(id=STATE_ID, exported_id=0))
+        conn.execute(insert(lake_state).values(id=dataset.state_id, exported_id=0))
         return 0
     return int(found)
 
 
-def exported_id(conn) -> int:
+def exported_id(conn, dataset: Dataset = REQUESTS) -> int:
     found = conn.execute(
-        select(lake_state.c.exported_id).where(lake_state.c.id == STATE_ID)
+        select(lake_state.c.exported_id).where(lake_state.c.id == dataset.state_id)
     ).scalar()
     return int(found or 0)
 
 
-def pending(conn, boundary: int) -> tuple[int, int | None]:
+def pending(conn, boundary: int, dataset: Dataset = REQUESTS) -> tuple[int, int | None]:
     """(hot rows past the boundary, the oldest one's id) - what an export would take."""
-    r = requests.c
+    r = HOT_TABLES[dataset.name].c
     count, oldest = conn.execute(select(func.count(), func.min(r.id)).where(r.id > boundary)).one()
     return int(count), oldest
 
@@ -133,9 +144,16 @@ def live_keys(conn, key_ids) -> set[int]:
     return set(conn.execute(query).scalars())
 
 
-def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=()) -> list[int]:
-    """Add files (and retire the ones they replace) and move the boundary, in the caller's
-    transaction; returns the new files' ids."""
+def publish(
+    conn,
+    files: list[LakeFile],
+    *,
+    boundary: int | None = None,
+    retire=(),
+    dataset: Dataset = REQUESTS,
+) -> list[int]:
+    """Add files (and retire the ones they replace) and move `dataset`'s boundary, in the
+    caller's transaction; returns the new files' ids."""
     now = utcnow()
     ids = []
     for file in files:
@@ -147,6 +165,7 @@ def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=
             created_at=now,
             hostnames=json.dumps(hosts),
             summary=file.summary,
+            dataset=file.dataset,
         )
         ids.append(conn.execute(insert(lake_files).values(**values)).inserted_primary_key[0])
     retire = list(retire)
@@ -158,9 +177,13 @@ def publish(conn, files: list[LakeFile], *, boundary: int | None = None, retire=
         )
     if boundary is not None:
         conn.execute(
-            update(lake_state).where(lake_state.c.id == STATE_ID).values(exported_id=boundary)
+            update(lake_state)
+            .where(lake_state.c.id == dataset.state_id)
+            .values(exported_id=boundary)
         )
-        conn.execute(insert(lake_exports).values(boundary=boundary, committed_at=now))
+        conn.execute(
+            insert(lake_exports).values(dataset=dataset.name, boundary=boundary, committed_at=now)
+        )
     return ids
 
 
@@ -192,9 +215,14 @@ def key_files(conn, key_id: int) -> list[LakeFile]:
     return [_as_file(r) for r in conn.execute(query)]
 
 
-def live_files(conn, key_id: int | None = None, month: int | None = None) -> list[LakeFile]:
+def live_files(
+    conn, key_id: int | None = None, month: int | None = None, dataset: Dataset | None = None
+) -> list[LakeFile]:
+    """Live files of one key, month or dataset (None: of any)."""
     f = lake_files.c
     conds = [f.retired_at.is_(None)]
+    if dataset is not None:
+        conds.append(f.dataset == dataset.name)
     if key_id is not None:
         conds.append(f.key_id == key_id)
     if month is not None:
@@ -213,22 +241,24 @@ def known_paths(conn) -> set[str]:
     return found
 
 
-def trimmable_boundary(conn, before) -> int | None:
-    """The newest boundary published before `before`: hot rows up to it can go."""
+def trimmable_boundary(conn, before, dataset: Dataset = REQUESTS) -> int | None:
+    """The dataset's newest boundary published before `before`: hot rows up to it can go."""
+    e = lake_exports.c
     return conn.execute(
-        select(func.max(lake_exports.c.boundary)).where(lake_exports.c.committed_at < before)
+        select(func.max(e.boundary)).where(e.committed_at < before, e.dataset == dataset.name)
     ).scalar()
 
 
-def forget_boundaries(conn, upto: int) -> None:
-    conn.execute(delete(lake_exports).where(lake_exports.c.boundary < upto))
+def forget_boundaries(conn, upto: int, dataset: Dataset = REQUESTS) -> None:
+    e = lake_exports.c
+    conn.execute(delete(lake_exports).where(e.boundary < upto, e.dataset == dataset.name))
 
 
-def storage_bytes(conn, key_id: int | None = None) -> tuple[int, int]:
-    """(rows, bytes) in live files, for one key or all."""
+def storage_bytes(conn, key_id: int | None = None, dataset: Dataset = REQUESTS) -> tuple[int, int]:
+    """(rows, bytes) in the dataset's live files, for one key or all."""
     f = lake_files.c
     query = select(func.coalesce(func.sum(f.rows), 0), func.coalesce(func.sum(f.bytes), 0))
-    query = query.where(f.retired_at.is_(None))
+    query = query.where(f.retired_at.is_(None), f.dataset == dataset.name)
     if key_id is not None:
         query = query.where(f.key_id == key_id)
     rows, size = conn.execute(query).one()
@@ -236,7 +266,7 @@ def storage_bytes(conn, key_id: int | None = None) -> tuple[int, int]:
 
 
 def publish_files(
-    db, storage, files: list[LakeFile], *, boundary=None, retire=()
+    db, storage, files: list[LakeFile], *, boundary=None, retire=(), dataset: Dataset = REQUESTS
 ) -> list[LakeFile]:
     """Catalog the files (those of keys still alive) and move the boundary, atomically.
 
@@ -253,7 +283,7 @@ def publish_files(
             if len(still) != len(retire):  # a key deletion or retention got there first
                 kept = []
                 retire = []
-        publish(conn, kept, boundary=boundary, retire=[f.id for f in retire])
+        publish(conn, kept, boundary=boundary, retire=[f.id for f in retire], dataset=dataset)
     dropped = [name for f in files if f not in kept for name in f.names]
     if dropped:
         storage.delete(dropped)

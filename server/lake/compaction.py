@@ -20,7 +20,9 @@ from server.db import get_engine, utcnow
 from server.lake import catalog, engine, layout, summaries
 from server.lake.catalog import LakeFile
 from server.lake.engine import sql_str
+from server.lake.layout import BY_DATASET, REQUESTS, Dataset
 from server.lake.lock import single_flight
+from server.lake.source import read_files
 from server.lake.storage import file_name, get_storage, staging_file
 
 log = logging.getLogger(__name__)
@@ -78,23 +80,24 @@ def compact(db, settings, now: datetime | None = None) -> int:
     """Merge small files, month by month; returns how many files were merged away."""
     with db.connect() as conn:
         files = catalog.live_files(conn)
-    months: dict[tuple[int, int], list[LakeFile]] = defaultdict(list)
+    months: dict[tuple[str, int, int], list[LakeFile]] = defaultdict(list)
     for f in files:
-        months[(f.key_id, f.month)].append(f)
+        months[(f.dataset, f.key_id, f.month)].append(f)
     this_month = current_month(now)
     merged = 0
     finalised = 0
-    for (key_id, month), group in months.items():
+    for (name, key_id, month), group in months.items():
+        dataset = BY_DATASET[name]
         while True:
             plan = merge_plan(group, settings.LAKE_FILE_ROWS, closed=month < this_month)
             if not plan:
                 break
-            new = rewrite(db, settings, key_id, month, plan)
+            new = rewrite(db, settings, key_id, month, plan, dataset=dataset)
             merged += len(plan)
             group = [f for f in group if f not in plan] + ([new] if new else [])
             if new is None:
                 break
-        if month < this_month:
+        if month < this_month and dataset is REQUESTS:
             # A closed month's files are final: each one not in today's layout yet (no
             # summary: compaction kept it whole; or an older layout) is rewritten in week
             # and route order with today's summary. An old pair goes after the grace
@@ -120,29 +123,41 @@ def write_summary(cur, storage, source_url: str, name: str) -> str:
     return summaries.summary_name(name)
 
 
-def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where: str = ""):
-    """Replace `files` by one file of their rows (those matching `where`, if given).
+def rewrite(
+    db,
+    settings,
+    key_id: int,
+    month: int,
+    files: list[LakeFile],
+    where: str = "",
+    dataset: Dataset = REQUESTS,
+):
+    """Replace `files` (of one dataset) by one file of their rows (those matching `where`,
+    if given).
 
     Returns the new file, or None when nothing is left or the files went meanwhile. A
-    closed month's file is final: its rows go in week and route order, with its summary.
-    The current month's files are not sorted again: each is in time order already, so
+    closed month's file of requests is final: its rows go in week and route order, with
+    its summary. Other files are not sorted again: each is in time order already, so
     their rows go file after file, oldest file first (see server.lake.layout).
     """
     storage = get_storage(settings)
-    closed = month < current_month()
+    closed = month < current_month() and dataset is REQUESTS
     if not closed:
         files = sorted(files, key=lambda f: (f.min_us, f.max_us, f.path))
-    urls = "[" + ", ".join(sql_str(storage.url(f.path)) for f in files) + "]"
-    source = f"SELECT {layout.lake_select_list()} FROM read_parquet({urls})"
+    source = (
+        f"SELECT {dataset.lake_select_list()} "
+        f"FROM {read_files([storage.url(f.path) for f in files])}"
+    )
     if where:
         source += f" WHERE {where}"
     # The current month's rows are copied by one thread, file after file, in bounded
     # memory (server.lake.engine.streaming_cursor); a closed month's are sorted.
     with (engine.cursor if closed else engine.streaming_cursor)(settings) as cur:
         if where:
+            hosts_sql = layout.HOSTNAMES_SQL if dataset is REQUESTS else "[]::VARCHAR[]"
             rows, low, high, hosts = cur.execute(
                 f"SELECT count(*), epoch_us(min(created_at)), epoch_us(max(created_at)), "
-                f"{layout.HOSTNAMES_SQL} FROM ({source})"
+                f"{hosts_sql} FROM ({source})"
             ).fetchone()
         else:  # every row: the catalog has the figures, no need to read the files twice
             rows = sum(f.rows for f in files)
@@ -156,17 +171,20 @@ def rewrite(db, settings, key_id: int, month: int, files: list[LakeFile], where:
             cur.execute(
                 f"COPY ({source}{order}) TO {sql_str(str(local))} ({layout.PARQUET_OPTIONS})"
             )
-            name = file_name(key_id, month)
+            name = file_name(key_id, month, dataset.folder)
             summary = write_summary(cur, storage, str(local), name) if closed else None
             size = storage.put(local, name)
-            new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts), summary)
-    published = catalog.publish_files(db, storage, [new] if new else [], retire=files)
+            new = LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts),
+                           summary, dataset.name)  # fmt: skip
+    published = catalog.publish_files(
+        db, storage, [new] if new else [], retire=files, dataset=dataset
+    )
     if new is not None and not published:
         return None
     if new is None:
         return None
     with db.connect() as conn:
-        live = catalog.live_files(conn, key_id, month)
+        live = catalog.live_files(conn, key_id, month, dataset)
     return next((f for f in live if f.path == new.path), None)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlalchemy import delete
 
-from server.lake.models import key_users, lake_files, requests
+from server.lake.models import key_users, lake_files, request_details, request_payloads, requests
 from server.lake.storage import get_storage, key_prefix
 
 # The store's tables that name a key without a foreign key to it (a per-row check would
 # tax every COPY), so deleting the key row leaves them to us.
-KEY_TABLES = (requests, key_users, lake_files)
+KEY_TABLES = (requests, request_details, request_payloads, key_users, lake_files)
 
 
 def delete_key_rows(conn, key_id: int) -> None:

@@ -20,8 +20,9 @@ from server.db import get_engine, is_postgres, utcnow, write_lock
 from server.lake import catalog, compaction, engine, layout
 from server.lake.catalog import LakeFile
 from server.lake.engine import sql_str
+from server.lake.layout import DATASETS, REQUESTS, Dataset
 from server.lake.lock import single_flight
-from server.lake.models import lake_exports, requests
+from server.lake.models import HOT_TABLES, lake_exports, requests
 from server.lake.source import copy_hot_rows
 from server.lake.storage import file_name, get_storage, staging_file
 from server.lake.write import LAKE_WRITE_LOCK
@@ -73,23 +74,28 @@ def flush(db=None, settings=None) -> dict:
 # --- export -------------------------------------------------------------------------------
 
 
-def seal(db) -> int:
-    """The highest hot row id such that no transaction still writes at or below it.
+def seal(db) -> dict[str, int]:
+    """Each dataset's highest hot row id such that no transaction still writes at or below
+    it.
 
-    Writers hold LAKE_WRITE_LOCK shared for their whole transaction (server.lake.write); taking
-    it exclusively waits for those in flight, and ids handed out afterwards are larger.
-    On SQLite the write lock does the same.
+    Writers hold LAKE_WRITE_LOCK shared for their whole transaction (server.lake.write),
+    whichever hot tables they write; taking it exclusively waits for those in flight, and
+    ids handed out afterwards are larger. On SQLite the write lock does the same.
     """
     with db.begin() as conn:
         if is_postgres(conn):
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LAKE_WRITE_LOCK})")
         else:
             write_lock(conn)
-        return int(conn.execute(select(func.max(requests.c.id))).scalar() or 0)
+        return {
+            d.name: int(conn.execute(select(func.max(HOT_TABLES[d.name].c.id))).scalar() or 0)
+            for d in DATASETS
+        }
 
 
-def _due(db, settings, force: bool) -> tuple[int, int]:
-    """(the boundary exported so far, hot rows waiting) when an export is due, else (b, 0).
+def _due(db, settings, force: bool) -> int:
+    """The request rows waiting when an export is due, else 0. The other datasets' rows are
+    written with request rows, so the requests' backlog decides for all.
 
     The rows waiting are the ids past the boundary, read from the id index: ids come from
     one sequence, so the figure is exact when nothing waits and can only be more than
@@ -101,72 +107,84 @@ def _due(db, settings, force: bool) -> tuple[int, int]:
         start = catalog.ensure_state(conn)
         newest = conn.execute(select(func.max(requests.c.id))).scalar()
         waiting = max(0, int(newest or 0) - start)
-        last = conn.execute(select(func.max(lake_exports.c.committed_at))).scalar()
+        last = conn.execute(
+            select(func.max(lake_exports.c.committed_at)).where(
+                lake_exports.c.dataset == REQUESTS.name
+            )
+        ).scalar()
     if not waiting or force or waiting >= settings.LAKE_EXPORT_ROWS or last is None:
-        return start, waiting
+        return waiting
     last = last if last.tzinfo else last.replace(tzinfo=UTC)
     if utcnow() - last >= timedelta(seconds=settings.LAKE_EXPORT_SECONDS):
-        return start, waiting
-    return start, 0
+        return waiting
+    return 0
 
 
 def export_pending(db, settings, *, force: bool = False) -> dict:
-    """Move every complete hot row past the boundary into files (in steps)."""
-    start, waiting = _due(db, settings, force)
+    """Move every complete hot row past each dataset's boundary into files (in steps)."""
+    waiting = _due(db, settings, force)
     result = {"exported": 0, "files": 0, "waiting": waiting}
-    if not waiting:
+    if not waiting and not force:
         return result
     sealed = seal(db)
-    while start < sealed:
-        end = _step_end(db, start, sealed)
-        rows, files = _export_range(db, settings, start, end)
-        result["exported"] += rows
-        result["files"] += files
-        start = end
+    for dataset in DATASETS:
+        with db.begin() as conn:
+            start = catalog.ensure_state(conn, dataset)
+        while start < sealed[dataset.name]:
+            end = _step_end(db, dataset, start, sealed[dataset.name])
+            rows, files = _export_range(db, settings, dataset, start, end)
+            if dataset is REQUESTS:
+                result["exported"] += rows
+            result["files"] += files
+            start = end
     return result
 
 
-def _step_end(db, start: int, sealed: int) -> int:
+def _step_end(db, dataset: Dataset, start: int, sealed: int) -> int:
+    ids = HOT_TABLES[dataset.name].c.id
     with db.connect() as conn:
         nth = conn.execute(
-            select(requests.c.id)
-            .where(requests.c.id > start, requests.c.id <= sealed)
-            .order_by(requests.c.id)
+            select(ids)
+            .where(ids > start, ids <= sealed)
+            .order_by(ids)
             .offset(STEP_ROWS - 1)
             .limit(1)
         ).scalar()
     return int(nth) if nth is not None else sealed
 
 
-def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
-    """Write hot rows (start, end] as one file per key and month; publish them with `end`."""
+def _export_range(db, settings, dataset: Dataset, start: int, end: int) -> tuple[int, int]:
+    """Write the dataset's hot rows (start, end] as one file per key and month; publish
+    them with `end` as the dataset's boundary."""
     storage = get_storage(settings)
     written: list[LakeFile] = []
+    hosts_sql = layout.HOSTNAMES_SQL if dataset is REQUESTS else "[]::VARCHAR[]"
     with engine.cursor(settings) as cur:
         table = f"export_{uuid.uuid4().hex[:12]}"
-        copy_hot_rows(cur, table, f"id > {int(start)} AND id <= {int(end)}", db)
+        copy_hot_rows(cur, table, f"id > {int(start)} AND id <= {int(end)}", db, dataset)
         try:
             parts = cur.execute(
                 f"SELECT key_id, {layout.MONTH_SQL} AS month, count(*), epoch_us(min(created_at)), "
-                f"epoch_us(max(created_at)), {layout.HOSTNAMES_SQL} FROM {table} "
+                f"epoch_us(max(created_at)), {hosts_sql} FROM {table} "
                 "GROUP BY ALL ORDER BY ALL"
             ).fetchall()
             for key_id, month, rows, low, high, hosts in parts:
                 local = staging_file(storage, f"k{key_id}-{month}")
                 cur.execute(
-                    f"COPY (SELECT {layout.lake_select_list()} FROM {table} "
+                    f"COPY (SELECT {dataset.lake_select_list()} FROM {table} "
                     f"WHERE key_id = {int(key_id)} AND {layout.MONTH_SQL} = {int(month)} "
                     f"ORDER BY {layout.TIME_ORDER}) TO {sql_str(str(local))} "
                     f"({layout.PARQUET_OPTIONS})"
                 )
-                name = file_name(key_id, month)
+                name = file_name(key_id, month, dataset.folder)
                 size = storage.put(local, name)
                 written.append(
-                    LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts))
-                )
+                    LakeFile(None, key_id, month, name, rows, size, low, high, tuple(hosts),
+                             dataset=dataset.name)
+                )  # fmt: skip
         finally:
             cur.execute(f"DROP TABLE IF EXISTS {table}")
-    kept = catalog.publish_files(db, storage, written, boundary=end)
+    kept = catalog.publish_files(db, storage, written, boundary=end, dataset=dataset)
     return sum(f.rows for f in kept), len(kept)
 
 
@@ -174,21 +192,27 @@ def _export_range(db, settings, start: int, end: int) -> tuple[int, int]:
 
 
 def trim_hot(db, settings, step: int = 100_000) -> int:
-    """Delete hot rows exported longer ago than the grace period (readers are done)."""
+    """Delete hot rows exported longer ago than the grace period (readers are done), of
+    every dataset; returns the request rows trimmed."""
     before = utcnow() - timedelta(seconds=settings.LAKE_GRACE_SECONDS)
-    with db.connect() as conn:
-        upto = catalog.trimmable_boundary(conn, before)
-        low = conn.execute(select(func.min(requests.c.id))).scalar()
-    if upto is None or low is None:
-        return 0
-    trimmed = 0
-    while low <= upto:
-        high = min(upto, low + step - 1)
+    trimmed = {}
+    for dataset in DATASETS:
+        table = HOT_TABLES[dataset.name]
+        with db.connect() as conn:
+            upto = catalog.trimmable_boundary(conn, before, dataset)
+            low = conn.execute(select(func.min(table.c.id))).scalar()
+        if upto is None or low is None:
+            trimmed[dataset.name] = 0
+            continue
+        count = 0
+        while low <= upto:
+            high = min(upto, low + step - 1)
+            with db.begin() as conn:
+                count += conn.execute(
+                    delete(table).where(table.c.id >= low, table.c.id <= high)
+                ).rowcount
+            low = high + 1
         with db.begin() as conn:
-            trimmed += conn.execute(
-                delete(requests).where(requests.c.id >= low, requests.c.id <= high)
-            ).rowcount
-        low = high + 1
-    with db.begin() as conn:
-        catalog.forget_boundaries(conn, upto)
-    return trimmed
+            catalog.forget_boundaries(conn, upto, dataset)
+        trimmed[dataset.name] = count
+    return trimmed[REQUESTS.name]

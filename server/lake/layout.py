@@ -57,6 +57,13 @@ COLUMNS: tuple[Column, ...] = (
     # SQLite hands booleans back as integers.
     Column("bot", "BOOLEAN", Boolean, "bot::BOOLEAN"),
     Column("framework", "VARCHAR", String(64)),
+    # Who called (docs/capture.md): the consumer's id, and its group when the row came.
+    Column("consumer", "VARCHAR", String(255)),
+    Column("consumer_group", "VARCHAR", String(100)),
+    # The error group of the row's exception (server.ingest.errors), if it had one.
+    Column("error_group", "BIGINT", BigInteger),
+    # The id of the row's details and payloads (the other datasets below), if it has any.
+    Column("detail", "BIGINT", BigInteger),
 )
 
 NAMES = tuple(c.name for c in COLUMNS)
@@ -133,10 +140,75 @@ MONTH_SQL = "(year(created_at) * 100 + month(created_at))"
 HOSTNAMES_SQL = "list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> ''))"
 
 
-def hot_select_list() -> str:
+def hot_select_list(columns: tuple[Column, ...] = COLUMNS) -> str:
     """The hot table's columns as the engine reads them, named as in the files."""
-    return ", ".join(f"{c.from_hot} AS {c.name}" if c.from_hot else c.name for c in COLUMNS)
+    return ", ".join(f"{c.from_hot} AS {c.name}" if c.from_hot else c.name for c in columns)
 
 
-def lake_select_list() -> str:
-    return ", ".join(NAMES)
+def lake_select_list(columns: tuple[Column, ...] = COLUMNS) -> str:
+    return ", ".join(c.name for c in columns)
+
+
+# --- the datasets ------------------------------------------------------------------------
+# A request's exception and validation errors (its details) and its captured headers and
+# bodies (its payloads) live apart from the request rows, in datasets of their own (hot
+# table, files, catalog rows, retention), linked by the row's `detail` id: a request
+# without them stays as lean as before.
+_HEAD = (
+    Column("id", "BIGINT", BigInteger),
+    Column("key_id", "INTEGER", Integer),
+    Column("created_at", "TIMESTAMPTZ", BigInteger, "make_timestamp(created_at)::TIMESTAMPTZ"),
+    Column("hour", "INTEGER", Integer),
+    Column("detail", "BIGINT", BigInteger),
+)
+DETAIL_COLUMNS: tuple[Column, ...] = (
+    *_HEAD,
+    Column("route", "VARCHAR", String(263)),
+    Column("status", "SMALLINT", SmallInteger),
+    Column("error_group", "BIGINT", BigInteger),
+    Column("exception_type", "VARCHAR", String(255)),
+    Column("exception_message", "VARCHAR", Text),
+    # JSON texts: [[file, line, function, in_app], ...] and [[location, type], ...].
+    Column("stack", "VARCHAR", Text),
+    Column("validation", "VARCHAR", Text),
+)
+PAYLOAD_COLUMNS: tuple[Column, ...] = (
+    *_HEAD,
+    # JSON texts of the masked captures (docs/capture.md).
+    Column("request", "VARCHAR", Text),
+    Column("response", "VARCHAR", Text),
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One kind of stored row: its hot table, its columns, its files' folder under the
+    key's prefix, and its row of the export's state (server.lake.catalog)."""
+
+    name: str
+    table: str
+    columns: tuple[Column, ...]
+    state_id: int
+    folder: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def write_names(self) -> tuple[str, ...]:
+        """What a writer supplies, in this order (the hot table assigns the id)."""
+        return self.names[1:]
+
+    def hot_select_list(self) -> str:
+        return hot_select_list(self.columns)
+
+    def lake_select_list(self) -> str:
+        return lake_select_list(self.columns)
+
+
+REQUESTS = Dataset("requests", "requests", COLUMNS, 1, "")
+DETAILS = Dataset("details", "request_details", DETAIL_COLUMNS, 2, "details/")
+PAYLOADS = Dataset("payloads", "request_payloads", PAYLOAD_COLUMNS, 3, "payloads/")
+DATASETS = (REQUESTS, DETAILS, PAYLOADS)
+BY_DATASET = {d.name: d for d in DATASETS}

@@ -17,7 +17,7 @@ from sqlalchemy import (
 )
 
 from server.db import BigId, metadata
-from server.lake.layout import COLUMNS as LAYOUT
+from server.lake.layout import DETAILS, PAYLOADS, REQUESTS, Dataset
 
 TS = DateTime(timezone=True)
 
@@ -32,23 +32,38 @@ user_agents = Table(
     Column("is_bot", Boolean, nullable=False),
 )
 
+
 # The hot table: enriched rows not yet in the columnar store (server.lake), or exported
 # less than a grace period ago. Its layout is server.lake.layout's. No foreign keys: a
 # per-row FK check would tax every COPY, and rows are only deleted by key or by id range.
-requests = Table(
-    "requests",
-    metadata,
-    *(
-        Column(c.name, BigId, primary_key=True) if c.name == "id" else Column(c.name, c.hot)
-        for c in LAYOUT
-    ),
-    # Readers take a key's rows past the exported boundary: id > boundary.
-    Index("ix_requests_key_id", "key_id", "id"),
-    # Ids must only grow: a row given an id at or below the boundary would never be read
-    # or exported. SQLite reuses the largest free id without AUTOINCREMENT (after the hot
-    # table is trimmed empty, it starts again at 1); PostgreSQL's sequence never does.
-    sqlite_autoincrement=True,
-)
+def hot_table(dataset: Dataset) -> Table:
+    return Table(
+        dataset.table,
+        metadata,
+        *(
+            Column(c.name, BigId, primary_key=True) if c.name == "id" else Column(c.name, c.hot)
+            for c in dataset.columns
+        ),
+        # Readers take a key's rows past the exported boundary: id > boundary.
+        Index(f"ix_{dataset.table}_key_id", "key_id", "id"),
+        # Ids must only grow: a row given an id at or below the boundary would never be
+        # read or exported. SQLite reuses the largest free id without AUTOINCREMENT (after
+        # the hot table is trimmed empty, it starts again at 1); PostgreSQL's sequence never
+        # does.
+        sqlite_autoincrement=True,
+    )
+
+
+requests = hot_table(REQUESTS)
+# A request's exception and validation errors, and its captured headers and bodies, in
+# hot tables of their own (server.lake.layout.DETAILS, PAYLOADS).
+request_details = hot_table(DETAILS)
+request_payloads = hot_table(PAYLOADS)
+HOT_TABLES = {
+    REQUESTS.name: requests,
+    DETAILS.name: request_details,
+    PAYLOADS.name: request_payloads,
+}
 
 # Each key's users (an IP address, else a user id), numbered: rows carry the number
 # (`ux`), which the engine counts and groups far faster than text (server.lake.users).
@@ -85,10 +100,13 @@ lake_files = Table(
     Column("hostnames", Text, nullable=False, default="[]"),
     # Its summary's name (server.lake.summaries), once it has one: a closed month's files.
     Column("summary", String(300)),
+    # Which dataset's rows it holds (server.lake.layout.DATASETS).
+    Column("dataset", String(16), nullable=False, default="requests"),
     Index("ix_lake_files_key_id", "key_id", "month"),
 )
 
-# The export boundary: hot rows with id <= exported_id are in files (one row, id 1).
+# The export boundary of each dataset: its hot rows with id <= exported_id are in files
+# (a row per dataset, id = the dataset's state_id: 1 is the requests').
 lake_state = Table(
     "lake_state",
     metadata,
@@ -101,6 +119,7 @@ lake_state = Table(
 lake_exports = Table(
     "lake_exports",
     metadata,
+    Column("dataset", String(16), primary_key=True, default="requests"),
     Column("boundary", BigInteger, primary_key=True),
     Column("committed_at", TS, nullable=False),
 )

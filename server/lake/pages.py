@@ -27,6 +27,8 @@ COLUMNS = (
     "os",
     "device",
     "framework",
+    "consumer",
+    "consumer_group",
 )
 ISO_UTC = "strftime(created_at, '%Y-%m-%dT%H:%M:%S.%f+00:00')"
 _VALUES = {name: (ISO_UTC if name == "created_at" else name) for name in COLUMNS}

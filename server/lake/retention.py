@@ -1,5 +1,6 @@
-"""Retention in the store: requests past RETENTION_DAYS deleted from the columnar store's
-files and the hot table.
+"""Retention in the store: a dataset's rows older than a cutoff deleted from its files and
+its hot table (requests and their details after RETENTION_DAYS, payloads after
+PAYLOAD_RETENTION_DAYS: server.upkeep).
 
 Requests live in monthly files: a file wholly older than the cutoff is dropped whole
 (retired, then removed from storage after the grace period), and a file straddling it is
@@ -20,8 +21,9 @@ from server.lake import catalog
 from server.lake import engine as lake_engine
 from server.lake.compaction import rewrite
 from server.lake.engine import sql_str
+from server.lake.layout import REQUESTS, Dataset
 from server.lake.lock import single_flight
-from server.lake.models import requests
+from server.lake.models import HOT_TABLES, requests
 from server.lake.storage import get_storage
 from server.rules import epoch_micros
 
@@ -47,9 +49,13 @@ class Budget:
 
 
 def delete_old_requests(
-    engine, cutoff: datetime, settings=None, budget: Budget | None = None
+    engine,
+    cutoff: datetime,
+    settings=None,
+    budget: Budget | None = None,
+    dataset: Dataset = REQUESTS,
 ) -> int:
-    """Requests created before `cutoff`, from the files and from the hot table.
+    """Rows of `dataset` created before `cutoff`, from the files and from the hot table.
 
     A spent `budget` stops it between files (the next run goes on from there).
     """
@@ -62,7 +68,7 @@ def delete_old_requests(
         single_flight("lake-compaction", engine, settings, wait=True),
     ):
         with engine.connect() as conn:
-            old = [f for f in catalog.live_files(conn) if f.min_us < cutoff_us]
+            old = [f for f in catalog.live_files(conn, dataset=dataset) if f.min_us < cutoff_us]
         for index, f in enumerate(old):
             if not budget.left():
                 budget.spent = True
@@ -75,17 +81,19 @@ def delete_old_requests(
                 deleted += f.rows
                 continue
             kept = rewrite(
-                engine, settings, f.key_id, f.month, [f], where=f"created_at >= {_ts(cutoff_us)}"
-            )
+                engine, settings, f.key_id, f.month, [f],
+                where=f"created_at >= {_ts(cutoff_us)}", dataset=dataset,
+            )  # fmt: skip
             deleted += f.rows - (kept.rows if kept else 0)
         if not budget.left():
             budget.spent = True
             return deleted
+        hot = HOT_TABLES[dataset.name]
         with engine.begin() as conn:
-            boundary = catalog.exported_id(conn)
+            boundary = catalog.exported_id(conn, dataset)
             # Rows not yet exported (a late arrival); those below the boundary are in files.
             deleted += conn.execute(
-                delete(requests).where(requests.c.created_at < cutoff_us, requests.c.id > boundary)
+                delete(hot).where(hot.c.created_at < cutoff_us, hot.c.id > boundary)
             ).rowcount
     return deleted
 
@@ -99,7 +107,7 @@ def old_rows(conn, cutoff_us: int, skip_keys) -> int:
     skip = set(skip_keys)
     storage = get_storage()
     total, straddling = 0, []
-    for f in catalog.live_files(conn):
+    for f in catalog.live_files(conn, dataset=REQUESTS):
         if f.key_id in skip or f.min_us >= cutoff_us:
             continue
         if f.max_us < cutoff_us:

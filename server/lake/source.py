@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from server.config import current_config
 from server.db import get_engine, is_postgres
@@ -32,28 +32,38 @@ class KeyRows:
     hot_table: str
     hot_rows: int
     storage: object = None
+    dataset: layout.Dataset = layout.REQUESTS
+    # Other datasets of the same key on the same connection: {name: relation SQL}, named
+    # `{details}`, `{payloads}` in queries.
+    also: dict = field(default_factory=dict)
 
     def without(self, files) -> KeyRows:
         """The same view but for `files` (which a caller answers from their summaries)."""
         skip = {f.path for f in files}
         keep = [f for f in self.snapshot.files if f.path not in skip]
-        return replace(self, relation=_relation(keep, self.hot_table, self.storage))
+        return replace(self, relation=_relation(keep, self.hot_table, self.storage, self.dataset))
 
     def url(self, name: str) -> str:
         return self.storage.url(name)
 
     def query(self, sql: str, params=None):
-        """Run `sql` (which names the rows `{rows}`) on the reader's connection."""
-        return self.cursor.execute(sql.replace("{rows}", self.relation), params or [])
+        """Run `sql` (which names the rows `{rows}`, and any other dataset opened with them
+        by its name) on the reader's connection."""
+        sql = sql.replace("{rows}", self.relation)
+        for name, relation in self.also.items():
+            sql = sql.replace("{" + name + "}", relation)
+        return self.cursor.execute(sql, params or [])
 
     def frame(self, sql: str, params=None):
         """The result of `sql` as a pandas DataFrame (aggregated results only)."""
         return self.query(sql, params).df()
 
 
-def copy_hot_rows(cur, table: str, where: str, db=None) -> int:
-    """Copy the hot table's rows matching `where` into the temporary table `table` of the
-    engine connection `cur`; return how many.
+def copy_hot_rows(
+    cur, table: str, where: str, db=None, dataset: layout.Dataset = layout.REQUESTS
+) -> int:
+    """Copy the dataset's hot rows matching `where` into the temporary table `table` of
+    the engine connection `cur`; return how many.
 
     `where` is plain SQL on integer columns, the same in every database. On PostgreSQL
     the engine reads the attached database. On SQLite the application's own SQLite
@@ -66,24 +76,25 @@ def copy_hot_rows(cur, table: str, where: str, db=None) -> int:
     db = db or get_engine()
     if is_postgres(db):
         cur.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} "
-            f"FROM {engine.HOT_DB}.requests WHERE {where}"
+            f"CREATE TEMP TABLE {table} AS SELECT {dataset.hot_select_list()} "
+            f"FROM {engine.HOT_DB}.{dataset.table} WHERE {where}"
         )
         return cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     # SQLite writes the rows as one JSON array (in C, no Python object a value) and the
     # engine's JSON reader types them: 2.5x faster than through a pandas frame.
-    pairs = ", ".join(f"'{c.name}', {c.name}" for c in layout.COLUMNS)
+    pairs = ", ".join(f"'{c.name}', {c.name}" for c in dataset.columns)
     with db.connect() as conn:
         text, count = conn.connection.driver_connection.execute(
-            f"SELECT json_group_array(json_object({pairs})), count(*) FROM requests WHERE {where}"
+            f"SELECT json_group_array(json_object({pairs})), count(*) FROM {dataset.table} "
+            f"WHERE {where}"
         ).fetchone()
-    types = ", ".join(f"{c.name}: '{_raw_type(c)}'" for c in layout.COLUMNS)
+    types = ", ".join(f"{c.name}: '{_raw_type(c)}'" for c in dataset.columns)
     spill = engine.spill_dir(current_config())
     with tempfile.NamedTemporaryFile("w", dir=spill, suffix=".json", encoding="utf-8") as f:
         f.write(text)
         f.flush()
         cur.execute(
-            f"CREATE TEMP TABLE {table} AS SELECT {layout.hot_select_list()} FROM "
+            f"CREATE TEMP TABLE {table} AS SELECT {dataset.hot_select_list()} FROM "
             f"read_json({sql_str(f.name)}, format = 'array', columns = {{{types}}})"
         )
     return count
@@ -94,29 +105,54 @@ def _raw_type(column) -> str:
     return "BIGINT" if column.from_hot else column.duck
 
 
-def _relation(files, hot: str, storage) -> str:
+def read_files(urls: list[str]) -> str:
+    """The files' rows as SQL usable after FROM. By name: files written before a column
+    was added read it as NULL."""
+    listed = "[" + ", ".join(sql_str(u) for u in urls) + "]"
+    return f"read_parquet({listed}, union_by_name = true)"
+
+
+def _relation(files, hot: str, storage, dataset: layout.Dataset = layout.REQUESTS) -> str:
     """The files' rows and the hot rows, as SQL usable after FROM."""
     if not files:
         return hot
-    columns = layout.lake_select_list()
-    urls = "[" + ", ".join(sql_str(storage.url(f.path)) for f in files) + "]"
-    return f"(SELECT {columns} FROM read_parquet({urls}) UNION ALL SELECT {columns} FROM {hot})"
+    columns = dataset.lake_select_list()
+    parquet = read_files([storage.url(f.path) for f in files])
+    return f"(SELECT {columns} FROM {parquet} UNION ALL SELECT {columns} FROM {hot})"
 
 
 @contextlib.contextmanager
-def open_rows(key_id: int, since_us: int | None = None, until_us: int | None = None, settings=None):
-    """The key's rows (those overlapping [since, until) at least), for one unit of work."""
-    with get_engine().connect() as conn:
-        snap = catalog.snapshot(conn, key_id, since_us, until_us)
+def open_rows(
+    key_id: int,
+    since_us: int | None = None,
+    until_us: int | None = None,
+    settings=None,
+    dataset: layout.Dataset = layout.REQUESTS,
+    also: tuple[layout.Dataset, ...] = (),
+):
+    """The key's rows of `dataset` (those overlapping [since, until) at least), for one
+    unit of work; `also` opens other datasets of the key on the same connection, for
+    queries that join them (KeyRows.also)."""
     storage = get_storage(settings)
     with engine.cursor(settings) as cur:
-        hot = f"hot_rows_{next(_names)}"
-        hot_rows = copy_hot_rows(
-            cur, hot, f"key_id = {int(key_id)} AND id > {int(snap.exported_id)}"
-        )
-        relation = _relation(snap.files, hot, storage)
+        opened = []
         try:
-            yield KeyRows(cur, snap, relation, hot, hot_rows, storage)
+            relations = {}
+            for each in (dataset, *also):
+                with get_engine().connect() as conn:
+                    snap = catalog.snapshot(conn, key_id, since_us, until_us, each)
+                hot = f"hot_rows_{next(_names)}"
+                opened.append(hot)
+                hot_rows = copy_hot_rows(
+                    cur, hot, f"key_id = {int(key_id)} AND id > {int(snap.exported_id)}",
+                    dataset=each,
+                )  # fmt: skip
+                relations[each.name] = (snap, _relation(snap.files, hot, storage, each), hot,
+                                        hot_rows)  # fmt: skip
+            snap, relation, hot, hot_rows = relations.pop(dataset.name)
+            others = {name: found[1] for name, found in relations.items()}
+            yield KeyRows(cur, snap, relation, hot, hot_rows, storage, dataset, others)
         finally:
-            with contextlib.suppress(Exception):
-                cur.execute(f"DROP TABLE IF EXISTS {hot}")
+            for hot in opened:
+                with contextlib.suppress(Exception):
+                    cur.execute(f"DROP TABLE IF EXISTS {hot}")

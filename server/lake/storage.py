@@ -125,9 +125,10 @@ def key_prefix(key_id: int) -> str:
     return f"k{int(key_id)}/"
 
 
-def file_name(key_id: int, month: int) -> str:
-    """A new name, never repeated, for a file of one key's month (YYYYMM)."""
-    return f"{key_prefix(key_id)}{month}/{int(time.time())}-{uuid.uuid4().hex}.parquet"
+def file_name(key_id: int, month: int, folder: str = "") -> str:
+    """A new name, never repeated, for a file of one key's month (YYYYMM), in the folder of
+    its dataset (server.lake.layout.Dataset.folder: "" for requests)."""
+    return f"{key_prefix(key_id)}{folder}{month}/{int(time.time())}-{uuid.uuid4().hex}.parquet"
 
 
 _storages: dict[tuple, LocalStorage | S3Storage] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from server.db import copy_rows, is_postgres, write_lock
-from server.lake.layout import WRITE_NAMES
+from server.lake.layout import REQUESTS, Dataset
 from server.models import api_keys
 
 # Readers and writers of the hot table: a write holds this PostgreSQL advisory lock
@@ -35,8 +35,9 @@ def hold_key(conn, key_id: int) -> bool:
     return found is not None
 
 
-def store_rows(conn, rows: list[tuple]) -> None:
-    """Rows (layout.WRITE_NAMES order) into the hot table, in the caller's transaction.
+def store_rows(conn, rows: list[tuple], dataset: Dataset = REQUESTS) -> None:
+    """Rows (the dataset's write_names order) into its hot table, in the caller's
+    transaction.
 
     On PostgreSQL, COPY (4x faster than INSERT, bench/README.md) under the shared write
     lock, so the export can tell which rows are complete.
@@ -44,15 +45,16 @@ def store_rows(conn, rows: list[tuple]) -> None:
     if not rows:
         return
     if not is_postgres(conn):
-        _insert_requests(conn, rows)
+        _insert(conn, rows, dataset)
         return
     conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock_shared({LAKE_WRITE_LOCK})")
-    copy_rows(conn, "requests", WRITE_NAMES, rows)
+    copy_rows(conn, dataset.table, dataset.write_names, rows)
 
 
-def _insert_requests(conn, rows: list[tuple]) -> None:
+def _insert(conn, rows: list[tuple], dataset: Dataset) -> None:
     """SQLite: one executemany on the driver (its write lock serialises it with the export)."""
-    marks = ", ".join("?" * len(WRITE_NAMES))
+    names = dataset.write_names
+    marks = ", ".join("?" * len(names))
     conn.connection.dbapi_connection.cursor().executemany(
-        f"INSERT INTO requests ({', '.join(WRITE_NAMES)}) VALUES ({marks})", rows
+        f"INSERT INTO {dataset.table} ({', '.join(names)}) VALUES ({marks})", rows
     )

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from server.ingest.capture import EXTRA_FIELDS
 from server.ingest.columns import Batch, check
 from server.ingest.enrich import enrich
 from server.ingest.fields import validate_rows
+from server.lake.layout import WRITE_NAMES
 from server.rules import epoch_micros
 from tests.helpers import CHROME, GOOGLEBOT, IPHONE
 
@@ -137,7 +139,7 @@ def test_what_our_middleware_sends_goes_by_column(stack):
     now = time.perf_counter()
     records = [
         Record(now - 2 + n / 100, now - 2 + n / 100 + 0.0123, "GET", f"/v1/items/{n}", 200,
-               b"api.example.com", CHROME.encode(), f"81.2.69.{n % 7}", f"user-{n % 5}")
+               b"api.example.com", CHROME.encode(), f"81.2.69.{n % 7}", f"user-{n % 5}", None)
         for n in range(150)
     ]  # fmt: skip
     rows = json.loads(RowFormatter().to_json(records, time.time() - now, "[", "]"))
@@ -147,8 +149,8 @@ def test_what_our_middleware_sends_goes_by_column(stack):
     expected, _ = validate_rows(rows, 0, real_now)
     same(batch.staged(), expected)
     with stack.app.app_context():
-        stored = enrich(stack.engine, 1, "FastAPI", batch)
-        same(stored, enrich(stack.engine, 1, "FastAPI", Batch.from_staged(expected, 0)))
+        stored = enrich(stack.engine, 1, "FastAPI", batch).requests
+        same(stored, enrich(stack.engine, 1, "FastAPI", Batch.from_staged(expected, 0)).requests)
     assert {row[12] for row in stored} == {"GB"}
 
 
@@ -209,8 +211,9 @@ def test_columns_and_rows_store_the_same_rows(stack, level):
             if not batch.by_column:
                 continue
             staged = batch.staged()
-            expected = enrich(stack.engine, key_id, "FastAPI", Batch.from_staged(staged, level))
-            same(enrich(stack.engine, key_id, "FastAPI", batch), expected)
+            staged = Batch.from_staged(staged, level)
+            expected = enrich(stack.engine, key_id, "FastAPI", staged).requests
+            same(enrich(stack.engine, key_id, "FastAPI", batch).requests, expected)
             located = [row[12] for row in expected]
             if level < 2 and "8.8.8.8" in batch.ips:
                 assert "US" in located  # the country database did answer
@@ -260,3 +263,76 @@ def test_countries_of_a_column_are_each_address_country(geoip_db, monkeypatch):
     assert geo.countries(known) == [geo.country(ip) for ip in known]
     geo._answers.clear()  # another thread emptied the answers: looked up again
     assert geo.countries(ips) == expected
+
+
+def with_extras(rng: random.Random, rows: list) -> list:
+    """Rows as our client sends them with its captures: some name a consumer, some carry
+    an exception, validation errors or a captured request (with a secret to mask)."""
+    out = []
+    for n, row in enumerate(rows):
+        row = dict(row) if isinstance(row, dict) else row
+        if isinstance(row, dict):
+            pick = rng.random()
+            if pick < 0.3:
+                row["consumer"] = rng.choice(["cus_1", {"id": "cus_2", "group": "pro"}])
+            elif pick < 0.4:
+                frame = {"file": "app/main.py", "line": n, "function": "f", "in_app": True}
+                row["exception"] = {"type": "KeyError", "message": f"'k{n}'", "stack": [frame]}
+            elif pick < 0.5:
+                row["validation_errors"] = [{"location": "query.limit", "type": "missing"}]
+            elif pick < 0.6:
+                row["request"] = {"headers": [["Authorization", "Bearer sk_9"]],
+                                  "query": "token=t0k3n&page=2", "body": '{"password": "p"}',
+                                  "body_type": "application/json"}  # fmt: skip
+            elif pick < 0.61:
+                row["consumer"] = {"name": "no id"}  # refused, by name, row by row
+        out.append(row)
+    return out
+
+
+def test_optional_fields_go_by_column_and_stage_and_store_as_row_by_row(stack):
+    """A batch whose rows carry optional fields takes the column way for its nine fields
+    (the optional ones checked and masked row by row), staging and storing exactly what
+    the row-by-row rules do; a bad optional field sends it row by row, refused by name."""
+    from server.ingest.capture import extras_of
+    from server.ingest.masking import DEFAULT
+
+    from server.keys.api_keys import create_key
+
+    rng = random.Random(5)
+    taken = refused = 0
+    with stack.engine.begin() as conn:
+        key_id, _ = create_key(conn)
+    with stack.app.app_context():
+        for rows, _clean in [*batches(seed=9, count=80), *one_odd_row_each()]:
+            rows = with_extras(rng, rows)
+            expected, refusals = validate_rows(
+                rows, 0, NOW, extras=lambda row: extras_of(row, DEFAULT)
+            )
+            batch, rejected = check(rows, 0, NOW)
+            assert rejected == refusals, rows
+            same(batch.staged(), expected)
+            assert "sk_9" not in repr(expected) and "t0k3n" not in repr(expected)
+            refused += any("consumer" in r["error"] for r in rejected)
+            if not batch.by_column:
+                continue
+            taken += 1
+            if any(set(EXTRA_FIELDS) & set(r) for r in rows):
+                assert batch.extras is not None
+            staged = Batch.from_staged(batch.staged(), 0)
+            assert canonical(enrich(stack.engine, key_id, "FastAPI", batch)) == canonical(
+                enrich(stack.engine, key_id, "FastAPI", staged)
+            )
+    assert taken >= 30 and refused >= 5
+
+
+def canonical(stored) -> tuple:
+    """A batch's stored rows with each random detail id replaced by its row's place, so
+    two enrichments of the same rows compare equal and their links are compared too."""
+    at = WRITE_NAMES.index("detail")
+    place = {row[at]: n for n, row in enumerate(stored.requests) if row[at] is not None}
+    requests = [(*row[:at], place.get(row[at]), *row[at + 1 :]) for row in stored.requests]
+    linked = [
+        [(*r[:3], place[r[3]], *r[4:]) for r in rows] for rows in (stored.details, stored.payloads)
+    ]
+    return requests, *linked

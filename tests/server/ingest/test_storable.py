@@ -64,7 +64,7 @@ def store(engine, staged: list, privacy_level: int) -> None:
         users = number_users(conn, {(1, name) for name in who(batch)})
         numbers = {name: number for (_key, name), number in users.items()}
         rows = stored_rows(1, "FastAPI", batch, Lookups(agents, {1: numbers}))
-        write.store_rows(conn, rows)
+        write.store_rows(conn, rows.requests)
         transaction.rollback()
 
 
