@@ -83,10 +83,13 @@ def _untyped_no_content(response):
 
 def init_api(app) -> Api:
     from server.api.alerts.routes import blp as alerts_blp
+    from server.api.consumers.routes import blp as consumers_blp
     from server.api.data.routes import blp as data_blp
+    from server.api.errors.routes import blp as errors_blp
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
     from server.api.keys.routes import blp as keys_blp
+    from server.api.masks.routes import blp as masks_blp
     from server.api.monitors.routes import blp as monitors_blp
     from server.api.shares.routes import blp as shares_blp
 
@@ -94,7 +97,9 @@ def init_api(app) -> Api:
         app.config.setdefault(name, value)
     api = Api(app)
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
-    for blp in (keys_blp, ingest_blp, data_blp, monitors_blp, alerts_blp, shares_blp, health_blp):
+    blueprints = (keys_blp, ingest_blp, data_blp, errors_blp, consumers_blp, masks_blp,
+                  monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
+    for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())
     app.after_request(_untyped_no_content)

@@ -25,7 +25,7 @@ from server.rules import CLICK_DIMS
 
 # The click filters a link may fix: all but the user (a link names what it shows, and a
 # user's address is not a thing to put in a link's settings).
-FILTER_DIMS = tuple(dim for dim in CLICK_DIMS if dim != "user")
+FILTER_DIMS = tuple(dim for dim in CLICK_DIMS if dim not in ("user", "user_id"))
 LABEL_MAX = 100
 HOSTNAME_MAX = 255
 VALUE_MAX = 300

@@ -58,6 +58,7 @@ class Answers:
     latency_buckets: pd.DataFrame  # [bucket, p50, p95]
     users: users.Users
     hostnames: list[str]
+    user_ids: pd.DataFrame  # [user_id, n]: the busiest client-sent user ids
 
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
@@ -110,4 +111,5 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
             latency_buckets=buckets,
             users=who,
             hostnames=breakdowns.hostnames(rows),
+            user_ids=breakdowns.user_ids(rows, p),
         )

@@ -157,3 +157,16 @@ def hostnames(rows) -> list[str]:
         f"SELECT DISTINCT hostname FROM {rows.hot_table} WHERE hostname <> ''"
     ).fetchall()
     return sorted(names | {r[0] for r in hot})
+
+
+TOP_USER_IDS = 10
+
+
+def user_ids(rows, plan: Plan, limit: int = TOP_USER_IDS) -> pd.DataFrame:
+    """[user_id, n]: the client-sent user ids with the most requests (the hosted original's
+    "User ID" panel; a click filters by one: `user_id=` in the URL)."""
+    return rows.frame(
+        f"SELECT user_id, count(*) AS n FROM {{rows}} WHERE {plan.where} AND user_id IS NOT NULL "
+        f"GROUP BY user_id ORDER BY n DESC, user_id LIMIT {int(limit)}",
+        list(plan.params),
+    )

@@ -105,6 +105,13 @@ def _click(c: Conditions, dim: str, value: str, label: str, users: dict | None) 
             c.add(f"{dim} = ?", value)
         else:
             c.add(f"({dim} IS NULL OR {dim} = '')")
+    elif dim in ("user_id", "consumer", "consumer_group"):
+        c.add(f"{dim} = ?", value)
+    elif dim == "error_group":
+        if value.isdigit():
+            c.add("error_group = ?", int(value))
+        else:
+            c.add("false")
     elif dim == "user":
         number = users.get(value) if users else None
         if number is None:  # nobody of that name: no rows

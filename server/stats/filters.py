@@ -29,6 +29,10 @@ DIM_LABELS = {
     "os": "OS",
     "device": "Device",
     "user": "User",
+    "user_id": "User id",
+    "consumer": "Consumer",
+    "consumer_group": "Consumer group",
+    "error_group": "Error",
 }
 TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 # URL flags: the two path options are on by default, so the URL names their opposite.

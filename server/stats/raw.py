@@ -40,6 +40,9 @@ EXPLORER_COLUMNS = (
     "browser",
     "os",
     "device",
+    "consumer",
+    # The id of the row's details and captures (stats.errors.capture), for its view.
+    "detail",
 )
 _EXPLORER_SQL = [
     "strftime(created_at, '%Y-%m-%d %H:%M:%S')" if c == "created_at" else c
@@ -128,6 +131,8 @@ class RequestFilter:
     status: int | None = None
     location: str | None = None
     user_id: str | None = None
+    consumer: str | None = None
+    consumer_group: str | None = None
 
     @classmethod
     def from_args(cls, key_id: int, args: dict) -> RequestFilter:
@@ -155,6 +160,8 @@ class RequestFilter:
             status=args.get("status"),
             location=location.upper() if location else None,
             user_id=args.get("user_id"),
+            consumer=args.get("consumer"),
+            consumer_group=args.get("consumer_group"),
         )
 
     def where(self) -> Where:
@@ -173,6 +180,10 @@ class RequestFilter:
             where = where.and_("location = ?", self.location)
         if self.user_id is not None:
             where = where.and_("user_id = ?", self.user_id)
+        if self.consumer is not None:
+            where = where.and_("consumer = ?", self.consumer)
+        if self.consumer_group is not None:
+            where = where.and_("consumer_group = ?", self.consumer_group)
         return where
 
 

@@ -47,6 +47,11 @@ class DataQuerySchema(Schema):
     user_id = fields.String(
         validate=validate.Length(max=255), metadata={"description": "Aliases: userID, userId"}
     )
+    consumer = fields.String(
+        validate=validate.Length(max=255),
+        metadata={"description": "A consumer's id (docs/capture.md)"},
+    )
+    consumer_group = fields.String(validate=validate.Length(max=100))
     compact = fields.Boolean(
         load_default=False,
         metadata={"description": "Answer [[column names], [values]...] instead of objects"},
@@ -119,3 +124,5 @@ class DataRowSchema(Schema):
     os = fields.String(allow_none=True)
     device = fields.String(allow_none=True)
     framework = fields.String(allow_none=True)
+    consumer = fields.String(allow_none=True, metadata={"description": "The consumer's id"})
+    consumer_group = fields.String(allow_none=True)
