@@ -24,7 +24,13 @@ from server.alerts.sending import send_due
 from server.config import current_config
 from server.db import get_engine, utcnow
 from server.lake.lock import single_flight
-from server.models import alert_incidents, alert_rule_channels, alert_rules, pings
+from server.models import (
+    alert_incidents,
+    alert_rule_channels,
+    alert_rules,
+    error_groups,
+    pings,
+)
 from server.monitors.uptime import is_up
 from server.stats import recent
 
@@ -46,6 +52,8 @@ def measure(rule, now: datetime) -> tuple[bool | None, float | None, str]:
         return _monitor_down(rule)
     until = _us(now)
     since = until - rule.window_minutes * MINUTE_US
+    if rule.kind in ("new_error", "error_regression"):
+        return _error_groups(rule, since, until)
     if rule.kind == "no_traffic":
         found = recent.same_window_daily(rule.key_id, since, until, HISTORY_DAYS)
         now_count, usual = found[0], sum(1 for n in found[1:] if n)
@@ -72,6 +80,28 @@ def measure(rule, now: datetime) -> tuple[bool | None, float | None, str]:
     )
     firing = total >= (rule.min_requests or 1) and p95 is not None and p95 > rule.threshold
     return firing, None if p95 is None else float(p95), summary
+
+
+def _error_groups(rule, since: int, until: int) -> tuple[bool, float, str]:
+    """New (or regressed) error groups in the window, ignored ones aside; firing while any,
+    resolved once the window holds none."""
+    g = error_groups.c
+    moment = g.first_seen if rule.kind == "new_error" else g.regressed_at
+    with get_engine().connect() as conn:
+        found = conn.execute(
+            select(g.id, g.type, g.route, g.message)
+            .where(g.key_id == rule.key_id, g.state != "ignored", moment >= since, moment < until)
+            .order_by(moment.desc(), g.id)
+        ).all()
+    what = ("new error group" if rule.kind == "new_error" else "regression") + (
+        "" if len(found) == 1 else "s"
+    )
+    named = "; ".join(f"{r.type} on {r.route}: {r.message}"[:200] for r in found[:3])
+    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
+    summary = f"{len(found)} {what} in the last {rule.window_minutes} min" + (
+        f": {named}{more}" if found else ""
+    )
+    return bool(found), float(len(found)), summary
 
 
 def _monitor_down(rule) -> tuple[bool | None, float | None, str]:

@@ -19,7 +19,12 @@ from server.models import (
     monitors,
 )
 
-KINDS = ("error_rate", "latency_p95", "no_traffic", "monitor_down")
+KINDS = (
+    "error_rate", "latency_p95", "no_traffic", "monitor_down",
+    # An error group seen for the first time, or a resolved one occurring again
+    # (server.ingest.errors), within the rule's window.
+    "new_error", "error_regression",
+)  # fmt: skip
 CHANNEL_KINDS = ("webhook", "slack", "email")
 # Per key: enough for any team, few enough that one evaluation stays quick.
 RULE_LIMIT = 50
@@ -70,7 +75,7 @@ def check_rule(conn, key_id: int, rule: dict) -> dict:
         "monitor_id": None,
         "consecutive": None,
     }
-    if kind in ("error_rate", "latency_p95", "no_traffic"):
+    if kind in ("error_rate", "latency_p95", "no_traffic", "new_error", "error_regression"):
         _require(rule, "window_minutes", 1, MAX_WINDOW_MINUTES)
         out["window_minutes"] = int(rule["window_minutes"])
     if kind == "error_rate":

@@ -328,7 +328,7 @@ def test_a_restart_mid_incident_sends_each_notification_once(alert_stack, receiv
 
     # The evaluation commits the incident and its delivery; the worker dies before sending:
     # the job asking for the send is lost with it (or never ran, embedded).
-    lose_the_send(stack, start)
+    lose_the_send(stack, start, rule["id"])
     assert receiver.received == []
 
     # The restarted worker evaluates again: the incident is open already, nothing is added.
@@ -346,7 +346,7 @@ def test_a_restart_mid_incident_sends_each_notification_once(alert_stack, receiv
     assert [b["event"] for b in receiver.bodies()] == ["open"]
 
 
-def lose_the_send(stack, start: int) -> None:
+def lose_the_send(stack, start: int, rule_id: int) -> None:
     """Run the evaluation alone, as a worker killed right after its commit leaves it."""
     from unittest import mock
 
@@ -355,7 +355,15 @@ def lose_the_send(stack, start: int) -> None:
         mock.patch.object(evaluation, "send_due"),
     ):
         counts = evaluation.evaluate(start)
-    assert counts["opened"] == 1
+    # (Other tests' rules share the PostgreSQL database: this rule's incident is the one.)
+    assert counts["opened"] >= 1
+    with stack.engine.connect() as conn:
+        opened = conn.execute(
+            select(func.count())
+            .select_from(alert_incidents)
+            .where(alert_incidents.c.rule_id == rule_id, alert_incidents.c.resolved_at.is_(None))
+        ).scalar()
+    assert opened == 1
 
 
 def test_a_sender_killed_after_taking_a_delivery_leaves_it_to_the_next(alert_stack, receiver):
@@ -559,3 +567,77 @@ def test_a_rule_has_one_open_incident_at_most(alert_stack):
         mine = alert_incidents.c.rule_id == rule["id"]
         conn.execute(alert_incidents.update().where(mine).values(resolved_at=utcnow()))
         conn.execute(alert_incidents.insert().values(**opened))
+
+
+def failing(message: str, kind: str = "app.errors.NotFound", path: str = "/v1/orders/1") -> dict:
+    return row(
+        status=500,
+        path=path,
+        created_at=datetime.now(UTC).isoformat(),
+        exception={
+            "type": kind,
+            "message": message,
+            "stack": [{"file": "app/main.py", "line": 31, "function": "show", "in_app": True}],
+        },
+    )
+
+
+def test_a_new_error_group_and_a_regression_each_notify(alert_stack, receiver):
+    stack = alert_stack()
+    key = stack.new_key()
+    channel = webhook(stack, key, receiver.url)
+    for kind in ("new_error", "error_regression"):
+        add_rule(stack, key, kind=kind, window_minutes=5, channel_ids=[channel["id"]])
+    # Traffic that fails in no new way notifies nobody.
+    assert post_batch(stack.client, key, [row(status=500)]).status_code == 201
+    stack.process_jobs()
+    start = int(time.time())
+    evaluate(stack, start)
+    assert receiver.received == []
+
+    # Two occurrences of one new group (numbers differ, the group is one), and one of an
+    # ignored group: one notification, naming the group.
+    rows = [failing("order 1881 not found"), failing("order 77 not found")]
+    rows.append(failing("cache miss 3", kind="app.cache.Miss"))
+    assert post_batch(stack.client, key, rows).status_code == 201
+    stack.process_jobs()
+    groups = stack.client.get("/api/errors", headers=auth(key)).get_json()
+    by_type = {g["type"]: g for g in groups}
+    assert set(by_type) == {"app.errors.NotFound", "app.cache.Miss"}
+    ignored = by_type["app.cache.Miss"]["id"]
+    response = stack.client.patch(
+        f"/api/errors/{ignored}", json={"state": "ignored"}, headers=auth(key)
+    )
+    assert response.status_code == 200, response.get_json()
+    evaluate(stack, start + 1)
+    (opened,) = receiver.bodies()
+    assert opened["event"] == "open" and opened["rule"]["kind"] == "new_error"
+    assert opened["incident"]["value"] == 1
+    assert (
+        "1 new error group in the last 5 min: "
+        "app.errors.NotFound on GET /v1/orders/{id}: order {n} not found" in opened["text"]
+    )
+    assert "Miss" not in opened["text"]
+
+    # The owner fixes it and marks it resolved; it occurs again: a regression.
+    group = by_type["app.errors.NotFound"]["id"]
+    response = stack.client.patch(
+        f"/api/errors/{group}", json={"state": "resolved"}, headers=auth(key)
+    )
+    assert response.status_code == 200, response.get_json()
+    time.sleep(0.01)
+    assert post_batch(stack.client, key, [failing("order 5 not found")]).status_code == 201
+    stack.process_jobs()
+    found = stack.client.get(f"/api/errors/{group}", headers=auth(key)).get_json()
+    assert found["state"] == "open" and found["regressions"] == 1
+    evaluate(stack, start + 2)
+    assert [(b["event"], b["rule"]["kind"]) for b in receiver.bodies()] == [
+        ("open", "new_error"),
+        ("open", "error_regression"),
+    ]
+    assert "1 regression in the last 5 min" in receiver.bodies()[1]["text"]
+
+    # Ten minutes on, neither window holds a new group or a regression: both resolve.
+    evaluate(stack, start + 600)
+    events = sorted((b["event"], b["rule"]["kind"]) for b in receiver.bodies()[2:])
+    assert events == [("resolve", "error_regression"), ("resolve", "new_error")]
