@@ -17,6 +17,14 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
     python bench/dashboard.py --rows 200000 --other-rows 0 --repeats 1   # a smoke run
     python bench/dashboard.py --rows 100000000 --periods all --filters none   # 100 M rows
     python bench/dashboard.py --compare   # and each summary-answered case from the rows alone
+    python bench/dashboard.py --errors    # the Errors and Consumers pages instead
+
+With --errors the key's rows name 10,000 consumers (four in five rows) and about 2 % of
+them failed with an exception (about 200,000 at 10 M rows, in 300 groups, their details
+in the details dataset's files); the Errors page (groups, their trends and the validation
+table) and the Consumers page (per consumer and per group) are timed for every period
+with no click, an endpoint, a status, a consumer, a consumer group and a country, each
+checked against plain SQL: every group's occurrences and the busiest consumers' requests.
 """
 
 from __future__ import annotations
@@ -207,6 +215,116 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
     Path(out).write_text(json.dumps({"results": results, "rss_mb": rss}))
 
 
+PAGE_SETS = ("none", "endpoint", "status", "consumer", "consumer_group", "location")
+
+
+def page_cases(rows_sql, cur) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The Errors and Consumers pages' filter sets, values picked by plain SQL."""
+
+    def top(expr: str) -> str:
+        return cur.execute(
+            f"SELECT {expr} AS v, count(*) n FROM {rows_sql} WHERE {expr} IS NOT NULL "
+            "GROUP BY v ORDER BY n DESC, v LIMIT 1"
+        ).fetchone()[0]
+
+    picked = {
+        "none": [],
+        "endpoint": [("endpoint", top("method || ' ' || endpoint"))],
+        "status": [("status", "500")],
+        "consumer": [("consumer", top("consumer"))],
+        "consumer_group": [("consumer_group", top("consumer_group"))],
+        "location": [("location", top("location"))],
+    }
+    return [(name, picked[name]) for name in PAGE_SETS]
+
+
+def expected_pages(url, data_dir, key_id, periods, memory_mb, out):
+    """Process of its own: each page case's answers by plain SQL over the same rows: every
+    error group's occurrences, and the ten busiest consumers' requests. The pages ask for
+    their periods up to now, so these are counted up to now too (not the load's time)."""
+    from server.lake.source import open_rows
+    from server.stats.filters import window_for
+
+    bind(settings_for(url, data_dir, memory_mb))
+    now = datetime.now(UTC)
+    expected = []
+    with open_rows(key_id) as rows:
+        plain = f"(SELECT * FROM {rows.relation})"
+        for period in periods:
+            window = window_for(period, now)
+            for name, clicks in page_cases(plain, rows.cursor):
+                where = independent_where(clicks, window.since, window.until)
+                groups = rows.cursor.execute(
+                    f"SELECT error_group, count(*) FROM {plain} WHERE {where} "
+                    "AND error_group IS NOT NULL GROUP BY ALL ORDER BY ALL"
+                ).fetchall()
+                busiest = rows.cursor.execute(
+                    f"SELECT consumer, count(*) n FROM {plain} WHERE {where} "
+                    "AND consumer IS NOT NULL GROUP BY ALL ORDER BY n DESC, consumer LIMIT 10"
+                ).fetchall()
+                expected.append([period, name, clicks, [[list(g) for g in groups],
+                                                        [list(b) for b in busiest]]])  # fmt: skip
+    Path(out).write_text(json.dumps(expected))
+
+
+def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
+    """Fresh process: the Errors and the Consumers page's work for each case (what their
+    callbacks run: the questions, the shaping and the tables' components), median of
+    `repeats`, checked against `expected_pages`."""
+    from dash_app.error_views import groups_table, validation_table
+    from dash_app.errors_data import consumer_rows, group_list, validation_rows
+    from dash_app.pages.consumers import consumers_table
+    from server.stats.filters import Filters
+
+    from dash import Dash
+
+    bind(settings_for(url, data_dir, memory_mb))
+    Dash(__name__, requests_pathname_prefix="/dashboard/")  # what the pages' links resolve by
+
+    def errors_page(filters):
+        listing = group_list(key_id, filters, "all", "count")
+        invalid = validation_rows(key_id, filters)
+        groups_table(listing, "", filters.to_query(), "count")
+        validation_table(invalid)
+        return listing
+
+    def consumers_page(filters):
+        found = consumer_rows(key_id, filters)
+        consumers_table(found, "", filters, "consumer")
+        by_group = consumer_rows(key_id, filters, "consumer_group")
+        consumers_table(by_group, "", filters, "consumer_group")
+        return found
+
+    errors_page(Filters(period=cases[0][0]))  # untimed: imports and first connections
+    results = []
+    for period, name, clicks, (groups, busiest) in cases:
+        filters = Filters(period=period)
+        for dim, value in clicks:
+            filters = filters.with_click(dim, value)
+        timed = {}
+        for page, run in (("errors", errors_page), ("consumers", consumers_page)):
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                answer = run(filters)
+                times.append(time.perf_counter() - started)
+            timed[page] = (statistics.median(times), answer)
+        listing, found = timed["errors"][1], timed["consumers"][1]
+        want_total = sum(n for _g, n in groups)
+        exact = listing.occurrences == want_total and listing.total == len(groups)
+        top = [[r["id"], r["requests"]] for r in found[:10]]
+        exact = exact and top == busiest
+        results.append({"period": period, "filters": name, "errors_s": timed["errors"][0],
+                        "consumers_s": timed["consumers"][0], "exact": exact,
+                        "groups": listing.total, "occurrences": listing.occurrences,
+                        "consumers": len(found)})  # fmt: skip
+        print(f"  {period:>4} {name:<15} errors {timed['errors'][0]:6.3f} s "
+              f"({listing.total} groups, {listing.occurrences:,} occurrences)  consumers "
+              f"{timed['consumers'][0]:6.3f} s ({len(found):,})  "
+              f"{'exact' if exact else 'WRONG'}", flush=True)  # fmt: skip
+    Path(out).write_text(json.dumps({"results": results, "rss_mb": peak_rss_mb()}))
+
+
 def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
     """Whether closed months' summaries answer part of this refresh."""
     from server.lake.source import open_rows
@@ -299,7 +417,7 @@ def load_all(db, settings, args, now: datetime) -> int:
         key_id, _ = create_key(conn)
         other_id, _ = create_key(conn)
     started = time.monotonic()
-    load_key(db, settings, key_id, args.rows, now, progress)
+    load_key(db, settings, key_id, args.rows, now, progress, extras=args.errors)
     if args.other_rows:
         load_key(db, settings, other_id, args.other_rows, now, progress)
     if args.hot:
@@ -325,6 +443,10 @@ def main() -> int:
         help="also refresh each case summaries answer from the rows alone, and print the ratio",
     )  # fmt: skip
     parser.add_argument(
+        "--errors", action="store_true",
+        help="rows with consumers and exceptions; time the Errors and Consumers pages",
+    )  # fmt: skip
+    parser.add_argument(
         "--keep", metavar="NAME",
         help="keep the database NAME and the store in $TMPDIR/NAME, and reuse them next time "
         "(the clock then stands at the first run's time)",
@@ -338,7 +460,7 @@ def main() -> int:
         settings = settings_for(url, data_dir, args.memory_mb)
         db = bind(settings)
         loaded = Path(data_dir) / "loaded.json"
-        shape = [args.rows, args.other_rows, args.hot]
+        shape = [args.rows, args.other_rows, args.hot] + (["errors"] if args.errors else [])
         if loaded.exists() and json.loads(loaded.read_text())["shape"] == shape:
             state = json.loads(loaded.read_text())
             key_id, now = state["key_id"], datetime.fromisoformat(state["now"])
@@ -352,6 +474,8 @@ def main() -> int:
                 state = {"shape": shape, "key_id": key_id, "now": now.isoformat()}
                 loaded.write_text(json.dumps(state))
         now_iso = now.isoformat()
+        if args.errors:
+            return pages(args, url, data_dir, db, settings, key_id, periods)
         progress("counting each case by plain SQL (a process of its own)")
         cases = Path(data_dir) / "cases.json"
         in_process(
@@ -387,6 +511,41 @@ def main() -> int:
         f"of which summaries {size['summary_bytes']:,} B, "
         f"tables {size['table_bytes']:,} B; target {TARGET_BYTES_PER_ROW})"
     )
+    if args.json:
+        Path(args.json).write_text(json.dumps({**report, "bytes": size}, indent=1))
+    return 1 if wrong else 0
+
+
+def pages(args, url, data_dir, db, settings, key_id: int, periods: list[str]) -> int:
+    """--errors: the Errors and Consumers pages for every period and page filter set."""
+    progress("counting each case by plain SQL (a process of its own)")
+    cases = Path(data_dir) / "page_cases.json"
+    in_process(expected_pages, url, data_dir, key_id, periods, args.memory_mb, str(cases))
+    progress("the Errors and Consumers pages (a fresh process; median of each)")
+    out = Path(data_dir) / "page_results.json"
+    in_process(
+        measure_pages, url, data_dir, key_id, json.loads(cases.read_text()), args.repeats,
+        args.memory_mb, str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    total = args.rows + args.other_rows + args.hot
+    size = bytes_per_row(db, settings, total)
+    results = report["results"]
+    wrong = [r for r in results if not r["exact"]]
+    print()
+    print(f"rows: {args.rows:,} for the key ({max(r['occurrences'] for r in results):,} "
+          f"exceptions in all time, {max(r['consumers'] for r in results):,} consumers), "
+          f"{total:,} in all ({args.hot:,} hot)")  # fmt: skip
+    for page in ("errors", "consumers"):
+        slowest = max(results, key=lambda r: r[f"{page}_s"])
+        median = statistics.median(r[f"{page}_s"] for r in results)
+        print(f"{page} page: median {median:.3f} s, slowest {slowest[f'{page}_s']:.3f} s "
+              f"({slowest['period']} {slowest['filters']}); target {args.target} s: "
+              f"{'met' if slowest[f'{page}_s'] <= args.target else 'MISSED'}")  # fmt: skip
+    print(f"exact: {len(results) - len(wrong)}/{len(results)}")
+    print(f"peak RSS of the measuring process: {report['rss_mb']:.0f} MB")
+    print(f"bytes per stored row (with consumers and exceptions): {size['per_row']:.1f} "
+          f"(files {size['file_bytes']:,} B, tables {size['table_bytes']:,} B)")  # fmt: skip
     if args.json:
         Path(args.json).write_text(json.dumps({**report, "bytes": size}, indent=1))
     return 1 if wrong else 0

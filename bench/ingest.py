@@ -13,8 +13,15 @@ database and a private Redis, then:
    every second and asks the dashboard's own questions (server.stats) until it counts
    it: the lag from the probe's 201 to the dashboard counting it, p50/p99.
 
+With --capture PCT each round also sends the same rows again, on a fresh key, as our
+client sends them with its captures on (docs/capture.md): every row names its consumer,
+every 5xx carries an exception with a stack, and PCT % of the rows carry their request
+and response, a 4 KiB JSON body holding a password and a token the server masks again.
+The figure is that run's rate beside the plain run's and the COPY's of the same round.
+
     .venv/bin/python bench/ingest.py            # full run (about 12 minutes)
     .venv/bin/python bench/ingest.py --quick    # smoke run
+    .venv/bin/python bench/ingest.py --rounds 3 --freshness-seconds 0 --capture 10
 """
 
 from __future__ import annotations
@@ -90,6 +97,50 @@ def make_rows(n: int, rng: random.Random, start: datetime, span: timedelta) -> l
             }
         )
     return rows
+
+
+def with_captures(rows: list[dict], rng: random.Random, share: float) -> list[dict]:
+    """The rows as our client sends them with captures on (see the module's docstring)."""
+    filler = "x" * 3600
+    out = []
+    for i, r in enumerate(rows):
+        n = rng.randint(1, 500)
+        r = {**r, "consumer": {"id": f"cus_{n}", "name": f"Customer {n}",
+                               "group": ("free", "pro", "enterprise")[n % 3]}}  # fmt: skip
+        if r["status"] >= 500:
+            r["exception"] = {
+                "type": rng.choice(("app.errors.Timeout", "KeyError", "app.db.Deadlock")),
+                "message": f"order {rng.randint(1, 99999)} failed after {i % 30} retries",
+                "stack": [
+                    {"file": "app/main.py", "line": 40, "function": "handler", "in_app": True},
+                    {"file": "app/orders.py", "line": 120 + i % 7, "function": "load",
+                     "in_app": True},
+                    {"file": "/usr/lib/python3/site-packages/sqlalchemy/engine.py",
+                     "line": 1800, "function": "execute", "in_app": False},
+                ],
+            }  # fmt: skip
+        if rng.random() < share:
+            body = json.dumps({"email": f"u{i}@example.com", "password": f"pw-{i}",
+                               "items": [{"sku": i, "qty": 1}], "note": filler})  # fmt: skip
+            r["request"] = {
+                "headers": [["content-type", "application/json"],
+                            ["authorization", f"Bearer sk_live_{i:024d}"]],
+                "query": f"page=2&token=t{i}", "body": body,
+                "body_type": "application/json", "body_size": len(body),
+            }  # fmt: skip
+            r["response"] = {"headers": [["content-type", "application/json"]],
+                             "body": '{"ok": true}', "body_type": "application/json",
+                             "body_size": 12}  # fmt: skip
+        out.append(r)
+    return out
+
+
+def bodies_of(key: str, rows: list[dict], batch: int) -> list[bytes]:
+    return [
+        gzip.compress(json.dumps({"api_key": key, "framework": "FastAPI", "privacy_level": 0,
+                                  "requests": rows[i : i + batch]}).encode(), 1)
+        for i in range(0, len(rows), batch)
+    ]  # fmt: skip
 
 
 class Poster:
@@ -224,6 +275,8 @@ class Round:
     elapsed: float
     exported: float
     cpu: dict
+    captured: float | None = None  # rows/s through the stack with captures (--capture)
+    captured_cpu: dict | None = None
 
 
 def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) -> float:
@@ -459,6 +512,15 @@ def print_rounds(args, rows: list, rounds: list) -> None:
     print(f"COPY rows/s (same round)     {mid.copy:>12,.0f}   batches of {args.batch}")
     print(f"ratio end-to-end / COPY      {mid.e2e / mid.copy:>12.2f}   median of {len(rounds)} "
           "rounds, target >= 0.35")  # fmt: skip
+    if mid.captured:
+        print(f"with captures ({args.capture:g} % 4 KiB bodies) {mid.captured:>8,.0f} rows/s: "
+              f"{mid.captured / mid.e2e:.2f} of plain, {mid.captured / mid.copy:.2f} of COPY "
+              "(the round above)")  # fmt: skip
+        used = mid.captured_cpu.items()
+        print("  CPU meanwhile " + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in used))
+        for number, r in enumerate(rounds, 1):
+            print(f"  round {number}: captured/plain {r.captured / r.e2e:.2f}, "
+                  f"captured/COPY {r.captured / r.copy:.2f}")  # fmt: skip
     latencies = [ms for r in rounds for ms in r.latencies]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"201 latency, {args.batch}-row batch  p50 {p50:.1f} ms · p99 {p99:.1f} ms "
@@ -484,17 +546,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="end-to-end runs, each followed by its COPY baseline "
                         "(0: the freshness run alone)")  # fmt: skip
+    parser.add_argument("--capture", type=float, default=0,
+                        help="also run each round with captures on, PCT %% of rows with a "
+                        "4 KiB body (0: not)")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="60k rows; freshness: 200k history, 10k rows/s for 30 s")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
-        args.rows, args.history, args.rate, args.freshness_seconds = 60_000, 200_000, 10_000, 30
+        args.rows, args.history, args.rate = 60_000, 200_000, 10_000
+        args.freshness_seconds = min(args.freshness_seconds, 30)
         args.rounds = 1
 
     rng = random.Random(7)
     now = datetime.now(UTC)
     progress(f"building {args.rows:,} rows in {args.rows // args.batch} batches of {args.batch}")
     rows = make_rows(args.rows, rng, now - timedelta(hours=23), timedelta(hours=23))
+    captured_rows = with_captures(rows, rng, args.capture / 100) if args.capture else None
+    if captured_rows:
+        size = sum(len(json.dumps(r)) for r in captured_rows) / sum(
+            len(json.dumps(r)) for r in rows
+        )
+        progress(f"with captures: {args.capture:g} % of rows carry a 4 KiB body "
+                 f"({size:.1f}x the plain rows' JSON)")  # fmt: skip
 
     data_dir = tempfile.mkdtemp(prefix="bench-ingest-")
     atexit.register(shutil.rmtree, data_dir, True)  # the store: gigabytes at full size
@@ -527,12 +600,7 @@ def main() -> None:
             for number in range(1, args.rounds + 1):
                 _, key = get_json(base, "/api/keys", method="POST")
                 key = key["api_key"]
-                bodies = [
-                    gzip.compress(json.dumps({"api_key": key, "framework": "FastAPI",
-                                              "privacy_level": 0,
-                                              "requests": rows[i : i + args.batch]}).encode(), 1)
-                    for i in range(0, len(rows), args.batch)
-                ]  # fmt: skip
+                bodies = bodies_of(key, rows, args.batch)
                 progress(f"round {number}/{args.rounds}: end to end, "
                          f"{args.concurrency} concurrent clients")  # fmt: skip
                 e2e_rate, latencies, elapsed, exported, cpu = end_to_end(
@@ -551,6 +619,16 @@ def main() -> None:
                 progress(f"round {number}/{args.rounds}: COPY baseline (same rows)")
                 copy_rate = copy_baseline(url, rows, key_id_of(engine, key), args.batch)
                 rounds.append(Round(e2e_rate, copy_rate, latencies, elapsed, exported, cpu))
+                if captured_rows:
+                    _, capture_key = get_json(base, "/api/keys", method="POST")
+                    capture_key = capture_key["api_key"]
+                    progress(f"round {number}/{args.rounds}: end to end with captures")
+                    found = end_to_end(
+                        base, engine, capture_key,
+                        bodies_of(capture_key, captured_rows, args.batch), len(rows),
+                        args.concurrency,
+                    )  # fmt: skip
+                    rounds[-1].captured, rounds[-1].captured_cpu = found[0], found[4]
                 progress(f"round {number}/{args.rounds}: {e2e_rate:,.0f} rows/s end to end, "
                          f"COPY {copy_rate:,.0f} rows/s: {e2e_rate / copy_rate:.2f}")  # fmt: skip
 
