@@ -57,6 +57,30 @@ def test_the_using_it_commands_work_pasted_as_is(served):
     assert status == 401
 
 
+def test_the_errors_commands_work_pasted_as_is(served):
+    (script,) = code_blocks(
+        (ROOT / "README.md").read_text(), "Errors, captures and consumers", "sh"
+    )
+    port = served.env["PORT"]
+    script = script.replace("localhost:8000", f"localhost:{port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '{"accepted":1,"rejected":[]}' in out
+    assert '"type":"app.payments.CardDeclined"' in out
+    assert '"message":"card declined for order {n}"' in out
+    assert '"state":"resolved"' in out
+    assert '"id":"cus_42"' in out and '"name":"Acme Inc"' in out
+    assert '"consumer":"cus_42"' in out
+    assert '"pattern":"^x-signature$"' in out
+    # The occurrence's capture, masked by the server: no secret the client sent is shown.
+    assert "[masked]" in out
+    for secret in ("sk_live_123", "hunter2", "token=abc"):
+        assert secret not in out
+
+
 def test_the_middleware_readme_names_what_its_example_needs():
     readme = (ROOT / "middleware" / "README.md").read_text()
     installs = " ".join(code_blocks(readme, "Install", "bash"))
