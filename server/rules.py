@@ -201,3 +201,30 @@ def rt_bucket(response_time: int) -> int:
     if response_time < EXACT_BUCKETS:
         return max(0, int(response_time))
     return bisect_right(HIST_LOWER, response_time) - 1
+
+
+# --- masking patterns ------------------------------------------------------------------------
+# A key's own patterns (server.keys.masks), applied by ingest's masking on top of the
+# defaults (server.ingest.masking): what each kind names, and how long one may be.
+MASK_KINDS = ("header", "field", "query")
+MAX_MASK_PATTERN = 200
+
+
+def compile_mask(kind: str, pattern: str) -> re.Pattern:
+    """A key's masking pattern, checked: a regular expression searched in the lower-cased
+    name of a header, a body field or a query parameter. Raises ValueError naming the
+    problem."""
+    if kind not in MASK_KINDS:
+        raise ValueError(f"'kind' must be one of {', '.join(MASK_KINDS)}, not {kind!r}.")
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise ValueError("'pattern' is empty: give a regular expression, e.g. 'session'.")
+    if len(pattern) > MAX_MASK_PATTERN:
+        raise ValueError(
+            f"'pattern' is {len(pattern)} characters long; at most {MAX_MASK_PATTERN}."
+        )
+    if "\x00" in pattern:
+        raise ValueError("'pattern' holds a NUL character; write it as \\x00 if you mean it.")
+    try:
+        return re.compile(pattern.strip().lower())
+    except re.error as exc:
+        raise ValueError(f"'pattern' is not a regular expression: {exc}.") from None

@@ -3,7 +3,8 @@ defaults of docs/capture.md and the key's own patterns, applied in the check ste
 secret never reaches the hot table, the files, the staging table or a log.
 
 The client masks too; the server never trusts that it did (a client that forgot, a raw
-POST, a published client's future version).
+POST, a published client's future version). A key's patterns are managed by
+server.keys.masks; what makes one valid is server.rules.compile_mask.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode
 
 import orjson
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import select
 
-from server.db import utcnow
 from server.models import key_masks
+from server.rules import MASK_KINDS, compile_mask
 
 MASKED = "[masked]"
 # Headers masked whole by name, and any whose name holds one of these words.
@@ -29,9 +30,6 @@ SECRET_HEADER_WORDS = ("secret", "token", "password", "key")
 SECRET_FIELD_WORDS = (
     "password", "secret", "token", "api_key", "apikey", "authorization", "card", "cvv", "ssn",
 )  # fmt: skip
-KINDS = ("header", "field", "query")
-MAX_PATTERN = 200
-MASK_LIMIT = 100  # patterns per key
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 
 
@@ -61,29 +59,15 @@ class Masks:
 DEFAULT = Masks()
 
 
-def compile_pattern(kind: str, pattern: str) -> re.Pattern:
-    """A key's pattern, checked: raises ValueError naming the problem."""
-    if kind not in KINDS:
-        raise ValueError(f"'kind' must be one of {', '.join(KINDS)}, not {kind!r}.")
-    if not isinstance(pattern, str) or not pattern.strip():
-        raise ValueError("'pattern' is empty: give a regular expression, e.g. 'session'.")
-    if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"'pattern' is {len(pattern)} characters long; at most {MAX_PATTERN}.")
-    try:
-        return re.compile(pattern.strip().lower())
-    except re.error as exc:
-        raise ValueError(f"'pattern' is not a regular expression: {exc}.") from None
-
-
 def key_masks_of(conn, key_id: int) -> Masks:
     """The key's own patterns (a stored pattern that no longer compiles is skipped)."""
-    found: dict[str, list] = {kind: [] for kind in KINDS}
+    found: dict[str, list] = {kind: [] for kind in MASK_KINDS}
     rows = conn.execute(
         select(key_masks.c.kind, key_masks.c.pattern).where(key_masks.c.key_id == key_id)
     )
     for kind, pattern in rows:
         try:
-            found[kind].append(compile_pattern(kind, pattern))
+            found[kind].append(compile_mask(kind, pattern))
         except ValueError:
             continue
     return Masks(tuple(found["header"]), tuple(found["field"]), tuple(found["query"]))
@@ -152,42 +136,3 @@ def _mask_text(body: str, masks: Masks) -> str:
         return match.group(0)
 
     return _PLAIN_PAIR.sub(plain_pair, _JSON_PAIR.sub(json_pair, body))
-
-
-# --- a key's patterns (the API and the settings page) ------------------------------------
-
-
-class MaskLimitReached(Exception):
-    pass
-
-
-def list_masks(conn, key_id: int) -> list[dict]:
-    m = key_masks.c
-    rows = conn.execute(
-        select(m.id, m.kind, m.pattern, m.created_at).where(m.key_id == key_id).order_by(m.id)
-    )
-    return [dict(r._mapping) for r in rows]
-
-
-def add_mask(conn, key_id: int, kind: str, pattern: str) -> dict:
-    """Store a pattern (checked: ValueError names the problem); one already there is
-    returned as it is."""
-    compile_pattern(kind, pattern)
-    pattern = pattern.strip()
-    m = key_masks.c
-    existing = conn.execute(
-        select(m.id).where(m.key_id == key_id, m.kind == kind, m.pattern == pattern)
-    ).scalar()
-    if existing is None:
-        count = conn.execute(select(func.count()).where(m.key_id == key_id)).scalar_one()
-        if count >= MASK_LIMIT:
-            raise MaskLimitReached(MASK_LIMIT)
-        conn.execute(
-            insert(key_masks).values(key_id=key_id, kind=kind, pattern=pattern, created_at=utcnow())
-        )
-    return next(r for r in list_masks(conn, key_id) if (r["kind"], r["pattern"]) == (kind, pattern))
-
-
-def delete_mask(conn, key_id: int, mask_id: int) -> bool:
-    m = key_masks.c
-    return conn.execute(delete(key_masks).where(m.key_id == key_id, m.id == mask_id)).rowcount > 0

@@ -13,8 +13,8 @@ from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
 from server.auth import require_key
 from server.db import get_engine
-from server.ingest.masking import KINDS, MASK_LIMIT, MaskLimitReached, add_mask, delete_mask
-from server.ingest.masking import list_masks as masks_of
+from server.keys.masks import KINDS, MASK_LIMIT, MaskLimitReached, add_mask, delete_mask
+from server.keys.masks import list_masks as masks_of
 
 log = logging.getLogger(__name__)
 blp = Blueprint("masks", __name__, description="Masking patterns")
