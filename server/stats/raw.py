@@ -92,7 +92,9 @@ def explorer_page(key_id: int, filters: ExplorerFilters, page: int, size: int = 
     """One page (0-based) of raw rows newest first, and whether another page follows."""
     with open_rows(key_id) as rows:
         found = page_rows(rows, filters.where(), _EXPLORER_SQL, page * size, size + 1)
-    frame = pd.DataFrame(found[:size], columns=list(EXPLORER_COLUMNS))
+    # dtype object: a column of 64-bit detail ids with some None would otherwise become
+    # floats, and an id past 2^53 would no longer name its details.
+    frame = pd.DataFrame(found[:size], columns=list(EXPLORER_COLUMNS), dtype=object)
     return frame, len(found) > size
 
 
