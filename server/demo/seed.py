@@ -24,14 +24,17 @@ from sqlalchemy import func, select
 
 from server import queue
 from server.db import as_utc
-from server.demo import traffic
+from server.demo import extras, traffic
+from server.ingest.capture import extras_of
+from server.ingest.enrich import with_extras
+from server.ingest.masking import DEFAULT
+from server.ingest.store import write
 from server.keys.api_keys import create_key
 from server.lake import agents as agent_table
 from server.lake.export import flush, run_export
 from server.lake.layout import GIVEN, stored_rows
 from server.lake.models import lake_files, requests
 from server.lake.users import number_users
-from server.lake.write import store_rows
 from server.models import api_keys
 from server.rules import epoch_micros, user_key
 
@@ -83,8 +86,9 @@ def generate_hour(
     end: datetime,
     origin: datetime,
     numbers: dict,
-) -> list[tuple]:
-    """Rows ready to store for [start, end) (within one hour), at the demo's rate."""
+) -> tuple[list[tuple], list]:
+    """Rows ready to store for [start, end) (within one hour), at the demo's rate, and
+    each one's optional fields (generate_rows)."""
     span = (end - start).total_seconds()
     expected = hourly_rate(start, origin) * span / 3600
     count = max(0, int(rng.gauss(expected, math.sqrt(expected) + 1)))
@@ -100,24 +104,32 @@ def generate_rows(
     span: float,
     count: int,
     numbers: dict,
-) -> list[tuple]:
-    """`count` rows ready to store, spread over `span` seconds from `start`; `numbers`
+) -> tuple[list[tuple], list]:
+    """`count` rows ready to store, spread over `span` seconds from `start`, and each
+    one's optional fields as our client sends them (server.demo.extras: its consumer, and
+    a failure's exception or validation errors with its capture), or None; `numbers`
     maps (key id, user key) to each user's number (server.lake.users.number_users)."""
     cumulative = list(itertools.accumulate(u.weight for u in users))
     chosen_users = rng.choices(users, cum_weights=cumulative, k=count)
     chosen_endpoints = rng.choices(traffic.ENDPOINTS, _ENDPOINT_WEIGHTS, k=count)
     statuses = rng.choices(_STATUS_CODES, _STATUS_WEIGHTS, k=count)
-    given = {name: [] for name in GIVEN}
+    given = {name: [] for name in GIVEN if name not in _LINKED}
+    sent = []
     for user, (method, template, _w, median, sigma), status in zip(
         chosen_users, chosen_endpoints, statuses, strict=True
     ):
         agent = agents[user.agent]
         if agent.is_bot and method != "GET":
             method = "GET"
+        status, found = extras.failure(rng, f"{method} {template}", status)
+        consumer = extras.consumer_of(user.user_id)
+        if consumer:
+            found["consumer"] = consumer
+        sent.append(found or None)
         rt = median * math.exp(rng.gauss(0, sigma))
         if status >= 500:
             rt *= 3
-        elif status in (401, 404, 429, 304):
+        elif status in (401, 404, 429, 304, 422):
             rt = rt / 4
         moment = start + timedelta(seconds=rng.random() * span)
         path = traffic.fill(template, int(rng.paretovariate(0.9) * 10), rng.getrandbits(16))
@@ -132,7 +144,13 @@ def generate_rows(
             given[name].append(value)
     given["key_id"] = [key_id] * count
     given["framework"] = ["FastAPI"] * count
-    return stored_rows(given)
+    for name in _LINKED:  # filled from the optional fields when stored (seed_demo)
+        given[name] = [None] * count
+    return stored_rows(given), sent
+
+
+# The columns a row's optional fields fill (server.ingest.enrich.with_extras).
+_LINKED = ("consumer", "consumer_group", "error_group", "detail")
 
 
 def demo_key(conn) -> int | None:
@@ -186,14 +204,20 @@ def seed_demo(
     rng = random.Random(f"{seed}-{since.isoformat()}")
     added = 0
     chunk: list[tuple] = []
+    sent: list = []
     for done, (start, end) in enumerate(hours, start=1):
-        chunk.extend(generate_hour(rng, key_id, users, agents, start, end, origin, numbers))
+        rows, found = generate_hour(rng, key_id, users, agents, start, end, origin, numbers)
+        chunk += rows
+        sent += found
         if len(chunk) >= 20_000 or done == len(hours):
+            # Checked and masked as ingest does, then linked: groups, consumers, details.
+            checked = [extras_of(e, DEFAULT) if e else None for e in sent]
+            stored = with_extras(engine, key_id, chunk, checked)
             with engine.begin() as conn:
-                store_rows(conn, chunk)
+                write(conn, stored)
             queue.ask(run_export)
             added += len(chunk)
-            chunk = []
+            chunk, sent = [], []
         if progress:
             progress(done, len(hours))
     flush(engine)  # the demo's history goes into the columnar store at once

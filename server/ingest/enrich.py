@@ -17,7 +17,9 @@ transaction takes the write lock), `stored_rows` only computes.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import repeat
 
 import orjson
@@ -25,7 +27,7 @@ import orjson
 from server.ingest import consumers, errors, geo
 from server.ingest.columns import Batch
 from server.lake import agents as agent_table
-from server.lake.layout import HOUR_MICROS
+from server.lake.layout import HOUR_MICROS, WRITE_NAMES
 from server.lake.layout import stored_rows as rows_by_name
 from server.lake.users import number_names
 from server.rules import template_path
@@ -82,26 +84,39 @@ def look_up(engine, batches: list[tuple[int, Batch]]) -> Lookups:
     users = {key: number_names(engine, key, found - {None, ""}) for key, found in names.items()}
     groups: dict[int, dict[str, int]] = {}
     for key_id, batch in batches:
-        if batch.extras is None:
-            continue
-        occurrences, seen = _occurrences(batch)
-        groups.setdefault(key_id, {}).update(errors.group_ids(engine, key_id, occurrences))
-        consumers.record(engine, key_id, seen)
+        if batch.extras is not None:
+            found = _group_and_record(engine, key_id, _Rows.of_batch(batch))
+            groups.setdefault(key_id, {}).update(found)
     return Lookups(agent_table.resolve(engine, strings), users, groups)
 
 
-def _occurrences(batch: Batch) -> tuple[dict, dict]:
-    """({fingerprint: (exception, route, first µs, last µs)}, {consumer id: (name, group,
-    first µs, last µs)}) of a batch's rows with optional fields."""
+@dataclass
+class _Rows:
+    """What linking rows to their optional fields reads: each row's extras, time (µs),
+    status, and route (asked only of rows with an exception or a capture)."""
+
+    extras: list
+    micros: list
+    statuses: list
+    route: Callable[[int], str]
+
+    @classmethod
+    def of_batch(cls, batch: Batch) -> _Rows:
+        return cls(batch.extras, batch.micros, batch.statuses, partial(route_of, batch))
+
+
+def _group_and_record(engine, key_id: int, rows: _Rows) -> dict[str, int]:
+    """Group the rows' exceptions (server.ingest.errors) and record their consumers
+    (server.ingest.consumers): {fingerprint: group id}."""
     occurrences: dict[str, tuple] = {}
     seen: dict[str, tuple] = {}
-    for index, found in enumerate(batch.extras):
+    for index, found in enumerate(rows.extras):
         if not found:
             continue
-        moment = batch.micros[index]
+        moment = rows.micros[index]
         exception = found.get("exception")
         if exception:
-            route = route_of(batch, index)
+            route = rows.route(index)
             print_ = errors.fingerprint(exception, route)
             _, _, first, last = occurrences.get(print_, (None, None, moment, moment))
             occurrences[print_] = (exception, route, min(first, moment), max(last, moment))
@@ -111,7 +126,9 @@ def _occurrences(batch: Batch) -> tuple[dict, dict]:
             if moment >= last or name is None:
                 name, group = consumer["name"] or name, consumer["group"] or group
             seen[consumer["id"]] = (name, group, min(first, moment), max(last, moment))
-    return occurrences, seen
+    groups = errors.group_ids(engine, key_id, occurrences)
+    consumers.record(engine, key_id, seen)
+    return groups
 
 
 def stored_rows(key_id: int, framework: str | None, batch: Batch, lookups: Lookups) -> Stored:
@@ -154,16 +171,25 @@ def stored_rows(key_id: int, framework: str | None, batch: Batch, lookups: Looku
     }
     if batch.extras is None:
         return Stored(rows_by_name(given))
-    return _with_extras(key_id, batch, lookups, given)
+    linked = _linked(key_id, _Rows.of_batch(batch), lookups.groups.get(key_id, {}))
+    given |= linked.columns
+    return Stored(rows_by_name(given), linked.details, linked.payloads)
 
 
-def _with_extras(key_id: int, batch: Batch, lookups: Lookups, given: dict) -> Stored:
-    """The rows of a batch with optional fields, and their details and payloads."""
-    n = len(batch)
+@dataclass
+class _Linked:
+    columns: dict  # consumer, consumer_group, error_group, detail: one list each
+    details: list
+    payloads: list
+
+
+def _linked(key_id: int, rows: _Rows, groups: dict[str, int]) -> _Linked:
+    """The rows' consumer, consumer group, error group and detail id, and their details and
+    payloads rows."""
+    n = len(rows.micros)
     consumer, group, error_group, detail = [None] * n, [None] * n, [None] * n, [None] * n
     details, payloads = [], []
-    groups = lookups.groups.get(key_id, {})
-    for index, found in enumerate(batch.extras):
+    for index, found in enumerate(rows.extras):
         if not found:
             continue
         if found.get("consumer"):
@@ -174,14 +200,14 @@ def _with_extras(key_id: int, batch: Batch, lookups: Lookups, given: dict) -> St
         if not (exception or invalid or captured):
             continue
         detail[index] = secrets.randbits(63)  # links the row to its details and payloads
-        moment = batch.micros[index]
+        moment = rows.micros[index]
         head = (key_id, moment, moment // HOUR_MICROS, detail[index])
-        route = route_of(batch, index)
+        route = rows.route(index)
         if exception or invalid:
             if exception:
                 error_group[index] = groups.get(errors.fingerprint(exception, route))
             details.append((
-                *head, route, batch.statuses[index], error_group[index],
+                *head, route, rows.statuses[index], error_group[index],
                 exception["type"] if exception else None,
                 exception["message"] if exception else None,
                 _json(exception["stack"]) if exception else None,
@@ -189,9 +215,31 @@ def _with_extras(key_id: int, batch: Batch, lookups: Lookups, given: dict) -> St
             ))  # fmt: skip
         if captured:
             payloads.append((*head, _json(found.get("request")), _json(found.get("response"))))
-    given |= {"consumer": consumer, "consumer_group": group, "error_group": error_group,
-              "detail": detail}  # fmt: skip
-    return Stored(rows_by_name(given), details, payloads)
+    columns = {"consumer": consumer, "consumer_group": group, "error_group": error_group,
+               "detail": detail}  # fmt: skip
+    return _Linked(columns, details, payloads)
+
+
+def with_extras(engine, key_id: int, requests: list[tuple], extras: list) -> Stored:
+    """Request rows already built (WRITE_NAMES order: the demo's writer) with their
+    optional fields (checked and masked: server.ingest.capture.extras_of), linked as a
+    batch's are: their exceptions grouped, their consumers recorded, their details and
+    payloads rows made."""
+    at = {name: WRITE_NAMES.index(name) for name in (*_LINKED, "created_at", "status", "route")}
+    micros = [r[at["created_at"]] for r in requests]
+    rows = _Rows(extras, micros, [r[at["status"]] for r in requests],
+                 lambda index: requests[index][at["route"]])  # fmt: skip
+    linked = _linked(key_id, rows, _group_and_record(engine, key_id, rows))
+    out = []
+    for index, row in enumerate(requests):
+        row = list(row)
+        for name in _LINKED:
+            row[at[name]] = linked.columns[name][index]
+        out.append(tuple(row))
+    return Stored(out, linked.details, linked.payloads)
+
+
+_LINKED = ("consumer", "consumer_group", "error_group", "detail")
 
 
 def _json(value) -> str | None:
