@@ -21,7 +21,12 @@ blp = Blueprint("consumers", __name__, description="Consumers")
 @blp.route("/consumers")
 class Consumers(MethodView):
     @blp.arguments(ConsumersQuerySchema, location="query")
-    @blp.response(200, ConsumerSchema(many=True))
+    @blp.response(
+        200,
+        ConsumerSchema(many=True),
+        headers={"X-Total-Count": {"description": "How many had requests in the period",
+                                   "schema": {"type": "integer"}}},
+    )  # fmt: skip
     @blp.alt_response(400, schema=ErrorSchema, description="An unknown or malformed parameter.")
     @blp.keyed()
     def get(self, args):
@@ -31,7 +36,10 @@ class Consumers(MethodView):
         """
         key_id = require_key()
         period = args["period"]
-        found = consumer_stats.table(key_id, Filters(period=period), window_for(period), args["by"])
+        found = consumer_stats.table(
+            key_id, Filters(period=period), window_for(period), args["by"], args["limit"]
+        )
+        total = int(found["total"].iloc[0]) if len(found) else 0
         out = []
         for row in found.to_dict("records"):
             p95 = row["p95"]
@@ -47,4 +55,4 @@ class Consumers(MethodView):
                 "last_seen": datetime.fromtimestamp(int(row["last_us"]) / 1e6, UTC),
                 "top_endpoints": list(row["top_endpoints"]),
             })  # fmt: skip
-        return out
+        return out, {"X-Total-Count": str(total)}

@@ -17,6 +17,11 @@ class ConsumersQuerySchema(Schema):
         validate=validate.OneOf(["consumer", "consumer_group"]),
         metadata={"description": "One row per consumer (default) or per consumer group"},
     )
+    limit = fields.Integer(
+        load_default=1000,
+        validate=validate.Range(1, 100_000),
+        metadata={"description": "The busiest this many (X-Total-Count says how many there are)"},
+    )
 
 
 class ConsumerSchema(Schema):
