@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -17,7 +18,7 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
     from dash_app.forms import bp as keys_bp
-    from dash_app.pages import alerts, explorer, monitors, overview
+    from dash_app.pages import alerts, consumers, error_group, errors, explorer, monitors, overview
     from dash_app.session import bp
     from server.keys.shares import RedactShareTokens
 
@@ -45,6 +46,9 @@ def init_dash(server) -> Dash:
     explorer.register(app)
     monitors.register(app)
     alerts.register(app)
+    errors.register(app)
+    error_group.register(app)
+    consumers.register(app)
     server.extensions["dash_app"] = app
     return app
 
@@ -75,33 +79,50 @@ def shell() -> html.Div:
 PAGES = {
     "": "overview",
     "explorer": "explorer",
+    "errors": "errors",
+    "consumers": "consumers",
     "monitors": "monitors",
     "alerts": "alerts",
     "settings": "settings",
 }
+# 'errors/<id>': one error group's page.
+GROUP_PAGE = re.compile(r"errors/[0-9]{1,19}")
 # What each kind of viewer may open: a share link never sees monitors, alerts or settings;
-# the demo has no settings, and no alerts (nobody to notify).
+# the demo has no settings, and no alerts (nobody to notify). A share link sees errors
+# (under its fixed filters, like every page of it) but not the consumers page: that is the
+# owner's list of customers by name and group, business data beyond the requests the link
+# was made to show.
 ALLOWED = {
-    "key": set(PAGES.values()),
-    "demo": {"overview", "explorer", "monitors"},
-    "share": {"overview", "explorer"},
+    "key": {*PAGES.values(), "error"},
+    "demo": {"overview", "explorer", "errors", "error", "consumers", "monitors"},
+    "share": {"overview", "explorer", "errors", "error"},
 }
 
 
 def route(page_path: str) -> tuple[str, str | None]:
     """'demo/explorer' -> ('demo', 'explorer'); 's/<token>' -> ('share', 'overview');
-    an unknown page, or one the viewer may not open -> (kind, None)."""
+    'errors/12' -> ('key', 'error'); an unknown page, or one the viewer may not open ->
+    (kind, None)."""
     from dash_app.session import split_path
 
     kind, _token, rest = split_path(page_path)
-    page = PAGES.get(rest)
+    page = "error" if GROUP_PAGE.fullmatch(rest) else PAGES.get(rest)
     return kind, page if page in ALLOWED[kind] else None
 
 
 def _register_router(app: Dash) -> None:
     from dash import strip_relative_path
 
-    from dash_app.pages import alerts, explorer, monitors, overview, settings
+    from dash_app.pages import (
+        alerts,
+        consumers,
+        error_group,
+        errors,
+        explorer,
+        monitors,
+        overview,
+        settings,
+    )
     from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
     from server.keys.api_keys import describe_key
@@ -111,6 +132,9 @@ def _register_router(app: Dash) -> None:
         "explorer": explorer.layout,
         "monitors": monitors.layout,
         "alerts": alerts.layout,
+        "errors": errors.layout,
+        "error": error_group.layout,
+        "consumers": consumers.layout,
     }
 
     @app.callback(
@@ -126,7 +150,9 @@ def _register_router(app: Dash) -> None:
         kind, page = route(page_path)
         with get_engine().connect() as conn:
             viewer = viewer_for(conn, page_path)
-        page_id = f"{kind}:{page}:{viewer.key_id}"
+        # Each group's page is a page of its own: going from one to another draws it anew.
+        shown = split_path(page_path)[2] if page == "error" else page
+        page_id = f"{kind}:{shown}:{viewer.key_id}"
         if page_id == current:
             return no_update, no_update, no_update
         if kind == "share" and viewer.key_id is None:
@@ -151,7 +177,8 @@ def _register_router(app: Dash) -> None:
             body = settings.layout(viewer.key_id)
         else:
             body = layouts[page](page_path)
-        return body, nav(viewer, signed_in=viewer.key_id is not None, page=page), page_id
+        current = "errors" if page == "error" else page
+        return body, nav(viewer, signed_in=viewer.key_id is not None, page=current), page_id
 
     @app.callback(Output("api-name", "children"), Input("url", "pathname"))
     def show_name(pathname):
@@ -170,6 +197,8 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
         items = [
             ("overview", "Overview", base or "/"),
             ("explorer", "Explorer", f"{base}/explorer"),
+            ("errors", "Errors", f"{base}/errors"),
+            ("consumers", "Consumers", f"{base}/consumers"),
             ("monitors", "Uptime", f"{base}/monitors"),
             ("alerts", "Alerts", f"{base}/alerts"),
             ("settings", "Settings", f"{base}/settings"),

@@ -99,9 +99,7 @@ def activity(
     columns = ["time", "requests", "users", "success_rate", "p50", "p95"]
     if by_bucket.empty:
         return pd.DataFrame(columns=columns)
-    start = since if since is not None else int(by_bucket["bucket"].min())
-    start -= start % step
-    index = np.arange(start, until, step, dtype=np.int64)
+    index = _bucket_index(since, until, step, int(by_bucket["bucket"].min()))
     frame = by_bucket.set_index("bucket").reindex(index, fill_value=0)
     n = frame["n"].to_numpy(dtype=np.int64)
     ok = frame["n_ok"].to_numpy(dtype=np.int64)
@@ -121,6 +119,27 @@ def activity(
             "success_rate": rate,
             "p50": series(latency, "p50", np.nan).to_numpy(dtype=float),
             "p95": series(latency, "p95", np.nan).to_numpy(dtype=float),
+        }
+    )
+
+
+def _bucket_index(since: int | None, until: int, step: int, first: int) -> np.ndarray:
+    """Every bucket start of the window (from the first data's bucket when all time)."""
+    start = since if since is not None else first
+    start -= start % step
+    return np.arange(start, until, step, dtype=np.int64)
+
+
+def trend_series(trend: pd.DataFrame, since: int | None, until: int, step: int) -> pd.DataFrame:
+    """[time, n]: `trend` ([t, n] per bucket start) over every bucket of the window, gaps 0."""
+    if trend.empty:
+        return pd.DataFrame({"time": pd.Series(dtype=object), "n": pd.Series(dtype="int64")})
+    index = _bucket_index(since, until, step, int(trend["t"].min()))
+    counts = trend.groupby("t")["n"].sum().reindex(index, fill_value=0)
+    return pd.DataFrame(
+        {
+            "time": [datetime.fromtimestamp(int(b), UTC) for b in index],
+            "n": counts.to_numpy(dtype=np.int64),
         }
     )
 

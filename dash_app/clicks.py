@@ -18,6 +18,10 @@ CLICK_GRAPHS = {
     "ov-devices": "device",
 }
 
+# Which filter a click on each table's row sets: the row's column of that name (its active
+# cell and rows are "<dim>_cell" and "<dim>_rows" in apply_trigger's values).
+CLICK_TABLES = {"ov-endpoints": "endpoint", "ov-users": "user", "ov-user-ids": "user_id"}
+
 
 def clicked_value(click_data) -> str | None:
     try:
@@ -38,7 +42,7 @@ def apply_trigger(current: Filters, trigger, values: dict) -> Filters:
         return (
             current.without_click(trigger["dim"]) if trigger.get("type") == "ov-chip" else current
         )
-    if trigger == "ov-period" and values["period"] in PERIODS:
+    if trigger == "ov-period" and isinstance(values["period"], str) and values["period"] in PERIODS:
         return replace(current, period=values["period"])
     if trigger == "ov-hostname":
         return replace(current, hostname=values["hostname"] or None)
@@ -50,17 +54,19 @@ def apply_trigger(current: Filters, trigger, values: dict) -> Filters:
     if trigger in CLICK_GRAPHS:
         value = clicked_value(values["clicks"].get(trigger))
         return current if value is None else current.with_click(CLICK_GRAPHS[trigger], value)
-    if trigger == "ov-endpoints":
-        row = table_row(values["endpoint_cell"], values["endpoint_rows"])
-        return current.with_click("endpoint", row["endpoint"]) if row else current
-    if trigger == "ov-users":
-        row = table_row(values["user_cell"], values["user_rows"])
-        return current.with_click("user", row["user"]) if row else current
+    if trigger in CLICK_TABLES:
+        dim = CLICK_TABLES[trigger]
+        row = table_row(values[f"{dim}_cell"], values[f"{dim}_rows"]) or {}
+        value = row.get(dim)
+        return current if value is None else current.with_click(dim, value)
     return current
 
 
 def table_row(cell, rows):
-    if not cell or not rows:
+    """The row a table's active cell is on, or None (also for forged cells and rows)."""
+    if not isinstance(cell, dict) or not isinstance(rows, list):
         return None
     index = cell.get("row")
-    return rows[index] if index is not None and 0 <= index < len(rows) else None
+    if not isinstance(index, int) or not 0 <= index < len(rows):
+        return None
+    return rows[index] if isinstance(rows[index], dict) else None

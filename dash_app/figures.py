@@ -21,6 +21,8 @@ BAD = "#d64545"
 MUTED = "#8a94a6"
 CLASS_COLOURS = {"1xx": MUTED, "2xx": GOOD, "3xx": "#4aa3c7", "4xx": "#e8a33d", "5xx": BAD}
 HEIGHT = 260
+ACTIVITY_HEIGHT = 420
+MAP_HEIGHT = 300
 
 
 @lru_cache(maxsize=1)
@@ -131,7 +133,7 @@ def response_histogram(df: pd.DataFrame) -> go.Figure:
 def activity(df: pd.DataFrame) -> go.Figure:
     """Requests and users, p50/p95 response time and success rate over time, one row each."""
     if _empty(df, "requests"):
-        return empty_figure(height=420)
+        return empty_figure(height=ACTIVITY_HEIGHT)
     x = [t.isoformat() for t in df["time"]]
 
     def line(y, name, colour, axis):
@@ -168,7 +170,7 @@ def activity(df: pd.DataFrame) -> go.Figure:
 
     return _figure(
         traces,
-        420,
+        ACTIVITY_HEIGHT,
         showlegend=True,
         hovermode="x unified",
         legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
@@ -208,7 +210,7 @@ def world_map(df: pd.DataFrame) -> go.Figure:
         "projection": {"type": "natural earth"},
         "lataxis": {"range": [-58, 85]},
     }
-    return _figure([trace], 300, geo=geo)
+    return _figure([trace], MAP_HEIGHT, geo=geo)
 
 
 def pie(
@@ -258,3 +260,38 @@ def monitor_response_times(df: pd.DataFrame) -> go.Figure:
         "hovertemplate": "%{x}: %{y} ms<extra></extra>",
     }
     return _figure([trace], 180, yaxis={"rangemode": "tozero", "title": {"text": "ms"}})
+
+
+SPARK_HEIGHT = 34
+
+
+def sparkline(df: pd.DataFrame) -> go.Figure:
+    """An error group's occurrences per bucket ([time, n]), axis-free, for a table cell."""
+    hidden = {"visible": False, "fixedrange": True}
+    bare = {"margin": {"l": 0, "r": 0, "t": 2, "b": 0}, "paper_bgcolor": "rgba(0,0,0,0)",
+            "plot_bgcolor": "rgba(0,0,0,0)", "xaxis": hidden, "yaxis": hidden}  # fmt: skip
+    if df.empty:
+        return _figure([], SPARK_HEIGHT, **bare)
+    trace = {
+        "type": "bar",
+        "x": [t.isoformat() for t in df["time"]],
+        "y": df["n"].tolist(),
+        "marker": {"color": BAD},
+        "hoverinfo": "skip",
+    }
+    return _figure([trace], SPARK_HEIGHT, bargap=0.15, **bare)
+
+
+def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> go.Figure:
+    """Occurrences per `unit` ("day" or "hour") over the period ([time, n])."""
+    if _empty(df, "n"):
+        return empty_figure("No occurrences in this period", height=height)
+    stamp = "%Y-%m-%d" if unit == "day" else "%Y-%m-%d %H:00"
+    trace = {
+        "type": "bar",
+        "x": [t.isoformat() for t in df["time"]],
+        "y": df["n"].tolist(),
+        "marker": {"color": BAD},
+        "hovertemplate": f"%{{x|{stamp}}}: %{{y:,}}<extra></extra>",
+    }
+    return _figure([trace], height, xaxis={"type": "date"}, yaxis={"rangemode": "tozero"})

@@ -23,6 +23,8 @@ from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine, utcnow
 from server.keys.api_keys import create_key, delete_key, rotate_key, touch_key
+from server.keys.masks import KINDS as MASK_KINDS
+from server.keys.masks import MASK_LIMIT, MaskLimitReached, add_mask, delete_mask, list_masks
 from server.keys.shares import ShareError, create_share, revoke_share
 from server.models import api_keys
 
@@ -165,12 +167,56 @@ def _revoke(key_id: int) -> Response:
     return redirect("settings", code=303)
 
 
+def masks_of(key_id: int) -> list[dict]:
+    """The key's own masking patterns (the settings page lists them)."""
+    with get_engine().connect() as conn:
+        return list_masks(conn, key_id)
+
+
+def _add_mask(key_id: int) -> Response:
+    kind = request.form.get("kind", "")
+    pattern = request.form.get("pattern", "")
+    if "\x00" in pattern:  # PostgreSQL's text holds no NUL: refused here, not as a 500
+        flash("No pattern was added: it holds a NUL character.", "error")
+        return redirect("settings", code=303)
+    try:
+        with get_engine().begin() as conn:
+            added = add_mask(conn, key_id, kind, pattern)
+    except ValueError as exc:
+        flash(f"No pattern was added: {exc}", "error")
+    except MaskLimitReached:
+        flash(f"No pattern was added: a key has at most {MASK_LIMIT}.", "error")
+    else:
+        flash(f"Masking {added['kind']} names matching {added['pattern']!r} from now on.", "done")
+    return redirect("settings", code=303)
+
+
+def _delete_mask(key_id: int) -> Response:
+    raw = request.form.get("mask_id", "")
+    with get_engine().begin() as conn:
+        found = (
+            raw.isascii()
+            and raw.isdigit()
+            and len(raw) < 10
+            and delete_mask(conn, key_id, int(raw))
+        )
+    if found:
+        flash("Deleted the pattern: requests logged from now on no longer use it.", "done")
+    else:
+        flash("No such pattern for this key.", "error")
+    return redirect("settings", code=303)
+
+
+MASK_FIELDS = {"kinds": MASK_KINDS, "limit": MASK_LIMIT}
+
 ACTIONS = {
     "name": _rename,
     "rotate": _rotate,
     "delete": _delete,
     "share": _share,
     "revoke": _revoke,
+    "mask": _add_mask,
+    "unmask": _delete_mask,
 }
 
 

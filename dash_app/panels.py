@@ -39,6 +39,7 @@ class Overview:
     systems: pd.DataFrame
     devices: pd.DataFrame
     top_users: pd.DataFrame
+    user_ids: pd.DataFrame  # [user_id, n]: the busiest client-sent user ids
     hostnames: list[str]
 
     @property
@@ -78,6 +79,7 @@ def compute(key_id: int, filters: Filters, now: datetime | None = None) -> Overv
         systems=agg.ranked(clients, "os", 15),
         devices=agg.ranked(clients, "device"),
         top_users=agg.top_users(a.users.top),
+        user_ids=a.user_ids,
         hostnames=a.hostnames,
     )
 
@@ -127,7 +129,26 @@ def render(data: Overview) -> dict:
             }
             for row in data.top_users.itertuples()
         ],
+        "user_ids": [
+            {"user_id": str(row.user_id), "n": int(row.n)} for row in data.user_ids.itertuples()
+        ],
     }
+
+
+def status_links(status_codes: pd.DataFrame) -> list[tuple[str, str, str]]:
+    """(text, anchor, id) of the errors page links the status codes panel offers: server
+    errors lead to the error groups, 422s to the validation errors."""
+    if status_codes.empty:
+        return []
+    codes = status_codes.groupby("status")["n"].sum()
+    server_errors = int(codes[codes.index >= 500].sum())
+    invalid = int(codes.get(422, 0))
+    links = []
+    if server_errors:
+        links.append((f"{server_errors:,} server errors →", "", "ov-to-errors"))
+    if invalid:
+        links.append((f"{invalid:,} invalid (422) →", "#validation", "ov-to-validation"))
+    return links
 
 
 def refresh(key_id: int, filters: Filters, now: datetime | None = None):

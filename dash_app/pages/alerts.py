@@ -11,6 +11,7 @@ import logging
 
 from dash import ALL, Input, Output, State, ctx, dcc, html, no_update
 
+from dash_app.pages.alert_tables import channels_list, incidents_table, rules_table
 from server.alerts import deliveries, notify
 from server.alerts import rules as alerts
 from server.csrf import csrf_ok, csrf_token
@@ -25,7 +26,21 @@ KIND_LABELS = {
     "latency_p95": "p95 response time above Y ms",
     "no_traffic": "No traffic for N minutes",
     "monitor_down": "Monitor down for K checks",
+    "new_error": "A new error (group first seen)",
+    "error_regression": "A resolved error comes back",
 }
+# The form's fields each kind uses (server.alerts.rules.check_rule clears the others);
+# name and channels are every kind's.
+KIND_FIELDS = {
+    "error_rate": ("threshold", "window", "min", "4xx"),
+    "latency_p95": ("threshold", "window", "min", "endpoint"),
+    "no_traffic": ("window",),
+    "monitor_down": ("monitor", "k"),
+    "new_error": ("window",),
+    "error_regression": ("window",),
+}
+FIELDS = ("threshold", "window", "min", "4xx", "endpoint", "monitor", "k")
+HIDDEN = {"display": "none"}
 
 
 def layout(page_path: str) -> html.Div:
@@ -48,8 +63,12 @@ def layout(page_path: str) -> html.Div:
     )
 
 
-def _field(label: str, control) -> html.Label:
-    return html.Label([html.Span(label, className="stat-label"), control], className="field")
+def _field(label: str, control, name: str | None = None) -> html.Label:
+    """A labelled control; `name` makes it one the kind picker shows or hides."""
+    props = {"id": f"al-f-{name}"} if name else {}
+    return html.Label(
+        [html.Span(label, className="stat-label"), control], className="field", **props
+    )
 
 
 def _rule_form() -> html.Div:
@@ -65,18 +84,38 @@ def _rule_form() -> html.Div:
                     clearable=False,
                 ),
             ),
-            _field("Threshold (% or ms)", dcc.Input(id="al-rule-threshold", type="number")),
-            _field("Window (minutes)", dcc.Input(id="al-rule-window", type="number", value=5)),
-            _field("At least N requests", dcc.Input(id="al-rule-min", type="number", value=10)),
-            dcc.Checklist(
-                id="al-rule-4xx", options=[{"label": " count 4xx as errors", "value": "4xx"}]
+            _field(
+                "Threshold (% or ms)",
+                dcc.Input(id="al-rule-threshold", type="number"),
+                "threshold",
+            ),
+            _field(
+                "Window (minutes)",
+                dcc.Input(id="al-rule-window", type="number", value=5),
+                "window",
+            ),
+            _field(
+                "At least N requests",
+                dcc.Input(id="al-rule-min", type="number", value=10),
+                "min",
+            ),
+            html.Div(
+                dcc.Checklist(
+                    id="al-rule-4xx", options=[{"label": " count 4xx as errors", "value": "4xx"}]
+                ),
+                id="al-f-4xx",
             ),
             _field(
                 "Endpoint (optional, p95)",
                 dcc.Input(id="al-rule-endpoint", type="text", placeholder="GET /items/{id}"),
+                "endpoint",
             ),
-            _field("Monitor", dcc.Dropdown(id="al-rule-monitor")),
-            _field("Failed checks in a row", dcc.Input(id="al-rule-k", type="number", value=3)),
+            _field("Monitor", dcc.Dropdown(id="al-rule-monitor"), "monitor"),
+            _field(
+                "Failed checks in a row",
+                dcc.Input(id="al-rule-k", type="number", value=3),
+                "k",
+            ),
             _field("Notify", dcc.Checklist(id="al-rule-channels")),
             html.Button("Create rule", id="al-rule-create", className="button"),
             html.Div(id="al-rule-msg", className="form-msg"),
@@ -115,130 +154,24 @@ def _number(value):
     return None if value in (None, "") else value
 
 
-def _rules_table(rules: list[dict], channel_names: dict) -> html.Div:
-    if not rules:
-        return html.P("No rules yet: create one below.", className="notice")
-    rows = []
-    for rule in rules:
-        state = html.Span(rule["state"], className=f"state state-{rule['state']}")
-        notify = ", ".join(channel_names.get(c, str(c)) for c in rule["channel_ids"]) or "–"
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(rule["name"]),
-                    html.Td(describe(rule)),
-                    html.Td(state),
-                    html.Td(notify),
-                    html.Td(
-                        html.Button(
-                            "Delete",
-                            id={"type": "al-rule-del", "index": rule["id"]},
-                            className="button small",
-                        )
-                    ),
-                ],
-                id=f"al-rule-{rule['id']}",
-            )
-        )
-    head = html.Tr([html.Th(h) for h in ("Rule", "Condition", "State", "Notifies", "")])
-    return html.Table([html.Thead(head), html.Tbody(rows)], className="alerts-table")
-
-
-def describe(rule: dict) -> str:
-    """A rule's condition in words."""
-    kind = rule["kind"]
-    if kind == "error_rate":
-        errors = "4xx+5xx" if rule["include_4xx"] else "5xx"
-        return (
-            f"{errors} above {rule['threshold']:g}% over {rule['window_minutes']} min "
-            f"(at least {rule['min_requests']} requests)"
-        )
-    if kind == "latency_p95":
-        scope = f" on {rule['endpoint']}" if rule["endpoint"] else ""
-        return f"p95{scope} above {rule['threshold']:g} ms over {rule['window_minutes']} min"
-    if kind == "no_traffic":
-        return f"no requests for {rule['window_minutes']} min (when usually busy)"
-    return f"monitor {rule['monitor_id']} down for {rule['consecutive']} checks in a row"
-
-
-def _channels_list(channels: list[dict]) -> html.Div:
-    if not channels:
-        return html.P("No channels yet.", className="notice")
-    items = []
-    for channel in channels:
-        items.append(
-            html.Li(
-                [
-                    html.Span(f"{channel['name']} ({channel['kind']}): ", className="channel-name"),
-                    html.Span(_shown_target(channel), className="channel-target"),
-                    html.Button(
-                        "Send test",
-                        id={"type": "al-ch-test", "index": channel["id"]},
-                        className="button small",
-                    ),
-                    html.Button(
-                        "Delete",
-                        id={"type": "al-ch-del", "index": channel["id"]},
-                        className="button small",
-                    ),
-                ],
-                id=f"al-channel-{channel['id']}",
-            )
-        )
-    return html.Ul(items, className="channels")
-
-
-def _shown_target(channel: dict) -> str:
-    """A Slack or webhook URL's path is often its secret: show the host only."""
-    if channel["kind"] == "email":
-        return channel["target"]
-    from urllib.parse import urlsplit
-
-    return f"{urlsplit(channel['target']).netloc}/…"
-
-
-def _incidents_table(incidents: list[dict], channel_names: dict) -> html.Div:
-    if not incidents:
-        return html.P("No incidents yet.", className="notice")
-    rows = []
-    for incident in incidents:
-        deliveries = "; ".join(_delivery_line(d, channel_names) for d in incident["deliveries"])
-        end = incident["resolved_at"]
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(incident["rule_name"]),
-                    html.Td(f"{incident['started_at']:%Y-%m-%d %H:%M} UTC"),
-                    html.Td(f"{end:%Y-%m-%d %H:%M} UTC" if end else "open"),
-                    html.Td(incident["summary"]),
-                    html.Td(deliveries or "–"),
-                ]
-            )
-        )
-    head = html.Tr([html.Th(h) for h in ("Rule", "Started", "Resolved", "What", "Notifications")])
-    return html.Table([html.Thead(head), html.Tbody(rows)], className="alerts-table")
-
-
-def _delivery_line(delivery: dict, channel_names: dict) -> str:
-    """'open → ops: sent, 1 attempt (last 12:03 UTC)', with the last error if any."""
-    name = channel_names.get(delivery["channel_id"], delivery["channel_id"])
-    line = f"{delivery['event']} → {name}: {delivery['status']}"
-    if delivery["last_error"]:
-        line += f" ({delivery['last_error']})"
-    attempts = delivery["attempts"]
-    line += f", {attempts} attempt{'s' if attempts != 1 else ''}"
-    if delivery["attempt_log"]:
-        line += f" (last {delivery['attempt_log'][-1]['at']:%H:%M} UTC)"
-    return line
-
-
 def _signed_in(conn):
     from dash_app.session import signed_in_key_id
 
     return signed_in_key_id(conn)
 
 
+def field_styles(kind) -> list[dict]:
+    """Each optional field's style for the picked kind: the ones it does not use hidden."""
+    used = KIND_FIELDS.get(kind if isinstance(kind, str) else "", KIND_FIELDS["error_rate"])
+    return [{} if name in used else HIDDEN for name in FIELDS]
+
+
 def register(app) -> None:
+    app.callback(
+        *[Output(f"al-f-{name}", "style") for name in FIELDS],
+        Input("al-rule-kind", "value"),
+    )(field_styles)
+
     @app.callback(
         Output("al-rules", "children"),
         Output("al-channels", "children"),
@@ -262,9 +195,9 @@ def register(app) -> None:
             ).all()
         names = {c["id"]: c["name"] for c in channels}
         return (
-            _rules_table(rules, names),
-            _channels_list(channels),
-            _incidents_table(incidents, names),
+            rules_table(rules, names),
+            channels_list(channels),
+            incidents_table(incidents, names),
             [{"label": f" {c['name']} ({c['kind']})", "value": c["id"]} for c in channels],
             [{"label": f"{m.method} {m.url}", "value": m.id} for m in owned],
         )

@@ -7,12 +7,17 @@ from datetime import UTC, date, datetime, timedelta
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from dash_app.pages.common import page_path, table
+from dash_app.clicks import table_row
+from dash_app.error_views import request_details
+from dash_app.errors_data import detail_text, parse_id
+from dash_app.pages.common import page_path, table, viewer_at
 from dash_app.session import share_problem_text, viewer_for
 from server.db import get_engine
 from server.stats import EXPLORER_COLUMNS, ExplorerFilters, explorer_page, hostnames
+from server.stats.errors import capture
 
 PAGE_SIZE = 50
+MAX_PAGE = 1_000_000  # a forged page number past it is the first page
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 LABELS = {
     "created_at": "Time (UTC)",
@@ -27,6 +32,7 @@ LABELS = {
     "browser": "Client",
     "os": "OS",
     "device": "Device",
+    "consumer": "Consumer",
 }
 FILTER_INPUTS = (
     ("ex-dates", "start_date"),
@@ -105,15 +111,22 @@ def layout(page_path: str) -> html.Div:
             dcc.Loading(
                 table(
                     "ex-rows",
-                    [(c, LABELS[c]) for c in EXPLORER_COLUMNS],
+                    [(c, LABELS[c]) for c in EXPLORER_COLUMNS if c in LABELS],
                     page_size=PAGE_SIZE,
                 ),
                 type="dot",
             ),
             html.Div(id="ex-empty"),
+            html.Div(HINT, id="ex-detail", className="ex-detail"),
         ],
         className="explorer panel wide",
     )
+
+
+HINT = html.P(
+    "Click a row to see its exception, validation errors and captured request and response.",
+    className="muted",
+)
 
 
 def _sized(component, width: int) -> html.Div:
@@ -150,6 +163,7 @@ def register(app) -> None:
         Output("ex-next", "disabled"),
         Output("ex-empty", "children"),
         Output("ex-hostname", "options"),
+        Output("ex-rows", "active_cell"),
         Input("ex-prev", "n_clicks"),
         Input("ex-next", "n_clicks"),
         *[Input(cid, prop) for cid, prop in FILTER_INPUTS],
@@ -158,7 +172,8 @@ def register(app) -> None:
     )
     def show_rows(_prev, _next, *rest):
         """Newer/older turn the page; any filter change goes back to the newest rows."""
-        values, page, pathname = rest[:-2], rest[-2] or 0, rest[-1]
+        values, page, pathname = rest[:-2], rest[-2], rest[-1]
+        page = page if isinstance(page, int) and 0 <= page < MAX_PAGE else 0
         if ctx.triggered_id == "ex-next":
             page += 1
         elif ctx.triggered_id == "ex-prev":
@@ -173,7 +188,7 @@ def register(app) -> None:
         if key_id is None:
             reason = share_problem_text(viewer.share)[1] if viewer.share else "Sign in first."
             notice = html.Div(reason, className="notice", id="ex-gone")
-            return [], 0, "", True, True, notice, []
+            return [], 0, "", True, True, notice, [], None
         frame, more = explorer_page(key_id, filters, page, PAGE_SIZE)
         share_host = viewer.share.hostname if viewer.share else None
         hosts = [share_host] if share_host else hostnames(key_id)
@@ -186,4 +201,48 @@ def register(app) -> None:
         label = f"Rows {first:,}–{first + len(frame) - 1:,}" if len(frame) else f"Page {page + 1}"
         options = [{"label": h, "value": h} for h in hosts]
         records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        return records, page, label, page == 0, not more, empty, options or no_update
+        for record in records:
+            record["detail"] = detail_text(record.get("detail"))
+        return records, page, label, page == 0, not more, empty, options or no_update, None
+
+    @app.callback(
+        Output("ex-detail", "children"),
+        Input("ex-rows", "active_cell"),
+        State("ex-rows", "derived_viewport_data"),
+        *[State(cid, prop) for cid, prop in FILTER_INPUTS],
+        State("ex-page", "data"),
+        State("url", "pathname"),
+    )
+    def show_detail(cell, rows, *rest):
+        """The clicked request's exception, validation errors and captures."""
+        row = table_row(cell, rows)
+        if row is None:
+            return HINT
+        detail_id = parse_id(row.get("detail"))
+        if detail_id is None:
+            return html.P(NO_DETAILS, className="notice", id="ex-detail-none")
+        viewer = viewer_at(rest[-1])
+        if viewer.key_id is None:
+            return html.P("Sign in first.", className="notice")
+        if viewer.fixed and not _on_page(viewer, rest[:-2], rest[-2], detail_id):
+            return html.P("That request is not on this page any more.", className="notice")
+        return request_details(capture(viewer.key_id, detail_id), "ex-detail")
+
+
+NO_DETAILS = (
+    "This request carried no exception, validation errors or captured request and response."
+)
+
+
+def _on_page(viewer, values, page, detail_id: int) -> bool:
+    """Whether a share link's page of rows holds this detail, asked again under the link's
+    restrictions: the table's row only names the request, and a forged name must not open
+    one of the key's requests the link does not show."""
+    if not isinstance(page, int) or not 0 <= page < MAX_PAGE:
+        return False
+    try:
+        filters = replace(filters_from(*values), fixed=viewer.fixed)
+    except (TypeError, ValueError):
+        return False
+    frame, _more = explorer_page(viewer.key_id, filters, page, PAGE_SIZE)
+    return str(detail_id) in {detail_text(d) for d in frame["detail"].astype(object)}

@@ -10,12 +10,22 @@ from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, n
 from dash_app import figures
 from dash_app.aggregations import STATUS_CLASSES, endpoint_table
 from dash_app.clicks import CLICK_GRAPHS, apply_trigger
-from dash_app.countries import name_of
-from dash_app.pages.common import graph, number, page_path, panel, stat, table
-from dash_app.panels import refresh
-from dash_app.session import Viewer, share_problem_text, viewer_for
-from server.db import get_engine
-from server.stats.filters import DIM_LABELS, PERIODS, Filters
+from dash_app.pages.common import (
+    chips,
+    fixed_note,
+    graph,
+    no_data_reason,
+    number,
+    panel,
+    period_control,
+    stat,
+    table,
+    viewer_at,
+)
+from dash_app.pages.filtered import read
+from dash_app.panels import refresh, status_links
+from dash_app.session import Viewer
+from server.stats.filters import PERIODS, Filters
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +55,7 @@ def layout(page_path: str) -> html.Div:
     defaults = Filters()
     controls = html.Div(
         [
-            dcc.RadioItems(
-                id="ov-period",
-                options=[{"label": label, "value": key} for key, (label, _d) in PERIODS.items()],
-                value=defaults.period,
-                className="periods",
-                inline=True,
-            ),
+            period_control("ov-period", defaults.period),
             dcc.Dropdown(
                 id="ov-hostname",
                 placeholder="All hostnames",
@@ -87,10 +91,14 @@ def layout(page_path: str) -> html.Div:
             dcc.Loading(html.Div(id="ov-summary", className="stats"), type="dot"),
             html.Div(
                 [
-                    panel("Activity", graph("ov-activity"), wide=True),
-                    panel("Response times", graph("ov-histogram")),
-                    panel("Status codes", graph("ov-status")),
-                    panel("API versions", graph("ov-versions")),
+                    panel("Activity", graph("ov-activity", figures.ACTIVITY_HEIGHT), wide=True),
+                    panel("Response times", graph("ov-histogram", figures.HEIGHT)),
+                    panel(
+                        "Status codes",
+                        graph("ov-status", figures.HEIGHT),
+                        extra=html.Div(id="ov-status-links", className="panel-links"),
+                    ),
+                    panel("API versions", graph("ov-versions", figures.HEIGHT)),
                     panel(
                         "Endpoints",
                         dcc.Tabs(
@@ -112,13 +120,13 @@ def layout(page_path: str) -> html.Div:
                         ),
                         wide=True,
                     ),
-                    panel("Location", graph("ov-map"), span=2),
-                    panel("Top countries", graph("ov-countries")),
-                    panel("Clients", graph("ov-browsers")),
-                    panel("Operating systems", graph("ov-os")),
-                    panel("Devices", graph("ov-devices")),
-                    panel("Hour of day (UTC)", graph("ov-hours"), span=2),
-                    panel("Day of week", graph("ov-weekdays")),
+                    panel("Location", graph("ov-map", figures.MAP_HEIGHT), span=2),
+                    panel("Top countries", graph("ov-countries", figures.HEIGHT)),
+                    panel("Clients", graph("ov-browsers", figures.HEIGHT)),
+                    panel("Operating systems", graph("ov-os", figures.HEIGHT)),
+                    panel("Devices", graph("ov-devices", figures.HEIGHT)),
+                    panel("Hour of day (UTC)", graph("ov-hours", figures.HEIGHT), span=2),
+                    panel("Day of week", graph("ov-weekdays", figures.HEIGHT)),
                     panel(
                         "Top users",
                         table(
@@ -130,7 +138,11 @@ def layout(page_path: str) -> html.Div:
                                 ("location", "Country"),
                             ],
                         ),
-                        wide=True,
+                        span=2,
+                    ),
+                    panel(
+                        "User ID",
+                        table("ov-user-ids", [("user_id", "User id"), ("n", "Requests")]),
                     ),
                 ],
                 className="grid",
@@ -138,23 +150,6 @@ def layout(page_path: str) -> html.Div:
         ],
         className="overview",
     )
-
-
-def _chips(filters: Filters) -> list:
-    chips = []
-    for dim, value in filters.clicks:
-        shown = value or "Unknown"
-        if dim == "location":
-            shown = name_of(value)
-        chips.append(
-            html.Button(
-                [f"{DIM_LABELS[dim]}: {shown}", html.Span(" ×", className="chip-x")],
-                id={"type": "ov-chip", "dim": dim},
-                className="chip",
-                title="Remove this filter",
-            )
-        )
-    return chips
 
 
 def register(app) -> None:
@@ -170,6 +165,7 @@ def register(app) -> None:
         Output("ov-chips", "children"),
         Output("ov-endpoints", "active_cell"),
         Output("ov-users", "active_cell"),
+        Output("ov-user-ids", "active_cell"),
         *[Output(g, "clickData") for g in graph_ids],
         Input("ov-url", "search"),
         Input("ov-period", "value"),
@@ -178,20 +174,23 @@ def register(app) -> None:
         Input("ov-hidden", "value"),
         Input("ov-endpoints", "active_cell"),
         Input("ov-users", "active_cell"),
+        Input("ov-user-ids", "active_cell"),
         Input({"type": "ov-chip", "dim": ALL}, "n_clicks"),
         *[Input(g, "clickData") for g in graph_ids],
         State("ov-endpoints", "derived_viewport_data"),
         State("ov-users", "derived_viewport_data"),
+        State("ov-user-ids", "derived_viewport_data"),
     )
-    def sync_filters(search, period, hostname, toggles, hidden, endpoint_cell, user_cell, *rest):
+    def sync_filters(search, period, hostname, toggles, hidden, endpoint_cell, user_cell,
+                     user_id_cell, *rest):  # fmt: skip
         """The URL is the source of truth: controls and clicks rewrite it, reloads read it."""
         chip_clicks = rest[0]
         clicks = dict(zip(graph_ids, rest[1 : 1 + len(graph_ids)], strict=True))
-        endpoint_rows, user_rows = rest[-2], rest[-1]
+        endpoint_rows, user_rows, user_id_rows = rest[-3], rest[-2], rest[-1]
         trigger = ctx.triggered_id
         if isinstance(trigger, dict) and not any(chip_clicks):
             trigger = None  # chips re-rendered, nobody clicked
-        current = Filters.from_query(search)
+        current = read(search)[0]
         filters = apply_trigger(
             current,
             trigger,
@@ -205,6 +204,8 @@ def register(app) -> None:
                 "endpoint_rows": endpoint_rows,
                 "user_cell": user_cell,
                 "user_rows": user_rows,
+                "user_id_cell": user_id_cell,
+                "user_id_rows": user_id_rows,
             },
         )
         query = filters.to_query()
@@ -215,7 +216,8 @@ def register(app) -> None:
             filters.hostname,
             filters.toggles,
             ", ".join(filters.hidden),
-            _chips(filters),
+            chips(filters, "ov-chip"),
+            None,
             None,
             None,
             *[None] * len(graph_ids),
@@ -227,6 +229,8 @@ def register(app) -> None:
         *[Output(g, "figure") for g in FIGURE_OUTPUTS],
         Output("ov-endpoint-rows", "data"),
         Output("ov-users", "data"),
+        Output("ov-user-ids", "data"),
+        Output("ov-status-links", "children"),
         Output("ov-hostname", "options"),
         Output("ov-export", "href"),
         Input("ov-filters", "data"),
@@ -235,24 +239,15 @@ def register(app) -> None:
     def update_panels(query, pathname):
         """One full refresh: every panel from the same filters."""
         if query is None:
-            return (no_update,) * (len(FIGURE_OUTPUTS) + 6)
-        with get_engine().connect() as conn:
-            viewer = viewer_for(conn, page_path(pathname))
+            return (no_update,) * (len(FIGURE_OUTPUTS) + 8)
+        viewer = viewer_at(pathname)
         # A share link's restrictions ride along every question, whatever the URL says.
-        filters = replace(Filters.from_query(query), fixed=viewer.fixed)
+        filters = replace(read(query)[0], fixed=viewer.fixed)
         key_id = viewer.key_id
         if key_id is None:
-            message = html.Div(_no_data_reason(viewer), className="notice", id="ov-gone")
+            message = html.Div(no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
-            return (
-                [],
-                message,
-                *[empty] * len(FIGURE_OUTPUTS),
-                [],
-                [],
-                [],
-                "",
-            )
+            return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], [], None, [], "")
         data, out = refresh(key_id, filters)
         empty_note = None
         if data.empty:
@@ -267,10 +262,12 @@ def register(app) -> None:
         )
         return (
             _summary(data),
-            [*_fixed_note(viewer), empty_note],
+            [*fixed_note(viewer, "ov-fixed"), empty_note],
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,
             out["top_users"],
+            out["user_ids"],
+            _status_links(data, viewer, filters),
             [{"label": h, "value": h} for h in hosts],
             export,
         )
@@ -301,21 +298,13 @@ def _export_href(filters: Filters, viewer: Viewer) -> str:
     return get_relative_path("/export.csv") + query
 
 
-def _no_data_reason(viewer: Viewer) -> str:
-    if viewer.kind == "share":
-        return share_problem_text(viewer.share)[1]
-    return "Sign in again to see this key's data."
-
-
-def _fixed_note(viewer: Viewer) -> list:
-    """A share link's fixed restrictions, said once above the numbers."""
-    if viewer.share is None:
-        return []
-    from dash_app.pages.settings import restrictions
-
-    share = {"hostname": viewer.share.hostname, "filters": viewer.share.filters}
-    text = f"Shared view, read-only. Shows: {restrictions(share)}."
-    return [html.Div(text, className="notice fixed-note", id="ov-fixed")]
+def _status_links(data, viewer: Viewer, filters: Filters) -> list:
+    """5xx lead to the errors page, 422s to its validation errors, with the same filters."""
+    base = get_relative_path(f"{viewer.base}/errors") + filters.to_query()
+    return [
+        dcc.Link(text, href=base + anchor, id=link_id, className="panel-link")
+        for text, anchor, link_id in status_links(data.status_codes)
+    ]
 
 
 def _summary(data) -> list:

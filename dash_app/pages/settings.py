@@ -20,10 +20,12 @@ STAMP = "%Y-%m-%d %H:%M UTC"
 
 def layout(key_id: int) -> html.Div:
     from dash_app import post_form
+    from dash_app.forms import MASK_FIELDS, masks_of
 
     with get_engine().connect() as conn:
         about = describe_key(conn, key_id) or {}
         shares = list_shares(conn, key_id)
+    masks = masks_of(key_id)
     messages = [
         html.Div(text, className="error" if kind == "error" else "done", id=f"settings-{kind}")
         for kind, text in get_flashed_messages(with_categories=True)
@@ -92,6 +94,46 @@ def layout(key_id: int) -> html.Div:
                     class_name="settings-form share-form",
                 ),
                 _share_list(shares, form),
+            ),
+            _section(
+                "Masking",
+                html.P(
+                    "Captured headers, query parameters and body fields whose lower-cased "
+                    "name matches one of these regular expressions are stored as [masked], "
+                    "on top of the defaults (authorization, cookies, password, token, card, "
+                    f"...). Up to {MASK_FIELDS['limit']} patterns; they apply to requests "
+                    "logged from now on."
+                ),
+                form(
+                    "mask",
+                    html.Label(
+                        [
+                            html.Span("Kind"),
+                            html.Select(
+                                [html.Option(k, value=k) for k in MASK_FIELDS["kinds"]],
+                                name="kind",
+                                id="mask-kind",
+                            ),
+                        ],
+                        className="field",
+                    ),
+                    html.Label(
+                        [
+                            html.Span("Pattern"),
+                            dcc.Input(
+                                name="pattern",
+                                placeholder="e.g. session|x-tenant-secret",
+                                maxLength=200,
+                                id="mask-pattern",
+                                style={"width": "280px"},
+                            ),
+                        ],
+                        className="field",
+                    ),
+                    html.Button("Add a pattern", type="submit", className="button", id="mask-add"),
+                    form_id="form-mask",
+                ),
+                _mask_list(masks, form),
             ),
             _section(
                 "Delete all data",
@@ -167,6 +209,37 @@ def _key_facts(about: dict) -> html.Ul:
     )
 
 
+def _row_button(form, action: str, field: str, item_id: int, label: str) -> html.Form:
+    """A one-button form acting on one row: revoke a link, delete a pattern."""
+    button = html.Button(label, type="submit", className="button", id=f"{action}-{item_id}")
+    return form(
+        action,
+        _hidden(field, item_id),
+        button,
+        form_id=f"form-{action}-{item_id}",
+        class_name="inline-form",
+    )
+
+
+def _mask_list(masks: list[dict], form) -> html.Div:
+    if not masks:
+        return html.P("No patterns of your own yet.", className="muted", id="mask-list")
+    rows = [
+        html.Tr(
+            [
+                html.Td(mask["kind"]),
+                html.Td(html.Code(mask["pattern"])),
+                html.Td(mask["created_at"].strftime(STAMP)),
+                html.Td(_row_button(form, "unmask", "mask_id", mask["id"], "Delete")),
+            ],
+            id=f"mask-row-{mask['id']}",
+        )
+        for mask in masks
+    ]
+    head = html.Tr([html.Th(t) for t in ("Kind", "Pattern", "Added", "")])
+    return html.Table([html.Thead(head), html.Tbody(rows)], className="share-list", id="mask-list")
+
+
 def restrictions(share: dict) -> str:
     parts = [f"Hostname: {share['hostname']}"] if share.get("hostname") else []
     for dim, value in sorted(share.get("filters", {}).items()):
@@ -182,15 +255,7 @@ def _share_list(shares: list[dict], form) -> html.Div:
     for share in shares:
         expires = share["expires_at"].strftime(STAMP) if share["expires_at"] else "never"
         action = (
-            form(
-                "revoke",
-                _hidden("share_id", share["id"]),
-                html.Button(
-                    "Revoke", type="submit", className="button", id=f"revoke-{share['id']}"
-                ),
-                form_id=f"form-revoke-{share['id']}",
-                class_name="inline-form",
-            )
+            _row_button(form, "revoke", "share_id", share["id"], "Revoke")
             if share["state"] == "active"
             else html.Span(share["state"], className="badge")
         )

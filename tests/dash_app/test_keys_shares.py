@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import re
 from datetime import UTC, datetime, timedelta
@@ -27,18 +28,34 @@ def auth(key: str) -> dict:
     return {"X-AUTH-TOKEN": key}
 
 
-def callback(client, output: str, values: dict) -> dict:
+def callback(client, output: str, values: dict, changed: str | None = None) -> dict:
     """Call the Dash callback whose outputs include `output` ('id.prop') as the browser
-    does, with `values` for its inputs and state by 'id.prop'; its outputs by id."""
+    does, with `values` for its inputs and state by 'id.prop'; its outputs by id.
+
+    `changed` names the input that fired ('id.prop'; the first by default), and picks the
+    callback when two write `output`. A pattern-matching input's value is its list of
+    {id, property, value}, by its id as the callback map spells it.
+    """
     app = client.application.extensions["dash_app"]
-    name = next(k for k in app.callback_map if output in k.strip(".").split("..."))
+    names = [k for k in app.callback_map if output in
+             [o.split("@")[0] for o in k.strip(".").split("...")]]  # fmt: skip
+    if changed is not None:
+        names = [k for k in names if any(_same_input(i, changed)
+                 for i in app.callback_map[k]["inputs"])]  # fmt: skip
+    name = names[0]
     spec = app.callback_map[name]
-    outputs = [dict(zip(("id", "property"), o.rsplit(".", 1), strict=True)) for o in
-               name.strip(".").split("...")]  # fmt: skip
+    outputs = [dict(zip(("id", "property"), o.split("@")[0].rsplit(".", 1), strict=True))
+               for o in name.strip(".").split("...")]  # fmt: skip
 
     def given(items):
-        return [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in items]
+        return [
+            values.get(f"{i['id']}.{i['property']}", [])
+            if i["id"].startswith("{")
+            else {**i, "value": values.get(f"{i['id']}.{i['property']}")}
+            for i in items
+        ]
 
+    first = f"{spec['inputs'][0]['id']}.{spec['inputs'][0]['property']}"
     response = client.post(
         "/dashboard/_dash-update-component",
         json={
@@ -46,11 +63,19 @@ def callback(client, output: str, values: dict) -> dict:
             "outputs": outputs if len(outputs) > 1 else outputs[0],
             "inputs": given(spec["inputs"]),
             "state": given(spec["state"]),
-            "changedPropIds": [f"{spec['inputs'][0]['id']}.{spec['inputs'][0]['property']}"],
+            "changedPropIds": [changed or first],
         },
     )
     assert response.status_code in (200, 204), response.get_data(as_text=True)[:500]
     return response.get_json()["response"] if response.status_code == 200 else {}
+
+
+def _same_input(spec_input: dict, changed: str) -> bool:
+    """Whether `changed` ('id.prop') fires this input (a pattern-matching one by its type)."""
+    component, prop = changed.rsplit(".", 1)
+    if spec_input["id"].startswith("{") and component.startswith("{"):
+        return json.loads(spec_input["id"])["type"] == json.loads(component)["type"]
+    return (spec_input["id"], spec_input["property"]) == (component, prop)
 
 
 def overview(client, pathname: str, query: str = "") -> dict:
@@ -152,8 +177,8 @@ def test_a_share_link_never_shows_settings_monitors_or_the_key(shared):
     page = render_page(client, link["path"])
     assert find(page["page"], "ov-summary") is not None
     labels = [str(item["props"].get("children")) for item in page["nav"]["children"]]
-    assert labels == ["Overview", "Explorer", "Shared view, read-only"]
-    for hidden in ("/settings", "/monitors"):
+    assert labels == ["Overview", "Explorer", "Errors", "Shared view, read-only"]
+    for hidden in ("/settings", "/monitors", "/consumers", "/alerts"):
         assert "No such page." in str(render_page(client, link["path"] + hidden)["page"])
     assert key not in str(page) and link["token"] not in str(page["page"])
     assert client.post("/dashboard/settings", data={"action": "name"}).status_code == 303
