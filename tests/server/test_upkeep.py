@@ -17,6 +17,7 @@ from server.keys.api_keys import lookup_key
 from server.lake import catalog
 from server.lake.compaction import remove_retired
 from server.lake.export import flush
+from server.lake.layout import DETAILS, PAYLOADS
 from server.lake.source import open_rows
 from server.lake.storage import get_storage
 from server.models import api_keys, pings
@@ -127,7 +128,7 @@ def test_retention_deletes_exactly_what_it_should(fresh_stack):
 
     # Tiny batches, so several transactions are needed and each must pick up where it left.
     counts = apply_retention(stack.engine, cutoffs, batch_size=2)
-    assert counts == {"keys": 1, "requests": 4, "pings": 2}
+    assert counts == {"keys": 1, "requests": 4, "pings": 2, "details": 0, "payloads": 0}
     # Whole files older than the cutoff were dropped and a straddling one rewritten; once
     # the grace period is over (0 here), none of the old files is left in storage.
     remove_retired(stack.engine, stack.config)
@@ -154,7 +155,47 @@ def test_retention_deletes_exactly_what_it_should(fresh_stack):
     assert ping_count(stack, idle_monitor) == 0
 
     # A second pass finds nothing left to do.
-    assert apply_retention(stack.engine, cutoffs) == {"keys": 0, "requests": 0, "pings": 0}
+    assert apply_retention(stack.engine, cutoffs) == {
+        "keys": 0, "requests": 0, "pings": 0, "details": 0, "payloads": 0
+    }  # fmt: skip
+
+
+def test_details_go_with_their_requests_and_payloads_sooner(fresh_stack):
+    """An exception's details are kept as long as its request (RETENTION_DAYS); captured
+    headers and bodies only PAYLOAD_RETENTION_DAYS (14)."""
+    stack = fresh_stack
+    key = stack.new_key()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    frame = {"file": "app.py", "line": 1, "function": "f", "in_app": True}
+    failed = {"type": "KeyError", "message": "'x'", "stack": [frame]}
+    captured = {"headers": [["accept", "json"]], "body": "{}", "body_type": "application/json"}
+    rows = [
+        row(created_at=days_ago(400), path="/old-failure", status=500, exception=failed),
+        row(created_at=days_ago(20), path="/failure", status=500, exception=failed,
+            request=captured),
+        row(created_at=days_ago(5), path="/recent-capture", request=captured),
+        row(created_at=days_ago(0), path="/plain"),
+    ]  # fmt: skip
+    assert post_batch(stack.client, key, rows).status_code == 201
+    stack.process_jobs()
+    flush()
+
+    def left(dataset) -> list[str]:
+        with open_rows(key_id) as found:
+            paths = dict(
+                found.query("SELECT detail, path FROM {rows} WHERE detail IS NOT NULL").fetchall()
+            )
+        with open_rows(key_id, dataset=dataset) as found:
+            details = found.query("SELECT detail FROM {rows}").fetchall()
+            return sorted(paths.get(d, "gone") for (d,) in details)
+
+    assert left(DETAILS) == ["/failure", "/old-failure"]
+    assert left(PAYLOADS) == ["/failure", "/recent-capture"]
+    counts = apply_retention(stack.engine, Cutoffs.from_config(stack.config), batch_size=2)
+    assert counts == {"keys": 0, "requests": 1, "pings": 0, "details": 1, "payloads": 1}
+    assert left(DETAILS) == ["/failure"]
+    assert left(PAYLOADS) == ["/recent-capture"]
 
 
 def test_recent_activity_keeps_a_key(fresh_stack):

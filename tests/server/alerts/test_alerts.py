@@ -395,7 +395,11 @@ def test_a_failing_webhook_is_retried_with_backoff_then_recorded_failed(alert_st
         assert sent.status_code == 202 and sent.get_json()["status"] == "pending"
         stack.process_jobs()  # the first attempt
         assert len(failing.received) == 1
-        t0 = datetime.now(UTC)
+        # From the first attempt's own time (a worker's teardown may take a while here).
+        (first,) = stack.client.get(
+            f"/api/alerts/channels/{channel['id']}/test", headers=auth(key)
+        ).get_json()
+        t0 = datetime.fromisoformat(first["attempt_log"][0]["at"])
         assert sending.send_due(t0 + timedelta(seconds=30)) == 0  # not due for a minute
         assert len(failing.received) == 1
         moment = t0 + timedelta(seconds=70)

@@ -58,7 +58,10 @@ def test_rows_come_back_in_the_hosted_shape(loaded):
     assert list(first) == [
         "hostname", "ip_address", "path", "user_agent", "method", "status", "response_time",
         "location", "user_id", "created_at", "browser", "os", "device", "framework",
+        # Ours beside the hosted shape, after it (docs/capture.md): None when not sent.
+        "consumer", "consumer_group",
     ]  # fmt: skip
+    assert (first["consumer"], first["consumer_group"]) == (None, None)
     assert first["ip_address"] == "8.8.8.8"
     assert first["location"] == "US"
     assert first["method"] == "GET"

@@ -12,6 +12,8 @@ from tests.conftest import postgres_stack, sqlite_stack
 EXAMPLES = 25
 
 
+# Every operation of the API, 25 cases each, in one test: longer than the default limit.
+@pytest.mark.timeout(900)
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_no_server_errors(request, backend, tmp_path, geoip_db):
     # MONITOR_ALLOW_PRIVATE: the generated monitor URLs are not resolved, so no test
@@ -37,6 +39,7 @@ def test_no_server_errors(request, backend, tmp_path, geoip_db):
                 case.body["api_key"] = key
             response = case.call_and_validate(checks=[not_a_server_error])
             assert response.status_code < 500, response.text[:300]
-            stack.process_jobs()
+            if case.method.upper() != "GET":  # a read asks for no job (each run costs a worker)
+                stack.process_jobs()
 
         run()

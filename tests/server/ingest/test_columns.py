@@ -296,7 +296,6 @@ def test_optional_fields_go_by_column_and_stage_and_store_as_row_by_row(stack):
     the row-by-row rules do; a bad optional field sends it row by row, refused by name."""
     from server.ingest.capture import extras_of
     from server.ingest.masking import DEFAULT
-
     from server.keys.api_keys import create_key
 
     rng = random.Random(5)
