@@ -34,6 +34,9 @@ h11, as a bare `pip install uvicorn` does. The report names the stack it measure
     python bench/middleware.py --framework flask --corun --variants ours,ours_b,noop,published
     python bench/middleware.py --framework fastapi --corun --variants ours,ours_ref,noop \
         --ref main                             # ours against the code of a git ref, A/B
+    python bench/middleware.py --corun --variants ours,ours_capture,noop  # ours logging
+        # headers and 1 KiB JSON bodies both ways, with a consumer mapper (every variant
+        # then serves that POST: bench/middleware_payload.py); target >= 0.90 x noop
 """
 
 from __future__ import annotations
@@ -63,6 +66,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench import middleware_payload  # noqa: E402
 from bench.services import free_port  # noqa: E402
 
 BENCH_DIR = ROOT / "bench"
@@ -77,9 +81,10 @@ DEFAULT_VARIANTS = ["bare", "ours", "noop", "hosted"]
 WSGI_VARIANTS = ["bare", "ours", "noop", "published"]
 # ours_mappers: ours with the seed's lambda mappers; ours_b: a second copy of ours, so
 # `--corun --variants ours,ours_b` (an A/A run) shows how far identical code reads apart;
-# ours_ref: the middleware as it is at `--ref` (e.g. main), an A/B run against it.
-ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b", "ours_ref"]
-ALL_WSGI_VARIANTS = [*WSGI_VARIANTS, "ours_b", "noop_mw"]
+# ours_ref: the middleware as it is at `--ref` (e.g. main), an A/B run against it;
+# ours_capture: ours logging both sides of each exchange (bench/middleware_payload.py).
+ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b", "ours_ref", "ours_capture"]
+ALL_WSGI_VARIANTS = [*WSGI_VARIANTS, "ours_b", "noop_mw", "ours_capture"]
 BOOTSTRAP_RESAMPLES = 10_000
 
 INSTRUCTION_RUNS = (500, 2500)
@@ -230,6 +235,7 @@ def pythonpath_for(variant: str, dirs: dict[str, Path]) -> str:
         "ours": MIDDLEWARE_DIR,
         "ours_b": MIDDLEWARE_DIR,
         "ours_mappers": MIDDLEWARE_DIR,
+        "ours_capture": MIDDLEWARE_DIR,
         "hosted": dirs.get("hosted"),
         "published": dirs.get("published"),
         "ours_ref": dirs.get("ref"),
@@ -405,6 +411,8 @@ def wrk_all(urls: list[str], seconds: int, args: argparse.Namespace) -> list[Run
     """One wrk per URL, all on wrk's core at the same time."""
     command = [*niced(args), "taskset", "-c", str(args.wrk_core), "wrk", f"-t{args.threads}",
                f"-c{args.connections}", f"-d{seconds}s", "--latency"]  # fmt: skip
+    if getattr(args, "script", None):  # the POST of ours_capture, for every variant
+        command += ["-s", str(args.script)]
     processes = [
         subprocess.Popen([*command, url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for url in urls
@@ -565,6 +573,8 @@ def run_corun(args, dirs: dict[str, Path], sink_url: str) -> int:
         else:
             ok &= ratio_verdict(f"ours / {other}", values, target)
         print(f"  {'':<15}rounds {min(values):.3f}-{max(values):.3f}")
+    if "ours_capture" in args.variants and "noop" in args.variants:
+        ok &= capture_verdict([r["ours_capture"].rps / r["noop"].rps for r in rounds])
     # Latency: every server shares the core, so all wait for their turn alike; the
     # difference of the medians of per-round p99s is what the middleware adds.
     p99 = {v: statistics.median(r[v].p99_ms for r in rounds) for v in args.variants}
@@ -577,6 +587,13 @@ def run_corun(args, dirs: dict[str, Path], sink_url: str) -> int:
         )
     write_json(args, {v: [runs[v] for runs in rounds] for v in args.variants})
     return 0 if ok else 1
+
+
+def capture_verdict(values: list[float]) -> bool:
+    """ours_capture / noop against its own target: capture costs what it does."""
+    ok = ratio_verdict("capture / noop", values, middleware_payload.TARGET_VS_NOOP)
+    print(f"  {'':<15}rounds {min(values):.3f}-{max(values):.3f}")
+    return ok
 
 
 def published_verdict(values: list[float], noop_over_published: list[float] | None) -> bool:
@@ -665,6 +682,8 @@ def report(results: Results, args: argparse.Namespace) -> bool:
             ok &= ratio_verdict(
                 "ours / hosted", results.round_ratios("ours", "hosted"), TARGET_VS_HOSTED, 2
             )
+        if "ours_capture" in variants and "noop" in variants:
+            ok &= capture_verdict(results.round_ratios("ours_capture", "noop"))
         if "published" in variants:
             ok &= published_verdict(
                 results.round_ratios("ours", "published"),
@@ -762,6 +781,9 @@ def run_one(args: argparse.Namespace) -> int:
             dirs["published"] = published_dir(Path(workdir))
         if "ours_ref" in args.variants:
             dirs["ref"] = ref_dir(Path(workdir), args.ref)
+        if "ours_capture" in args.variants:
+            args.script = middleware_payload.wrk_script(Path(workdir))
+            print(f"every variant serves POST {middleware_payload.PATH} with a 1 KiB JSON body")
         with sink(args) as sink_url:
             if args.instructions:
                 if args.framework != "fastapi":

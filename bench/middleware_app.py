@@ -1,7 +1,8 @@
 """The hello-world FastAPI app the middleware benchmark serves, one variant per process.
 
 BENCH_VARIANT picks what wraps it: bare, ours, ours_b (the same again, for an A/A run),
-ours_ref (ours as it is at a git ref, for an A/B run),
+ours_ref (ours as it is at a git ref, for an A/B run), ours_capture (ours logging both
+sides of each exchange, bench/middleware_payload.py; POST /echo answers its JSON back),
 ours_mappers (ours with the seed's lambda mappers), noop (a pure-ASGI recorder doing the
 least any analytics middleware must) or hosted (the `fastapi-analytics` client).
 `bench/middleware.py` puts the right `api_analytics` first on PYTHONPATH; this module
@@ -14,7 +15,8 @@ import os
 import sys
 from time import perf_counter
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 VARIANT = os.environ.get("BENCH_VARIANT", "bare")
 
@@ -63,10 +65,19 @@ async def root():
     return {"message": "Hello World"}
 
 
-if VARIANT in ("ours", "ours_b", "ours_mappers", "ours_ref"):
+@app.post("/echo")
+async def echo(request: Request):
+    return JSONResponse(await request.json())
+
+
+if VARIANT in ("ours", "ours_b", "ours_mappers", "ours_ref", "ours_capture"):
     analytics = _import_analytics(expect_hosted=False)
     config = analytics.Config()
     config.server_url = os.environ["BENCH_SINK_URL"]
+    if VARIANT == "ours_capture":
+        import middleware_payload
+
+        middleware_payload.capture_config(config)
     if VARIANT == "ours_mappers":
         config.get_ip_address = lambda request: request.headers.get(
             "X-Forwarded-For", request.client.host

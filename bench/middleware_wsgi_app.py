@@ -1,22 +1,24 @@
 """The hello-world Flask or Django app the middleware benchmark serves under gunicorn.
 
 BENCH_FRAMEWORK picks flask or django; BENCH_VARIANT what wraps it: bare, ours, ours_b
-(the same again, for an A/A run), noop (a WSGI recorder doing the least any analytics
-middleware must), noop_mw (Django: the same as a Django middleware) or published (the
-`api-analytics` package's module for the framework, as its README adds it).
-`bench/middleware.py` puts the right `api_analytics` first on PYTHONPATH; this module
-refuses to run with the wrong one.
+(the same again, for an A/A run), ours_capture (ours logging both sides of each exchange,
+bench/middleware_payload.py; POST /echo answers its JSON back), noop (a WSGI recorder
+doing the least any analytics middleware must), noop_mw (Django: the same as a Django
+middleware) or published (the `api-analytics` package's module for the framework, as its
+README adds it). `bench/middleware.py` puts the right `api_analytics` first on
+PYTHONPATH; this module refuses to run with the wrong one.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from time import perf_counter
 
 FRAMEWORK = os.environ.get("BENCH_FRAMEWORK", "flask")
 VARIANT = os.environ.get("BENCH_VARIANT", "bare")
-OURS = VARIANT in ("ours", "ours_b")
+OURS = VARIANT in ("ours", "ours_b", "ours_capture")
 
 
 class NoopWSGIRecorder:
@@ -58,6 +60,10 @@ def _config(module):
     config = module.Config()
     # published: a closed loopback port (its first post is 60 s after the first request).
     config.server_url = os.environ["BENCH_SINK_URL"]
+    if VARIANT == "ours_capture":
+        import middleware_payload
+
+        middleware_payload.capture_config(config)
     return config
 
 
@@ -78,11 +84,11 @@ class NoopDjangoMiddleware:
         return response
 
 
-if VARIANT not in ("bare", "ours", "ours_b", "noop", "noop_mw", "published"):
+if VARIANT not in ("bare", "ours", "ours_b", "ours_capture", "noop", "noop_mw", "published"):
     sys.exit(f"unknown BENCH_VARIANT {VARIANT!r}")
 
 if FRAMEWORK == "flask":
-    from flask import Flask
+    from flask import Flask, request
 
     flask_app = Flask(__name__)
 
@@ -90,7 +96,11 @@ if FRAMEWORK == "flask":
     def root():
         return {"message": "Hello World"}
 
-    if VARIANT in ("ours", "ours_b", "published"):
+    @flask_app.post("/echo")
+    def echo():
+        return request.get_json()
+
+    if VARIANT in ("ours", "ours_b", "ours_capture", "published"):
         analytics = _module("flask")
         analytics.add_middleware(flask_app, "bench-key", _config(analytics))
     app = NoopWSGIRecorder(flask_app) if VARIANT == "noop" else flask_app
@@ -104,10 +114,13 @@ elif FRAMEWORK == "django":
     def root(request):
         return JsonResponse({"message": "Hello World"})
 
-    urlpatterns = [path("", root)]
+    def echo(request):
+        return JsonResponse(json.loads(request.body))
+
+    urlpatterns = [path("", root), path("echo", echo)]
     middleware = [f"{__name__}.NoopDjangoMiddleware"] if VARIANT == "noop_mw" else []
     extra = {}
-    if VARIANT in ("ours", "ours_b", "published"):
+    if VARIANT in ("ours", "ours_b", "ours_capture", "published"):
         analytics = _module("django")
         middleware = ["api_analytics.django.Analytics"]
         extra = {"ANALYTICS_API_KEY": "bench-key", "ANALYTICS_CONFIG": _config(analytics)}

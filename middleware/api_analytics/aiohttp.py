@@ -4,8 +4,9 @@ It goes first in `app.middlewares`, so it times every other middleware too, and 
 404 of an unknown route. The clock stops when the handler chain returns: a
 `StreamResponse` the handler wrote is timed to its end, a `Response` until it is handed
 to aiohttp to send. An `HTTPException` is logged with its status, any other exception as
-500, and both are re-raised. The final flush runs in `app.on_cleanup`, which
-`web.run_app` reaches on SIGINT and SIGTERM.
+500 (with the exception), and both are re-raised. The final flush runs in
+`app.on_cleanup`, which `web.run_app` reaches on SIGINT and SIGTERM. A captured request
+body is the one the handler read (`request.read()`, `.text()`, `.json()`, `.post()`).
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from time import perf_counter
+from typing import Any
 
 from aiohttp import web
 
+from .capture import VALIDATION_STATUSES, Extra, with_exception
+from .exchange import answered
 from .mappers import Mapper, no_user_id, reads
-from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, header_recorder
+from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, Recorder, header_recorder
 
 __all__ = ["DEFAULT_SERVER_URL", "Config", "add_middleware"]
 
@@ -49,18 +53,28 @@ def add_middleware(app: web.Application, api_key: str, config: Config | None = N
     if recorder is None:
         return
 
+    capture = recorder.capture
+
     @web.middleware
     async def api_analytics(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = perf_counter()
         try:
             response = await handler(request)
-        except web.HTTPException as exc:
-            _record(recorder, request, started, perf_counter(), exc.status)
+        except web.HTTPException as exc:  # a response, raised
+            extra = _answered(recorder, request, started, exc)
+            _record(recorder, request, started, perf_counter(), exc.status, extra)
             raise
-        except Exception:
-            _record(recorder, request, started, perf_counter(), 500)
+        except Exception as exc:
+            extra = with_exception(None, recorder.settings, exc)
+            if capture is not None:
+                extra = _answered(recorder, request, started, None, extra)
+            _record(recorder, request, started, perf_counter(), 500, extra)
             raise
-        _record(recorder, request, started, perf_counter(), response.status)
+        status = response.status
+        extra = None
+        if capture is not None or status in VALIDATION_STATUSES:
+            extra = _answered(recorder, request, started, response)
+        _record(recorder, request, started, perf_counter(), status, extra)
         return response
 
     async def flush(app: web.Application) -> None:
@@ -68,3 +82,21 @@ def add_middleware(app: web.Application, api_key: str, config: Config | None = N
 
     app.middlewares.insert(0, api_analytics)
     app.on_cleanup.append(flush)
+
+
+def _answered(
+    recorder: Recorder, request: web.Request, started: float, response: Any,
+    extra: Extra | None = None,
+) -> Extra | None:  # fmt: skip
+    """What the response adds (its validation errors, the captured exchange); None for no
+    response (an exception)."""
+    try:
+        body = getattr(response, "body", None)
+        streamed = not isinstance(body, bytes)  # a StreamResponse, or a payload (a file)
+        return answered(
+            extra, recorder.settings, request, started, getattr(response, "status", 500),
+            request.query_string, request._read_bytes, response, body, streamed,
+        )  # fmt: skip
+    except Exception as exc:  # never let recording break the host request
+        recorder.warn_once("capturing the exchange", type(exc).__name__)
+        return extra

@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import threading
-import time
 import uuid
 import weakref
 import zlib
@@ -23,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from time import monotonic
 
-from .records import Record, RowFormatter, payload_frame
+from .records import Record, RowFormatter, encode_batches, payload_frame
 from .transport import Outcome, Transport
 
 logger = logging.getLogger(__name__)
@@ -35,6 +34,7 @@ GZIP_LEVEL = 1  # level 1 compresses request logs ~10x at a fraction of level 6'
 GZIP_MEMLEVEL = 4  # half zlib's default hash table: a smaller cache footprint, same ratio
 LOG_EVERY = 60.0  # seconds between repeated warnings of the same kind
 ENCODE_CHUNK = 1000  # records formatted and compressed in one stretch (see _encode)
+EXTRAS_CHUNK = 50  # the same, of records with optional fields (a captured body or two)
 
 _clients: weakref.WeakSet[Client] = weakref.WeakSet()
 
@@ -268,37 +268,13 @@ class Client:
         return records
 
     def _encode(self, records: list[Record]) -> list[Batch]:
-        """Format a batch as JSON and gzip it, splitting it if the body grows too large.
-
-        The default batch (1,000 records) is formatted in one stretch and compressed in
-        one call: every zlib call hands the GIL to the event loop and takes it back, and
-        on a core shared with the event loop each hand-over cost the host more than the
-        latency it saved (measured with bench/middleware.py). Larger batches (max_batch
-        up to 5,000) go ENCODE_CHUNK records at a time, so a request waits behind about
-        half a millisecond of formatting at most.
-        """
-        head, tail = self._frame
-        # Records hold perf_counter readings; the wall clock is read here, once a batch.
-        clock_offset = time.time() - time.perf_counter()
-        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 31, GZIP_MEMLEVEL)  # gzip
-        parts = []
-        size = 0
-        count = len(records)
-        for start in range(0, count, ENCODE_CHUNK):
-            end = start + ENCODE_CHUNK
-            text = self._formatter.to_json(
-                records[start:end], clock_offset, head if start == 0 else ",",
-                tail if end >= count else "",
-            )  # fmt: skip
-            # "replace": a lone surrogate from a mapper must not make the batch unsendable.
-            chunk = text.encode("utf-8", "replace")
-            size += len(chunk)
-            if size > MAX_BODY_BYTES and count > 1:
-                half = count // 2
-                return self._encode(records[:half]) + self._encode(records[half:])
-            parts.append(compressor.compress(chunk))
-        parts.append(compressor.flush())
-        return [Batch(records, b"".join(parts), uuid.uuid4().hex)]
+        """Format records as JSON and gzip them (`records.encode_batches`): one batch, or
+        several when the body would grow beyond MAX_BODY_BYTES."""
+        found = encode_batches(
+            self._formatter, self._frame, records, MAX_BODY_BYTES, ENCODE_CHUNK, EXTRAS_CHUNK,
+            (GZIP_LEVEL, zlib.DEFLATED, 31, GZIP_MEMLEVEL),  # gzip
+        )  # fmt: skip
+        return [Batch(part, body, uuid.uuid4().hex) for part, body in found]
 
     def _deliver_pending(self, give_up_at: float | None = None) -> bool:
         """Send pending batches in order, waiting out failures until each is settled.

@@ -34,6 +34,10 @@ class Config(BaseConfig):
     shutdown_timeout: seconds to wait for the final flush at shutdown.
     request_timeout: seconds for one POST to the server.
     retry_backoff, retry_backoff_max: first and largest wait between retries.
+    capture_exceptions, log_request_headers, log_request_body, log_response_headers,
+    log_response_body, body_max_bytes, body_sample_rate, mask_headers, mask_body_fields,
+    mask_query_params, mask_body, get_consumer: what a row carries besides its nine
+    fields (README, "Errors, payloads and consumers").
     """
 
     get_path: Mapper[Request] = reads("scope", "path")

@@ -11,6 +11,7 @@ requests that match a route, so an unknown path (404) is not logged.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import anyio.to_thread
 from litestar import Request
@@ -19,7 +20,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.plugins import InitPlugin
 
-from .asgi import ASGIAnalytics, ASGIApp, Receive, Scope, Send, client_host
+from .asgi import EXCEPTION_KEY, ASGIAnalytics, ASGIApp, Receive, Scope, Send, client_host
 from .mappers import Mapper, no_user_id, reads
 from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig
 
@@ -42,9 +43,33 @@ _ADAPTER = Adapter("Litestar", Config)
 
 
 class _RouteAnalytics(ASGIAnalytics):
-    """The request path around one route's ASGI app (Litestar builds one per route)."""
+    """The request path around one route's ASGI app (Litestar builds one per route).
+
+    Litestar answers a route's exception itself, inside this middleware: an
+    `after_exception` hook of the app, added at the route's first request, leaves the
+    exception in the scope for the request path to take.
+    """
 
     request_class = Request
+
+    def __init__(self, app: ASGIApp, recorder: Any) -> None:
+        super().__init__(app, recorder)
+        if recorder.settings.exceptions:
+            self._then = self._start
+            self._start = self._add_hook
+
+    def _add_hook(self, scope: Scope, receive: Receive, send: Send, started: float) -> tuple:
+        app = scope.get("litestar_app")
+        if app is not None and _leave_exception not in app.after_exception:
+            app.after_exception.append(_leave_exception)
+        self._start = self._then
+        if self._start is None:
+            return None, receive, send
+        return self._start(scope, receive, send, started)
+
+
+async def _leave_exception(exc: Exception, scope: Scope) -> None:
+    scope[EXCEPTION_KEY] = exc  # type: ignore[literal-required]
 
 
 class Analytics(ASGIMiddleware, InitPlugin):

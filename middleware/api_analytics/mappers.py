@@ -7,7 +7,8 @@ from dataclasses import fields
 from operator import attrgetter
 from typing import Any, TypeVar
 
-MAPPER_NAMES = ("get_path", "get_ip_address", "get_hostname", "get_user_agent", "get_user_id")
+MAPPER_NAMES = ("get_path", "get_ip_address", "get_hostname", "get_user_agent", "get_user_id",
+                "get_consumer")  # fmt: skip
 
 RequestT = TypeVar("RequestT")
 # Subscripted with the framework's request class (`Mapper[flask.Request]`), so that each
@@ -41,6 +42,11 @@ def reads(
 
 def no_user_id(request: Any) -> None:
     """The default `get_user_id` of every framework: the caller is not identified."""
+    return None
+
+
+def no_consumer(request: Any) -> None:
+    """The default `get_consumer`: no named consumer (docs/capture.md `consumer`)."""
     return None
 
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from .capture import DEFAULT_BODY_MAX, Extra, Settings, with_consumer
 from .core import Client
-from .mappers import custom_mappers, default_mappers
+from .mappers import custom_mappers, default_mappers, no_consumer
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ def default_server_url() -> str:
 
 @dataclass
 class BaseConfig:
-    """The settings every framework's `Config` has; each adds its five mappers.
+    """The settings every framework's `Config` has; each adds its five mappers (the
+    sixth, `get_consumer`, returns a str or a dict and is declared here once).
 
     The delivery settings are keyword-only, so a framework's `Config` takes its fields
     positionally in the published package's order: privacy_level, server_url, then the
@@ -52,6 +54,19 @@ class BaseConfig:
     request_timeout: float = field(default=10.0, kw_only=True)
     retry_backoff: float = field(default=1.0, kw_only=True)
     retry_backoff_max: float = field(default=60.0, kw_only=True)
+    # What a row carries besides its nine fields (docs/capture.md).
+    capture_exceptions: bool = field(default=True, kw_only=True)
+    log_request_headers: bool = field(default=False, kw_only=True)
+    log_request_body: bool = field(default=False, kw_only=True)
+    log_response_headers: bool = field(default=False, kw_only=True)
+    log_response_body: bool = field(default=False, kw_only=True)
+    body_max_bytes: int = field(default=DEFAULT_BODY_MAX, kw_only=True)
+    body_sample_rate: float = field(default=1.0, kw_only=True)
+    mask_headers: list[str] = field(default_factory=list, kw_only=True)
+    mask_body_fields: list[str] = field(default_factory=list, kw_only=True)
+    mask_query_params: list[str] = field(default_factory=list, kw_only=True)
+    mask_body: Callable[[str, str], str | None] | None = field(default=None, kw_only=True)
+    get_consumer: Callable[[Any], str | dict | None] = field(default=no_consumer, kw_only=True)
 
 
 class Adapter:
@@ -95,6 +110,9 @@ class Recorder:
             raise ValueError("server_url must be a string")
         self.privacy: int = privacy
         self.custom = custom_mappers(config, defaults, privacy)
+        self.settings = Settings(config)
+        # Read on the request path: None unless a part of the exchange is logged.
+        self.capture: Settings | None = self.settings if self.settings.capturing else None
         settings = {name: getattr(config, name) for name in DELIVERY_SETTINGS}
         self.client = shared_client(api_key, config.server_url, privacy, framework, settings)
         self.buffer = self.client._buffer
@@ -139,32 +157,38 @@ class Recorder:
 
     def record(
         self, request: Any, started: float, finished: float, status: Any,
-        path: Any, host: Any, agent: Any, ip: Any,
+        path: Any, host: Any, agent: Any, ip: Any, extra: Extra | None = None,
     ) -> None:  # fmt: skip
         """Buffer one request from an adapter's hook, given the defaults it read: path,
         hostname (the Host header's bytes, which the flusher parses, or a str kept as it
-        is), user agent and client address. The user's mappers, if any, replace them.
+        is), user agent and client address, and what it captured (`extra`). The user's
+        mappers, if any, replace them.
 
         The hook reads and calls this inside its own `try`: the host app never sees an
         exception of the recording.
         """
         user_id = None
         if self.custom:
-            path, host, agent, ip, user_id = self.map(request, path, host, agent, ip)
+            path, host, agent, ip, user_id, extra = self.map(request, path, host, agent, ip, extra)
         buffer = self.buffer
         # `add`, inlined: buffering the record costs no call beyond this one.
         if len(buffer) >= self.client._slow_at:
             self.client._add_slowly(buffer)
-        buffer.append((started, finished, request.method, path, status, host, agent, ip, user_id))
+        buffer.append(
+            (started, finished, request.method, path, status, host, agent, ip, user_id, extra)
+        )
 
     async def close_in_thread(self) -> None:
         """The final flush, from an asyncio event loop it must not block."""
         await asyncio.get_running_loop().run_in_executor(None, self.client.close)
 
-    def map(self, request: Any, path: Any, host: Any, agent: Any, ip: Any) -> tuple:
+    def map(
+        self, request: Any, path: Any, host: Any, agent: Any, ip: Any, extra: Extra | None = None
+    ) -> tuple:
         """Apply the user's mappers; a failing one nulls its field and warns once.
 
-        Returns (path, hostname, user_agent, ip_address, user_id).
+        Returns (path, hostname, user_agent, ip_address, user_id, extra): `extra` (made if
+        needed) holding the consumer, if `get_consumer` named one.
         """
         custom = self.custom
         user_id = None
@@ -179,9 +203,13 @@ class Recorder:
             ip = self.call(custom["get_ip_address"], "get_ip_address", request)
         if "get_user_id" in custom:
             user_id = self.call(custom["get_user_id"], "get_user_id", request)
-        return path, host, agent, ip, user_id
+        if "get_consumer" in custom:
+            consumer = self.call(custom["get_consumer"], "get_consumer", request, dict)
+            extra = with_consumer(extra, self.settings, consumer)
+        return path, host, agent, ip, user_id, extra
 
-    def call(self, mapper: Callable, name: str, request: Any) -> str | None:
+    def call(self, mapper: Callable, name: str, request: Any, also: type | None = None) -> Any:
+        """The mapper's string (or `also`: a dict for get_consumer), else None."""
         try:
             value = mapper(request)
         except Exception as exc:
@@ -192,6 +220,8 @@ class Recorder:
             return value
         if isinstance(value, str):
             return str(value)
+        if also is not None and isinstance(value, also):
+            return also(value)  # a copy: the flusher reads it later
         self.warn_once(name, f"returned {type(value).__name__}, not a string")
         return None
 
@@ -207,16 +237,17 @@ class Recorder:
         )
 
 
-def header_recorder(ip_attribute: str) -> Callable[[Recorder, Any, float, float, Any], None]:
+def header_recorder(ip_attribute: str) -> Callable[..., None]:
     """The hook body of a framework whose request has `path`, case-insensitive `headers`
     with values decoded from UTF-8 with surrogateescape (aiohttp, Sanic), and the client
     address in the attribute `ip_attribute`: `record(recorder, request, started,
-    finished, status)`."""
+    finished, status, extra=None)`."""
     get_ip = attrgetter(ip_attribute)
 
     def record(
-        recorder: Recorder, request: Any, started: float, finished: float, status: Any
-    ) -> None:
+        recorder: Recorder, request: Any, started: float, finished: float, status: Any,
+        extra: Extra | None = None,
+    ) -> None:  # fmt: skip
         try:
             headers = request.headers
             host = headers.get("Host")
@@ -224,7 +255,9 @@ def header_recorder(ip_attribute: str) -> Callable[[Recorder, Any, float, float,
                 host = host.encode("utf-8", "surrogateescape")  # its bytes: the flusher parses them
             ip = get_ip(request) if recorder.privacy != 2 else None
             agent = headers.get("User-Agent")
-            recorder.record(request, started, finished, status, request.path, host, agent, ip)
+            recorder.record(
+                request, started, finished, status, request.path, host, agent, ip, extra
+            )
         except Exception as exc:  # never let recording break the host request
             recorder.warn_once("recording the request", type(exc).__name__)
 

@@ -6,7 +6,8 @@ response is ready to send (a handler that streams with `request.respond()` is ti
 its first send). Sanic turns exceptions into error responses, which are logged with
 their status; a request that fails before routing (a 404) is timed from its response
 middleware, so with 0 ms, as in the published package. Each Sanic worker process flushes
-in `after_server_stop`, which Sanic reaches on SIGINT and SIGTERM.
+in `after_server_stop`, which Sanic reaches on SIGINT and SIGTERM. The exception behind a
+5xx comes from Sanic's `http.lifecycle.exception` signal.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from time import perf_counter
 from typing import Any
 
 from sanic import HTTPResponse, Request, Sanic
+from sanic.exceptions import SanicException
 
+from .capture import exception_info, with_exception
+from .exchange import answered
 from .mappers import Mapper, no_user_id, reads
 from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, header_recorder
 
@@ -52,17 +56,55 @@ def add_middleware(app: Sanic, api_key: str, config: Config | None = None) -> No
     if recorder is None:
         return
 
+    settings = recorder.settings
+
     def start_clock(request: Request) -> None:
         request.ctx._api_analytics_started = perf_counter()
 
     def record(request: Request, response: HTTPResponse) -> None:
         finished = perf_counter()
-        started = getattr(request.ctx, "_api_analytics_started", finished)
-        _record(recorder, request, started, finished, response.status)
+        ctx = request.ctx
+        started = getattr(ctx, "_api_analytics_started", finished)
+        status = response.status
+        extra = None
+        if status >= 400 or settings.capturing:
+            try:
+                if status >= 500:
+                    info = getattr(ctx, "_api_analytics_exception", None)
+                    extra = with_exception(None, settings, None, info)
+                body = response.body
+                extra = answered(
+                    extra, settings, request, started, status, request.query_string,
+                    request.body, response, body, _streams(request, response),
+                )  # fmt: skip
+            except Exception as exc:  # never let recording break the host request
+                recorder.warn_once("capturing the exchange", type(exc).__name__)
+        _record(recorder, request, started, finished, status, extra)
+
+    async def keep_exception(request: Request | None, exception: BaseException) -> None:
+        # A SanicException below 500 is an answer the app chose (a 404, a 400), not a failure.
+        if request is not None and not (
+            isinstance(exception, SanicException) and exception.status_code < 500
+        ):
+            request.ctx._api_analytics_exception = exception_info(exception)
 
     async def flush(app: Sanic, loop: Any = None) -> None:
         await recorder.close_in_thread()
 
     app.on_request(start_clock, priority=PRIORITY)
     app.on_response(record, priority=PRIORITY)
+    if settings.exceptions:
+        app.signal("http.lifecycle.exception")(keep_exception)
     app.after_server_stop(flush)
+
+
+def _streams(request: Request, response: HTTPResponse) -> bool:
+    """Whether the handler streams its body with `request.respond()` and `send()`: the
+    response is then still empty here, without a length (an empty answer it returned
+    reads the same, and is recorded as streamed too)."""
+    return response.body is None or (
+        not response.body
+        and response.status not in (204, 304)
+        and request.method != "HEAD"
+        and "content-length" not in response.headers
+    )

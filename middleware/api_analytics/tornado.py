@@ -7,7 +7,9 @@
 A handler is built for every request, so the settings are checked once per `Config`
 object and the buffer and flusher are shared by every handler with the same key.
 The clock starts when the handler is built and stops in `on_finish`, once the response
-was handed to the connection (an exception Tornado turned into a 500 is logged as 500).
+was handed to the connection (an exception Tornado turned into a 500 is logged as 500,
+with the exception `send_error` is given). The response body is copied in `flush`, as
+Tornado hands each chunk to the connection.
 """
 
 from __future__ import annotations
@@ -18,8 +20,17 @@ from time import perf_counter
 from typing import Any
 
 from tornado.httputil import HTTPServerRequest
-from tornado.web import Application, RequestHandler
+from tornado.web import Application, HTTPError, RequestHandler
 
+from .capture import (
+    ERROR_BODY_LIMIT,
+    VALIDATION_STATUSES,
+    BodyCopy,
+    Extra,
+    with_error_body,
+    with_exception,
+)
+from .exchange import whole_exchange
 from .mappers import Mapper, no_user_id, reads
 from .recorder import DEFAULT_SERVER_URL, Adapter, BaseConfig, Recorder
 
@@ -76,7 +87,65 @@ class Analytics(RequestHandler):
     ) -> None:
         self._analytics_started = perf_counter()
         self._analytics = _recorder_for(api_key, config)
+        self._analytics_extra: Extra | None = None
+        self._analytics_copies: list[BodyCopy] | None = None  # set at the first tapped flush
         super().__init__(application, request, **kwargs)
+
+    def send_error(self, status_code: int = 500, **kwargs: Any) -> None:
+        recorder = self._analytics
+        exc_info = kwargs.get("exc_info")
+        # An HTTPError is the answer the handler chose, not a failure.
+        if recorder is not None and exc_info and not isinstance(exc_info[1], HTTPError):
+            self._analytics_extra = with_exception(
+                self._analytics_extra, recorder.settings, exc_info[1]
+            )
+        super().send_error(status_code, **kwargs)
+
+    def flush(self, include_footers: bool = False) -> Any:
+        recorder = self._analytics
+        if recorder is not None and (
+            self._analytics_copies is not None
+            or recorder.capture is not None
+            or self.get_status() in VALIDATION_STATUSES
+        ):
+            try:
+                self._analytics_tap(recorder)
+            except Exception as exc:  # never let recording break the host request
+                recorder.warn_once("capturing the exchange", type(exc).__name__)
+        return super().flush(include_footers)
+
+    def _analytics_tap(self, recorder: Recorder) -> None:
+        """Copy the chunk this flush sends; at the first, decide what to copy."""
+        copies = self._analytics_copies
+        if copies is None:
+            copies = self._analytics_copies = []
+            settings = recorder.settings
+            extra = self._analytics_extra
+            if recorder.capture is not None:
+                request = self.request
+                headers = request.headers
+                extra = whole_exchange(
+                    extra, settings, request, self._analytics_started, request.query,
+                    list(headers.get_all()), headers.get("Content-Type"), request.body,
+                )  # fmt: skip
+                side = extra.response
+                if side is not None:
+                    answer = self._headers  # what flush() writes: RequestHandler's own
+                    if settings.response_headers:
+                        side.headers = list(answer.get_all())
+                    if side.body is True:
+                        copy = side.want_body(settings, extra.sampled, answer.get("Content-Type"))
+                        if copy is not None:
+                            copies.append(copy)
+            if self.get_status() in VALIDATION_STATUSES:
+                error = BodyCopy(ERROR_BODY_LIMIT)
+                extra = with_error_body(extra, settings, error)
+                copies.append(error)
+            self._analytics_extra = extra
+        if copies:
+            chunk = b"".join(self._write_buffer)
+            for copy in copies:
+                copy.add(chunk)
 
     def on_finish(self) -> None:
         finished = perf_counter()
@@ -88,7 +157,7 @@ class Analytics(RequestHandler):
                 agent = request.headers.get("User-Agent")
                 recorder.record(
                     request, self._analytics_started, finished, self.get_status(), request.path,
-                    request.host_name, agent, ip,
+                    request.host_name, agent, ip, self._analytics_extra,
                 )  # fmt: skip
             except Exception as exc:  # never let recording break the host request
                 recorder.warn_once("recording the request", type(exc).__name__)

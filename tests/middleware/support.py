@@ -46,6 +46,7 @@ class Delivery:
     headers: dict[str, str]
     payload: Any
     status: int = 0
+    raw: bytes = b""  # the body as received, decompressed: what left the client's process
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -98,7 +99,7 @@ class Collector:
         if handler.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         payload = json.loads(body)
-        delivery = Delivery(time.monotonic(), handler.path, dict(handler.headers), payload)
+        delivery = Delivery(time.monotonic(), handler.path, dict(handler.headers), payload, 0, body)
         with self._lock:
             scripted = self.answers.popleft() if self.answers else None
         if scripted is None:
@@ -115,6 +116,14 @@ class Collector:
         handler.send_header("Content-Length", str(len(answer)))
         handler.end_headers()
         handler.wfile.write(answer)
+
+    def received(self) -> bytes:
+        """Every byte every POST carried (headers and decompressed body), to search for
+        what must never leave the client."""
+        with self._lock:
+            return b"".join(
+                repr(d.headers).encode() + d.path.encode() + d.raw for d in self.deliveries
+            )
 
     def accepted(self) -> list[Delivery]:
         with self._lock:

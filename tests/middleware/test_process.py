@@ -68,7 +68,7 @@ def test_a_flusher_started_before_fork_runs_again_in_the_child(collector):
         from api_analytics.core import Client
 
         def record(path):
-            return (time.time(), 1.0, "GET", path, 200, b"h", b"ua", None, None)
+            return (time.time(), 1.0, "GET", path, 200, b"h", b"ua", None, None, None)
 
         client = Client("fork-key", sys.argv[1], 0, flush_interval=0.3)
         client.add(record("/before-fork"))  # starts the flusher thread

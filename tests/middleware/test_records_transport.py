@@ -27,6 +27,7 @@ def test_rows_decode_headers_and_format_utc_timestamps():
         b"ua/1",
         "::1",
         "u",
+        None,  # no optional fields
     )
     [row] = formatter.to_rows([record])
     assert row == {
@@ -54,7 +55,7 @@ def test_hostname_from_host_header(header, hostname):
 
 
 def test_mapper_strings_pass_through_unchanged():
-    record = (0.0, 0.001, "GET", "/", 200, "Custom-Host", "Custom UA", None, None)
+    record = (0.0, 0.001, "GET", "/", 200, "Custom-Host", "Custom UA", None, None, None)
     [row] = RowFormatter().to_rows([record])
     assert (row["hostname"], row["user_agent"]) == ("Custom-Host", "Custom UA")
 
@@ -121,7 +122,7 @@ def test_transport_path_keeps_a_prefix():
 def _record(i: int) -> tuple:
     started = 1000.0 + i  # perf_counter readings
     return (started, started + 0.0016, "GET", f"/items/{i}", 200, b"api.example.com", b"ua/1",
-            "10.0.0.1", None)  # fmt: skip
+            "10.0.0.1", None, None)  # fmt: skip
 
 
 def _decode_batch(body: bytes) -> dict:
@@ -168,7 +169,7 @@ def test_a_body_over_the_size_limit_is_split_in_halves(monkeypatch):
 def test_created_at_across_seconds_and_out_of_order_records():
     offset = 1_764_218_711.75  # wall clock minus perf_counter
     starts = [100.2, 100.9999, 100.25, 99.1, 101.5004, 100.2]  # not in order: arrival order
-    records = [(s, s + 0.004, "GET", "/", 200, b"h", None, None, None) for s in starts]
+    records = [(s, s + 0.004, "GET", "/", 200, b"h", None, None, None, None) for s in starts]
     rows = RowFormatter().to_rows(records, offset)
     for row, start in zip(rows, starts, strict=True):
         expected = datetime.fromtimestamp(start + offset, UTC)
@@ -178,7 +179,7 @@ def test_created_at_across_seconds_and_out_of_order_records():
 
 
 def test_rows_in_a_row_that_differ_in_one_field_keep_their_own_values():
-    base = (5.0, 5.0021, "GET", "/same", 200, b"h", b"ua", "10.0.0.1", None)
+    base = (5.0, 5.0021, "GET", "/same", 200, b"h", b"ua", "10.0.0.1", None, None)
     changes = [{}, {4: 404}, {}, {7: "10.0.0.2"}, {8: "user"}, {6: None}, {2: "POST"}, {5: b"x"}]
     records = []
     for change in changes:
@@ -209,7 +210,7 @@ def test_rows_in_a_row_that_differ_in_one_field_keep_their_own_values():
     ],
 )
 def test_status_lines_and_enums_become_the_status_number(status, expected):
-    record = (1.0, 1.001, "GET", "/", status, "h", None, None, None)
+    record = (1.0, 1.001, "GET", "/", status, "h", None, None, None, None)
     [row] = RowFormatter().to_rows([record])
     assert row["status"] == expected
     assert row["hostname"] == "h"  # a str hostname (a mapper's) is kept as it is

@@ -9,7 +9,15 @@ import sys
 from api_analytics.tornado import Analytics, Config
 from tornado.web import Application, HTTPError
 
-from tests.middleware.apps import STREAM_PAUSE, api_key, configure
+from tests.middleware.apps import (
+    BINARY,
+    ORDERS_422,
+    SET_COOKIE,
+    STREAM_PAUSE,
+    api_key,
+    configure,
+    echo_body,
+)
 
 config = configure(Config())
 
@@ -41,6 +49,34 @@ class BoomHandler(Analytics):
         raise RuntimeError("boom")
 
 
+class OrdersHandler(Analytics):
+    def __init__(self, app, res):
+        super().__init__(app, res, api_key(), config)
+
+    def post(self):
+        self.set_status(422)
+        self.write(ORDERS_422)
+
+
+class EchoHandler(Analytics):
+    def __init__(self, app, res):
+        super().__init__(app, res, api_key(), config)
+
+    def post(self):
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Set-Cookie", SET_COOKIE)
+        self.write(echo_body(self.request.body))
+
+
+class BinaryHandler(Analytics):
+    def __init__(self, app, res):
+        super().__init__(app, res, api_key(), config)
+
+    def get(self):
+        self.set_header("Content-Type", "application/octet-stream")
+        self.write(BINARY)
+
+
 class NotFoundHandler(Analytics):
     """Tornado's default_handler_class: unknown paths are logged as 404 too."""
 
@@ -53,7 +89,14 @@ class NotFoundHandler(Analytics):
 
 def make_app():
     return Application(
-        [(r"/items/(\d+)", ItemHandler), (r"/stream", StreamHandler), (r"/boom", BoomHandler)],
+        [
+            (r"/items/(\d+)", ItemHandler),
+            (r"/stream", StreamHandler),
+            (r"/boom", BoomHandler),
+            (r"/orders", OrdersHandler),
+            (r"/echo", EchoHandler),
+            (r"/binary", BinaryHandler),
+        ],
         default_handler_class=NotFoundHandler,
     )
 
