@@ -271,12 +271,12 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
     """Fresh process: the Errors and the Consumers page's work for each case (what their
     callbacks run: the questions, the shaping and the tables' components), median of
     `repeats`, checked against `expected_pages`."""
+    from dash import Dash
+
     from dash_app.error_views import groups_table, validation_table
-    from dash_app.errors_data import consumer_rows, group_list, validation_rows
+    from dash_app.errors_data import consumer_tables, group_list, validation_rows
     from dash_app.pages.consumers import consumers_table
     from server.stats.filters import Filters
-
-    from dash import Dash
 
     bind(settings_for(url, data_dir, memory_mb))
     Dash(__name__, requests_pathname_prefix="/dashboard/")  # what the pages' links resolve by
@@ -289,11 +289,10 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
         return listing
 
     def consumers_page(filters):
-        found = consumer_rows(key_id, filters)
-        consumers_table(found, "", filters, "consumer")
-        by_group = consumer_rows(key_id, filters, "consumer_group")
-        consumers_table(by_group, "", filters, "consumer_group")
-        return found
+        found = consumer_tables(key_id, filters)
+        consumers_table(found["consumer"], "", filters, "consumer")
+        consumers_table(found["consumer_group"], "", filters, "consumer_group")
+        return found["consumer"]
 
     errors_page(Filters(period=cases[0][0]))  # untimed: imports and first connections
     results = []
@@ -317,10 +316,10 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
         results.append({"period": period, "filters": name, "errors_s": timed["errors"][0],
                         "consumers_s": timed["consumers"][0], "exact": exact,
                         "groups": listing.total, "occurrences": listing.occurrences,
-                        "consumers": len(found)})  # fmt: skip
+                        "consumers": found[0]["total"] if found else 0})  # fmt: skip
         print(f"  {period:>4} {name:<15} errors {timed['errors'][0]:6.3f} s "
               f"({listing.total} groups, {listing.occurrences:,} occurrences)  consumers "
-              f"{timed['consumers'][0]:6.3f} s ({len(found):,})  "
+              f"{timed['consumers'][0]:6.3f} s ({found[0]['total'] if found else 0:,})  "
               f"{'exact' if exact else 'WRONG'}", flush=True)  # fmt: skip
     Path(out).write_text(json.dumps({"results": results, "rss_mb": peak_rss_mb()}))
 

@@ -202,12 +202,24 @@ def set_state(key_id: int, group_id: int, state: str) -> bool:
 SHOWN_CONSUMERS = 100
 
 
+def consumer_tables(key_id: int, filters: Filters) -> dict[str, list[dict]]:
+    """`consumer_rows` per consumer and per consumer group, computed together."""
+    found = consumer_stats.tables(
+        key_id, filters, window_for(filters.period), limit=SHOWN_CONSUMERS
+    )
+    return {by: _consumer_rows(frame, by) for by, frame in found.items()}
+
+
 def consumer_rows(key_id: int, filters: Filters, by: str = "consumer") -> list[dict]:
     """Per consumer (or consumer group), the SHOWN_CONSUMERS busiest: requests, error rate,
     p95, last seen, top endpoints, and `total`, how many had requests."""
     found = consumer_stats.table(
         key_id, filters, window_for(filters.period), by, limit=SHOWN_CONSUMERS
     )
+    return _consumer_rows(found, by)
+
+
+def _consumer_rows(found, by: str) -> list[dict]:
     rows = []
     for r in found.to_dict("records"):
         row = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dash import Input, Output, State, dcc, get_relative_path, html, no_update
 
-from dash_app.errors_data import consumer_rows
+from dash_app.errors_data import consumer_tables
 from dash_app.pages.common import fixed_note, number, panel
 from dash_app.pages.filtered import controls, gone, register_sync, scope
 
@@ -101,15 +101,9 @@ def register(app) -> None:
         viewer, filters, _own = scope(query, pathname)
         if viewer.key_id is None:
             return gone(viewer, "co-gone"), [], []
+        found = consumer_tables(viewer.key_id, filters)
         return (
             fixed_note(viewer, "co-fixed"),
-            consumers_table(
-                consumer_rows(viewer.key_id, filters), viewer.base, filters, "consumer"
-            ),
-            consumers_table(
-                consumer_rows(viewer.key_id, filters, "consumer_group"),
-                viewer.base,
-                filters,
-                "consumer_group",
-            ),
+            consumers_table(found["consumer"], viewer.base, filters, "consumer"),
+            consumers_table(found["consumer_group"], viewer.base, filters, "consumer_group"),
         )
