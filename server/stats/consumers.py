@@ -66,14 +66,17 @@ def tables(
             mine["total"] = len(mine)
             found[column] = (mine.head(limit) if limit else mine).reset_index(drop=True)
         shown = {column: list(found[column]["name"]) for column in by}
-        # Each column's value where it is one of those shown, else NULL (one group).
-        picked = ", ".join(
-            f"CASE WHEN list_contains(?::VARCHAR[], {c}) THEN {c} END AS {c}" for c in by
+        # Each column's value where it is one of those shown, else NULL (one group): hash
+        # joins with the shown values (list_contains on every row took twice as long).
+        joins = " ".join(
+            f"LEFT JOIN (SELECT unnest(?::VARCHAR[]) AS v) s_{c} ON r.{c} = s_{c}.v" for c in by
         )
-        picked_params = [shown[c] for c in by]
-        chosen = " OR ".join(f"list_contains(?::VARCHAR[], {c})" for c in by)
-        base = f"SELECT {picked}, response_time, route FROM {{rows}} WHERE {p.where} AND ({chosen})"
-        params = [*picked_params, *p.params, *picked_params]
+        base = (
+            f"SELECT {', '.join(f's_{c}.v AS {c}' for c in by)}, r.response_time, r.route "
+            f"FROM {{rows}} r {joins} WHERE {p.where} AND "
+            f"({' OR '.join(f's_{c}.v IS NOT NULL' for c in by)})"
+        )
+        params = [*(shown[c] for c in by), *p.params]
         p95 = rows.frame(
             f"SELECT {', '.join(by)}, {', '.join(f'grouping({c}) AS g_{c}' for c in by)}, "
             f"quantile_cont(response_time, 0.95) AS p95 FROM ({base}) "
