@@ -276,6 +276,7 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
     from dash_app.error_views import groups_table, validation_table
     from dash_app.errors_data import consumer_tables, group_list, validation_rows
     from dash_app.pages.consumers import consumers_table
+    from dash_app.panels import refresh
     from server.stats.filters import Filters
 
     bind(settings_for(url, data_dir, memory_mb))
@@ -294,14 +295,19 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
         consumers_table(found["consumer_group"], "", filters, "consumer_group")
         return found["consumer"]
 
+    def overview(filters):  # the baseline: the overview's refresh of the same view
+        return refresh(key_id, filters)
+
     errors_page(Filters(period=cases[0][0]))  # untimed: imports and first connections
+    overview(Filters(period=cases[0][0]))
     results = []
     for period, name, clicks, (groups, busiest) in cases:
         filters = Filters(period=period)
         for dim, value in clicks:
             filters = filters.with_click(dim, value)
         timed = {}
-        for page, run in (("errors", errors_page), ("consumers", consumers_page)):
+        pages = (("errors", errors_page), ("consumers", consumers_page), ("overview", overview))
+        for page, run in pages:
             times = []
             for _ in range(repeats):
                 started = time.perf_counter()
@@ -314,12 +320,14 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
         top = [[r["id"], r["requests"]] for r in found[:10]]
         exact = exact and top == busiest
         results.append({"period": period, "filters": name, "errors_s": timed["errors"][0],
-                        "consumers_s": timed["consumers"][0], "exact": exact,
+                        "consumers_s": timed["consumers"][0],
+                        "overview_s": timed["overview"][0], "exact": exact,
                         "groups": listing.total, "occurrences": listing.occurrences,
                         "consumers": found[0]["total"] if found else 0})  # fmt: skip
         print(f"  {period:>4} {name:<15} errors {timed['errors'][0]:6.3f} s "
               f"({listing.total} groups, {listing.occurrences:,} occurrences)  consumers "
               f"{timed['consumers'][0]:6.3f} s ({found[0]['total'] if found else 0:,})  "
+              f"overview {timed['overview'][0]:6.3f} s  "
               f"{'exact' if exact else 'WRONG'}", flush=True)  # fmt: skip
     Path(out).write_text(json.dumps({"results": results, "rss_mb": peak_rss_mb()}))
 
@@ -538,9 +546,16 @@ def pages(args, url, data_dir, db, settings, key_id: int, periods: list[str]) ->
     for page in ("errors", "consumers"):
         slowest = max(results, key=lambda r: r[f"{page}_s"])
         median = statistics.median(r[f"{page}_s"] for r in results)
+        ratios = [r[f"{page}_s"] / r["overview_s"] for r in results]
         print(f"{page} page: median {median:.3f} s, slowest {slowest[f'{page}_s']:.3f} s "
               f"({slowest['period']} {slowest['filters']}); target {args.target} s: "
-              f"{'met' if slowest[f'{page}_s'] <= args.target else 'MISSED'}")  # fmt: skip
+              f"{'met' if slowest[f'{page}_s'] <= args.target else 'MISSED'}; "
+              f"against the overview's refresh of the same view, same process: median "
+              f"{statistics.median(ratios):.2f}x, highest {max(ratios):.2f}x")  # fmt: skip
+    print(
+        f"overview refresh (the baseline): median "
+        f"{statistics.median(r['overview_s'] for r in results):.3f} s"
+    )
     print(f"exact: {len(results) - len(wrong)}/{len(results)}")
     print(f"peak RSS of the measuring process: {report['rss_mb']:.0f} MB")
     print(f"bytes per stored row (with consumers and exceptions): {size['per_row']:.1f} "
