@@ -3,6 +3,9 @@ latency, last request and top endpoints, exact under the dashboard's filters and
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
@@ -42,7 +45,7 @@ def tables(
     by: tuple[str, ...] = BY,
     limit: int | None = None,
 ) -> dict[str, pd.DataFrame]:
-    """`table` for each of `by` at once (the Consumers page shows both): three passes over
+    """`table` for each of `by` at once (the Consumers page shows both): two passes over
     the rows in all, whatever `by` holds (GROUPING SETS), the p95 and top endpoints
     computed for the rows shown only. Per table, one after the other, with 10,000
     consumers, took 1.28 s for a year at 10 M rows (bench/dashboard.py --errors)."""
@@ -77,28 +80,29 @@ def tables(
             f"({' OR '.join(f's_{c}.v IS NOT NULL' for c in by)})"
         )
         params = [*(shown[c] for c in by), *p.params]
-        p95 = rows.frame(
-            f"SELECT {', '.join(by)}, {', '.join(f'grouping({c}) AS g_{c}' for c in by)}, "
-            f"quantile_cont(response_time, 0.95) AS p95 FROM ({base}) "
-            f"GROUP BY GROUPING SETS ({sets})",
-            params,
-        )
-        route_sets = ", ".join(f"({c}, route)" for c in by)
-        top = rows.frame(
-            f"SELECT {', '.join(by)}, {', '.join(f'g_{c}' for c in by)}, "
-            f"list(route ORDER BY n DESC, route)[1:{TOP_ENDPOINTS}] AS routes FROM ("
-            f"SELECT {', '.join(by)}, {', '.join(f'grouping({c}) AS g_{c}' for c in by)}, "
-            f"route, count(*) AS n FROM ({base}) GROUP BY GROUPING SETS ({route_sets})) "
-            f"GROUP BY ALL",
+        # One more pass: per shown value, its rows counted by response time (its exact
+        # p95 follows from the counts) and by route (its top endpoints). quantile_cont
+        # over the year's 8 M rows of four groups, and a second pass for the routes,
+        # took twice as long (bench/dashboard.py --errors).
+        flags = ", ".join(f"grouping({c}) AS g_{c}" for c in (*by, "response_time", "route"))
+        sets = ", ".join(f"({c}, {part})" for c in by for part in ("response_time", "route"))
+        counts = rows.frame(
+            f"SELECT {', '.join(by)}, response_time, route, {flags}, count(*) AS n "
+            f"FROM ({base}) GROUP BY GROUPING SETS ({sets})",
             params,
         )
     out = {}
     for column in by:
         frame = found[column]
-        mine = p95[(p95[f"g_{column}"] == 0) & p95[column].notna()]
-        frame["p95"] = frame["name"].map(dict(zip(mine[column], mine["p95"], strict=True)))
-        mine = top[(top[f"g_{column}"] == 0) & top[column].notna()]
-        routes = dict(zip(mine[column], mine["routes"], strict=True))
+        mine = counts[(counts[f"g_{column}"] == 0) & counts[column].notna()]
+        by_time = mine[(mine["g_response_time"] == 0) & mine["response_time"].notna()]
+        frame["p95"] = frame["name"].map(_quantiles(by_time, column, 0.95))
+        by_route = mine[mine["g_route"] == 0].sort_values(
+            [column, "n", "route"], ascending=[True, False, True]
+        )
+        routes = by_route.groupby(column, sort=False)["route"].agg(
+            lambda found: list(found[:TOP_ENDPOINTS])
+        )
         frame["top_endpoints"] = [list(routes.get(name, [])) for name in frame["name"]]
         frame["error_rate"] = (frame["errors"] / frame["requests"] * 100).astype(float)
         columns = ["name", "requests", "errors", "error_rate", "p95", "last_us",
@@ -109,6 +113,23 @@ def tables(
             columns += ["display_name", "group"]
         frame = frame.reindex(columns=columns).reset_index(drop=True)
         out[column] = frame.astype(object).where(frame.notna(), None)
+    return out
+
+
+def _quantiles(counts: pd.DataFrame, column: str, q: float) -> dict:
+    """{value of `column`: the q-quantile of its response times}, from [column,
+    response_time, n] counts: exactly quantile_cont's (numpy's linear) interpolation
+    between the ranks around q * (n - 1)."""
+    out = {}
+    for name, found in counts.groupby(column, sort=False):
+        found = found.sort_values("response_time")
+        times = found["response_time"].to_numpy(dtype=float)
+        ends = np.cumsum(found["n"].to_numpy())  # the rank after each time's last
+        position = q * (ends[-1] - 1)
+        low, high = math.floor(position), math.ceil(position)
+        at_low = times[np.searchsorted(ends, low, side="right")]
+        at_high = times[np.searchsorted(ends, high, side="right")]
+        out[name] = at_low + (position - low) * (at_high - at_low)
     return out
 
 
