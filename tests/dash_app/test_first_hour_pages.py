@@ -14,8 +14,9 @@ from tests.dash_app.test_callback_forgery import ENDPOINT, outputs_of, server_ca
 from tests.dash_app.test_session import render_page, sign_in
 
 
-def overview(client, period: str = "30d") -> dict:
-    """The overview's refresh, as the page asks for it once its filters are read."""
+def overview(client, period: str = "30d", whole: bool = False) -> dict:
+    """The overview's refresh, as the page asks for it once its filters are read (`whole`:
+    with what it set elsewhere in the page, its sideUpdate)."""
     (spec,) = [s for s in server_callbacks(client) if "ov-summary.children" in s["output"]]
     values = {"ov-filters.data": f"?period={period}", "url.pathname": "/dashboard/"}
     answer = client.post(
@@ -43,7 +44,7 @@ def overview(client, period: str = "30d") -> dict:
         },
     )
     assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
-    return answer.get_json()["response"]
+    return answer.get_json() if whole else answer.get_json()["response"]
 
 
 def show_alerts(client, tick: int) -> dict:
