@@ -36,6 +36,14 @@ def test_production_closes_sign_up_unless_told_otherwise():
     with pytest.raises(ConfigError, match="KEY_CREATE_PER_HOUR must be 0 or more"):
         Config.from_env({"KEY_CREATE_PER_HOUR": "-1"})
 
+    # A start says which, once (a closed instance's POST /api/keys is a 403).
+    from server.runtime.startup import notes
+
+    said = [n.message for n in notes(Config.from_env(base))]
+    assert any(m.startswith("SIGNUP=closed: only operators make keys") for m in said), said
+    said = [n.message for n in notes(Config.from_env({}))]
+    assert any(m.startswith("SIGNUP=open: anyone may create a key, at most 10") for m in said)
+
 
 def test_open_sign_up_is_todays_behaviour(make_stack):
     stack = make_stack()
