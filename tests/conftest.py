@@ -369,14 +369,17 @@ class Stack:
         if self.config.embedded_queue:
             queue.join()
             return
-        from rq import Queue, SimpleWorker
+        from rq import Queue
 
         from server.ingest.geo import init_geo
         from server.queue import ALL_QUEUES
+        from worker.rq_worker import Worker
 
         init_geo(self.config.GEOIP_DB)
         queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]
-        SimpleWorker(queues, connection=queue.redis).work(burst=True)
+        # Our worker, not RQ's SimpleWorker: its stop could wait up to 60 s for the pub/sub
+        # thread (worker.rq_worker), and a fuzz test that stops one per example hung.
+        Worker(queues, connection=queue.redis).work(burst=True)
 
     def new_key(self) -> str:
         response = self.client.post("/api/keys")
