@@ -128,6 +128,27 @@ def test_idle_and_absolute_lifetimes(make_stack):
     assert session_rows(stack, key_id) == []  # expired rows go when they are met
 
 
+def test_the_daily_retention_removes_sessions_never_used_again(sqlite_app):
+    from server import upkeep
+
+    stack = sqlite_app
+    key = stack.new_key()
+    key_id = _key_id(stack, key)
+    gone, kept = browser(stack), browser(stack, "Old/1.0")
+    sign_in(gone, key)
+    sign_in(kept, key)
+    with stack.engine.begin() as conn:
+        s = dashboard_sessions.c
+        conn.execute(
+            update(dashboard_sessions)
+            .where(s.user_agent == FIREFOX)
+            .values(last_seen_at=utcnow() - timedelta(days=8))
+        )
+    with stack.app.app_context():
+        assert upkeep.run_retention()["sessions"] == 1
+    assert [row.user_agent for row in session_rows(stack, key_id)] == ["Old/1.0"]
+
+
 def test_use_moves_last_seen_at_most_once_a_minute(sqlite_app):
     key = sqlite_app.new_key()
     client = browser(sqlite_app)
