@@ -290,9 +290,10 @@ def register(app) -> None:
         # read as far as it has the right shape, the rest is left out.
         kept = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
         frame = pd.DataFrame(kept, columns=columns)
-        for name in ("n", "rt_sum"):
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").fillna(0)
-        for name in ("method", "endpoint", "status_class"):
+        for name in ("status_class", "n", "rt_sum"):  # numbers (the class is 1 to 5)
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        frame = frame.dropna(subset=["status_class"]).fillna({"n": 0, "rt_sum": 0})
+        for name in ("method", "endpoint"):
             frame[name] = frame[name].astype(str)
         shaped = endpoint_table(frame, tab if isinstance(tab, str) and tab != "all" else None)
         shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)

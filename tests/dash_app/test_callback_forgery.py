@@ -213,6 +213,25 @@ def test_the_explorer_still_answers_good_filters(signed_in):
     assert len(answer["ex-rows"]["data"]) > 0
 
 
+def test_the_endpoint_table_still_reads_the_pages_own_rows(signed_in):
+    """Its store read defensively, but a real one (the class a number) still fills it."""
+    stack, _key_id, _token = signed_in
+    (spec,) = [s for s in server_callbacks(stack.client) if "ov-endpoints.data" in s["output"]]
+    rows = [
+        {"method": "GET", "endpoint": "/v1/items", "status_class": 2, "n": 8, "rt_sum": 80},
+        {"method": "GET", "endpoint": "/v1/items", "status_class": 5, "n": 2, "rt_sum": 40},
+        {"method": "POST", "endpoint": "/v1/orders", "status_class": "abc", "n": 1, "rt_sum": 1},
+    ]
+    values = {("in", 0): rows, ("in", 1): "all"}
+    answer = stack.client.post(ENDPOINT, json=body(spec, values))
+    assert answer.status_code == 200, answer.get_data(as_text=True)[:300]
+    (table,) = [answer.get_json()["response"]["ov-endpoints"]["data"]]
+    assert table == [
+        {"endpoint": "GET /v1/items", "method": "GET", "path": "/v1/items", "n": 10.0,
+         "errors": 2.0, "error_rate": 20.0, "mean_rt": 12.0},
+    ]  # fmt: skip
+
+
 def test_a_huge_rule_name_from_the_page_is_refused_and_not_stored(signed_in):
     from tests.dash_app.test_alerts_page import create_rule
 
