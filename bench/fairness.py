@@ -205,8 +205,22 @@ def summary(times: list[float]) -> dict:
     }
 
 
+def forget_sessions(url: str, keys: dict) -> None:
+    """The sessions earlier runs left (a kept database): a key has at most SESSION_LIMIT."""
+    from sqlalchemy import create_engine
+
+    from server.keys.sessions import end_sessions
+
+    db = create_engine(url)
+    with db.begin() as conn:
+        for key_id in keys.values():
+            end_sessions(conn, key_id)
+    db.dispose()
+
+
 def variant(name, args, url, data_dir, redis_url, keys, threads, extra) -> dict:
     progress(f"{name}: one web process, {threads} threads, {extra or 'the defaults'}")
+    forget_sessions(url, keys)
     with web(url, data_dir, redis_url, threads, extra) as base:
         deps = httpx.get(f"{base}/dashboard/_dash-dependencies", timeout=60).json()
         (spec,) = [d for d in deps if "ov-summary.children" in d["output"]]

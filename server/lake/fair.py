@@ -13,6 +13,10 @@ and `make run` starts more threads than that (server.runtime.run).
 
 A thread already holding a turn for a key (work nested in a unit) goes on without
 waiting for another.
+
+A unit that waited behind its own key's work while another key is at the engine too runs
+narrow (server.lake.engine: a database of one thread), so the key keeping the engine busy
+takes one core and the other key's query the rest.
 """
 
 from __future__ import annotations
@@ -46,18 +50,16 @@ class FairGate:
 
     @contextlib.contextmanager
     def turn(self, key_id: int):
+        """One unit of the key's engine work; yields whether it should run narrow: it
+        waited behind the key's own work and another key is at the engine too."""
         held = self._held.__dict__.setdefault("keys", {})
-        if held.get(key_id):
-            held[key_id] += 1
-            try:
-                yield
-            finally:
-                held[key_id] -= 1
+        if key_id in held:  # work nested in a unit of this thread: part of that unit
+            yield held[key_id]
             return
-        self._acquire(key_id)
-        held[key_id] = 1
+        narrow = self._acquire(key_id)
+        held[key_id] = narrow
         try:
-            yield
+            yield narrow
         finally:
             held.pop(key_id, None)
             with self._cond:
@@ -68,9 +70,11 @@ class FairGate:
                     del self._running[key_id]
                 self._cond.notify_all()
 
-    def _acquire(self, key_id: int) -> None:
+    def _acquire(self, key_id: int) -> bool:
+        waited = False
         with self._cond:
             if self._running.get(key_id, 0) >= self.slots:
+                waited = True
                 if self._waiting.get(key_id, 0) >= self.queue:
                     raise EngineBusy(self.slots, self.queue)
                 self._waiting[key_id] = self._waiting.get(key_id, 0) + 1
@@ -82,6 +86,8 @@ class FairGate:
                     if not self._waiting[key_id]:
                         del self._waiting[key_id]
             self._running[key_id] = self._running.get(key_id, 0) + 1
+            others = (set(self._running) | set(self._waiting)) - {key_id}
+            return waited and bool(others)
 
     def load(self) -> dict[int, tuple[int, int]]:
         """{key id: (running, waiting)} now (tests, the benchmark)."""

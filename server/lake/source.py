@@ -135,7 +135,8 @@ def open_rows(
     queries that join them (KeyRows.also). One turn of the key's (server.lake.fair): a
     key with too much engine work running and waiting gets EngineBusy."""
     storage = get_storage(settings)
-    with fair.gate(settings or current_config()).turn(key_id), engine.cursor(settings) as cur:
+    turns = fair.gate(settings or current_config())
+    with turns.turn(key_id) as narrow, engine.cursor(settings, narrow=narrow) as cur:
         opened = []
         try:
             relations = {}

@@ -110,3 +110,39 @@ def test_the_dashboard_says_the_key_is_busy_in_the_page(tmp_path, geoip_db):
         shown = json.dumps(overview(stack.client, whole=True))
     assert "page-error" in shown and "ENGINE_KEY_SLOTS" in shown, shown[:500]
     assert "ENGINE_KEY_SLOTS" not in json.dumps(overview(stack.client, whole=True))
+
+
+def test_a_key_that_keeps_the_engine_busy_runs_narrow_while_another_key_is_there():
+    turns = FairGate(slots=1, queue=2)
+
+    def second_turn(found: list) -> None:
+        with turns.turn(1) as narrow:
+            found.append(narrow)
+
+    # Alone at the engine: its waiting work runs as wide as ever.
+    alone: list = []
+    with held(turns, 1):
+        waiter = threading.Thread(target=second_turn, args=(alone,), daemon=True)
+        waiter.start()
+        _until(lambda: turns.load().get(1) == (1, 1))
+    waiter.join(10)
+    assert alone == [False]
+    # Another key at the engine: the busy key's next unit takes one thread.
+    crowded: list = []
+    with held(turns, 2):
+        with held(turns, 1):
+            waiter = threading.Thread(target=second_turn, args=(crowded,), daemon=True)
+            waiter.start()
+            _until(lambda: turns.load().get(1) == (1, 1))
+        waiter.join(10)  # its turn came while key 2 was still there
+    assert crowded == [True]
+    # The other key itself, never kept waiting, is never narrow.
+    with held(turns, 1), turns.turn(2) as narrow:
+        assert narrow is False
+
+
+def _until(condition, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
