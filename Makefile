@@ -24,10 +24,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed-runtime middleware/pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check -e '.[dev]' -e ./middleware
 	@touch $@
 
+# A start-up failure is said in one `error:` line by the server itself, and its status is
+# 2; make would add a line of its own ("make: *** [Makefile:..: run] Error 2"), so that
+# status ends the recipe quietly (`python -m server.runtime.run` still exits with it). Any
+# other failure (a part that died: 1) stays make's to report.
 run: install
 	@if [ ! -f "$(GEOIP_DB_FILE)" ] && [ -z "$$GEOIP_DB" ] && command -v npm >/dev/null; then \
 		$(MAKE) --no-print-directory geoip || echo "make geoip failed: locations stay empty"; fi
-	$(PY) -m server.runtime.run
+	@$(PY) -m server.runtime.run || { status=$$?; [ $$status -eq 2 ] || exit $$status; }
 
 migrate: install
 	$(VENV)/bin/flask --app wsgi db upgrade

@@ -18,12 +18,14 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
     from dash_app.forms import bp as keys_bp
+    from dash_app.invite import bp as invite_bp
     from dash_app.pages import alerts, consumers, error_group, errors, explorer, monitors, overview
     from dash_app.session import bp
     from server.keys.shares import RedactShareTokens
 
     server.register_blueprint(bp)
     server.register_blueprint(keys_bp)
+    server.register_blueprint(invite_bp)
     # Share links carry their token in the path: keep it out of Flask's own error lines.
     server.logger.addFilter(RedactShareTokens())
     app = Dash(
@@ -35,6 +37,8 @@ def init_dash(server) -> Dash:
         update_title=None,
         suppress_callback_exceptions=True,
         serve_locally=True,
+        # A callback that raises says so in the page (never a 500): callback_failed.
+        on_error=callback_failed,
     )
     app.layout = shell
     # Browsers ask every site for /favicon.ico (the API docs page has no icon of its own).
@@ -71,9 +75,28 @@ def shell() -> html.Div:
                 ],
                 className="topbar",
             ),
+            html.Div(id="page-error", role="alert"),
             html.Main(id="page"),
         ]
     )
+
+
+def callback_failed(exc: Exception) -> None:
+    """What a callback that raised leaves: its outputs as they were, and a line above the
+    page saying why (the key busy, or values this page does not take); logged."""
+    from dash import set_props
+
+    from server.stats import EngineBusy
+
+    if isinstance(exc, EngineBusy):
+        text = str(exc)
+    else:
+        log.exception("a dashboard callback failed", exc_info=exc)
+        text = (
+            "This part of the page could not be updated (the values it was sent are not ones "
+            "it takes, or something went wrong on the server; it is logged). Reload the page."
+        )
+    set_props("page-error", {"children": html.Div(text, className="error", id="page-error-text")})
 
 
 PAGES = {
@@ -111,8 +134,6 @@ def route(page_path: str) -> tuple[str, str | None]:
 
 
 def _register_router(app: Dash) -> None:
-    from dash import strip_relative_path
-
     from dash_app.pages import (
         alerts,
         consumers,
@@ -123,6 +144,7 @@ def _register_router(app: Dash) -> None:
         overview,
         settings,
     )
+    from dash_app.pages.common import page_path as relative_path
     from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
     from server.keys.api_keys import describe_key
@@ -146,7 +168,7 @@ def _register_router(app: Dash) -> None:
         State("page-id", "data"),
     )
     def show_page(pathname, search, current):
-        page_path = strip_relative_path(pathname or "/") or ""
+        page_path = relative_path(pathname)
         kind, page = route(page_path)
         with get_engine().connect() as conn:
             viewer = viewer_for(conn, page_path)
@@ -180,11 +202,16 @@ def _register_router(app: Dash) -> None:
         current = "errors" if page == "error" else page
         return body, nav(viewer, signed_in=viewer.key_id is not None, page=current), page_id
 
+    @app.callback(Output("page-error", "children"), Input("url", "pathname"))
+    def clear_error(_pathname):
+        """Another page: the last one's failure line goes."""
+        return None
+
     @app.callback(Output("api-name", "children"), Input("url", "pathname"))
     def show_name(pathname):
         """The API's name (settings) in the header; a share link adds its label."""
         with get_engine().connect() as conn:
-            viewer = viewer_for(conn, strip_relative_path(pathname or "/") or "")
+            viewer = viewer_for(conn, relative_path(pathname))
             about = describe_key(conn, viewer.key_id) if viewer.key_id is not None else None
         parts = [(about or {}).get("name"), viewer.share.label if viewer.share else None]
         return " · ".join(p for p in parts if p)
@@ -227,6 +254,9 @@ SIGN_IN_ERRORS = {
     "deleted": "The key and all its data were deleted.",
     "rotated": "That key was rotated: it still works for ingest for a while, but the dashboard "
     "takes only the new key.",
+    "sessions": "That key has as many open dashboard sessions as it may have (SESSION_LIMIT): "
+    "end one in Settings on a signed-in browser, or all with "
+    "`curl -X DELETE -H 'X-AUTH-TOKEN: <key>' <server>/api/keys/current/sessions`.",
 }
 
 
@@ -276,18 +306,36 @@ def sign_in_page(search: str | None) -> html.Div:
                 "signin-form",
             ),
             html.H3("No key yet?"),
-            post_form(
-                "/create-key",
-                [html.Button("Create a key", type="submit", id="create-key", className="button")],
-                "signin-form",
-            ),
-            html.P(
-                [
-                    "It is shown once, with the middleware code to paste, and signs you in. Or ",
-                    dcc.Link("look at the demo", href=get_relative_path("/demo")),
-                    ".",
-                ]
-            ),
+            *sign_up_part(),
         ],
         className="signin panel",
     )
+
+
+def sign_up_part() -> list:
+    """Create a key, as SIGNUP allows: the button (open), or who to ask (closed, invite)."""
+    from flask import current_app
+
+    demo = dcc.Link("look at the demo", href=get_relative_path("/demo"))
+    mode = current_app.config["SETTINGS"].SIGNUP
+    if mode != "open":
+        text = (
+            "This server makes keys by invitation: open the invite link its operator sent you."
+            if mode == "invite"
+            else "This server's operator makes the keys: ask them for one."
+        )
+        return [html.P([text, " Meanwhile, ", demo, "."], id="signup-closed")]
+    return [
+        post_form(
+            "/create-key",
+            [html.Button("Create a key", type="submit", id="create-key", className="button")],
+            "signin-form",
+        ),
+        html.P(
+            [
+                "It is shown once, with the middleware code to paste, and signs you in. Or ",
+                demo,
+                ".",
+            ]
+        ),  # fmt: skip
+    ]

@@ -37,19 +37,31 @@ def clicked_value(click_data) -> str | None:
 
 
 def apply_trigger(current: Filters, trigger, values: dict) -> Filters:
-    """The new filters after the control `trigger` changed."""
+    """The new filters after the control `trigger` changed, read back through the URL's
+    own parsing (Filters.from_query), the one check of what filters may hold: a forged
+    value of the wrong type or size changes nothing, or is cut as a URL's would be."""
+    return Filters.from_query(_applied(current, trigger, values).to_query())
+
+
+def _applied(current: Filters, trigger, values: dict) -> Filters:
     if isinstance(trigger, dict):  # a chip's pattern-matching id
-        return (
-            current.without_click(trigger["dim"]) if trigger.get("type") == "ov-chip" else current
-        )
+        dim = trigger.get("dim")
+        if trigger.get("type") == "ov-chip" and isinstance(dim, str):
+            return current.without_click(dim)
+        return current
     if trigger == "ov-period" and isinstance(values["period"], str) and values["period"] in PERIODS:
         return replace(current, period=values["period"])
     if trigger == "ov-hostname":
-        return replace(current, hostname=values["hostname"] or None)
+        hostname = values["hostname"]
+        return replace(current, hostname=hostname if isinstance(hostname, str) else None)
     if trigger == "ov-toggles":
-        return current.with_toggles(values["toggles"])
+        toggles = values["toggles"]
+        if isinstance(toggles, list) and all(isinstance(t, str) for t in toggles):
+            return current.with_toggles(toggles)
+        return current
     if trigger == "ov-hidden":
-        patterns = [p.strip() for p in (values["hidden"] or "").split(",") if p.strip()]
+        hidden = values["hidden"] if isinstance(values["hidden"], str) else ""
+        patterns = [p.strip() for p in hidden.split(",") if p.strip()]
         return replace(current, hidden=tuple(dict.fromkeys(patterns)))
     if trigger in CLICK_GRAPHS:
         value = clicked_value(values["clicks"].get(trigger))
@@ -58,7 +70,8 @@ def apply_trigger(current: Filters, trigger, values: dict) -> Filters:
         dim = CLICK_TABLES[trigger]
         row = table_row(values[f"{dim}_cell"], values[f"{dim}_rows"]) or {}
         value = row.get(dim)
-        return current if value is None else current.with_click(dim, value)
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            return current.with_click(dim, value)
     return current
 
 

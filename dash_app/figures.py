@@ -127,7 +127,10 @@ def response_histogram(df: pd.DataFrame) -> go.Figure:
         "marker": {"color": ACCENT},
         "hovertemplate": "%{x}: %{y:,}<extra></extra>",
     }
-    return _figure([trace], xaxis={"type": "category", "tickangle": -45})
+    # Up to 64 buckets: every label at once overlapped; at most 12 are named (each bar's
+    # own range is in its hover).
+    axis = {"type": "category", "tickangle": -45, "nticks": 12, "automargin": True}
+    return _figure([trace], xaxis=axis)
 
 
 def activity(df: pd.DataFrame) -> go.Figure:

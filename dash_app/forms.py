@@ -14,23 +14,33 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from flask import Blueprint, Response, flash, redirect, render_template_string, request, session
-from sqlalchemy import update
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    redirect,
+    render_template_string,
+    request,
+    session,
+)
 
-from dash_app.session import signed_in_key_id, start_session
+from dash_app.session import SESSION_ID, current_session, start_session
 from server.auth import rotation_grace
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine, utcnow
-from server.keys.api_keys import create_key, delete_key, rotate_key, touch_key
+from server.keys.api_keys import create_key, delete_key, rename_key, rotate_key, touch_key
+from server.keys.caps import CapReached
+from server.keys.invites import SignupRefused, check_signup
 from server.keys.masks import KINDS as MASK_KINDS
-from server.keys.masks import MASK_LIMIT, MaskLimitReached, add_mask, delete_mask, list_masks
+from server.keys.masks import MASK_LIMIT, add_mask, delete_mask, list_masks
+from server.keys.sessions import end_session, end_sessions
 from server.keys.shares import ShareError, create_share, revoke_share
-from server.models import api_keys
+from server.ratelimit import key_creation_wait
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_keys", __name__)
-NAME_MAX = 100
 DELETE_WORD = "DELETE"
 SHARE_FILTER_FIELDS = ("status", "status_class", "endpoint", "location")
 EXPIRED_FORM = "This form had expired (or came from another site): nothing was changed. Try again."
@@ -42,9 +52,16 @@ def create_key_form():
     if not csrf_ok(request.form.get(CSRF_FIELD)):
         # A foreign page, or this very page reloaded after it showed its key.
         return redirect("./?signin=expired", code=303)
+    try:
+        check_signup(current_app.config["SETTINGS"].SIGNUP, None)
+    except SignupRefused as exc:
+        return Response(f"{exc}\n", status=403, mimetype="text/plain")
+    refused = creation_refused()
+    if refused is not None:
+        return refused
     with get_engine().begin() as conn:
         key_id, key = create_key(conn)
-    start_session(key_id, key)
+        start_session(conn, key_id)
     log.info("created API key id=%s from the dashboard", key_id)
     return reveal(
         title="Your new API key",
@@ -55,13 +72,29 @@ def create_key_form():
     )
 
 
+def creation_refused() -> Response | None:
+    """429 with Retry-After past KEY_CREATE_PER_HOUR for this address (else None)."""
+    retry_after = key_creation_wait()
+    if retry_after is None:
+        return None
+    limit = current_app.config["SETTINGS"].KEY_CREATE_PER_HOUR
+    return Response(
+        f"Too many keys made from this address: at most {limit} an hour "
+        f"(KEY_CREATE_PER_HOUR). Try again in {retry_after} s.\n",
+        status=429,
+        mimetype="text/plain",
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
 @bp.post("/dashboard/settings")
 def settings_form():
     """One endpoint for the settings page's forms, told apart by their `action` field."""
     with get_engine().connect() as conn:
-        key_id = signed_in_key_id(conn)
-    if key_id is None:
+        found = current_session(conn)
+    if found is None:
         return redirect("./", code=303)
+    key_id = found.key_id
     if not csrf_ok(request.form.get(CSRF_FIELD)):
         flash(EXPIRED_FORM, "error")
         return redirect("settings", code=303)
@@ -73,24 +106,24 @@ def settings_form():
 
 
 def _rename(key_id: int) -> Response:
-    name = (request.form.get("name") or "").strip()
-    if not name:
-        flash("The name is empty: give 1 to 100 characters.", "error")
-    elif len(name) > NAME_MAX:
-        flash(f"The name is {len(name)} characters long: at most {NAME_MAX}.", "error")
-    else:
+    try:
         with get_engine().begin() as conn:
-            conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(name=name))
+            rename_key(conn, key_id, request.form.get("name") or "")
+    except ValueError as exc:
+        flash(str(exc), "error")
+    else:
         flash("Saved the name.", "done")
     return redirect("settings", code=303)
 
 
 def _rotate(key_id: int) -> Response:
+    with get_engine().connect() as conn:
+        this = current_session(conn)
     with get_engine().begin() as conn:
-        key, until = rotate_key(conn, key_id, rotation_grace())
+        # Every other session of the key ends: they signed in with the old key.
+        key, until = rotate_key(conn, key_id, rotation_grace(), keep_session=this.id)
         touch_key(conn, key_id)
-    # The session is bound to the key's hash: move it to the new key.
-    start_session(key_id, key)
+    new_csrf_token()  # reloading the page that shows the key is refused, not repeated
     log.info("rotated API key id=%s from the dashboard", key_id)
     if until is None:
         note = "The previous key stopped working at once (KEY_ROTATION_GRACE_HOURS is 0)."
@@ -132,8 +165,9 @@ def _share(key_id: int) -> Response:
                 hostname=form.get("hostname"),
                 filters=filters,
                 expires_at=expires_at,
+                limit=current_app.config["SETTINGS"].SHARE_LIMIT,
             )
-    except ShareError as exc:
+    except (ShareError, CapReached) as exc:
         flash(f"No link was made: {exc}", "error")
         return redirect("settings", code=303)
     new_csrf_token()
@@ -159,7 +193,7 @@ def _expiry(days: str):
 def _revoke(key_id: int) -> Response:
     raw = request.form.get("share_id", "")
     with get_engine().begin() as conn:
-        found = raw.isdigit() and revoke_share(conn, key_id, int(raw))
+        found = _form_id(raw) is not None and revoke_share(conn, key_id, _form_id(raw))
     if found:
         flash("Revoked the link: it stopped working at once.", "done")
     else:
@@ -182,10 +216,8 @@ def _add_mask(key_id: int) -> Response:
     try:
         with get_engine().begin() as conn:
             added = add_mask(conn, key_id, kind, pattern)
-    except ValueError as exc:
+    except (ValueError, CapReached) as exc:
         flash(f"No pattern was added: {exc}", "error")
-    except MaskLimitReached:
-        flash(f"No pattern was added: a key has at most {MASK_LIMIT}.", "error")
     else:
         flash(f"Masking {added['kind']} names matching {added['pattern']!r} from now on.", "done")
     return redirect("settings", code=303)
@@ -194,17 +226,45 @@ def _add_mask(key_id: int) -> Response:
 def _delete_mask(key_id: int) -> Response:
     raw = request.form.get("mask_id", "")
     with get_engine().begin() as conn:
-        found = (
-            raw.isascii()
-            and raw.isdigit()
-            and len(raw) < 10
-            and delete_mask(conn, key_id, int(raw))
-        )
+        found = _form_id(raw) is not None and delete_mask(conn, key_id, _form_id(raw))
     if found:
         flash("Deleted the pattern: requests logged from now on no longer use it.", "done")
     else:
         flash("No such pattern for this key.", "error")
     return redirect("settings", code=303)
+
+
+def _end_session(key_id: int) -> Response:
+    session_id = _form_id(request.form.get("session_id", ""))
+    with get_engine().connect() as conn:
+        this = current_session(conn)
+    with get_engine().begin() as conn:
+        found = session_id is not None and end_session(conn, key_id, session_id)
+    if not found:
+        flash("No such open session for this key.", "error")
+        return redirect("settings", code=303)
+    if this is not None and session_id == this.id:  # this browser's own: signed out
+        session.pop(SESSION_ID, None)
+        return redirect("./", code=303)
+    flash("Ended the session: that browser is signed out.", "done")
+    return redirect("settings", code=303)
+
+
+def _end_other_sessions(key_id: int) -> Response:
+    with get_engine().connect() as conn:
+        this = current_session(conn)
+    with get_engine().begin() as conn:
+        ended = end_sessions(conn, key_id, keep=this.id)
+    flash(f"Ended {ended} other session{'' if ended == 1 else 's'}: only this browser is "
+          "signed in now.", "done")  # fmt: skip
+    return redirect("settings", code=303)
+
+
+def _form_id(raw: str) -> int | None:
+    """A row id from a form field, or None (a forged one is no id at all)."""
+    if raw.isascii() and raw.isdigit() and len(raw) < 10 and int(raw) > 0:
+        return int(raw)
+    return None
 
 
 MASK_FIELDS = {"kinds": MASK_KINDS, "limit": MASK_LIMIT}
@@ -217,6 +277,8 @@ ACTIONS = {
     "revoke": _revoke,
     "mask": _add_mask,
     "unmask": _delete_mask,
+    "end_session": _end_session,
+    "end_sessions": _end_other_sessions,
 }
 
 

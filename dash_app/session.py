@@ -1,9 +1,11 @@
-"""Who is looking: the signed session cookie (a key id, never the key) or the demo key.
+"""Who is looking: a signed-in session (kept on the server), the demo key, or a share link.
 
-Sign-in takes the pasted key from a POST body, checks it with server.auth, and keeps
-the key's id and a tag derived from its hash in Flask's signed, HttpOnly, SameSite=Lax
-session cookie. The tag binds the session to that very key: a deleted key's session
-can never open another key's data, even one given the same id.
+Sign-in takes the pasted key from a POST body and starts a session (server.keys.sessions):
+Flask's signed, HttpOnly, SameSite=Lax cookie holds a random token, the server its hash
+and the key's id. Every request and callback of the dashboard looks the token up, so
+signing out, ending the session in the settings, rotating or deleting the key, or the
+session outliving SESSION_IDLE_DAYS or SESSION_MAX_DAYS ends it at once, wherever its
+cookie has been copied to.
 """
 
 from __future__ import annotations
@@ -14,19 +16,40 @@ import logging
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, redirect, request, session, stream_with_context
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    request,
+    session,
+    stream_with_context,
+)
 
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, new_csrf_token
 from server.db import get_engine
 from server.keys.api_keys import lookup_key, rotated_key_until, touch_key
-from server.keys.sessions import still_bound, tag_of_key
+from server.keys.caps import CapReached
+from server.keys.sessions import (
+    Lifetimes,
+    Session,
+    due_for_touch,
+    end_expired,
+    end_session,
+    resolve_session,
+    touch_session,
+)
+from server.keys.sessions import (
+    start_session as start_server_session,
+)
 from server.keys.shares import GONE, Access, resolve_share
 
 log = logging.getLogger(__name__)
 bp = Blueprint("dashboard_session", __name__)
-SESSION_KEY = "dashboard_key_id"
-SESSION_TAG = "dashboard_key_tag"
+# The cookie's only credential: the session's random token (the server keeps its hash).
+SESSION_ID = "dashboard_session"
 DEMO_PREFIX = "demo"
 SHARE_PREFIX = "s"
 
@@ -37,16 +60,34 @@ def demo_key_id(conn) -> int | None:
     return demo_key(conn)
 
 
+def lifetimes() -> Lifetimes:
+    return Lifetimes.of(current_app.config["SETTINGS"])
+
+
+def current_session(conn) -> Session | None:
+    """This browser's live session, looked up once a request; a dead one is forgotten."""
+    token = session.get(SESSION_ID)
+    if token is None:
+        return None
+    if "dashboard_session" in g:
+        return g.dashboard_session
+    found, expired = resolve_session(conn, token, lifetimes())
+    if found is None:
+        session.pop(SESSION_ID, None)
+        if expired:
+            with get_engine().begin() as write:
+                end_expired(write, lifetimes())
+    elif due_for_touch(found):
+        with get_engine().begin() as write:
+            touch_session(write, found.id)
+    g.dashboard_session = found
+    return found
+
+
 def signed_in_key_id(conn) -> int | None:
-    """The session's key id, if that very key still exists (a deleted key signs you out)."""
-    key_id, tag = session.get(SESSION_KEY), session.get(SESSION_TAG)
-    if key_id is None and tag is None:
-        return None
-    if not still_bound(conn, key_id, tag):
-        session.pop(SESSION_KEY, None)
-        session.pop(SESSION_TAG, None)
-        return None
-    return key_id
+    """The key of this browser's session, if the session is still open."""
+    found = current_session(conn)
+    return found.key_id if found is not None else None
 
 
 def is_demo_path(page_path: str | None) -> bool:
@@ -105,13 +146,17 @@ def share_access(token: str) -> Access:
         return resolve_share(conn, token) if token else GONE
 
 
-def start_session(key_id: int, key: str) -> None:
-    """Bind this browser's session to the key (its id and a tag of its hash)."""
+def start_session(conn, key_id: int) -> None:
+    """Sign this browser in to the key, in the caller's transaction: a session row, its
+    token in the cookie, a fresh form token. CapReached past SESSION_LIMIT."""
+    _session_id, token = start_server_session(
+        conn, key_id, request.headers.get("User-Agent"), lifetimes()
+    )
     session.clear()
-    session[SESSION_KEY] = key_id
-    session[SESSION_TAG] = tag_of_key(key)
+    session[SESSION_ID] = token
     new_csrf_token()
     session.permanent = True
+    g.pop("dashboard_session", None)
 
 
 @bp.post("/dashboard/sign-in")
@@ -123,16 +168,19 @@ def sign_in():
         # A foreign page's form, or ours left open across a restart: no session either way.
         log.info("dashboard sign-in refused: missing or stale form token")
         return redirect("./?" + urlencode({"signin": "expired"}), code=303)
-    with get_engine().begin() as conn:
-        key_id = lookup_key(conn, key)
-        if key_id is not None:
-            touch_key(conn, key_id)
-        rotated = key_id is None and rotated_key_until(conn, key) is not None
+    try:
+        with get_engine().begin() as conn:
+            key_id = lookup_key(conn, key)
+            if key_id is not None:
+                touch_key(conn, key_id)
+                start_session(conn, key_id)
+            rotated = key_id is None and rotated_key_until(conn, key) is not None
+    except CapReached:
+        return redirect("./?" + urlencode({"signin": "sessions"}), code=303)
     if rotated:
         return redirect("./?" + urlencode({"signin": "rotated"}), code=303)
     if key_id is None:
         return redirect("./?" + urlencode({"signin": "failed"}), code=303)
-    start_session(key_id, key)
     log.info("dashboard sign-in for key id=%s", key_id)
     return redirect("./" + keep, code=303)
 
@@ -145,8 +193,13 @@ def sign_out():
             status=400,
             mimetype="text/plain",
         )
-    session.pop(SESSION_KEY, None)
-    session.pop(SESSION_TAG, None)
+    with get_engine().connect() as conn:
+        found = current_session(conn)
+    if found is not None:
+        with get_engine().begin() as conn:
+            end_session(conn, found.key_id, found.id)
+        log.info("dashboard sign-out for key id=%s", found.key_id)
+    session.pop(SESSION_ID, None)
     return redirect("./", code=303)
 
 

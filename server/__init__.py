@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from flask import Flask
 from werkzeug.routing import IntegerConverter
@@ -57,6 +58,8 @@ def create_app(config: Config | None = None) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=config.production,
+        # The cookie lives as long as its session may (server.keys.sessions ends it sooner).
+        PERMANENT_SESSION_LIFETIME=timedelta(days=config.SESSION_MAX_DAYS),
     )
     # Ids in URLs past 64 bits can name no row; answer 404 instead of overflowing SQLite.
     app.url_map.converters["int"] = BoundedInt

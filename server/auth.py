@@ -73,3 +73,12 @@ def admin_token_ok(authorization: str | None) -> bool:
             return False
         supplied = decoded.partition(":")[2]
     return hmac.compare_digest(supplied.encode(), expected.encode())
+
+
+def require_admin() -> None:
+    """The operators' API: ADMIN_TOKEN in Authorization (Bearer) or answer 401; 404 while
+    the operator has set no ADMIN_TOKEN (nothing to guess at)."""
+    if not current_app.config["SETTINGS"].ADMIN_TOKEN:
+        abort(404, message="The admin API is off: the operator has not set ADMIN_TOKEN.")
+    if not admin_token_ok(request.headers.get("Authorization")):
+        abort(401, message="Send the operator's ADMIN_TOKEN as 'Authorization: Bearer <token>'.")

@@ -1,5 +1,5 @@
-"""Flask CLI commands: `flask --app wsgi db upgrade`, `create-key`, `sweep`, `batches`,
-`lake status|export`."""
+"""Flask CLI commands: `flask --app wsgi db upgrade`, `keys create|list|delete|invite|
+invites|revoke-invite`, `create-key`, `sweep`, `batches`, `lake status|export`."""
 
 from __future__ import annotations
 
@@ -77,13 +77,125 @@ def revision(message: str, autogenerate: bool) -> None:
 
 @click.command("create-key")
 def create_key_command() -> None:
-    """Create an API key and print it (once)."""
+    """Create an API key and print it (once); `keys create` also names it."""
     from server.db import get_engine
     from server.keys.api_keys import create_key
 
     with get_engine().begin() as conn:
         _key_id, key = create_key(conn)
     click.echo(key)
+
+
+keys_cli = AppGroup(
+    "keys",
+    help="API keys and invitations, for operators: whatever SIGNUP says, never rate limited.",
+)
+
+
+@keys_cli.command("create")
+@click.option("--name", help="What the key's owner calls the API (1 to 100 characters).")
+def keys_create(name: str | None) -> None:
+    """Make a key and print it (shown once: only its hash is kept)."""
+    from server.db import get_engine
+    from server.keys.api_keys import create_key
+
+    try:
+        with get_engine().begin() as conn:
+            key_id, key = create_key(conn, name=name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--name") from None
+    click.echo(f"key id {key_id}{f' ({name.strip()})' if name else ''}, shown once:", err=True)
+    click.echo(key)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """Every key: id, name, created, last used, open dashboard sessions."""
+    from server.db import get_engine
+    from server.keys.api_keys import list_keys
+
+    with get_engine().connect() as conn:
+        found = list_keys(conn)
+    click.echo(f"{'id':>6}  {'created':<16}  {'last used':<16}  {'sessions':>8}  name")
+    for k in found:
+        name = (k["name"] or "") + (" (demo)" if k["is_demo"] else "")
+        click.echo(f"{k['id']:>6}  {k['created_at']:%Y-%m-%d %H:%M}  "
+                   f"{k['last_used_at']:%Y-%m-%d %H:%M}  {k['sessions']:>8}  {name}")  # fmt: skip
+
+
+@keys_cli.command("delete")
+@click.argument("key_id", type=click.IntRange(1, 2**31 - 1))
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def keys_delete(key_id: int, yes: bool) -> None:
+    """Delete a key and everything stored for it."""
+    from server.db import get_engine
+    from server.keys.api_keys import delete_key, key_exists
+
+    with get_engine().connect() as conn:
+        if not key_exists(conn, key_id):
+            raise click.ClickException(f"no key {key_id} (`flask --app wsgi keys list`)")
+    if not yes:
+        click.confirm(f"Delete key {key_id} and all its data for good?", abort=True)
+    delete_key(key_id)
+    click.echo(f"deleted key {key_id} and all its data")
+
+
+@keys_cli.command("invite")
+@click.option("--label", help="Who it is for (the key it makes is named so).")
+@click.option("--days", type=click.IntRange(1, 365), default=7, show_default=True)
+@click.option(
+    "--url",
+    "base_url",
+    help="This server's address as the person invited reaches it "
+    "[default: http://127.0.0.1:$PORT].",
+)
+def keys_invite(label: str | None, days: int, base_url: str | None) -> None:
+    """Make a single-use invitation to create a key (SIGNUP=invite) and print its link."""
+    import os
+
+    from server.db import get_engine
+    from server.keys.invites import create_invite, invite_link
+
+    with get_engine().begin() as conn:
+        invite_id, token = create_invite(conn, label, days)
+    base = base_url or f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"
+    mode = current_app.config["SETTINGS"].SIGNUP
+    click.echo(f"invitation {invite_id}, valid {days} days, usable once; send this link "
+               "(shown once):", err=True)  # fmt: skip
+    click.echo(invite_link(base, token))
+    if mode != "invite":
+        click.echo(f"note: SIGNUP is {mode}; invitations are taken only with SIGNUP=invite",
+                   err=True)  # fmt: skip
+
+
+@keys_cli.command("invites")
+def keys_invites() -> None:
+    """Every invitation and its state (pending, used, expired, revoked)."""
+    from server.db import get_engine
+    from server.keys.invites import list_invites
+
+    with get_engine().connect() as conn:
+        found = list_invites(conn)
+    if not found:
+        click.echo("no invitations")
+        return
+    click.echo(f"{'id':>6}  {'state':<8}  {'expires':<16}  {'key':>6}  label")
+    for i in found:
+        click.echo(f"{i['id']:>6}  {i['state']:<8}  {i['expires_at']:%Y-%m-%d %H:%M}  "
+                   f"{i['key_id'] or '':>6}  {i['label'] or ''}")  # fmt: skip
+
+
+@keys_cli.command("revoke-invite")
+@click.argument("invite_id", type=click.IntRange(1, 2**31 - 1))
+def keys_revoke_invite(invite_id: int) -> None:
+    """Revoke a pending invitation: its link stops working at once."""
+    from server.db import get_engine
+    from server.keys.invites import revoke_invite
+
+    with get_engine().begin() as conn:
+        if not revoke_invite(conn, invite_id):
+            raise click.ClickException(f"no pending invitation {invite_id}")
+    click.echo(f"revoked invitation {invite_id}")
 
 
 @click.command("sweep")
@@ -261,6 +373,7 @@ def init_cli(app) -> None:
 
     app.cli.add_command(db_cli)
     app.cli.add_command(create_key_command)
+    app.cli.add_command(keys_cli)
     app.cli.add_command(sweep_command)
     app.cli.add_command(batches_cli)
     app.cli.add_command(seed_demo_command)

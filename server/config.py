@@ -115,6 +115,23 @@ class Config(BaseSettings):
     MONITOR_TIMEOUT_SECONDS: int = 10
     SWEEP_AFTER_SECONDS: int = 60
     ADMIN_TOKEN: str = ""
+    # Who may create keys (server.keys.signup): open (anyone; the embedded default), closed
+    # (only an operator: the CLI or the admin API; the default when APP_ENV=production),
+    # invite (also whoever holds an operator's single-use invite link).
+    SIGNUP: str = ""
+    # Keys made per client address per hour, however they are asked for (0: no limit).
+    KEY_CREATE_PER_HOUR: int = 10
+    # A dashboard session ends after this many days without a request, and this many after
+    # its sign-in, whatever happens (server.keys.sessions).
+    SESSION_IDLE_DAYS: int = 7
+    SESSION_MAX_DAYS: int = 30
+    # Caps on what one key may make (server.keys.caps; MONITOR_LIMIT is another).
+    SHARE_LIMIT: int = 100
+    SESSION_LIMIT: int = 20
+    # Engine work one key may run at once in one web process, and how many more of its
+    # requests may wait for it; past that, the key is told it is busy (server.lake.fair).
+    ENGINE_KEY_SLOTS: int = 1
+    ENGINE_KEY_QUEUE: int = 3
     # Alert emails (server.alerts): smtp://user:pass@host:587 (STARTTLS, required),
     # smtps://user:pass@host:465 (implicit TLS); unset, email channels cannot be created.
     SMTP_URL: str = ""
@@ -209,6 +226,7 @@ class Config(BaseSettings):
             data_dir.mkdir(parents=True, exist_ok=True)
             self.DATABASE_URL = f"sqlite:///{data_dir / 'analytics.db'}"
         self.DATABASE_URL = normalise_database_url(self.DATABASE_URL)
+        self._check_database_scheme()
         if not self.LAKE_URL:
             self.LAKE_URL = str(data_dir / "lake")
         if not self.GEOIP_DB:
@@ -235,8 +253,33 @@ class Config(BaseSettings):
             raise ConfigError(
                 f"KEY_ROTATION_GRACE_HOURS must be 0 or more, not {self.KEY_ROTATION_GRACE_HOURS}"
             )
+        self._check_access_settings()
         if self.ACCESS_LOG not in ("requests", "all", "off"):
             raise ConfigError(f"ACCESS_LOG must be requests, all or off, not {self.ACCESS_LOG!r}")
+
+    def _check_database_scheme(self) -> None:
+        """PostgreSQL or SQLite, said in one line (a mysql:// URL died in a traceback)."""
+        scheme, found, _rest = self.DATABASE_URL.partition("://")
+        if scheme not in ("postgresql+psycopg", "sqlite"):
+            shown = f"{scheme}://..." if found else "a URL without a scheme"
+            raise ConfigError(
+                f"DATABASE_URL must be postgresql://user:password@host/database or "
+                f"sqlite:///path/to/file.db, not {shown}: PostgreSQL and "
+                "SQLite are the databases this server runs on (unset it for SQLite under DATA_DIR)"
+            )
+
+    def _check_access_settings(self) -> None:
+        """SIGNUP (closed in production unless said otherwise), session lifetimes, caps."""
+        self.SIGNUP = (self.SIGNUP or ("closed" if self.production else "open")).strip().lower()
+        if self.SIGNUP not in ("open", "closed", "invite"):
+            raise ConfigError(f"SIGNUP must be open, closed or invite, not {self.SIGNUP!r}")
+        for name in ("SESSION_IDLE_DAYS", "SESSION_MAX_DAYS", "SHARE_LIMIT", "SESSION_LIMIT",
+                     "MONITOR_LIMIT", "ENGINE_KEY_SLOTS"):  # fmt: skip
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("KEY_CREATE_PER_HOUR", "ENGINE_KEY_QUEUE"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
 
     def _require_production_settings(self) -> None:
         """APP_ENV=production refuses to guess: no SQLite file, no generated secret."""

@@ -286,3 +286,37 @@ key_masks = Table(
     Column("created_at", TS, nullable=False),
     UniqueConstraint("key_id", "kind", "pattern", name="uq_key_masks_key_id"),
 )
+
+
+# --- Access (server.keys.sessions, server.keys.invites) ----------------------------------
+# A signed-in dashboard browser. The cookie holds a random token; only its SHA-256 is
+# here. Checked on every dashboard request and callback: deleting the row (sign-out, the
+# settings page, rotation, idle or too old) ends the session at once.
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("last_seen_at", TS, nullable=False),
+    Column("user_agent", String(200)),
+    Index("ix_dashboard_sessions_key_id", "key_id"),
+    sqlite_autoincrement=True,
+)
+
+# An operator's single-use invitation to make a key (SIGNUP=invite). Only the token's
+# SHA-256 is kept; a used invite keeps its row and names the key it made.
+invites = Table(
+    "invites",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("label", String(100)),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),
+    Column("used_at", TS),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="SET NULL")),
+    Column("revoked_at", TS),
+    sqlite_autoincrement=True,
+)

@@ -1,5 +1,6 @@
 """Rate limits, all through Flask-Limiter: Redis storage in production (every web process
-counts together), memory in the embedded mode (one process).
+counts together), memory in the embedded mode (one process). And the answer (429) to a key
+whose engine work is at its cap in this process (server.lake.fair).
 
 A limit the view can only name once it has read the request (ingest's is per key, known
 after the key is looked up) is checked with `hit`, on the same limiter and storage.
@@ -13,7 +14,9 @@ import time
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItem, RateLimitItemPerHour, RateLimitItemPerMinute
+
+from server.lake.fair import EngineBusy
 
 log = logging.getLogger(__name__)
 
@@ -32,17 +35,41 @@ def init_limiter(app: Flask, settings) -> Limiter:
         headers_enabled=False,
     )
     app.extensions["rate_limiter"] = limiter
+    app.register_error_handler(EngineBusy, _engine_busy)
     return limiter
+
+
+def _engine_busy(exc: EngineBusy):
+    """One key's engine work running and waiting at its cap (server.lake.fair): 429."""
+    from flask import jsonify
+
+    answer = jsonify(code=429, status="Too Many Requests", message=str(exc))
+    answer.status_code = 429
+    answer.headers["Retry-After"] = str(exc.retry_after)
+    return answer
 
 
 def hit_per_minute(limit: int, *identifiers: str) -> int | None:
     """Count one hit against `limit` a minute for `identifiers` (a fixed window); the
     seconds until the window ends when the limit is exceeded, else None. A limit of 0
     is off; a storage that does not answer counts nothing (logged)."""
+    return hit(RateLimitItemPerMinute(limit), *identifiers) if limit else None
+
+
+def key_creation_wait() -> int | None:
+    """Count one key made for this request's client address against KEY_CREATE_PER_HOUR
+    (the API, the dashboard, invitations alike; an operator's are not counted); the
+    seconds to wait when over it, else None."""
+    limit = current_app.config["SETTINGS"].KEY_CREATE_PER_HOUR
     if not limit:
         return None
+    return hit(RateLimitItemPerHour(limit), "keys-create", get_remote_address())
+
+
+def hit(item: RateLimitItem, *identifiers: str) -> int | None:
+    """One hit against `item` for `identifiers`: None when allowed, else the seconds until
+    its window ends (what Retry-After says)."""
     limiter = current_app.extensions["rate_limiter"]
-    item = RateLimitItemPerMinute(limit)
     try:
         if limiter.limiter.hit(item, *identifiers):
             return None

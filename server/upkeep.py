@@ -19,6 +19,7 @@ from server import queue
 from server.config import Config, current_config
 from server.db import get_engine, utcnow
 from server.keys.idle import delete_inactive_keys, inactive_keys, stored_rows
+from server.keys.sessions import Lifetimes, end_expired
 from server.lake.compaction import remove_orphans
 from server.lake.layout import DETAILS, PAYLOADS
 from server.lake.retention import Budget, delete_old_requests, old_rows
@@ -65,6 +66,10 @@ def run_retention(budget_seconds: float | None = None) -> dict[str, int]:
     budget = Budget(budget_seconds)
     cutoffs = Cutoffs.from_config(config)
     counts = apply_retention(get_engine(), cutoffs, batch_size=BATCH_SIZE, budget=budget)
+    # A session's row goes when it is used after it expired, or at its key's next sign-in;
+    # those of browsers that never come back go here.
+    with get_engine().begin() as conn:
+        counts["sessions"] = end_expired(conn, Lifetimes.of(config))
     if budget.spent:
         _continue_later(budget_seconds)
     return counts

@@ -297,7 +297,8 @@ def redis_server(tmp_path_factory):
 @pytest.fixture
 def redis_url(request):
     """An empty Redis database: TEST_REDIS_URL's, or the private server's (restarted if a
-    test stopped it)."""
+    test stopped it). A shared one is emptied again after the test: the suite leaves
+    nothing in it."""
     from redis import Redis
     from redis.exceptions import RedisError
 
@@ -306,12 +307,15 @@ def redis_url(request):
             Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=3).flushdb()
         except RedisError as exc:
             unavailable("Redis", f"TEST_REDIS_URL {SHARED_REDIS_URL} ({symptom(exc)})")
-        return SHARED_REDIS_URL
+        yield SHARED_REDIS_URL
+        with contextlib.suppress(RedisError):
+            Redis.from_url(SHARED_REDIS_URL, socket_connect_timeout=3).flushdb()
+        return
     redis_server = request.getfixturevalue("redis_server")
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
     Redis.from_url(redis_server.url).flushdb()
-    return redis_server.url
+    yield redis_server.url
 
 
 # --- GeoIP --------------------------------------------------------------------------------
@@ -365,14 +369,17 @@ class Stack:
         if self.config.embedded_queue:
             queue.join()
             return
-        from rq import Queue, SimpleWorker
+        from rq import Queue
 
         from server.ingest.geo import init_geo
         from server.queue import ALL_QUEUES
+        from worker.rq_worker import Worker
 
         init_geo(self.config.GEOIP_DB)
         queues = [Queue(name, connection=queue.redis) for name in ALL_QUEUES]
-        SimpleWorker(queues, connection=queue.redis).work(burst=True)
+        # Our worker, not RQ's SimpleWorker: its stop could wait up to 60 s for the pub/sub
+        # thread (worker.rq_worker), and a fuzz test that stops one per example hung.
+        Worker(queues, connection=queue.redis).work(burst=True)
 
     def new_key(self) -> str:
         response = self.client.post("/api/keys")
@@ -384,6 +391,9 @@ def make_config(database_url: str, redis_url: str = "", tmp_path: Path | None = 
     from server.config import Config
 
     settings = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "TESTING": True}
+    # Tests make many keys from one address: the limit is off unless a test sets it
+    # (tests/server/api/test_keys_signup.py does).
+    settings["KEY_CREATE_PER_HOUR"] = 0
     if tmp_path is not None:
         settings["DATA_DIR"] = str(tmp_path)
     settings.update(overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 from importlib.metadata import packages_distributions
@@ -32,17 +33,20 @@ def served(tmp_path_factory):
         run.kill()
 
 
+def pasted(script: str, port: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The block run as a reader pastes it into a shell where PORT is the server's: the
+    blocks name no port of their own (a PORT set for `make run` broke them before)."""
+    assert "localhost:8000" not in script, "a README block hard-codes port 8000"
+    environ = {**os.environ, "PORT": port}
+    return subprocess.run(
+        ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=timeout, env=environ
+    )
+
+
 def test_the_using_it_commands_work_pasted_as_is(served):
     (script,) = code_blocks((ROOT / "README.md").read_text(), "Using it", "sh")
     port = served.env["PORT"]
-    assert "localhost:8000" in script
-    script = script.replace("localhost:8000", f"localhost:{port}")
-    result = subprocess.run(
-        ["bash", "-e", "-c", script + '\necho "KEY=$KEY"'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = pasted(script + '\necho "KEY=$KEY"', port)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '{"accepted":1,"rejected":[]}' in out
@@ -61,11 +65,7 @@ def test_the_errors_commands_work_pasted_as_is(served):
     (script,) = code_blocks(
         (ROOT / "README.md").read_text(), "Errors, captures and consumers", "sh"
     )
-    port = served.env["PORT"]
-    script = script.replace("localhost:8000", f"localhost:{port}")
-    result = subprocess.run(
-        ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60
-    )
+    result = pasted(script, served.env["PORT"])
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert '{"accepted":1,"rejected":[]}' in out
@@ -79,6 +79,19 @@ def test_the_errors_commands_work_pasted_as_is(served):
     assert "[masked]" in out
     for secret in ("sk_live_123", "hunter2", "token=abc"):
         assert secret not in out
+
+
+def test_the_alerts_commands_work_pasted_after_the_using_it_ones(served):
+    """In order: "Using it" ended by deleting its key, and nothing here needs the internet."""
+    readme = (ROOT / "README.md").read_text()
+    (using,) = code_blocks(readme, "Using it", "sh")
+    (alerts,) = code_blocks(readme, "Alerts", "sh")
+    result = pasted(using + "\n" + alerts, served.env["PORT"])
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"kind":"error_rate"' in out and '"name":"Errors"' in out
+    assert '"state":"ok"' in out
+    assert '"code":4' not in out, out  # no error answer (the API's errors carry a code)
 
 
 def test_the_middleware_readme_names_what_its_example_needs():
@@ -115,8 +128,13 @@ def test_the_middleware_readme_names_what_its_example_needs():
 def test_the_sqlite_backup_and_restore_commands_work(tmp_path):
     """README, Backup and restore: the SQLite lines, run beside a live embedded server."""
     (block,) = code_blocks((ROOT / "README.md").read_text(), "Backup and restore", "sh")
+    first_line = block.split("\n\n", 1)[0]  # where backups go: BACKUP=...
     sqlite_part = block.split("# SQLite:", 1)[1].split("\n", 1)[1]
     backup, restore = sqlite_part.split("# restore: stop make run, then\n")
+    backup, restore = first_line + "\n" + backup, first_line + "\n" + restore
+    home = tmp_path / "home"  # the reader's ~, where the README puts backups
+    environ = {**os.environ, "HOME": str(home)}
+
     run = MakeRun(tmp_path).start()  # DATA_DIR is tmp_path/data: the README's data/
     try:
         run.wait_serving()
@@ -124,14 +142,20 @@ def test_the_sqlite_backup_and_restore_commands_work(tmp_path):
         body = {"api_key": key, "requests": [row(path="/kept")]}
         assert json.loads(post(f"{run.base}/api/log-request", body))["accepted"] == 1
         wait_until(lambda: len(data(run, key)) == 1)
-        subprocess.run(["bash", "-e", "-c", backup], cwd=tmp_path, check=True, timeout=60)
+        before = set(tmp_path.iterdir())
+        subprocess.run(
+            ["bash", "-e", "-c", backup], cwd=tmp_path, env=environ, check=True, timeout=60
+        )
+        # nothing new beside data/ (the checkout's own files): the backup is in ~
+        assert set(tmp_path.iterdir()) - before <= {home}
+        assert (home / "api-analytics-backup" / "analytics.db").stat().st_size > 0
         assert run.ctrl_c() == 0
     finally:
         run.kill()
     secret = (tmp_path / "data" / "secret_key").read_text()
     for name in ("analytics.db", "analytics.db-wal", "analytics.db-shm", "secret_key"):
         (tmp_path / "data" / name).unlink(missing_ok=True)  # the disk is lost
-    subprocess.run(["bash", "-e", "-c", restore], cwd=tmp_path, check=True, timeout=60)
+    subprocess.run(["bash", "-e", "-c", restore], cwd=tmp_path, env=environ, check=True, timeout=60)
     assert (tmp_path / "data" / "secret_key").read_text() == secret
     again = MakeRun(tmp_path).start()
     try:

@@ -10,8 +10,10 @@ from tests.conftest import ROOT
 
 
 def pytest_run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    """This suite, in a child pytest, outside CI (where a missing service is a failure)."""
-    environ = {k: v for k, v in os.environ.items() if k != "CI"}
+    """This suite, in a child pytest, outside CI (where a missing service is a failure),
+    with the services this run was given, but not its shared Redis database: each test
+    here says which one its child uses (this run's own may be in use by itself)."""
+    environ = {k: v for k, v in os.environ.items() if k not in ("CI", "TEST_REDIS_URL")}
     environ.update(env)
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],

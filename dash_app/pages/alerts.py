@@ -41,6 +41,12 @@ KIND_FIELDS = {
 }
 FIELDS = ("threshold", "window", "min", "4xx", "endpoint", "monitor", "k")
 HIDDEN = {"display": "none"}
+# Where the channels to tick would be, while the key has none (an empty label before).
+NO_CHANNELS = html.Span(
+    "No channels yet: add one under Channels, then tick it here (a rule without channels "
+    "still opens incidents, listed on this page).",
+    className="muted",
+)
 
 
 def layout(page_path: str) -> html.Div:
@@ -116,7 +122,12 @@ def _rule_form() -> html.Div:
                 dcc.Input(id="al-rule-k", type="number", value=3),
                 "k",
             ),
-            _field("Notify", dcc.Checklist(id="al-rule-channels")),
+            _field(
+                "Notify",
+                html.Div(
+                    [dcc.Checklist(id="al-rule-channels"), html.Div(id="al-rule-no-channels")]
+                ),
+            ),
             html.Button("Create rule", id="al-rule-create", className="button"),
             html.Div(id="al-rule-msg", className="form-msg"),
         ],
@@ -154,6 +165,10 @@ def _number(value):
     return None if value in (None, "") else value
 
 
+def _is_id(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= alerts.MAX_ID
+
+
 def _signed_in(conn):
     from dash_app.session import signed_in_key_id
 
@@ -178,6 +193,7 @@ def register(app) -> None:
         Output("al-incidents", "children"),
         Output("al-rule-channels", "options"),
         Output("al-rule-monitor", "options"),
+        Output("al-rule-no-channels", "children"),
         Input("al-tick", "n_intervals"),
         Input("al-changed", "data"),
     )
@@ -186,7 +202,7 @@ def register(app) -> None:
             key_id = _signed_in(conn)
             if key_id is None:
                 notice = html.Div("Sign in first.", className="notice")
-                return notice, None, None, [], []
+                return notice, None, None, [], [], None
             rules = alerts.list_rules(conn, key_id)
             channels = alerts.list_channels(conn, key_id)
             incidents = deliveries.recent_incidents(conn, key_id, limit=20)
@@ -200,6 +216,7 @@ def register(app) -> None:
             incidents_table(incidents, names),
             [{"label": f" {c['name']} ({c['kind']})", "value": c["id"]} for c in channels],
             [{"label": f"{m.method} {m.url}", "value": m.id} for m in owned],
+            None if channels else NO_CHANNELS,
         )
 
     @app.callback(
@@ -263,15 +280,16 @@ def register(app) -> None:
         if not csrf_ok(token):
             return html.Span(REFUSED, className="error"), no_update
         settings = current_app.config["SETTINGS"]
-        target = (target or "").strip()
+        target = target or None
         url, email = (None, target) if kind == "email" else (target, None)
         try:
-            checked = alerts.check_channel_target(kind, url or None, email or None, settings)
+            # The API's own checks (server.alerts.rules), whatever the form was sent.
+            checked = alerts.check_channel_target(kind, url, email, settings)
             with get_engine().begin() as conn:
                 key_id = _signed_in(conn)
                 if key_id is None:
                     return html.Span("Sign in first.", className="error"), no_update
-                channel, salt = alerts.create_channel(conn, key_id, kind, name or "", checked)
+                channel, salt = alerts.create_channel(conn, key_id, kind, name, checked)
         except (alerts.AlertInputError, alerts.LimitReached) as exc:
             return html.Span(str(exc) or "Too many channels.", className="error"), no_update
         if not salt:
@@ -299,7 +317,9 @@ def register(app) -> None:
             return no_update, no_update  # the buttons were drawn afresh; none was clicked
         if not csrf_ok(token):
             return html.Span(REFUSED, className="error"), no_update
-        what, target_id = clicked["type"], clicked["index"]
+        what, target_id = clicked.get("type"), clicked.get("index")
+        if what not in ("al-rule-del", "al-ch-del", "al-ch-test") or not _is_id(target_id):
+            return html.Span("No such rule or channel.", className="error"), no_update
         with get_engine().begin() as conn:
             key_id = _signed_in(conn)
             if key_id is None:

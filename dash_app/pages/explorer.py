@@ -133,24 +133,78 @@ def _sized(component, width: int) -> html.Div:
     return html.Div(component, style={"width": f"{width}px"}, className="control")
 
 
-def _day(value: str | None) -> datetime | None:
-    if not value:
+class FilterError(ValueError):
+    """An explorer control holds what it cannot; the message names the control."""
+
+
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+TEXT_MAX = 300  # hostnames and path fragments
+MS_MAX = 86_400_000  # a day, in ms: response times past it are not a filter anyone means
+
+
+def _day(value, label: str) -> datetime | None:
+    if value in (None, ""):
         return None
-    return datetime.combine(date.fromisoformat(value[:10]), datetime.min.time(), tzinfo=UTC)
+    try:
+        if not isinstance(value, str):
+            raise TypeError
+        return datetime.combine(date.fromisoformat(value[:10]), datetime.min.time(), tzinfo=UTC)
+    except (TypeError, ValueError):
+        problem = f"'{label}' must be a day like 2024-01-31, not {_shown(value)}."
+        raise FilterError(problem) from None
+
+
+def _ms(value, label: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise FilterError(f"'{label}' must be a number of ms, not {_shown(value)}.") from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise FilterError(f"'{label}' must be a number of ms, not {_shown(value)}.")
+    if not 0 <= value <= MS_MAX:
+        raise FilterError(f"'{label}' must be between 0 and {MS_MAX:,} ms, not {value:,.0f}.")
+    return int(value)
+
+
+def _choice(value, label: str, allowed) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str) or value not in allowed:
+        raise FilterError(f"'{label}' must be one of {', '.join(allowed)}, not {_shown(value)}.")
+    return value
+
+
+def _text(value, label: str) -> str | None:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise FilterError(f"'{label}' must be text, not {_shown(value)}.")
+    if len(value) > TEXT_MAX or "\x00" in value:
+        raise FilterError(f"'{label}' takes up to {TEXT_MAX} characters (no NUL).")
+    return value.strip() or None
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:27] + "..."
 
 
 def filters_from(start, end, status, method, hostname, path, rt_min, rt_max) -> ExplorerFilters:
-    """The explorer's inputs -> ExplorerFilters (the end date is inclusive)."""
-    until = _day(end)
+    """The explorer's inputs -> ExplorerFilters (the end date is inclusive); FilterError
+    names the first control that holds something it cannot (a forged value of any type)."""
+    until = _day(end, "To")
     return ExplorerFilters(
-        since=_day(start),
+        since=_day(start, "From"),
         until=until + timedelta(days=1) if until else None,
-        status_class=status or None,
-        method=method or None,
-        hostname=hostname or None,
-        path_contains=(path or "").strip() or None,
-        rt_min=int(rt_min) if rt_min not in (None, "") else None,
-        rt_max=int(rt_max) if rt_max not in (None, "") else None,
+        status_class=_choice(status, "Status", STATUS_CLASSES),
+        method=_choice(method, "Method", METHODS),
+        hostname=_text(hostname, "Hostname"),
+        path_contains=_text(path, "Path contains"),
+        rt_min=_ms(rt_min, "Min ms"),
+        rt_max=_ms(rt_max, "Max ms"),
     )
 
 
@@ -182,13 +236,17 @@ def register(app) -> None:
             page = 0
         with get_engine().connect() as conn:
             viewer = viewer_for(conn, page_path(pathname))
-        # A share link's restrictions apply to every page of rows, whatever the inputs say.
-        filters = replace(filters_from(*values), fixed=viewer.fixed)
         key_id = viewer.key_id
         if key_id is None:
             reason = share_problem_text(viewer.share)[1] if viewer.share else "Sign in first."
             notice = html.Div(reason, className="notice", id="ex-gone")
             return [], 0, "", True, True, notice, [], None
+        try:
+            # A share link's restrictions apply to every page of rows, whatever the inputs say.
+            filters = replace(filters_from(*values), fixed=viewer.fixed)
+        except FilterError as exc:
+            notice = html.Div(str(exc), className="notice error", id="ex-bad-filter")
+            return [], 0, "", True, True, notice, no_update, None
         frame, more = explorer_page(key_id, filters, page, PAGE_SIZE)
         share_host = viewer.share.hostname if viewer.share else None
         hosts = [share_host] if share_host else hostnames(key_id)

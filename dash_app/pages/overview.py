@@ -23,6 +23,7 @@ from dash_app.pages.common import (
     viewer_at,
 )
 from dash_app.pages.filtered import read
+from dash_app.pages.first_request import first_request_note
 from dash_app.panels import refresh, status_links
 from dash_app.session import Viewer
 from server.stats.filters import PERIODS, Filters
@@ -250,7 +251,10 @@ def register(app) -> None:
             return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], [], None, [], "")
         data, out = refresh(key_id, filters)
         empty_note = None
-        if data.empty:
+        if data.empty and viewer.kind == "key" and not data.hostnames:
+            # Nothing ever arrived for the key: how to send the first request.
+            empty_note = first_request_note()
+        elif data.empty:
             period = PERIODS[filters.period][0].lower()
             empty_note = html.Div(
                 f"No requests in the last {period} with these filters.", className="notice"
@@ -282,8 +286,16 @@ def register(app) -> None:
         import pandas as pd
 
         columns = ["method", "endpoint", "status_class", "n", "rt_sum"]
-        frame = pd.DataFrame(rows or [], columns=columns)
-        shaped = endpoint_table(frame, None if tab == "all" else tab)
+        # The rows are the page's own store (update_panels filled it); a forged one is
+        # read as far as it has the right shape, the rest is left out.
+        kept = [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+        frame = pd.DataFrame(kept, columns=columns)
+        for name in ("status_class", "n", "rt_sum"):  # numbers (the class is 1 to 5)
+            frame[name] = pd.to_numeric(frame[name], errors="coerce")
+        frame = frame.dropna(subset=["status_class"]).fillna({"n": 0, "rt_sum": 0})
+        for name in ("method", "endpoint"):
+            frame[name] = frame[name].astype(str)
+        shaped = endpoint_table(frame, tab if isinstance(tab, str) and tab != "all" else None)
         shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
         shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
         return shaped.to_dict("records"), 0

@@ -1,4 +1,5 @@
-"""Settings of the signed-in key: its name, rotation, share links and deleting its data.
+"""Settings of the signed-in key: its name, rotation, open sessions, share links, masking
+patterns and deleting its data.
 
 Each section is a plain HTML form posted to dash_app.forms (CSRF token included); this
 module only draws them, with the messages the last action left (Flask's flash).
@@ -12,6 +13,7 @@ from flask import get_flashed_messages
 from dash_app.countries import name_of
 from server.db import get_engine
 from server.keys.api_keys import describe_key
+from server.keys.sessions import list_sessions
 from server.keys.shares import list_shares
 from server.stats.filters import DIM_LABELS
 
@@ -21,10 +23,13 @@ STAMP = "%Y-%m-%d %H:%M UTC"
 def layout(key_id: int) -> html.Div:
     from dash_app import post_form
     from dash_app.forms import MASK_FIELDS, masks_of
+    from dash_app.session import current_session, lifetimes
 
     with get_engine().connect() as conn:
         about = describe_key(conn, key_id) or {}
         shares = list_shares(conn, key_id)
+        this = current_session(conn)
+        sessions = list_sessions(conn, key_id, lifetimes())
     masks = masks_of(key_id)
     messages = [
         html.Div(text, className="error" if kind == "error" else "done", id=f"settings-{kind}")
@@ -71,6 +76,15 @@ def layout(key_id: int) -> html.Div:
                     "middleware; this dashboard and the data API take only the new key at once.",
                     className="muted",
                 ),
+            ),
+            _section(
+                "Sessions",
+                html.P(
+                    "Browsers signed in to this key. A session ends when it signs out, after "
+                    f"{lifetimes().idle.days} days without use, or {lifetimes().absolute.days} "
+                    "days after its sign-in; end one here and it is signed out at once."
+                ),
+                _session_list(sessions, this.id if this else None, form),
             ),
             _section(
                 "Share links",
@@ -182,7 +196,8 @@ def _field(label: str, name: str, placeholder: str, input_type: str = "text") ->
                 placeholder=placeholder,
                 id=f"share-{name}",
                 min=1,
-                style={"width": "112px"},
+                # As wide as its example (a fixed 112 px cut "For the support team" short).
+                style={"width": f"{max(len(placeholder), 6) + 4}ch"},
             ),
         ],
         className="field",
@@ -219,6 +234,48 @@ def _row_button(form, action: str, field: str, item_id: int, label: str) -> html
         form_id=f"form-{action}-{item_id}",
         class_name="inline-form",
     )
+
+
+def _session_list(sessions: list[dict], this_id: int | None, form) -> html.Div:
+    rows = []
+    for found in sessions:
+        mine = found["id"] == this_id
+        agent = found["user_agent"] or "unknown browser"
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [agent, html.Span(" this browser", className="badge")] if mine else agent,
+                        title=agent,
+                        className="agent",
+                    ),  # fmt: skip
+                    html.Td(found["created_at"].strftime(STAMP)),
+                    html.Td(found["last_seen_at"].strftime(STAMP)),
+                    html.Td(found["expires_at"].strftime(STAMP)),
+                    html.Td(
+                        _row_button(
+                            form,
+                            "end_session",
+                            "session_id",
+                            found["id"],
+                            "Sign out" if mine else "End",
+                        )  # fmt: skip
+                    ),
+                ],
+                id=f"session-row-{found['id']}",
+            )
+        )
+    head = html.Tr([html.Th(t) for t in ("Browser", "Signed in", "Last seen", "Ends", "")])
+    table = html.Table([html.Thead(head), html.Tbody(rows)], className="share-list",
+                       id="session-list")  # fmt: skip
+    others = form(
+        "end_sessions",
+        html.Button(
+            "End every other session", type="submit", className="button", id="sessions-end-others"
+        ),  # fmt: skip
+        form_id="form-end-sessions",
+    )
+    return html.Div([table, others] if len(sessions) > 1 else [table])
 
 
 def _mask_list(masks: list[dict], form) -> html.Div:

@@ -7,10 +7,14 @@ and `check_channel_target` refuse bad ones with the field named.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select
+import math
+import re
+
+from sqlalchemy import delete, insert, select
 
 from server.alerts.notify import new_salt
 from server.db import as_utc, utcnow
+from server.keys import caps
 from server.models import (
     alert_channels,
     alert_incidents,
@@ -26,9 +30,9 @@ KINDS = (
     "new_error", "error_regression",
 )  # fmt: skip
 CHANNEL_KINDS = ("webhook", "slack", "email")
-# Per key: enough for any team, few enough that one evaluation stays quick.
-RULE_LIMIT = 50
-CHANNEL_LIMIT = 20
+# Per key (server.keys.caps): enough for any team, few enough that one evaluation stays quick.
+RULE_LIMIT = caps.ALERT_RULES
+CHANNEL_LIMIT = caps.ALERT_CHANNELS
 MAX_WINDOW_MINUTES = 24 * 60
 # no_traffic: the same window must have had traffic on at least this many of the 7
 # previous days for silence to be unusual.
@@ -44,28 +48,74 @@ class AlertInputError(ValueError):
         self.field = field
 
 
-class LimitReached(Exception):
-    pass
+# Past a cap: CapReached names it (the API answers 409).
+LimitReached = caps.CapReached
 
 
 # --- validation ------------------------------------------------------------------------------
 
 
-def _require(rule: dict, field: str, low: float, high: float) -> None:
+NAME_MAX = 100
+ENDPOINT_MAX = 263
+EMAIL_MAX = 254
+MAX_ID = 2**31 - 1
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+def _number(value, field: str) -> float:
+    """A finite number (not a flag, not text): AlertInputError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise AlertInputError(field, f"must be a number, not {_shown(value)}.")
+    return value
+
+
+def _require(rule: dict, field: str, low: float, high: float, whole: bool = False) -> float:
     value = rule.get(field)
     if value is None:
         raise AlertInputError(field, f"required for a {rule['kind']} rule.")
+    value = _number(value, field)
+    if whole and value != int(value):
+        raise AlertInputError(field, f"must be a whole number, not {value:g}.")
     if not low <= value <= high:
         raise AlertInputError(field, f"must be between {low:g} and {high:g}.")
+    return value
+
+
+def _text(value, field: str, limit: int) -> str:
+    """Text of at most `limit` characters once trimmed (None is empty)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AlertInputError(field, f"must be text, not {_shown(value)}.")
+    value = value.strip()
+    if len(value) > limit:
+        raise AlertInputError(field, f"is {len(value)} characters long: at most {limit}.")
+    if "\x00" in value:  # PostgreSQL's text holds no NUL
+        raise AlertInputError(field, "holds a NUL character.")
+    return value
+
+
+def _row_id(value, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise AlertInputError(field, f"must be an id (a whole number), not {_shown(value)}.")
+    return value
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_rule(conn, key_id: int, rule: dict) -> dict:
-    """The rule with the fields its kind does not use cleared; raises AlertInputError."""
+    """The rule with the fields its kind does not use cleared; raises AlertInputError.
+    The API's schema and the dashboard's form both end here, so both take the same rules."""
+    if not isinstance(rule, dict):
+        raise AlertInputError("kind", "a rule is an object of fields.")
     kind = rule.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise AlertInputError("kind", f"must be one of {', '.join(KINDS)}.")
     out = {
-        "name": (rule.get("name") or "").strip() or kind.replace("_", " "),
+        "name": _text(rule.get("name"), "name", NAME_MAX) or kind.replace("_", " "),
         "kind": kind,
         "threshold": None,
         "window_minutes": None,
@@ -76,42 +126,48 @@ def check_rule(conn, key_id: int, rule: dict) -> dict:
         "consecutive": None,
     }
     if kind in ("error_rate", "latency_p95", "no_traffic", "new_error", "error_regression"):
-        _require(rule, "window_minutes", 1, MAX_WINDOW_MINUTES)
-        out["window_minutes"] = int(rule["window_minutes"])
+        out["window_minutes"] = int(_require(rule, "window_minutes", 1, MAX_WINDOW_MINUTES, True))
+    if kind in ("error_rate", "latency_p95"):
+        high = 100 if kind == "error_rate" else 3_600_000
+        out["threshold"] = float(_require(rule, "threshold", 0 if high == 100 else 1, high))
+        minimum = rule.get("min_requests")
+        out["min_requests"] = (
+            1
+            if minimum in (None, "")
+            else int(_require(rule, "min_requests", 1, 1_000_000_000, True))
+        )
     if kind == "error_rate":
-        _require(rule, "threshold", 0, 100)
-        out["threshold"] = float(rule["threshold"])
-        out["min_requests"] = int(rule.get("min_requests") or 1)
         out["include_4xx"] = bool(rule.get("include_4xx"))
     elif kind == "latency_p95":
-        _require(rule, "threshold", 1, 3_600_000)
-        out["threshold"] = float(rule["threshold"])
-        out["min_requests"] = int(rule.get("min_requests") or 1)
-        endpoint = (rule.get("endpoint") or "").strip()
-        if endpoint and (" /" not in endpoint or len(endpoint) > 263):
+        endpoint = _text(rule.get("endpoint"), "endpoint", ENDPOINT_MAX)
+        if endpoint and " /" not in endpoint:
             raise AlertInputError(
                 "endpoint", "an endpoint as the dashboard shows it, such as 'GET /items/{id}'."
             )
         out["endpoint"] = endpoint or None
     elif kind == "monitor_down":
-        _require(rule, "consecutive", 1, 100)
-        out["consecutive"] = int(rule["consecutive"])
+        out["consecutive"] = int(_require(rule, "consecutive", 1, 100, True))
         monitor_id = rule.get("monitor_id")
         if monitor_id is None:
             raise AlertInputError("monitor_id", "required for a monitor_down rule.")
+        monitor_id = _row_id(monitor_id, "monitor_id")
         owned = conn.execute(
             select(monitors.c.id).where(monitors.c.id == monitor_id, monitors.c.key_id == key_id)
         ).first()
         if owned is None:
             raise AlertInputError("monitor_id", f"this key has no monitor {monitor_id}.")
-        out["monitor_id"] = int(monitor_id)
-    if out["min_requests"] is not None and not 1 <= out["min_requests"] <= 1_000_000_000:
-        raise AlertInputError("min_requests", "must be between 1 and 1000000000.")
+        out["monitor_id"] = monitor_id
     return out
 
 
 def _owned_channels(conn, key_id: int, channel_ids) -> list[int]:
-    ids = sorted({int(c) for c in channel_ids or []})
+    if channel_ids is None:
+        return []
+    if not isinstance(channel_ids, list | tuple):
+        raise AlertInputError("channel_ids", "must be a list of channel ids.")
+    if len(channel_ids) > CHANNEL_LIMIT:
+        raise AlertInputError("channel_ids", f"at most {CHANNEL_LIMIT} channels.")
+    ids = sorted({_row_id(c, "channel_ids") for c in channel_ids})
     if not ids:
         return []
     found = set(
@@ -131,14 +187,11 @@ def _owned_channels(conn, key_id: int, channel_ids) -> list[int]:
 
 
 def create_rule(conn, key_id: int, rule: dict) -> dict:
-    """Validate and insert a rule with its channels (inside a transaction)."""
+    """Validate and insert a rule with its channels (inside a transaction); at most
+    RULE_LIMIT a key, however many requests ask at once."""
+    caps.ensure_room(conn, key_id, alert_rules, RULE_LIMIT, "alert rules")
     values = check_rule(conn, key_id, rule)
     channel_ids = _owned_channels(conn, key_id, rule.get("channel_ids"))
-    count = conn.execute(
-        select(func.count()).select_from(alert_rules).where(alert_rules.c.key_id == key_id)
-    ).scalar_one()
-    if count >= RULE_LIMIT:
-        raise LimitReached(RULE_LIMIT)
     rule_id = conn.execute(
         insert(alert_rules)
         .values(key_id=key_id, created_at=utcnow(), **values)
@@ -230,19 +283,19 @@ def delete_rule(conn, key_id: int, rule_id: int) -> bool:
 
 
 def create_channel(conn, key_id: int, kind: str, name: str, target: str) -> tuple[dict, str]:
-    """Insert a channel; returns it and its signing salt (None but for webhooks)."""
-    count = conn.execute(
-        select(func.count()).select_from(alert_channels).where(alert_channels.c.key_id == key_id)
-    ).scalar_one()
-    if count >= CHANNEL_LIMIT:
-        raise LimitReached(CHANNEL_LIMIT)
+    """Insert a channel (`target` as check_channel_target returned it); returns it and its
+    signing salt (None but for webhooks). At most CHANNEL_LIMIT a key."""
+    if kind not in CHANNEL_KINDS:
+        raise AlertInputError("kind", f"must be one of {', '.join(CHANNEL_KINDS)}.")
+    name = _text(name, "name", NAME_MAX)
+    caps.ensure_room(conn, key_id, alert_channels, CHANNEL_LIMIT, "alert channels")
     salt = new_salt() if kind == "webhook" else None
     channel_id = conn.execute(
         insert(alert_channels)
         .values(
             key_id=key_id,
             kind=kind,
-            name=name.strip() or kind,
+            name=name or kind,
             target=target,
             secret_salt=salt,
             created_at=utcnow(),
@@ -288,11 +341,17 @@ def delete_channel(conn, key_id: int, channel_id: int) -> bool:
 def check_channel_target(kind: str, url: str | None, email: str | None, settings) -> str:
     """The channel's target once the SSRF guard (and SMTP_URL, for email) allow it."""
     from server.alerts.smtp import guarded_address, parse_smtp_url
-    from server.net.urlguard import UnsafeURL, check_url
+    from server.net.urlguard import MAX_URL_LENGTH, UnsafeURL, check_url
 
+    if not isinstance(kind, str) or kind not in CHANNEL_KINDS:
+        raise AlertInputError("kind", f"must be one of {', '.join(CHANNEL_KINDS)}.")
+    email = _text(email, "email", EMAIL_MAX) or None
+    url = _text(url, "url", MAX_URL_LENGTH) or None
     if kind == "email":
         if not email:
             raise AlertInputError("email", "required for an email channel.")
+        if not EMAIL.fullmatch(email):
+            raise AlertInputError("email", f"{_shown(email)} is not an email address.")
         if url:
             raise AlertInputError("url", "not used by an email channel.")
         if not settings.SMTP_URL:

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 # the names stay importable from here for the code that sends mail.
 from server.config import SCHEMES, SmtpSettings, parse_smtp_url  # noqa: F401
 from server.net import urlguard
+from server.net.http import MAX_ANSWER_BYTES
 
 
 def guarded_address(host: str, port: int, allow_private: bool, timeout: float) -> str:
@@ -30,10 +31,38 @@ def guarded_address(host: str, port: int, allow_private: bool, timeout: float) -
     return str(addresses[0])
 
 
+class _BoundedReplies:
+    """The server's side of the connection, read at most MAX_ANSWER_BYTES a reply: smtplib
+    keeps every line of a reply ("250-..." without end) until the socket's timeout, which
+    a server that keeps talking never reaches."""
+
+    def __init__(self, raw) -> None:
+        self.raw, self.left = raw, MAX_ANSWER_BYTES
+
+    def readline(self, limit: int = -1) -> bytes:
+        if self.left <= 0:
+            # smtplib closes the connection on an OSError and raises SMTPServerDisconnected
+            raise OSError(f"the SMTP server's reply is longer than {MAX_ANSWER_BYTES} bytes")
+        line = self.raw.readline(min(limit, self.left) if limit > 0 else self.left)
+        self.left -= len(line)
+        return line
+
+    def close(self) -> None:
+        self.raw.close()
+
+
 class _Guarded:
-    """Connects to the address the guard checked, while TLS still verifies the host name."""
+    """Connects to the address the guard checked, while TLS still verifies the host name;
+    reads each reply within a bound."""
 
     allow_private = False
+
+    def getreply(self):
+        if self.file is None and self.sock is not None:
+            self.file = _BoundedReplies(self.sock.makefile("rb"))
+        if isinstance(self.file, _BoundedReplies):
+            self.file.left = MAX_ANSWER_BYTES
+        return super().getreply()
 
     def _get_socket(self, host, port, timeout):
         address = guarded_address(host, port, self.allow_private, timeout or 10)

@@ -9,11 +9,12 @@ import logging
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 
 from server.db import as_utc, get_engine, utcnow
+from server.keys.sessions import end_sessions
 from server.lake.erase import delete_key_rows, remove_key_files
-from server.models import api_keys
+from server.models import api_keys, dashboard_sessions
 
 log = logging.getLogger(__name__)
 # Only touch last_active_at when it is this stale, so ingest is not a write per batch.
@@ -31,16 +32,47 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
 
 
-def create_key(conn, *, is_demo: bool = False) -> tuple[int, str]:
+NAME_MAX = 100
+
+
+def clean_name(value) -> str:
+    """What the owner calls the API: 1 to NAME_MAX characters once trimmed (ValueError
+    names the problem). The API, the settings page and the operators' commands use it."""
+    if not isinstance(value, str):
+        raise ValueError("The name must be text.")
+    value = value.strip()
+    if not value:
+        raise ValueError(f"The name is empty: give 1 to {NAME_MAX} characters.")
+    if len(value) > NAME_MAX:
+        raise ValueError(f"The name is {len(value)} characters long: at most {NAME_MAX}.")
+    if "\x00" in value:  # PostgreSQL's text holds no NUL: refused here, not as a 500
+        raise ValueError("The name holds a NUL character.")
+    return value
+
+
+def create_key(conn, *, is_demo: bool = False, name: str | None = None) -> tuple[int, str]:
     """Store a new key's hash and return (id, plaintext); the plaintext is never kept."""
     key = generate_key()
     now = utcnow()
     key_id = conn.execute(
         insert(api_keys)
-        .values(key_hash=hash_key(key), created_at=now, last_active_at=now, is_demo=is_demo)
+        .values(
+            key_hash=hash_key(key),
+            created_at=now,
+            last_active_at=now,
+            is_demo=is_demo,
+            name=None if name is None else clean_name(name),
+        )
         .returning(api_keys.c.id)
     ).scalar_one()
     return key_id, key
+
+
+def rename_key(conn, key_id: int, name) -> str:
+    """Name the key's API (checked by clean_name); returns the name as stored."""
+    name = clean_name(name)
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(name=name))
+    return name
 
 
 def lookup_key(conn, key: str | None) -> int | None:
@@ -83,11 +115,15 @@ def lookup_ingest_key(conn, key: str | None, now: datetime | None = None) -> int
     ).scalar()
 
 
-def rotate_key(conn, key_id: int, grace: timedelta) -> tuple[str, datetime | None]:
+def rotate_key(
+    conn, key_id: int, grace: timedelta, keep_session: int | None = None
+) -> tuple[str, datetime | None]:
     """Give the key a new secret; the current one stays valid for ingest for `grace`.
 
     Returns (new plaintext, when the previous key stops working). Only one previous key
-    is kept: rotating again within the grace period ends the older one at once.
+    is kept: rotating again within the grace period ends the older one at once. Every
+    dashboard session of the key ends but `keep_session` (the browser that rotated it):
+    whoever signed in with the old key must sign in with the new one.
     """
     current = conn.execute(select(api_keys.c.key_hash).where(api_keys.c.id == key_id)).scalar()
     if current is None:
@@ -103,6 +139,7 @@ def rotate_key(conn, key_id: int, grace: timedelta) -> tuple[str, datetime | Non
             previous_key_expires_at=until,
         )
     )
+    end_sessions(conn, key_id, keep=keep_session)
     return key, until
 
 
@@ -159,3 +196,36 @@ def delete_key(key_id: int, engine=None, settings=None) -> None:
         delete_key_data(conn, key_id)
     remove_key_files(key_id, settings)
     log.info("deleted all data of key id=%s", key_id)
+
+
+def list_keys(conn) -> list[dict]:
+    """Every key, for operators: its id, name, age, last use and open dashboard sessions
+    (never the key or its hash)."""
+    counts = (
+        select(dashboard_sessions.c.key_id, func.count().label("n"))
+        .group_by(dashboard_sessions.c.key_id)
+        .subquery()
+    )
+    k = api_keys.c
+    rows = conn.execute(
+        select(k.id, k.name, k.created_at, k.last_active_at, k.is_demo, counts.c.n)
+        .select_from(api_keys.outerjoin(counts, counts.c.key_id == k.id))
+        .order_by(k.id)
+    )
+    return [
+        {
+            "id": row.id,
+            "name": row.name,
+            "created_at": as_utc(row.created_at),
+            "last_used_at": as_utc(row.last_active_at),
+            "is_demo": bool(row.is_demo),
+            "sessions": row.n or 0,
+        }
+        for row in rows
+    ]
+
+
+def key_exists(conn, key_id: int) -> bool:
+    if not isinstance(key_id, int) or not 0 < key_id <= 2**31 - 1:
+        return False
+    return conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id)).first() is not None

@@ -4,18 +4,16 @@ to every capture the key receives from then on."""
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
 from server.db import utcnow
+from server.keys.caps import MASKS, CapReached, ensure_room
 from server.models import key_masks
 from server.rules import MASK_KINDS, compile_mask
 
-MASK_LIMIT = 100  # patterns per key
+MASK_LIMIT = MASKS  # patterns per key (server.keys.caps)
 KINDS = MASK_KINDS
-
-
-class MaskLimitReached(Exception):
-    pass
+MaskLimitReached = CapReached
 
 
 def list_masks(conn, key_id: int) -> list[dict]:
@@ -36,9 +34,7 @@ def add_mask(conn, key_id: int, kind: str, pattern: str) -> dict:
         select(m.id).where(m.key_id == key_id, m.kind == kind, m.pattern == pattern)
     ).scalar()
     if existing is None:
-        count = conn.execute(select(func.count()).where(m.key_id == key_id)).scalar_one()
-        if count >= MASK_LIMIT:
-            raise MaskLimitReached(MASK_LIMIT)
+        ensure_room(conn, key_id, key_masks, MASK_LIMIT, "masking patterns")
         conn.execute(
             insert(key_masks).values(key_id=key_id, kind=kind, pattern=pattern, created_at=utcnow())
         )

@@ -17,9 +17,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from server.db import as_utc, utcnow
+from server.keys.caps import ensure_room
 from server.models import share_links
 from server.rules import CLICK_DIMS
 
@@ -32,6 +33,7 @@ VALUE_MAX = 300
 SHARE_PATH = re.compile(r"(/dashboard/s/)[^/?#&\s\"]+")
 REDACTED = "[redacted]"
 MAX_ID = 2**31 - 1  # share_links.id is a 32-bit INTEGER on both backends
+DEFAULT_LIMIT = 100  # links that still work, per key (SHARE_LIMIT)
 
 
 class ShareError(ValueError):
@@ -144,14 +146,24 @@ def create_share(
     hostname=None,
     filters=None,
     expires_at: datetime | None = None,
+    limit: int = DEFAULT_LIMIT,
 ) -> tuple[int, str]:
-    """Store a link's hash and restrictions; returns (id, token). The token is not kept."""
+    """Store a link's hash and restrictions; returns (id, token). The token is not kept.
+
+    A key has at most `limit` (SHARE_LIMIT) links that still work (CapReached past it);
+    of those that no longer do, only the newest `limit` are kept, for its list.
+    """
     values = {
         "label": clean_label(label),
         "hostname": clean_hostname(hostname),
         "filters": clean_filters(filters),
         "expires_at": clean_expiry(expires_at),
     }
+    now = utcnow()
+    s = share_links.c
+    working = [s.revoked_at.is_(None), or_(s.expires_at.is_(None), s.expires_at > now)]
+    ensure_room(conn, key_id, share_links, limit, "share links", "SHARE_LIMIT", where=working)
+    _forget_old_links(conn, key_id, limit, now)
     token = secrets.token_urlsafe(32)
     share_id = conn.execute(
         insert(share_links)
@@ -159,6 +171,20 @@ def create_share(
         .returning(share_links.c.id)
     ).scalar_one()
     return share_id, token
+
+
+def _forget_old_links(conn, key_id: int, keep: int, now: datetime) -> None:
+    """Delete the key's revoked and expired links but the newest `keep` of them."""
+    s = share_links.c
+    dead = (
+        select(s.id)
+        .where(s.key_id == key_id, or_(s.revoked_at.is_not(None), s.expires_at <= now))
+        .order_by(s.id.desc())
+        .offset(keep)
+    )
+    old = list(conn.execute(dead).scalars())
+    if old:
+        conn.execute(delete(share_links).where(s.id.in_(old)))
 
 
 def state_of(row, now: datetime | None = None) -> str:

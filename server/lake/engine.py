@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 HOT_DB = "hotdb"  # the attached relational database, as the engine names it
 
 _lock = threading.Lock()
-_state: dict = {"pid": None, "db": None, "signature": None}
+_state: dict = {"pid": None, "db": None, "narrow": None, "signature": None}
 
 
 class EngineError(RuntimeError):
@@ -140,25 +140,39 @@ def _signature(settings) -> tuple:
     )
 
 
-def database(settings=None):
-    """This process's engine, opened on first use (and again in a forked child)."""
+def database(settings=None, *, narrow: bool = False):
+    """This process's engine, opened on first use (and again in a forked child); `narrow`:
+    its one-thread twin, for a key that keeps the engine busy while others wait for it
+    (server.lake.fair), so that key's query takes one core and leaves the rest."""
     from server.config import current_config
 
     settings = settings or current_config()
     signature = _signature(settings)
     with _lock:
         if _state["db"] is None or _state["pid"] != os.getpid() or _state["signature"] != signature:
-            if _state["db"] is not None and _state["pid"] == os.getpid():
-                with contextlib.suppress(Exception):
-                    _state["db"].close()
+            _close_all()
             _state.update(db=_open(settings), pid=os.getpid(), signature=signature)
-        return _state["db"]
+        if not narrow:
+            return _state["db"]
+        if _state["narrow"] is None:
+            _state["narrow"] = _open(settings, threads=1)
+        return _state["narrow"]
+
+
+def _close_all() -> None:
+    """This process's databases, closed (under _lock); a forked child's are its parent's."""
+    if _state["pid"] == os.getpid():
+        for name in ("db", "narrow"):
+            if _state[name] is not None:
+                with contextlib.suppress(Exception):
+                    _state[name].close()
+    _state.update(db=None, narrow=None, pid=None, signature=None)
 
 
 @contextlib.contextmanager
-def cursor(settings=None):
+def cursor(settings=None, *, narrow: bool = False):
     """A connection to this process's engine for one unit of work (one thread)."""
-    cur = database(settings).cursor()
+    cur = database(settings, narrow=narrow).cursor()
     try:
         yield cur
     finally:
@@ -187,7 +201,4 @@ def streaming_cursor(settings=None):
 def close() -> None:
     """Close this process's engine (tests switching databases, shutdown)."""
     with _lock:
-        if _state["db"] is not None and _state["pid"] == os.getpid():
-            with contextlib.suppress(Exception):
-                _state["db"].close()
-        _state.update(db=None, pid=None, signature=None)
+        _close_all()

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from server.config import current_config
 from server.db import get_engine, is_postgres
-from server.lake import catalog, engine, layout
+from server.lake import catalog, engine, fair, layout
 from server.lake.engine import sql_str
 from server.lake.storage import get_storage
 
@@ -132,9 +132,11 @@ def open_rows(
 ):
     """The key's rows of `dataset` (those overlapping [since, until) at least), for one
     unit of work; `also` opens other datasets of the key on the same connection, for
-    queries that join them (KeyRows.also)."""
+    queries that join them (KeyRows.also). One turn of the key's (server.lake.fair): a
+    key with too much engine work running and waiting gets EngineBusy."""
     storage = get_storage(settings)
-    with engine.cursor(settings) as cur:
+    turns = fair.gate(settings or current_config())
+    with turns.turn(key_id) as narrow, engine.cursor(settings, narrow=narrow) as cur:
         opened = []
         try:
             relations = {}

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, insert, select
 
-from server.db import as_utc, is_postgres, utcnow
+from server.db import as_utc, utcnow
+from server.keys.caps import CapReached, ensure_room
 from server.lake.retention import Budget
-from server.models import api_keys, monitors, pings
+from server.models import monitors, pings
 from server.monitors.uptime import UPTIME_WINDOWS, uptime_by_monitor
 
 MAX_ID = 2**31 - 1  # monitors.id is a 32-bit INTEGER on both backends
 
 
-class MonitorLimitReached(Exception):
-    """The key already has as many monitors as MONITOR_LIMIT allows."""
+# The key already has as many monitors as MONITOR_LIMIT allows (server.keys.caps).
+MonitorLimitReached = CapReached
 
 
 class DuplicateMonitor(Exception):
@@ -24,14 +25,8 @@ class DuplicateMonitor(Exception):
 
 def create_monitor(conn, key_id: int, url: str, method: str, limit: int) -> dict:
     """Insert a monitor for the key (call inside a transaction)."""
-    if is_postgres(conn):
-        # Serialise creations per key so two concurrent requests cannot pass the limit.
-        conn.execute(select(api_keys.c.id).where(api_keys.c.id == key_id).with_for_update())
-    owned = conn.execute(
-        select(func.count()).select_from(monitors).where(monitors.c.key_id == key_id)
-    ).scalar_one()
-    if owned >= limit:
-        raise MonitorLimitReached(limit)
+    # Two concurrent requests cannot pass the limit: the key row is held until commit.
+    ensure_room(conn, key_id, monitors, limit, "monitors", "MONITOR_LIMIT")
     duplicate = conn.execute(
         select(monitors.c.id).where(
             monitors.c.key_id == key_id, monitors.c.url == url, monitors.c.method == method

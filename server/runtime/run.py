@@ -38,6 +38,16 @@ class Part:
     argv: list[str]
     where: str
     process: subprocess.Popen | None = None
+    # Said to be started once this answers (the web: its health check), not at its fork:
+    # gunicorn takes seconds to import the app, and "started" must mean it answers.
+    ready_url: str | None = None
+
+
+# Web threads per process. A key's requests waiting for its turn at the engine hold a
+# thread each (server.lake.fair: at most 1 + ENGINE_KEY_QUEUE), so there are enough for
+# a few busy keys and everyone else (bench/fairness.py); fewer than the database pool's
+# 15 connections (server.db), which each thread may need at once.
+DEFAULT_THREADS = 12
 
 
 def plan(config: Config, host: str, port: int) -> list[Part]:
@@ -49,11 +59,10 @@ def plan(config: Config, host: str, port: int) -> list[Part]:
         "--config", "python:server.runtime.gunicorn_config",
         "--bind", f"{host}:{port}",
         "--workers", workers,
-        "--threads", os.environ.get("WEB_THREADS", "4"),
+        "--threads", os.environ.get("WEB_THREADS", str(DEFAULT_THREADS)),
     ]  # fmt: skip
-    parts = [
-        Part("web", web, f"http://{host}:{port} (dashboard at /dashboard, API docs at /api/docs)")
-    ]
+    where = f"http://{host}:{port} (dashboard at /dashboard, API docs at /api/docs)"
+    parts = [Part("web", web, where, ready_url=own_url(host, port) + "/api/health")]
     if not config.embedded_queue:
         parts.append(Part("worker", [python, "-m", "worker"], f"RQ worker on {_redis(config)}"))
         parts.append(
@@ -182,8 +191,12 @@ def supervise(parts: list[Part], background=None) -> int:
         part.process = subprocess.Popen(
             part.argv, start_new_session=True, preexec_fn=die_with_parent
         )
+    for part in parts:
+        if part.ready_url and not answers(part, lambda: stopping):
+            continue  # it died (said below) or we are stopping
         log.info("started %s (pid %s): %s", part.name, part.process.pid, part.where)
-    log.info("press Ctrl-C to stop everything")
+    if not stopping and all(p.process.poll() is None for p in parts):
+        log.info("press Ctrl-C to stop everything")
     if background is not None:
         threading.Thread(target=background, name="demo", daemon=True).start()
     exit_code = 0
@@ -200,6 +213,26 @@ def supervise(parts: list[Part], background=None) -> int:
     log.info("stopping ...")
     stop(parts)
     return exit_code
+
+
+def answers(part: Part, stopping, timeout: float = 600) -> bool:
+    """Wait until the part's ready_url answers at all (any HTTP status); False if the part
+    exits or we are told to stop first."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stopping():
+        if part.process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(part.ready_url, timeout=2):  # noqa: S310 (our own URL)
+                return True
+        except urllib.error.HTTPError:
+            return True  # it answers, if not with 200 (a 503 names what is down)
+        except OSError:
+            time.sleep(0.2)
+    return False
 
 
 if __name__ == "__main__":

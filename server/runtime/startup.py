@@ -60,6 +60,7 @@ def notes(config: Config) -> list[Note]:
                 "set ADMIN_TOKEN to turn it on",
             )
         )
+    found.append(Note("server", logging.INFO, _signup_note(config)))
     if config.SMTP_URL:
         smtp = parse_smtp_url(config.SMTP_URL)  # its repr never holds the password
         found.append(Note("server", logging.INFO, f"alert emails through {smtp!r}"))
@@ -75,6 +76,19 @@ def notes(config: Config) -> list[Note]:
             )
         )
     return found
+
+
+def _signup_note(config: Config) -> str:
+    """Who may make keys, said once a start: a closed instance's POST /api/keys is a 403."""
+    limit = config.KEY_CREATE_PER_HOUR
+    rate = f"at most {limit} an hour from one address" if limit else "without a rate limit"
+    if config.SIGNUP == "open":
+        return f"SIGNUP=open: anyone may create a key, {rate} (KEY_CREATE_PER_HOUR)"
+    how = "`flask --app wsgi keys create --name ...`"
+    if config.SIGNUP == "invite":
+        return (f"SIGNUP=invite: keys by invitation (`flask --app wsgi keys invite`), {rate}; "
+                f"operators make keys with {how}")  # fmt: skip
+    return f"SIGNUP=closed: only operators make keys, with {how} or POST /api/admin/keys"
 
 
 def announce(config: Config, *, for_children: bool = False) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from server.db import get_engine
+from server.lake.fair import EngineBusy
 from server.lake.source import open_rows
 from server.stats import breakdowns, latency, summaries, timeseries, users
 from server.stats.filters import Filters, Window, window_for
@@ -33,6 +34,7 @@ from server.stats.raw import (
 __all__ = [
     "EXPLORER_COLUMNS",
     "Answers",
+    "EngineBusy",
     "ExplorerFilters",
     "Filters",
     "Plan",

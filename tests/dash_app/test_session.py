@@ -1,4 +1,5 @@
-"""Sign-in by pasted key, the session cookie, sign-out and the CSV export."""
+"""Sign-in by pasted key, the session cookie (a token the server looks up), sign-out and the
+CSV export."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ import io
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import select
 
-from dash_app.session import SESSION_KEY
+from dash_app.session import SESSION_ID
 from server.keys.api_keys import lookup_key
+from server.keys.sessions import hash_token
+from server.models import dashboard_sessions
 from server.stats.filters import Filters, window_for
 from tests.dash_app.helpers import Expected, ingest, known_rows
 
@@ -78,7 +82,7 @@ def test_wrong_key_is_refused_with_a_message(sqlite_app):
     assert response.status_code == 303
     assert response.headers["Location"] == "./?signin=failed"
     with sqlite_app.client.session_transaction() as session:
-        assert SESSION_KEY not in session
+        assert SESSION_ID not in session
 
 
 def test_sign_in_keeps_only_the_key_id_in_a_safe_cookie(sqlite_app):
@@ -92,12 +96,17 @@ def test_sign_in_keeps_only_the_key_id_in_a_safe_cookie(sqlite_app):
     with sqlite_app.engine.connect() as conn:
         key_id = lookup_key(conn, key)
     with sqlite_app.client.session_transaction() as session:
-        assert session[SESSION_KEY] == key_id
+        token = session[SESSION_ID]
         assert key not in str(dict(session))
+    with sqlite_app.engine.connect() as conn:
+        stored = conn.execute(select(dashboard_sessions)).one()
+    # The server keeps the token's hash only, with the key it opens.
+    assert stored.key_id == key_id and bytes(stored.token_hash) == hash_token(token)
+    assert token.encode() not in bytes(stored.token_hash)
     response = sign_out(sqlite_app.client)
     assert response.status_code == 303
     with sqlite_app.client.session_transaction() as session:
-        assert SESSION_KEY not in session
+        assert SESSION_ID not in session
 
 
 def test_only_a_query_string_rides_along(sqlite_app):
@@ -164,18 +173,18 @@ def test_a_deleted_keys_session_never_opens_the_next_keys_data(stack):
     export = stack.client.get("/dashboard/export.csv")
     assert export.status_code == 401
     with stack.client.session_transaction() as session:
-        assert SESSION_KEY not in session
+        assert SESSION_ID not in session
 
 
-def test_a_session_names_its_key_by_more_than_the_id(sqlite_app):
-    key, other = sqlite_app.new_key(), sqlite_app.new_key()
+def test_a_session_cookie_opens_only_what_the_server_holds(sqlite_app):
+    key = sqlite_app.new_key()
     sign_in(sqlite_app.client, key)
-    with sqlite_app.engine.connect() as conn:
-        other_id = lookup_key(conn, other)
-    # A session cookie edited to another key's id (were the secret ever out) opens nothing.
-    with sqlite_app.client.session_transaction() as session:
-        session[SESSION_KEY] = other_id
-    assert sqlite_app.client.get("/dashboard/export.csv").status_code == 401
+    assert sqlite_app.client.get("/dashboard/export.csv").status_code == 200
+    # A cookie edited to another token (were the cookie secret ever out) opens nothing.
+    for forged in ("x" * 43, 7, None, ["a"], "x" * 5000):
+        with sqlite_app.client.session_transaction() as session:
+            session[SESSION_ID] = forged
+        assert sqlite_app.client.get("/dashboard/export.csv").status_code == 401
 
 
 def test_sign_in_refuses_a_form_without_its_token(sqlite_app):
@@ -188,7 +197,7 @@ def test_sign_in_refuses_a_form_without_its_token(sqlite_app):
         assert response.status_code == 303
         assert response.headers["Location"] == "./?signin=expired"
         with client.session_transaction() as session:
-            assert SESSION_KEY not in session
+            assert SESSION_ID not in session
     page = render_page(client, search="?signin=expired")
     assert "expired" in str(page["page"]) and "paste your key" in str(page["page"])
     # Another browser's token is no use in this one.
@@ -209,7 +218,7 @@ def test_sign_out_needs_the_token_and_sign_in_renews_it(sqlite_app):
     assert after != before
     assert client.post("/dashboard/sign-out", data={"csrf_token": before}).status_code == 400
     with client.session_transaction() as session:
-        assert SESSION_KEY in session
+        assert SESSION_ID in session
     assert sign_out(client).status_code == 303
 
 
@@ -230,7 +239,7 @@ def test_state_changing_requests_from_another_origin_are_refused(sqlite_app, hea
     assert response.status_code == 403
     assert "did not come from this server" in response.get_data(as_text=True)
     with client.session_transaction() as session:
-        assert SESSION_KEY not in session
+        assert SESSION_ID not in session
     # Our own pages, and clients that are not browsers, get through.
     own = {"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"}
     assert client.post("/dashboard/sign-in", data=data, headers=own).status_code == 303

@@ -20,7 +20,19 @@ def test_a_unique_job_asked_for_while_it_runs_runs_again_after(redis_url, tmp_pa
     follow_up = tmp_path / "follow-up-ran"
     queue.enqueue(Job(time.sleep, "ingest", 30), 3, job_id="export", unique=True)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "rq.cli", "worker", "--burst", "--url", redis_url, "ingest"],
+        # Our worker class: RQ's own could take up to 60 s to stop (worker.rq_worker).
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--burst",
+            "--url",
+            redis_url,
+            "--worker-class",
+            "worker.rq_worker.Worker",
+            "ingest",
+        ],  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

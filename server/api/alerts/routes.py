@@ -65,8 +65,8 @@ class Rules(MethodView):
                 touch_key(conn, key_id)
         except alerts.AlertInputError as exc:
             abort(400, message=str(exc))
-        except alerts.LimitReached:
-            abort(409, message=f"This key has {alerts.RULE_LIMIT} alert rules; delete one first.")
+        except alerts.LimitReached as exc:  # names the cap
+            abort(409, message=str(exc))
         log.info("key id=%s created alert rule id=%s", key_id, rule["id"])
         return rule
 
@@ -168,8 +168,8 @@ class Channels(MethodView):
                 )
         except alerts.AlertInputError as exc:
             abort(400, message=str(exc))
-        except alerts.LimitReached:
-            abort(409, message=f"This key has {alerts.CHANNEL_LIMIT} channels; delete one first.")
+        except alerts.LimitReached as exc:  # names the cap
+            abort(409, message=str(exc))
         secret = notify.channel_secret(settings.SECRET_KEY, salt) if salt else None
         log.info("key id=%s created %s channel id=%s", key_id, channel["kind"], channel["id"])
         return {**channel, "secret": secret}

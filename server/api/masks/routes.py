@@ -13,7 +13,7 @@ from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
 from server.auth import require_key
 from server.db import get_engine
-from server.keys.masks import KINDS, MASK_LIMIT, MaskLimitReached, add_mask, delete_mask
+from server.keys.masks import KINDS, MaskLimitReached, add_mask, delete_mask
 from server.keys.masks import list_masks as masks_of
 
 log = logging.getLogger(__name__)
@@ -69,8 +69,8 @@ class Masks(MethodView):
                 mask = add_mask(conn, key_id, body["kind"], body["pattern"])
         except ValueError as exc:
             abort(400, message=str(exc))
-        except MaskLimitReached:
-            abort(409, message=f"This key has {MASK_LIMIT} masking patterns; delete one first.")
+        except MaskLimitReached as exc:  # server.keys.caps.CapReached: names the cap
+            abort(409, message=str(exc))
         log.info("key id=%s added a %s masking pattern", key_id, body["kind"])
         return mask
 

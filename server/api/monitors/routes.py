@@ -86,12 +86,8 @@ class Monitors(MethodView):
             with get_engine().begin() as conn:
                 monitor = create_monitor(conn, key_id, url, method, settings.MONITOR_LIMIT)
                 touch_key(conn, key_id)  # managing monitors is activity, for retention
-        except MonitorLimitReached:
-            abort(
-                409,
-                message=f"This key already has {settings.MONITOR_LIMIT} monitors, the most "
-                "allowed; delete one first.",
-            )
+        except MonitorLimitReached as exc:  # server.keys.caps.CapReached: names the cap
+            abort(409, message=str(exc))
         except (DuplicateMonitor, IntegrityError):
             abort(409, message=f"This key already monitors {method} {url}.")
         log.info("key id=%s created monitor id=%s", key_id, monitor["id"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import abort
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from server.api.schemas import ErrorSchema
 from server.api.shares.schemas import NewShareSchema, ShareCreateSchema, ShareSchema
 from server.auth import require_key
 from server.db import get_engine
+from server.keys.caps import CapReached
 from server.keys.shares import ShareError, create_share, describe, list_shares, revoke_share
 from server.models import share_links
 
@@ -36,6 +38,8 @@ class Shares(MethodView):
     @blp.response(201, NewShareSchema)
     @blp.alt_response(400, schema=ErrorSchema, description="A malformed field, named.")
     @blp.keyed(UNAUTHORISED)
+    @blp.alt_response(409, schema=ErrorSchema, description="The key has SHARE_LIMIT (100) "
+                      "working links already.")  # fmt: skip
     def post(self, args):
         """Make a read-only link to the key's dashboard; its token is shown once
 
@@ -46,10 +50,13 @@ class Shares(MethodView):
         key_id = require_key()
         try:
             with get_engine().begin() as conn:
-                share_id, token = create_share(conn, key_id, **args)
+                limit = current_app.config["SETTINGS"].SHARE_LIMIT
+                share_id, token = create_share(conn, key_id, **args, limit=limit)
                 row = conn.execute(select(share_links).where(share_links.c.id == share_id)).one()
         except ShareError as exc:
             abort(400, message=str(exc))
+        except CapReached as exc:
+            abort(409, message=str(exc))
         log.info("created share link id=%s for key id=%s", share_id, key_id)
         return {**describe(row), "token": token, "path": f"/dashboard/s/{token}"}
 

@@ -82,10 +82,11 @@ def wait_until(moment: float) -> None:
 
 
 def test_scheduled_checks_on_postgres_and_rq(fresh_pg_url, redis_url, tmp_path, target):
-    from rq import Queue, SimpleWorker
+    from rq import Queue
 
     from server.monitors.checks import check_monitor
     from server.queue import ALL_QUEUES
+    from worker.rq_worker import Worker
     from worker.scheduler import reconcile
 
     stack = postgres_stack(fresh_pg_url, redis_url, tmp_path, **uptime_settings())
@@ -114,7 +115,7 @@ def test_scheduled_checks_on_postgres_and_rq(fresh_pg_url, redis_url, tmp_path, 
     # another scheduler holds it, that one moves the round, so look again.
     deadline = time.monotonic() + 60
     while checked() < len(ids) and time.monotonic() < deadline:
-        SimpleWorker(queues, connection=redis).work(burst=True, with_scheduler=True)
+        Worker(queues, connection=redis).work(burst=True, with_scheduler=True)
         time.sleep(0.2)
 
     assert_outcomes(stack, key, ids)

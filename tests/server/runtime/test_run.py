@@ -199,9 +199,13 @@ def test_a_missing_database_is_named_with_the_command_that_creates_it(tmp_path, 
     assert f"createdb -h 127.0.0.1 -U postgres {name}" in result.stderr
 
 
-def started_pid(run: MakeRun, part: str) -> int:
-    found = re.search(rf"started {part} \(pid (\d+)\)", run.output())
-    assert found, run.output()
+def started_pid(run: MakeRun, part: str, timeout: float = 30) -> int:
+    """The part's pid, from make run's "started" line: said once the web answers, which
+    the supervisor sees on its next look (up to 0.2 s after a test's own request did)."""
+    deadline = time.monotonic() + timeout
+    while not (found := re.search(rf"started {part} \(pid (\d+)\)", run.output())):
+        assert time.monotonic() < deadline, run.output()
+        time.sleep(0.1)
     return int(found.group(1))
 
 
