@@ -164,8 +164,14 @@ def test_the_image_roles_work_together(container_env, pg_database, redis_url, tm
         status, body = wait_for("/api/health", lambda: _ok(http("GET", f"{base}/api/health")), web)
         assert json.loads(body)["database"] == "ok" and json.loads(body)["queue"] == "ok"
         assert web.healthcheck() == 0
+        # Production closes sign-up: a stranger's key is refused, the operator makes one.
         status, body = http("POST", f"{base}/api/keys")
-        assert status == 201
+        assert status == 403, body
+        status, body = http(
+            "POST", f"{base}/api/admin/keys", {"name": "deployed"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )  # fmt: skip
+        assert status == 201, body
         key = json.loads(body)["api_key"]
         batch = payload(key, [row(path="/deployed"), row(path="/deployed", status=500)])
         status, body = http("POST", f"{base}/api/log-request", batch)
