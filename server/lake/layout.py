@@ -137,7 +137,9 @@ PARQUET_OPTIONS = f"FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_
 # A file holds one key's rows of one UTC month (YYYYMM).
 MONTH_SQL = "(year(created_at) * 100 + month(created_at))"
 # A file's hostnames, for the catalog (the hostname menu reads them there).
-HOSTNAMES_SQL = "list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> ''))"
+# A group of rows none of which names a hostname (an OpenTelemetry span without
+# server.address) has the empty list, not NULL.
+HOSTNAMES_SQL = "coalesce(list_sort(list(DISTINCT hostname) FILTER (WHERE hostname <> '')), [])"
 
 
 def hot_select_list(columns: tuple[Column, ...] = COLUMNS) -> str:

@@ -86,6 +86,23 @@ def hot_count(stack, key_id: int) -> int:
         ).scalar_one()
 
 
+def test_rows_that_name_no_hostname_are_exported(stack):
+    """A key whose rows in a month all lack a hostname (an OpenTelemetry span without
+    server.address): its file lists no hostname, and the export does not stop there."""
+    key = stack.new_key()
+    rows = [row(hostname=None, path=f"/v1/bare/{i}") for i in range(20)]
+    assert post_batch(stack.client, key, rows).status_code == 201
+    stack.process_jobs()
+    key_id = key_id_of(stack, key)
+    assert flush()["exported"] >= 20
+    assert plain_file_count(stack, key_id) == 20
+    with stack.engine.connect() as conn:
+        assert [f.hostnames for f in catalog.live_files(conn, key_id)] == [()]
+    send(stack, key, 5, tag="named")  # and the next export goes on
+    assert flush()["exported"] >= 5
+    assert plain_file_count(stack, key_id) == 25
+
+
 def test_export_moves_rows_once_and_trims_the_hot_table(stack):
     stack.config.LAKE_EXPORT_SECONDS = 3600  # only explicit exports
     key = stack.new_key()
