@@ -203,7 +203,7 @@ if (B.inflight || loading || drawing || !idle || document.readyState !== 'comple
 return {{log: B.log, calls: B.calls, draws: B.draws, click: B.click,
          resources: performance.getEntriesByType('resource')
            .map(e => [e.name.includes('_dash-update-component'), e.startTime,
-                      e.encodedBodySize, e.transferSize])}};
+                      e.encodedBodySize, e.transferSize, e.responseStart - e.startTime])}};
 """
 
 
@@ -229,12 +229,15 @@ def outcome(record: dict, since: float, query: str) -> dict:
     # it came back (the endpoints table's callback, React and Plotly drawing).
     phases = [mine[-1]["start"] - since, mine[-1]["end"] - mine[-1]["start"],
               last - mine[-1]["end"]] if mine else [0.0, 0.0, 0.0]  # fmt: skip
+    # Of the panels' callback, until its first byte came back: the server's share.
+    waited = [r[4] for r in resources if r[0] and mine and abs(r[1] - mine[-1]["start"]) < 20]
     return {
         "ms": last - since,
         "requests": number(requests),
         "users": number(users),
         "answered": bool(mine),
         "phases": [p / 1000 for p in phases],
+        "first_byte": (waited[0] if waited else phases[1]) / 1000,
         "drawn": sorted(set(GRAPHS) - drawn),  # graphs not drawn again: must be none
         "callbacks": len(calls),
         "sent": sum(c["sent"] for c in calls),
@@ -368,6 +371,7 @@ def summarise(period, kind, clicks, navs, click_results, want, busy) -> dict:
         "wire": statistics.median(r["wire"] for r in navs),
         "fetched": statistics.median(r["fetched"] for r in navs),
         "nav_phases": [statistics.median(r["phases"][i] for r in navs) for i in range(3)],
+        "first_byte": statistics.median(r["first_byte"] for r in navs),
         "click_phases": [statistics.median(r["phases"][i] for r in click_results)
                          for i in range(3)] if click_results else None,
         "outputs": navs[0]["outputs"],
@@ -438,6 +442,10 @@ def report(cases: list[dict], load: tuple) -> None:
                 f"{after:.3f} s after it came back (the endpoints table's callback, "
                 f"drawing)"
             )
+    print(f"the panels' callback, navigation: median "
+          f"{statistics.median(c['first_byte'] for c in cases):.3f} s to its first byte (the "
+          f"server: Flask, Dash, the refresh, figures to JSON), against the engine's "
+          f"{statistics.median(engine):.3f} s")  # fmt: skip
     target = (statistics.median(navs) <= TARGET_MEDIAN and max(navs) <= TARGET_SLOWEST
               and (not clicks or max(clicks) <= TARGET_SLOWEST))  # fmt: skip
     print(
