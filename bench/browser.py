@@ -200,10 +200,13 @@ const loading = !!document.querySelector('[data-dash-is-loading="true"], .dash-g
 const drawing = B.draws.some(d => d.end === null);
 const idle = performance.now() - B.lastChange > {QUIET_MS};
 if (B.inflight || loading || drawing || !idle || document.readyState !== 'complete') return null;
+const nav = performance.getEntriesByType('navigation')[0];
 return {{log: B.log, calls: B.calls, draws: B.draws, click: B.click,
+         page: nav ? [nav.responseEnd, nav.domContentLoadedEventEnd, nav.loadEventEnd] : null,
          resources: performance.getEntriesByType('resource')
            .map(e => [e.name.includes('_dash-update-component'), e.startTime,
-                      e.encodedBodySize, e.transferSize, e.responseStart - e.startTime])}};
+                      e.encodedBodySize, e.transferSize, e.responseStart - e.startTime,
+                      e.responseEnd])}};
 """
 
 
@@ -227,10 +230,13 @@ def outcome(record: dict, since: float, query: str) -> dict:
     # Where the time went: before the panels' callback left (page, scripts, layout, the
     # URL's callback), the panels' callback (the server's refresh and the transfer), after
     # it came back (the endpoints table's callback, React and Plotly drawing).
-    phases = [mine[-1]["start"] - since, mine[-1]["end"] - mine[-1]["start"],
-              last - mine[-1]["end"]] if mine else [0.0, 0.0, 0.0]  # fmt: skip
-    # Of the panels' callback, until its first byte came back: the server's share.
-    waited = [r[4] for r in resources if r[0] and mine and abs(r[1] - mine[-1]["start"]) < 20]
+    # The panels' callback as the browser's resource timing saw it (its first byte: the
+    # server's share; its end: when the body was in, before the page's scripts read it).
+    timing = [r for r in resources if r[0] and mine and abs(r[1] - mine[-1]["start"]) < 20]
+    end = timing[0][5] if timing else mine[-1]["end"] if mine else 0.0
+    phases = [mine[-1]["start"] - since, end - mine[-1]["start"],
+              last - end] if mine else [0.0, 0.0, 0.0]  # fmt: skip
+    waited = [r[4] for r in timing]
     return {
         "ms": last - since,
         "requests": number(requests),
@@ -243,6 +249,9 @@ def outcome(record: dict, since: float, query: str) -> dict:
         "sent": sum(c["sent"] for c in calls),
         "received": sum(c.get("received", 0) for c in calls),
         "outputs": [c["output"][:60] for c in calls],
+        # The first navigation's story, for the report: the page, then each callback.
+        "timeline": [["page (HTML in, DOM ready, loaded)", *record["page"]]]
+        + [[c["output"].strip(".").split(".")[0], c["start"], c.get("end")] for c in calls],
         "wire": sum(r[2] for r in resources if r[0]),  # the callbacks' bodies, compressed
         "fetched": sum(r[3] for r in resources),  # everything the browser transferred
     }
@@ -375,6 +384,7 @@ def summarise(period, kind, clicks, navs, click_results, want, busy) -> dict:
         "click_phases": [statistics.median(r["phases"][i] for r in click_results)
                          for i in range(3)] if click_results else None,
         "outputs": navs[0]["outputs"],
+        "timeline": navs[-1]["timeline"],
         "busy": busy() if busy else None,
     }  # fmt: skip
     nav, clk = case["nav_s"], case["click_s"]
@@ -427,7 +437,9 @@ def report(cases: list[dict], load: tuple) -> None:
         f"received ({statistics.median(c['wire'] for c in cases) / 1024:.0f} KiB on the "
         f"wire), {statistics.median(c['sent'] for c in cases) / 1024:.1f} KiB sent"
     )
-    print("  " + "; ".join(str(o) for o in cases[0]["outputs"]))
+    print("  one navigation (the last case's last), ms after its start:")
+    for name, *times in cases[-1]["timeline"]:
+        print(f"    {name:<34} " + " -> ".join(f"{t:7.0f}" for t in times if t is not None))
     print(
         f"everything a navigation transferred (page, scripts, callbacks): median "
         f"{statistics.median(c['fetched'] for c in cases) / 1024:.0f} KiB"
