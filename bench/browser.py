@@ -237,6 +237,10 @@ def outcome(record: dict, since: float, query: str) -> dict:
     phases = [mine[-1]["start"] - since, end - mine[-1]["start"],
               last - end] if mine else [0.0, 0.0, 0.0]  # fmt: skip
     waited = [r[4] for r in timing]
+    # When each graph was drawn with the answer (its Plotly.react resolved), after the
+    # answer arrived. (Not each one's own cost: the page draws them one after another.)
+    drawing = {d["graph"]: d["end"] - end for d in record["draws"]
+               if d["start"] >= end and d["end"] is not None}  # fmt: skip
     return {
         "ms": last - since,
         "requests": number(requests),
@@ -244,6 +248,7 @@ def outcome(record: dict, since: float, query: str) -> dict:
         "answered": bool(mine),
         "phases": [p / 1000 for p in phases],
         "first_byte": (waited[0] if waited else phases[1]) / 1000,
+        "draw_ms": drawing,
         "drawn": sorted(set(GRAPHS) - drawn),  # graphs not drawn again: must be none
         "callbacks": len(calls),
         "sent": sum(c["sent"] for c in calls),
@@ -381,6 +386,7 @@ def summarise(period, kind, clicks, navs, click_results, want, busy) -> dict:
         "fetched": statistics.median(r["fetched"] for r in navs),
         "nav_phases": [statistics.median(r["phases"][i] for r in navs) for i in range(3)],
         "first_byte": statistics.median(r["first_byte"] for r in navs),
+        "draw_ms": {g: statistics.median(r["draw_ms"].get(g, 0.0) for r in navs) for g in GRAPHS},
         "click_phases": [statistics.median(r["phases"][i] for r in click_results)
                          for i in range(3)] if click_results else None,
         "outputs": navs[0]["outputs"],
@@ -451,13 +457,17 @@ def report(cases: list[dict], load: tuple) -> None:
             print(
                 f"{name}, median phases: {before:.3f} s before the panels' callback left, "
                 f"{panels:.3f} s for it (the server's refresh and its transfer), "
-                f"{after:.3f} s after it came back (the endpoints table's callback, "
-                f"drawing)"
+                f"{after:.3f} s after it came back (Dash, React and Plotly drawing; "
+                f"the figures)"
             )
     print(f"the panels' callback, navigation: median "
           f"{statistics.median(c['first_byte'] for c in cases):.3f} s to its first byte (the "
           f"server: Flask, Dash, the refresh, figures to JSON), against the engine's "
           f"{statistics.median(engine):.3f} s")  # fmt: skip
+    graphs = {g: statistics.median(c["draw_ms"][g] for c in cases) for g in GRAPHS}
+    print("each graph drawn with the answer, median ms after the answer arrived: "
+          + ", ".join(f"{g[3:]} {ms:.0f}" for g, ms in
+                      sorted(graphs.items(), key=lambda item: -item[1])))  # fmt: skip
     target = (statistics.median(navs) <= TARGET_MEDIAN and max(navs) <= TARGET_SLOWEST
               and (not clicks or max(clicks) <= TARGET_SLOWEST))  # fmt: skip
     print(
