@@ -457,8 +457,8 @@ def report(cases: list[dict], load: tuple) -> None:
             print(
                 f"{name}, median phases: {before:.3f} s before the panels' callback left, "
                 f"{panels:.3f} s for it (the server's refresh and its transfer), "
-                f"{after:.3f} s after it came back (Dash, React and Plotly drawing; "
-                f"the figures)"
+                f"{after:.3f} s after it came back (Dash, React and Plotly "
+                f"drawing the figures)"
             )
     print(f"the panels' callback, navigation: median "
           f"{statistics.median(c['first_byte'] for c in cases):.3f} s to its first byte (the "
