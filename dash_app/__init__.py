@@ -54,6 +54,13 @@ def init_dash(server) -> Dash:
     error_group.register(app)
     consumers.register(app)
     server.extensions["dash_app"] = app
+    # Dash prepares what it serves (the scripts it may hand out, the callbacks) on a
+    # process's first request, marking that done before doing it: the other threads of a
+    # fresh gunicorn worker, asked for the page's scripts at the same moment, answered
+    # 500 and left the page blank (tests/dash_app/test_serving.py). Prepared here instead,
+    # before any request.
+    with server.test_request_context(PREFIX):
+        app._setup_server()
     return app
 
 

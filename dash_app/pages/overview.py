@@ -229,6 +229,8 @@ def register(app) -> None:
         Output("ov-empty", "children"),
         *[Output(g, "figure") for g in FIGURE_OUTPUTS],
         Output("ov-endpoint-rows", "data"),
+        Output("ov-endpoints", "data"),
+        Output("ov-endpoints", "page_current"),
         Output("ov-users", "data"),
         Output("ov-user-ids", "data"),
         Output("ov-status-links", "children"),
@@ -236,11 +238,14 @@ def register(app) -> None:
         Output("ov-export", "href"),
         Input("ov-filters", "data"),
         State("url", "pathname"),
+        State("ov-endpoint-tab", "value"),
     )
-    def update_panels(query, pathname):
-        """One full refresh: every panel from the same filters."""
+    def update_panels(query, pathname, tab):
+        """One full refresh: every panel from the same filters, the endpoints table's open
+        tab included (a callback of its own cost a navigation or click one more round trip
+        after this one: bench/browser.py)."""
         if query is None:
-            return (no_update,) * (len(FIGURE_OUTPUTS) + 8)
+            return (no_update,) * (len(FIGURE_OUTPUTS) + 10)
         viewer = viewer_at(pathname)
         # A share link's restrictions ride along every question, whatever the URL says.
         filters = replace(read(query)[0], fixed=viewer.fixed)
@@ -248,7 +253,7 @@ def register(app) -> None:
         if key_id is None:
             message = html.Div(no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
-            return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], [], None, [], "")
+            return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], "")
         data, out = refresh(key_id, filters)
         empty_note = None
         if data.empty and viewer.kind == "key" and not data.hostnames:
@@ -269,6 +274,8 @@ def register(app) -> None:
             [*fixed_note(viewer, "ov-fixed"), empty_note],
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,
+            endpoint_tab_rows(data.endpoints, tab),
+            0,
             out["top_users"],
             out["user_ids"],
             _status_links(data, viewer, filters),
@@ -277,12 +284,14 @@ def register(app) -> None:
         )
 
     @app.callback(
-        Output("ov-endpoints", "data"),
-        Output("ov-endpoints", "page_current"),
-        Input("ov-endpoint-rows", "data"),
+        Output("ov-endpoints", "data", allow_duplicate=True),
+        Output("ov-endpoints", "page_current", allow_duplicate=True),
         Input("ov-endpoint-tab", "value"),
+        State("ov-endpoint-rows", "data"),
+        prevent_initial_call=True,
     )
-    def endpoint_tab(rows, tab):
+    def endpoint_tab(tab, rows):
+        """Another tab of the rows the last refresh brought: no new question."""
         import pandas as pd
 
         columns = ["method", "endpoint", "status_class", "n", "rt_sum"]
@@ -295,10 +304,15 @@ def register(app) -> None:
         frame = frame.dropna(subset=["status_class"]).fillna({"n": 0, "rt_sum": 0})
         for name in ("method", "endpoint"):
             frame[name] = frame[name].astype(str)
-        shaped = endpoint_table(frame, tab if isinstance(tab, str) and tab != "all" else None)
-        shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
-        shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
-        return shaped.to_dict("records"), 0
+        return endpoint_tab_rows(frame, tab if isinstance(tab, str) else None), 0
+
+
+def endpoint_tab_rows(frame, tab: str | None) -> list[dict]:
+    """The endpoints table's rows for a tab ('all' or a status class)."""
+    shaped = endpoint_table(frame, None if tab in (None, "all") else tab)
+    shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
+    shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
+    return shaped.to_dict("records")
 
 
 def _export_href(filters: Filters, viewer: Viewer) -> str:

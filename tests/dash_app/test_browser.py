@@ -200,6 +200,28 @@ def test_click_to_filter_changes_every_panel_and_chips_remove_it(live, browser):
     wait_for(browser, lambda d: number(stat(d, "ov-requests")) == total, "the totals again")
 
 
+def endpoint_rows(driver) -> list[list[str]]:
+    rows = driver.find_elements("css selector", "#ov-endpoints tr")
+    return [[c.text for c in r.find_elements("css selector", "td")] for r in rows if r.text][1:]
+
+
+def test_endpoint_tabs_keep_their_class_across_a_refresh(live, browser):
+    # The table's rows come with every refresh, shaped for the open tab (one callback);
+    # a tab shows only its status class, and stays open when the period changes.
+    browser.get(live.url("/dashboard/demo?period=7d"))
+    overview_ready(browser)
+    everything = endpoint_rows(browser)
+    assert {row[2] for row in everything} - {"0", "100"}, "mixed error rates in All"
+    browser.find_element("xpath", "//*[@id='ov-endpoint-tab']//*[text()='4xx']").click()
+    wait_for(browser, lambda d: endpoint_rows(d) != everything, "the 4xx tab")
+    assert endpoint_rows(browser) and {row[2] for row in endpoint_rows(browser)} == {"100"}
+    week = endpoint_rows(browser)
+    browser.find_element("css selector", "#ov-period input[value='24h']").click()
+    wait_for(browser, lambda d: endpoint_rows(d) != week, "the 24-hour rows")
+    wait_for(browser, settled, "the panels")
+    assert endpoint_rows(browser) and {row[2] for row in endpoint_rows(browser)} == {"100"}
+
+
 def test_period_switch_and_reload_restore_the_url_filters(live, browser):
     browser.get(live.url("/dashboard/demo"))
     overview_ready(browser)
