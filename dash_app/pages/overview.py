@@ -304,12 +304,13 @@ def register(app) -> None:
         frame = frame.dropna(subset=["status_class"]).fillna({"n": 0, "rt_sum": 0})
         for name in ("method", "endpoint"):
             frame[name] = frame[name].astype(str)
-        return endpoint_tab_rows(frame, tab if isinstance(tab, str) else None), 0
+        return endpoint_tab_rows(frame, tab), 0
 
 
-def endpoint_tab_rows(frame, tab: str | None) -> list[dict]:
-    """The endpoints table's rows for a tab ('all' or a status class)."""
-    shaped = endpoint_table(frame, None if tab in (None, "all") else tab)
+def endpoint_tab_rows(frame, tab) -> list[dict]:
+    """The endpoints table's rows for a tab ('all' or a status class; any other value, as
+    a forged callback may send, reads as 'all')."""
+    shaped = endpoint_table(frame, tab if tab in STATUS_CLASSES else None)
     shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
     shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
     return shaped.to_dict("records")
