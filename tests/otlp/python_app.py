@@ -70,10 +70,19 @@ def flask_app():
 
 
 def fastapi_app():
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    app = FastAPI()
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        # uvicorn raises SIGTERM again once it has shut down, which ends the process before
+        # any code after uvicorn.run (or an atexit hook): the last spans go out here.
+        trace.get_tracer_provider().force_flush()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/users/{user_id}")
     async def user(user_id: int):

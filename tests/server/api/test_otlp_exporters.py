@@ -47,6 +47,9 @@ REQUESTS = [
 README = ROOT / "README.md"
 RELEASE = "1.4.2"  # README.md's OTEL_RESOURCE_ATTRIBUTES
 SLOW_MS = 200
+# The exporters' timer (ms) set past the test's end: every span goes out in the flush at
+# shutdown, in one export, so nothing depends on when the timer fires on a loaded machine.
+FLUSH_AT_EXIT = "60000"
 CLOSE_SLACK_MS = 25
 
 
@@ -220,7 +223,7 @@ def test_python_services_export_every_request(live_server, tmp_path, framework, 
     key = stack.new_key()
     port = free_port()
     env = otel_env(base, key, f"{framework}-shop", OTEL_SEMCONV_STABILITY_OPT_IN=conventions,
-                   OTEL_BSP_SCHEDULE_DELAY="200")  # fmt: skip
+                   OTEL_BSP_SCHEDULE_DELAY=FLUSH_AT_EXIT)  # fmt: skip
     command = [sys.executable, str(ROOT / "tests" / "otlp" / "python_app.py"), framework, str(port)]
     if zero_code:
         command = [str(Path(sys.executable).parent / "opentelemetry-instrument"), *command]
@@ -239,7 +242,7 @@ def test_express_exports_every_request(live_server, node_app_dir, protocol):
     # The Bearer form, as OTEL_EXPORTER_OTLP_HEADERS writes a space.
     env = otel_env(base, key, "express-shop", OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
                    OTEL_EXPORTER_OTLP_HEADERS=f"Authorization=Bearer%20{key}",
-                   OTEL_BSP_SCHEDULE_DELAY="200")  # fmt: skip
+                   OTEL_BSP_SCHEDULE_DELAY=FLUSH_AT_EXIT)  # fmt: skip
     with service(["node", "app.js", str(port)], env, node_app_dir, port) as netloc:
         elapsed = exercise(netloc)
     routes = {"/users/1": "/users/:id", "/users/2": "/users/:id", "/users/3": "/users/:id",
