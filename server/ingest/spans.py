@@ -118,10 +118,11 @@ def _row(span, attributes: dict, method: str, labels: dict) -> dict:
     status = get("http.response.status_code") or get("http.status_code")
     if not status and span.status and wire.status_code(span) == STATUS_ERROR:
         status = 500  # failed before it answered: as our clients record it
-    seconds, micros = divmod(start // 1000, 1_000_000)
+    minute, micros = divmod(start // 1000, 60_000_000)
+    seconds, micros = divmod(micros, 1_000_000)
     row = {
-        "created_at": f"{_SECONDS.get(seconds) or _second(seconds)}.{micros:06d}+00:00"
-        if seconds < _LAST_SECOND
+        "created_at": f"{_MINUTES.get(minute) or _minute(minute)}{seconds:02d}.{micros:06d}+00:00"
+        if minute < _LAST_MINUTE
         else None,
         "hostname": get("server.address") or _host(attributes),
         "path": get("url.path") or _path(attributes),
@@ -200,17 +201,18 @@ def _without_port(host: str) -> str:
     return name if colon and port.isdigit() and ":" not in name else host
 
 
-# A span's start as the JSON clients write a time (UTC, to the microsecond): each second's
-# text made once (spans of an export fall in a few seconds). A start past the year 9999 has
-# no such text, and its row is refused as having none.
-_SECONDS: dict[int, str] = {}
-_LAST_SECOND = 253402300800  # 10000-01-01
+# A span's start as the JSON clients write a time (UTC, to the microsecond): each minute's
+# text made once (spans of an export fall in a few minutes; a text per second was a third
+# of a span's row, bench/README.md). A start past the year 9999 has no such text, and its
+# row is refused as having none.
+_MINUTES: dict[int, str] = {}
+_LAST_MINUTE = 253402300800 // 60  # 10000-01-01
 
 
-def _second(seconds: int) -> str:
-    if len(_SECONDS) >= 10_000:
-        _SECONDS.clear()
-    text = _SECONDS[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+def _minute(minute: int) -> str:
+    if len(_MINUTES) >= 10_000:
+        _MINUTES.clear()
+    text = _MINUTES[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
     return text
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import time
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -251,6 +252,17 @@ def test_privacy_level_header(stack):
     refused = post(stack, body, key, **{"X-Privacy-Level": "high"})
     assert refused.status_code == 400
     assert "X-Privacy-Level must be 0, 1 or 2" in status_of(refused).message
+
+
+def test_the_start_time_is_kept_to_the_microsecond(stack):
+    key = stack.new_key()
+    start = (time.time_ns() // 60_000_000_000 - 5) * 60_000_000_000 + 59_123_456_789
+    response = post(stack, export(resource([span(NEW, start_ns=start)])).SerializeToString(), key)
+    assert response.status_code == 200
+    (row,) = rows_of(stack, key)
+    expected = datetime.fromtimestamp(start // 1000 / 1e6, UTC).isoformat(timespec="microseconds")
+    assert row["created_at"] == expected
+    assert row["created_at"].endswith(":59.123456+00:00")
 
 
 def test_a_captured_forwarded_header_names_the_client(stack):
