@@ -19,9 +19,16 @@ every 5xx carries an exception with a stack, and PCT % of the rows carry their r
 and response, a 4 KiB JSON body holding a password and a token the server masks again.
 The figure is that run's rate beside the plain run's and the COPY's of the same round.
 
+With --otlp each round also sends the same rows again, on a fresh key, as OpenTelemetry
+spans: one HTTP server span a row (the current semantic conventions, with its route, as
+the Python instrumentations send them), 1,000 spans an ExportTraceServiceRequest,
+protobuf, gzipped, posted to /v1/traces as an OTLP/HTTP exporter does. The figure is its
+rate beside the JSON batches' (target >= 0.8) and the COPY's of the same round.
+
     .venv/bin/python bench/ingest.py            # full run (about 12 minutes)
     .venv/bin/python bench/ingest.py --quick    # smoke run
     .venv/bin/python bench/ingest.py --rounds 3 --freshness-seconds 0 --capture 10
+    .venv/bin/python bench/ingest.py --rounds 3 --freshness-seconds 0 --otlp
 """
 
 from __future__ import annotations
@@ -135,6 +142,52 @@ def with_captures(rows: list[dict], rng: random.Random, share: float) -> list[di
     return out
 
 
+def otlp_bodies(rows: list[dict], batch: int) -> list[bytes]:
+    """The rows as OTLP protobuf exports of HTTP server spans (see the module's docstring)."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    from server.rules import template_path
+
+    def pair(key: str, value) -> KeyValue:
+        if isinstance(value, int):
+            return KeyValue(key=key, value=AnyValue(int_value=value))
+        return KeyValue(key=key, value=AnyValue(string_value=value))
+
+    bodies = []
+    for first in range(0, len(rows), batch):
+        request = ExportTraceServiceRequest()
+        resource_spans = request.resource_spans.add()
+        resource_spans.resource.attributes.extend(
+            [pair("service.name", "shop"), pair("service.version", "1.4.2"),
+             pair("telemetry.sdk.language", "python")]
+        )  # fmt: skip
+        scope = resource_spans.scope_spans.add()
+        scope.scope.name = "opentelemetry.instrumentation.fastapi"
+        for i, r in enumerate(rows[first : first + batch], first):
+            start = int(datetime.fromisoformat(r["created_at"]).timestamp() * 1e9)
+            span = scope.spans.add(
+                trace_id=i.to_bytes(16, "big"), span_id=i.to_bytes(8, "big"),
+                name=f"{r['method']} {r['path']}", kind=2, start_time_unix_nano=start,
+                end_time_unix_nano=start + int(r["response_time"] * 1_000_000),
+            )  # fmt: skip
+            attributes = {
+                "http.request.method": r["method"], "url.scheme": "https",
+                "url.path": r["path"], "http.route": template_path(r["path"]),
+                "server.address": r["hostname"], "server.port": 443,
+                "client.address": r["ip_address"], "network.protocol.version": "1.1",
+                "user_agent.original": r["user_agent"],
+                "http.response.status_code": r["status"],
+            }  # fmt: skip
+            if r["user_id"]:
+                attributes["enduser.id"] = r["user_id"]
+            span.attributes.extend(pair(k, v) for k, v in attributes.items())
+        bodies.append(gzip.compress(request.SerializeToString(), 1))
+    return bodies
+
+
 def bodies_of(key: str, rows: list[dict], batch: int) -> list[bytes]:
     return [
         gzip.compress(json.dumps({"api_key": key, "framework": "FastAPI", "privacy_level": 0,
@@ -144,19 +197,29 @@ def bodies_of(key: str, rows: list[dict], batch: int) -> list[bytes]:
 
 
 class Poster:
-    """One keep-alive HTTP connection per thread."""
+    """One keep-alive HTTP connection per thread; with `otlp_key`, an OTLP/HTTP exporter's
+    posts of protobuf exports to /v1/traces."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, otlp_key: str | None = None) -> None:
         self.netloc = urlsplit(base).netloc
         self.local = threading.local()
+        self.otlp_key = otlp_key
+        self.path = "/v1/traces" if otlp_key else "/api/log-request"
 
     def post(self, body: bytes) -> tuple[int, float]:
-        # An Idempotency-Key for each batch sent, kept for its retry, as our middleware does.
-        headers = {
-            "Content-Type": "application/json",
-            "Content-Encoding": "gzip",
-            "Idempotency-Key": uuid.uuid4().hex,
-        }
+        if self.otlp_key:
+            headers = {
+                "Content-Type": "application/x-protobuf",
+                "Content-Encoding": "gzip",
+                "X-AUTH-TOKEN": self.otlp_key,
+            }
+        else:
+            # An Idempotency-Key for each batch sent, kept for its retry, as our middleware does.
+            headers = {
+                "Content-Type": "application/json",
+                "Content-Encoding": "gzip",
+                "Idempotency-Key": uuid.uuid4().hex,
+            }
         try:
             return self._post(body, headers)
         except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
@@ -169,7 +232,7 @@ class Poster:
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection(self.netloc, timeout=120)
         started = time.perf_counter()
-        conn.request("POST", "/api/log-request", body=body, headers=headers)
+        conn.request("POST", self.path, body=body, headers=headers)
         response = conn.getresponse()
         response.read()
         return response.status, (time.perf_counter() - started) * 1000
@@ -230,15 +293,19 @@ def key_id_of(engine, key: str) -> int:
         return lookup_key(conn, key)
 
 
-def end_to_end(base: str, engine, key: str, bodies: list[bytes], total: int, concurrency: int):
+def end_to_end(
+    base: str, engine, key: str, bodies: list[bytes], total: int, concurrency: int,
+    otlp: bool = False,
+):  # fmt: skip
     key_id = key_id_of(engine, key)
-    poster = Poster(base)
+    poster = Poster(base, otlp_key=key if otlp else None)
+    accepted = 200 if otlp else 201
     latencies: list[float] = []
     cpu_before = cpu_seconds()
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         for i, (status, ms) in enumerate(pool.map(poster.post, bodies), 1):
-            if status != 201:
+            if status != accepted:
                 raise SystemExit(f"ingest answered {status}")
             latencies.append(ms)
             if i % max(1, len(bodies) // 10) == 0:
@@ -277,6 +344,8 @@ class Round:
     cpu: dict
     captured: float | None = None  # rows/s through the stack with captures (--capture)
     captured_cpu: dict | None = None
+    otlp: float | None = None  # rows/s as OTLP protobuf exports (--otlp)
+    otlp_cpu: dict | None = None
 
 
 def copy_baseline(database_url: str, rows: list[dict], key_id: int, batch: int) -> float:
@@ -521,6 +590,15 @@ def print_rounds(args, rows: list, rounds: list) -> None:
         for number, r in enumerate(rounds, 1):
             print(f"  round {number}: captured/plain {r.captured / r.e2e:.2f}, "
                   f"captured/COPY {r.captured / r.copy:.2f}")  # fmt: skip
+    if mid.otlp:
+        print(f"OTLP protobuf rows/s         {mid.otlp:>12,.0f}   {mid.otlp / mid.e2e:.2f} of the "
+              f"JSON batches (target >= 0.8), {mid.otlp / mid.copy:.2f} of COPY (the round "
+              "above)")  # fmt: skip
+        used = mid.otlp_cpu.items()
+        print("  CPU meanwhile " + ", ".join(f"{part} {seconds:.1f} s" for part, seconds in used))
+        for number, r in enumerate(rounds, 1):
+            print(f"  round {number}: OTLP/JSON {r.otlp / r.e2e:.2f}, OTLP/COPY "
+                  f"{r.otlp / r.copy:.2f}")  # fmt: skip
     latencies = [ms for r in rounds for ms in r.latencies]
     p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
     print(f"201 latency, {args.batch}-row batch  p50 {p50:.1f} ms · p99 {p99:.1f} ms "
@@ -549,6 +627,8 @@ def main() -> None:
     parser.add_argument("--capture", type=float, default=0,
                         help="also run each round with captures on, PCT %% of rows with a "
                         "4 KiB body (0: not)")  # fmt: skip
+    parser.add_argument("--otlp", action="store_true",
+                        help="also run each round as OTLP protobuf exports")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
                         help="60k rows; freshness: 200k history, 10k rows/s for 30 s")  # fmt: skip
     args = parser.parse_args()
@@ -569,6 +649,12 @@ def main() -> None:
         progress(f"with captures: {args.capture:g} % of rows carry a 4 KiB body "
                  f"({size:.1f}x the plain rows' JSON)")  # fmt: skip
 
+    otlp_bodies_ = otlp_bodies(rows, args.batch) if args.otlp else None
+    if otlp_bodies_:
+        json_size = sum(map(len, bodies_of("k", rows, args.batch)))
+        ratio = sum(map(len, otlp_bodies_)) / json_size
+        progress(f"as OTLP: {len(otlp_bodies_)} protobuf exports, {ratio:.2f}x the JSON "
+                 "batches' gzipped bytes")  # fmt: skip
     data_dir = tempfile.mkdtemp(prefix="bench-ingest-")
     atexit.register(shutil.rmtree, data_dir, True)  # the store: gigabytes at full size
     fresh = None
@@ -629,6 +715,18 @@ def main() -> None:
                         args.concurrency,
                     )  # fmt: skip
                     rounds[-1].captured, rounds[-1].captured_cpu = found[0], found[4]
+                if otlp_bodies_:
+                    _, otlp_key = get_json(base, "/api/keys", method="POST")
+                    otlp_key = otlp_key["api_key"]
+                    progress(f"round {number}/{args.rounds}: end to end as OTLP protobuf")
+                    found = end_to_end(base, engine, otlp_key, otlp_bodies_, len(rows),
+                                       args.concurrency, otlp=True)  # fmt: skip
+                    rounds[-1].otlp, rounds[-1].otlp_cpu = found[0], found[4]
+                    if number == 1:
+                        progress("checking the OTLP rows are queryable through /api/data ...")
+                        _status, page = get_json(base, "/api/data?page=1", otlp_key)
+                        assert len(page) == min(len(rows), 50_000), len(page)
+                        assert page[0]["service"] == "shop", page[0]
                 progress(f"round {number}/{args.rounds}: {e2e_rate:,.0f} rows/s end to end, "
                          f"COPY {copy_rate:,.0f} rows/s: {e2e_rate / copy_rate:.2f}")  # fmt: skip
 

@@ -14,6 +14,7 @@ HERE = Path(__file__).resolve().parent
 QUICK = {
     "ingest.py": ["--quick"],
     "ingest_batch.py": ["--quick"],
+    "otlp_batch.py": ["--quick"],
     "worker.py": ["--batches", "30"],
     "dashboard.py": ["--rows", "200000"],
     "data_pages.py": ["--rows", "200000", "--repeats", "2"],
@@ -26,6 +27,7 @@ QUICK = {
 SCRIPTS = (
     "ingest.py",
     "ingest_batch.py",
+    "otlp_batch.py",
     "worker.py",
     "dashboard.py",
     "data_pages.py",

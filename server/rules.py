@@ -31,6 +31,10 @@ CLICK_DIMS = (
     "consumer",
     "consumer_group",
     "error_group",
+    # The service that answered and its release (OpenTelemetry's service.name and
+    # service.version, server.ingest.otlp).
+    "service",
+    "release",
 )
 MAX_TEXT = 255
 

@@ -81,6 +81,7 @@ def pytest_terminal_summary(terminalreporter):
 PG_FIXTURES = frozenset({"pg_url", "pg_app", "fresh_pg_url", "pg_database"})
 REDIS_FIXTURES = frozenset({"redis_url", "redis_server"})
 BROWSER_FIXTURES = frozenset({"chrome", "browser"})
+NODE_FIXTURES = frozenset({"node_app_dir"})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -96,6 +97,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.redis)
         if names & BROWSER_FIXTURES:
             item.add_marker(pytest.mark.browser)
+        if names & NODE_FIXTURES:
+            item.add_marker(pytest.mark.node)
 
 
 @pytest.fixture(autouse=True)

@@ -94,6 +94,27 @@ def test_the_alerts_commands_work_pasted_after_the_using_it_ones(served):
     assert '"code":4' not in out, out  # no error answer (the API's errors carry a code)
 
 
+def test_the_opentelemetry_commands_work_pasted_as_is(served):
+    """The OTLP/JSON export by hand; the exported variables are run by the real exporters'
+    tests (tests/server/api/test_otlp_exporters.py reads them from here)."""
+    variables, script = code_blocks(
+        (ROOT / "README.md").read_text(), "OpenTelemetry (any language)", "sh"
+    )
+    assert "OTEL_EXPORTER_OTLP_HEADERS" in variables
+    result = pasted(script, served.env["PORT"])
+    assert result.returncode == 0, result.stderr
+    # The export's answer (every span stored, nothing to report), then the row.
+    assert result.stdout.startswith("{}["), result.stdout
+    (row,) = json.loads(result.stdout[2:])
+    assert (row["method"], row["path"], row["endpoint"], row["status"]) == (
+        "GET", "/v1/orders/42", "/v1/orders/{order_id}", 200,
+    )  # fmt: skip
+    assert (row["service"], row["release"], row["user_id"]) == ("shop", "1.4.2", "u1")
+    assert (row["response_time"], row["hostname"], row["framework"]) == (
+        12, "api.example.com", "OpenTelemetry",
+    )  # fmt: skip
+
+
 def test_the_middleware_readme_names_what_its_example_needs():
     readme = (ROOT / "middleware" / "README.md").read_text()
     installs = " ".join(code_blocks(readme, "Install", "bash"))

@@ -91,6 +91,7 @@ def init_api(app) -> Api:
     from server.api.keys.routes import blp as keys_blp
     from server.api.masks.routes import blp as masks_blp
     from server.api.monitors.routes import blp as monitors_blp
+    from server.api.otlp.routes import blp as otlp_blp
     from server.api.shares.routes import blp as shares_blp
 
     for name, value in API_SETTINGS.items():
@@ -101,6 +102,8 @@ def init_api(app) -> Api:
                   monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
+    # OTLP/HTTP's own path, so OTEL_EXPORTER_OTLP_ENDPOINT=http://host:port works as is.
+    api.register_blueprint(otlp_blp)
     app.register_blueprint(swagger_ui_assets())
     app.after_request(_untyped_no_content)
     app.extensions["smorest_api"] = api

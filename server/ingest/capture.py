@@ -1,6 +1,8 @@
 """The optional fields of a logged request (docs/capture.md): its consumer, exception,
-validation errors and captured request and response, checked (a bad one refuses its row,
-named) and masked again with the key's patterns before anything is staged or stored.
+validation errors and captured request and response, and the service, release and route
+template that OpenTelemetry spans name (server.ingest.otlp, README.md: OpenTelemetry),
+checked (a bad one refuses its row, named) and masked again with the key's patterns before
+anything is staged or stored.
 
 A row's checked extras are one dict, `{"consumer": ..., "exception": ..., ...}` holding
 only the fields it had; a staged row carries it as a tenth element.
@@ -11,7 +13,16 @@ from __future__ import annotations
 from server.ingest.fields import RowError, storable
 from server.ingest.masking import Masks, mask_body, mask_headers, mask_query
 
-EXTRA_FIELDS = ("consumer", "exception", "validation_errors", "request", "response")
+EXTRA_FIELDS = (
+    "consumer",
+    "exception",
+    "validation_errors",
+    "request",
+    "response",
+    "service",
+    "release",
+    "route",
+)
 MAX_MESSAGE = 1024
 MAX_FRAMES = 50
 MAX_VALIDATION = 100
@@ -29,6 +40,18 @@ def extras_of(row: dict, masks: Masks) -> dict | None:
     for name in EXTRA_FIELDS:
         value = row.get(name)
         if value is None:
+            continue
+        # A label as every OpenTelemetry span carries them (plain text within its limit) is
+        # taken inline: a call per label of every span was a third of an export's CPU.
+        limit = LABEL_LIMITS.get(name)
+        if (
+            limit
+            and value.__class__ is str
+            and 0 < len(value) <= limit
+            and value.isascii()
+            and "\x00" not in value
+        ):
+            found[name] = value
             continue
         try:
             found[name] = CHECKS[name](value, masks)
@@ -146,10 +169,26 @@ def exchange(value, masks: Masks) -> dict:
     }
 
 
+def _label(limit: int):
+    """A short text stored as it is (a service, a release, a route template)."""
+
+    def check(value, _masks: Masks) -> str:
+        if not isinstance(value, str) or not value:
+            raise RowError("must be a non-empty string")
+        if len(value) > limit:
+            raise RowError(f"is longer than {limit} characters")
+        return storable(value)
+
+    return check
+
+
+LABEL_LIMITS = {"service": 255, "release": 100, "route": 255}
+
 CHECKS = {
     "consumer": consumer,
     "exception": exception,
     "validation_errors": validation_errors,
     "request": exchange,
     "response": exchange,
+    **{name: _label(limit) for name, limit in LABEL_LIMITS.items()},
 }

@@ -69,7 +69,10 @@ def who(batch: Batch) -> list:
 
 
 def route_of(batch: Batch, index: int) -> str:
-    return f"{batch.methods[index]} {template_path(batch.paths[index])}"
+    """The row's route: its method and template (the route its span named, if any)."""
+    found = batch.extras[index] if batch.extras is not None else None
+    template = (found and found.get("route")) or template_path(batch.paths[index])
+    return f"{batch.methods[index]} {template}"
 
 
 def look_up(engine, batches: list[tuple[int, Batch]]) -> Lookups:
@@ -172,8 +175,24 @@ def stored_rows(key_id: int, framework: str | None, batch: Batch, lookups: Looku
     if batch.extras is None:
         return Stored(rows_by_name(given))
     linked = _linked(key_id, _Rows.of_batch(batch), lookups.groups.get(key_id, {}))
-    given |= linked.columns
+    given |= linked.columns | _labelled(batch.extras)
     return Stored(rows_by_name(given), linked.details, linked.payloads)
+
+
+# Optional fields stored as request columns (OpenTelemetry's, server.ingest.otlp): the
+# route template stands in for the path's (server.lake.layout.stored_rows).
+_LABELS = {"service": "service", "release": "release", "route": "endpoint"}
+
+
+def _labelled(extras: list) -> dict:
+    """The rows' service, release and route template, one column each, for those any
+    row has."""
+    columns = {}
+    for name, column in _LABELS.items():
+        values = [found.get(name) if found else None for found in extras]
+        if any(value is not None for value in values):
+            columns[column] = values
+    return columns
 
 
 @dataclass

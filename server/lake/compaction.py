@@ -146,7 +146,7 @@ def rewrite(
         files = sorted(files, key=lambda f: (f.min_us, f.max_us, f.path))
     source = (
         f"SELECT {dataset.lake_select_list()} "
-        f"FROM {read_files([storage.url(f.path) for f in files])}"
+        f"FROM {read_files([storage.url(f.path) for f in files], dataset)}"
     )
     if where:
         source += f" WHERE {where}"

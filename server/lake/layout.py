@@ -64,6 +64,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("error_group", "BIGINT", BigInteger),
     # The id of the row's details and payloads (the other datasets below), if it has any.
     Column("detail", "BIGINT", BigInteger),
+    # The service that answered and its release: an OpenTelemetry resource's service.name
+    # and service.version (server.ingest.otlp); NULL for rows from the JSON clients.
+    Column("service", "VARCHAR", String(255)),
+    Column("release", "VARCHAR", String(100)),
 )
 
 NAMES = tuple(c.name for c in COLUMNS)
@@ -72,23 +76,31 @@ WRITE_NAMES = NAMES[1:]
 BY_NAME = {c.name: c for c in COLUMNS}
 # The columns computed from others when a row is written (server.rules).
 DERIVED = ("hour", "endpoint", "route", "version")
-# What a writer gives: every written column but the derived ones; created_at in epoch
-# microseconds (the hot table's form).
-GIVEN = tuple(name for name in WRITE_NAMES if name not in DERIVED)
+# Columns a writer may leave out: NULL on every row it writes.
+OPTIONAL = ("service", "release")
+# What a writer gives: every written column but the derived and optional ones; created_at
+# in epoch microseconds (the hot table's form).
+GIVEN = tuple(name for name in WRITE_NAMES if name not in DERIVED and name not in OPTIONAL)
 HOUR_MICROS = 3_600_000_000
 
 
 def stored_rows(given: Mapping[str, Iterable]) -> list[tuple]:
     """Rows ready to write (WRITE_NAMES order), zipped from one column per GIVEN name (a
-    value that is the same on every row may be given as itertools.repeat). The derived
-    columns are computed here, a column at a time: a call per row cost a fifth of the
-    enrichment (bench/README.md)."""
+    value that is the same on every row may be given as itertools.repeat), and OPTIONAL
+    ones if any. The derived columns are computed here, a column at a time: a call per
+    row cost a fifth of the enrichment (bench/README.md). An `endpoint` column, if given,
+    is each row's template as its framework named it (an OpenTelemetry span's http.route),
+    None where the path's template (server.rules.template_path) is to be used."""
     missing = set(GIVEN) - given.keys()
     if missing:
         raise ValueError(f"stored_rows needs the columns {sorted(missing)}")
     micros, paths, methods = list(given["created_at"]), list(given["path"]), list(given["method"])
     endpoints = list(map(template_path, paths))
+    if given.get("endpoint") is not None:
+        named = zip(given["endpoint"], endpoints, strict=True)
+        endpoints = [given_one if given_one is not None else e for given_one, e in named]
     columns = {
+        **dict.fromkeys(OPTIONAL, repeat(None)),
         **given,
         "created_at": micros,
         "path": paths,
@@ -104,12 +116,14 @@ def stored_rows(given: Mapping[str, Iterable]) -> list[tuple]:
 
 def stored_row(**given) -> tuple:
     """One row ready to write, by name (stored_rows of one): created_at a datetime, ISO
-    text or epoch microseconds; a column not named is empty (bot: false)."""
+    text or epoch microseconds; a column not named is empty (bot: false); `endpoint`, if
+    named, as stored_rows takes it."""
     created = given.get("created_at")
     if created is not None and not isinstance(created, int):
         given["created_at"] = epoch_micros(created)
-    values = {name: None for name in GIVEN} | {"bot": False} | given
-    return stored_rows({name: [values[name]] for name in GIVEN})[0]
+    names = GIVEN + OPTIONAL + (("endpoint",) if "endpoint" in given else ())
+    values = {name: None for name in names} | {"bot": False} | given
+    return stored_rows({name: [values[name]] for name in names})[0]
 
 
 # The order of rows inside a file. The export writes each file in time order; compaction

@@ -29,6 +29,11 @@ COLUMNS = (
     "framework",
     "consumer",
     "consumer_group",
+    # The endpoint's template (an OpenTelemetry span's http.route when it had one), and
+    # the service and release that answered (OpenTelemetry ingest; None otherwise).
+    "endpoint",
+    "service",
+    "release",
 )
 ISO_UTC = "strftime(created_at, '%Y-%m-%dT%H:%M:%S.%f+00:00')"
 _VALUES = {name: (ISO_UTC if name == "created_at" else name) for name in COLUMNS}

@@ -105,11 +105,17 @@ def _raw_type(column) -> str:
     return "BIGINT" if column.from_hot else column.duck
 
 
-def read_files(urls: list[str]) -> str:
+def read_files(urls: list[str], dataset: layout.Dataset = layout.REQUESTS) -> str:
     """The files' rows as SQL usable after FROM. By name: files written before a column
-    was added read it as NULL."""
+    was added read it as NULL. An empty relation of the dataset's columns leads the
+    union, so that holds even when no file has the column yet (union_by_name alone then
+    fails to bind it); the engine still pushes filters into the files' scan."""
     listed = "[" + ", ".join(sql_str(u) for u in urls) + "]"
-    return f"read_parquet({listed}, union_by_name = true)"
+    typed = ", ".join(f"NULL::{c.duck} AS {c.name}" for c in dataset.columns)
+    return (
+        f"(SELECT {typed} WHERE false UNION ALL BY NAME "
+        f"SELECT * FROM read_parquet({listed}, union_by_name = true))"
+    )
 
 
 def _relation(files, hot: str, storage, dataset: layout.Dataset = layout.REQUESTS) -> str:
@@ -117,7 +123,7 @@ def _relation(files, hot: str, storage, dataset: layout.Dataset = layout.REQUEST
     if not files:
         return hot
     columns = dataset.lake_select_list()
-    parquet = read_files([storage.url(f.path) for f in files])
+    parquet = read_files([storage.url(f.path) for f in files], dataset)
     return f"(SELECT {columns} FROM {parquet} UNION ALL SELECT {columns} FROM {hot})"
 
 

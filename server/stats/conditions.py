@@ -105,7 +105,7 @@ def _click(c: Conditions, dim: str, value: str, label: str, users: dict | None) 
             c.add(f"{dim} = ?", value)
         else:
             c.add(f"({dim} IS NULL OR {dim} = '')")
-    elif dim in ("user_id", "consumer", "consumer_group"):
+    elif dim in ("user_id", "consumer", "consumer_group", "service", "release"):
         c.add(f"{dim} = ?", value)
     elif dim == "error_group":
         if value.isdigit():

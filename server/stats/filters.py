@@ -33,6 +33,8 @@ DIM_LABELS = {
     "consumer": "Consumer",
     "consumer_group": "Consumer group",
     "error_group": "Error",
+    "service": "Service",
+    "release": "Release",
 }
 TOGGLES = ("no404", "nobots", "ignore_params", "templates")
 # URL flags: the two path options are on by default, so the URL names their opposite.

@@ -135,6 +135,8 @@ class RequestFilter:
     user_id: str | None = None
     consumer: str | None = None
     consumer_group: str | None = None
+    service: str | None = None
+    release: str | None = None
 
     @classmethod
     def from_args(cls, key_id: int, args: dict) -> RequestFilter:
@@ -164,6 +166,8 @@ class RequestFilter:
             user_id=args.get("user_id"),
             consumer=args.get("consumer"),
             consumer_group=args.get("consumer_group"),
+            service=args.get("service"),
+            release=args.get("release"),
         )
 
     def where(self) -> Where:
@@ -186,6 +190,10 @@ class RequestFilter:
             where = where.and_("consumer = ?", self.consumer)
         if self.consumer_group is not None:
             where = where.and_("consumer_group = ?", self.consumer_group)
+        if self.service is not None:
+            where = where.and_("service = ?", self.service)
+        if self.release is not None:
+            where = where.and_("release = ?", self.release)
         return where
 
 

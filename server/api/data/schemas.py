@@ -52,6 +52,14 @@ class DataQuerySchema(Schema):
         metadata={"description": "A consumer's id (docs/capture.md)"},
     )
     consumer_group = fields.String(validate=validate.Length(max=100))
+    service = fields.String(
+        validate=validate.Length(max=255),
+        metadata={"description": "The service that answered (OpenTelemetry's service.name)"},
+    )
+    release = fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "The service's release (OpenTelemetry's service.version)"},
+    )
     compact = fields.Boolean(
         load_default=False,
         metadata={"description": "Answer [[column names], [values]...] instead of objects"},
@@ -126,3 +134,12 @@ class DataRowSchema(Schema):
     framework = fields.String(allow_none=True)
     consumer = fields.String(allow_none=True, metadata={"description": "The consumer's id"})
     consumer_group = fields.String(allow_none=True)
+    endpoint = fields.String(
+        metadata={"description": "The path's template, or the route an OpenTelemetry span named"}
+    )
+    service = fields.String(
+        allow_none=True, metadata={"description": "OpenTelemetry's service.name, if sent"}
+    )
+    release = fields.String(
+        allow_none=True, metadata={"description": "OpenTelemetry's service.version, if sent"}
+    )

@@ -44,6 +44,10 @@ def paths(response) -> list[str]:
     return [r["path"] for r in response.get_json()]
 
 
+def by_path_of(rows: list[dict]) -> dict:
+    return {r["path"]: r for r in rows}
+
+
 def test_rows_come_back_in_the_hosted_shape(loaded):
     stack, key = loaded
     rows = get(stack, key).get_json()
@@ -60,8 +64,12 @@ def test_rows_come_back_in_the_hosted_shape(loaded):
         "location", "user_id", "created_at", "browser", "os", "device", "framework",
         # Ours beside the hosted shape, after it (docs/capture.md): None when not sent.
         "consumer", "consumer_group",
+        # The endpoint's template; an OpenTelemetry span's service and release (README.md).
+        "endpoint", "service", "release",
     ]  # fmt: skip
     assert (first["consumer"], first["consumer_group"]) == (None, None)
+    assert (first["endpoint"], first["service"], first["release"]) == ("/v1/users", None, None)
+    assert by_path_of(rows)["/v1/users/7"]["endpoint"] == "/v1/users/{id}"
     assert first["ip_address"] == "8.8.8.8"
     assert first["location"] == "US"
     assert first["method"] == "GET"
