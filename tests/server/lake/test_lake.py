@@ -94,12 +94,12 @@ def test_rows_that_name_no_hostname_are_exported(stack):
     assert post_batch(stack.client, key, rows).status_code == 201
     stack.process_jobs()
     key_id = key_id_of(stack, key)
-    assert flush()["exported"] >= 20
+    flush()  # (the batch's own ask for an export may have run it already)
     assert plain_file_count(stack, key_id) == 20
     with stack.engine.connect() as conn:
         assert [f.hostnames for f in catalog.live_files(conn, key_id)] == [()]
     send(stack, key, 5, tag="named")  # and the next export goes on
-    assert flush()["exported"] >= 5
+    flush()
     assert plain_file_count(stack, key_id) == 25
 
 
