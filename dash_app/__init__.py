@@ -18,7 +18,16 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
     from dash_app.forms import bp as keys_bp
-    from dash_app.pages import alerts, consumers, error_group, errors, explorer, monitors, overview
+    from dash_app.pages import (
+        alerts,
+        consumers,
+        error_group,
+        errors,
+        explorer,
+        monitors,
+        overview,
+        slos,
+    )
     from dash_app.session import bp
     from server.keys.shares import RedactShareTokens
 
@@ -49,6 +58,7 @@ def init_dash(server) -> Dash:
     errors.register(app)
     error_group.register(app)
     consumers.register(app)
+    slos.register(app)
     server.extensions["dash_app"] = app
     return app
 
@@ -83,6 +93,7 @@ PAGES = {
     "consumers": "consumers",
     "monitors": "monitors",
     "alerts": "alerts",
+    "slos": "slos",
     "settings": "settings",
 }
 # 'errors/<id>': one error group's page.
@@ -122,6 +133,7 @@ def _register_router(app: Dash) -> None:
         monitors,
         overview,
         settings,
+        slos,
     )
     from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
@@ -135,6 +147,7 @@ def _register_router(app: Dash) -> None:
         "errors": errors.layout,
         "error": error_group.layout,
         "consumers": consumers.layout,
+        "slos": slos.layout,
     }
 
     @app.callback(
@@ -201,6 +214,7 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
             ("consumers", "Consumers", f"{base}/consumers"),
             ("monitors", "Uptime", f"{base}/monitors"),
             ("alerts", "Alerts", f"{base}/alerts"),
+            ("slos", "SLOs", f"{base}/slos"),
             ("settings", "Settings", f"{base}/settings"),
         ]
         for name, label, path in items:

@@ -295,3 +295,26 @@ def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> go.Figure:
         "hovertemplate": f"%{{x|{stamp}}}: %{{y:,}}<extra></extra>",
     }
     return _figure([trace], height, xaxis={"type": "date"}, yaxis={"rangemode": "tozero"})
+
+
+def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> go.Figure:
+    """An SLO's error budget left (percent) over its window: [(epoch second, percent)],
+    from 100 at the window's start; below the zero line the budget is overspent."""
+    if len(points) < 2:
+        return empty_figure("No requests in the window", height=height)
+    times = [pd.Timestamp(t, unit="s", tz="UTC").isoformat() for t, _ in points]
+    left = [v for _, v in points]
+    trace = {
+        "type": "scatter",
+        "mode": "lines",
+        "line": {"color": ACCENT if left[-1] >= 0 else BAD, "shape": "hv"},
+        "x": times,
+        "y": left,
+        "hovertemplate": "%{x|%Y-%m-%d %H:00}: %{y:.1f}% of the budget left<extra></extra>",
+    }
+    zero = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+            "line": {"color": BAD, "dash": "dot", "width": 1}}  # fmt: skip
+    return _figure(
+        [trace], height, xaxis={"type": "date"},
+        yaxis={"ticksuffix": "%", "range": [min(0, min(left)) - 5, 105]}, shapes=[zero],
+    )  # fmt: skip

@@ -1,19 +1,68 @@
-"""SLOs, deploys, usage and ingest health (issue 35): reserved; filled in by that work.
+"""SLOs (issue 35).
+
+- slos: a key's service level objectives (server.slos.models).
+- alert_rules.slo_id: the SLO a burn-rate rule watches (ON DELETE CASCADE); alert_rules.kind
+  widened to 32 characters.
 
 Revision ID: 0015_slos
 Revises: 0014_access
 Create Date: 2026-12-07
 """
 
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0015_slos"
 down_revision = "0014_access"
 branch_labels = None
 depends_on = None
 
+TS = sa.DateTime(timezone=True)
+BIG_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+
+def _key_id(table: str, primary: bool = False) -> sa.Column:
+    return sa.Column(
+        "key_id",
+        sa.Integer,
+        sa.ForeignKey("api_keys.id", ondelete="CASCADE", name=f"fk_{table}_key_id_api_keys"),
+        primary_key=primary,
+        nullable=False,
+    )
+
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        "slos",
+        sa.Column("id", sa.Integer, primary_key=True),
+        _key_id("slos"),
+        sa.Column("name", sa.String(100), nullable=False),
+        sa.Column("objective", sa.String(16), nullable=False),
+        sa.Column("include_4xx", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("threshold_ms", sa.Integer),
+        sa.Column("target", sa.Float, nullable=False),
+        sa.Column("window_days", sa.SmallInteger, nullable=False),
+        sa.Column("hostname", sa.String(255)),
+        sa.Column("endpoints", sa.JSON, nullable=False),
+        sa.Column("consumer_group", sa.String(100)),
+        sa.Column("created_at", TS, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_slos_key_id", "slos", ["key_id"])
+    with op.batch_alter_table("alert_rules") as batch:
+        batch.alter_column("kind", type_=sa.String(32), existing_type=sa.String(16))
+        batch.add_column(
+            sa.Column(
+                "slo_id",
+                sa.Integer,
+                sa.ForeignKey("slos.id", ondelete="CASCADE", name="fk_alert_rules_slo_id_slos"),
+            )
+        )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("alert_rules") as batch:
+        batch.drop_constraint("fk_alert_rules_slo_id_slos", type_="foreignkey")
+        batch.drop_column("slo_id")
+        batch.alter_column("kind", type_=sa.String(16), existing_type=sa.String(32))
+    op.drop_table("slos")
