@@ -26,6 +26,7 @@ def init_dash(server) -> Dash:
         explorer,
         monitors,
         overview,
+        releases,
         slos,
     )
     from dash_app.session import bp
@@ -59,6 +60,7 @@ def init_dash(server) -> Dash:
     error_group.register(app)
     consumers.register(app)
     slos.register(app)
+    releases.register(app)
     server.extensions["dash_app"] = app
     return app
 
@@ -94,6 +96,7 @@ PAGES = {
     "monitors": "monitors",
     "alerts": "alerts",
     "slos": "slos",
+    "releases": "releases",
     "settings": "settings",
 }
 # 'errors/<id>': one error group's page.
@@ -132,6 +135,7 @@ def _register_router(app: Dash) -> None:
         explorer,
         monitors,
         overview,
+        releases,
         settings,
         slos,
     )
@@ -148,6 +152,7 @@ def _register_router(app: Dash) -> None:
         "error": error_group.layout,
         "consumers": consumers.layout,
         "slos": slos.layout,
+        "releases": releases.layout,
     }
 
     @app.callback(
@@ -215,6 +220,7 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
             ("monitors", "Uptime", f"{base}/monitors"),
             ("alerts", "Alerts", f"{base}/alerts"),
             ("slos", "SLOs", f"{base}/slos"),
+            ("releases", "Releases", f"{base}/releases"),
             ("settings", "Settings", f"{base}/settings"),
         ]
         for name, label, path in items:

@@ -318,3 +318,23 @@ def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> go
         [trace], height, xaxis={"type": "date"},
         yaxis={"ticksuffix": "%", "range": [min(0, min(left)) - 5, 105]}, shapes=[zero],
     )  # fmt: skip
+
+
+DEPLOY_COLOUR = "#6b5bd6"
+
+
+def deploy_markers(figure: go.Figure, deploys: list[dict]) -> go.Figure:
+    """The figure with a dotted vertical line at each deploy ({time, version,
+    description}), its version on top and its description on hover."""
+    for deploy in deploys:
+        at = deploy["time"].isoformat()
+        figure.add_shape(
+            type="line", x0=at, x1=at, xref="x", yref="paper", y0=0, y1=1,
+            line={"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
+        )  # fmt: skip
+        figure.add_annotation(
+            x=at, xref="x", yref="paper", y=1, yanchor="bottom", showarrow=False,
+            text=deploy["version"], font={"size": 10, "color": DEPLOY_COLOUR},
+            hovertext=deploy.get("description") or deploy["version"],
+        )  # fmt: skip
+    return figure

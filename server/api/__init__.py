@@ -85,6 +85,7 @@ def init_api(app) -> Api:
     from server.api.alerts.routes import blp as alerts_blp
     from server.api.consumers.routes import blp as consumers_blp
     from server.api.data.routes import blp as data_blp
+    from server.api.deploys.routes import blp as deploys_blp
     from server.api.errors.routes import blp as errors_blp
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
@@ -100,7 +101,7 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     blueprints = (keys_blp, ingest_blp, data_blp, errors_blp, consumers_blp, masks_blp,
                   monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
-    blueprints += (slos_blp,)
+    blueprints += (slos_blp, deploys_blp)
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())

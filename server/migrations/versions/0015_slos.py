@@ -1,8 +1,9 @@
-"""SLOs (issue 35).
+"""SLOs and deploys (issue 35).
 
 - slos: a key's service level objectives (server.slos.models).
 - alert_rules.slo_id: the SLO a burn-rate rule watches (ON DELETE CASCADE); alert_rules.kind
   widened to 32 characters.
+- deploys: a key's releases (server.deploys.models).
 
 Revision ID: 0015_slos
 Revises: 0014_access
@@ -59,8 +60,22 @@ def upgrade() -> None:
             )
         )
 
+    op.create_table(
+        "deploys",
+        sa.Column("id", BIG_ID, primary_key=True),
+        _key_id("deploys"),
+        sa.Column("version", sa.String(100), nullable=False),
+        sa.Column("deployed_at", sa.BigInteger, nullable=False),
+        sa.Column("description", sa.Text),
+        sa.Column("hostname", sa.String(255)),
+        sa.Column("created_at", TS, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_deploys_key_id", "deploys", ["key_id", "deployed_at"])
+
 
 def downgrade() -> None:
+    op.drop_table("deploys")
     with op.batch_alter_table("alert_rules") as batch:
         batch.drop_constraint("fk_alert_rules_slo_id_slos", type_="foreignkey")
         batch.drop_column("slo_id")
