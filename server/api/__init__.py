@@ -94,6 +94,7 @@ def init_api(app) -> Api:
     from server.api.monitors.routes import blp as monitors_blp
     from server.api.shares.routes import blp as shares_blp
     from server.api.slos.routes import blp as slos_blp
+    from server.api.usage.routes import blp as usage_blp
 
     for name, value in API_SETTINGS.items():
         app.config.setdefault(name, value)
@@ -101,7 +102,7 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     blueprints = (keys_blp, ingest_blp, data_blp, errors_blp, consumers_blp, masks_blp,
                   monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
-    blueprints += (slos_blp, deploys_blp)
+    blueprints += (slos_blp, deploys_blp, usage_blp)
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())

@@ -1,3 +1,2 @@
 """Deploys: a key's releases (version, time, description, hostname), markers on the
-dashboard's time series, the before/after comparison of every endpoint around one, and
-the alert on a release that made an endpoint worse beyond noise."""
+dashboard's activity chart, and the before/after comparison of every endpoint around one."""

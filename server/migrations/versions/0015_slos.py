@@ -1,9 +1,10 @@
-"""SLOs and deploys (issue 35).
+"""SLOs, deploys and usage (issue 35).
 
 - slos: a key's service level objectives (server.slos.models).
 - alert_rules.slo_id: the SLO a burn-rate rule watches (ON DELETE CASCADE); alert_rules.kind
   widened to 32 characters.
 - deploys: a key's releases (server.deploys.models).
+- usage_months, usage_counts: closed months' usage as first answered (server.usage.models).
 
 Revision ID: 0015_slos
 Revises: 0014_access
@@ -73,9 +74,39 @@ def upgrade() -> None:
     )
     op.create_index("ix_deploys_key_id", "deploys", ["key_id", "deployed_at"])
 
+    op.create_table(
+        "usage_months",
+        sa.Column("id", sa.Integer, primary_key=True),
+        _key_id("usage_months"),
+        sa.Column("month", sa.Integer, nullable=False),
+        sa.Column("group_by", sa.String(16), nullable=False),
+        sa.Column("frozen_at", TS, nullable=False),
+        sa.Column("boundary", sa.BigInteger, nullable=False),
+        sa.Column("requests", sa.BigInteger, nullable=False),
+        sa.UniqueConstraint("key_id", "month", "group_by", name="uq_usage_months_key_id"),
+        sqlite_autoincrement=True,
+    )
+    op.create_table(
+        "usage_counts",
+        sa.Column("id", BIG_ID, primary_key=True),
+        sa.Column(
+            "month_id",
+            sa.Integer,
+            sa.ForeignKey(
+                "usage_months.id", ondelete="CASCADE", name="fk_usage_counts_month_id_usage_months"
+            ),
+            nullable=False,
+        ),
+        sa.Column("name", sa.String(263)),
+        sa.Column("requests", sa.BigInteger, nullable=False),
+        sa.Column("errors", sa.BigInteger, nullable=False),
+    )
+    op.create_index("ix_usage_counts_month_id", "usage_counts", ["month_id"])
+
 
 def downgrade() -> None:
-    op.drop_table("deploys")
+    for table in ("usage_counts", "usage_months", "deploys"):
+        op.drop_table(table)
     with op.batch_alter_table("alert_rules") as batch:
         batch.drop_constraint("fk_alert_rules_slo_id_slos", type_="foreignkey")
         batch.drop_column("slo_id")
