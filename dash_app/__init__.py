@@ -24,6 +24,7 @@ def init_dash(server) -> Dash:
         error_group,
         errors,
         explorer,
+        ingest,
         monitors,
         overview,
         releases,
@@ -61,6 +62,7 @@ def init_dash(server) -> Dash:
     consumers.register(app)
     slos.register(app)
     releases.register(app)
+    ingest.register(app)
     server.extensions["dash_app"] = app
     return app
 
@@ -97,6 +99,7 @@ PAGES = {
     "alerts": "alerts",
     "slos": "slos",
     "releases": "releases",
+    "ingest": "ingest",
     "settings": "settings",
 }
 # 'errors/<id>': one error group's page.
@@ -133,6 +136,7 @@ def _register_router(app: Dash) -> None:
         error_group,
         errors,
         explorer,
+        ingest,
         monitors,
         overview,
         releases,
@@ -153,6 +157,7 @@ def _register_router(app: Dash) -> None:
         "consumers": consumers.layout,
         "slos": slos.layout,
         "releases": releases.layout,
+        "ingest": ingest.layout,
     }
 
     @app.callback(
@@ -221,6 +226,7 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
             ("alerts", "Alerts", f"{base}/alerts"),
             ("slos", "SLOs", f"{base}/slos"),
             ("releases", "Releases", f"{base}/releases"),
+            ("ingest", "Ingest", f"{base}/ingest"),
             ("settings", "Settings", f"{base}/settings"),
         ]
         for name, label, path in items:

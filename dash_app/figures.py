@@ -338,3 +338,18 @@ def deploy_markers(figure: go.Figure, deploys: list[dict]) -> go.Figure:
             hovertext=deploy.get("description") or deploy["version"],
         )  # fmt: skip
     return figure
+
+
+def ingest_days(days: list[dict], height: int = 220) -> go.Figure:
+    """Rows accepted and refused per day ([{day, accepted, refused}]), stacked."""
+    x = [d["day"] for d in days]
+    traces = [
+        {"type": "bar", "x": x, "y": [d["accepted"] for d in days], "name": "accepted",
+         "marker": {"color": GOOD}},
+        {"type": "bar", "x": x, "y": [d["refused"] for d in days], "name": "refused",
+         "marker": {"color": BAD}},
+    ]  # fmt: skip
+    return _figure(
+        traces, height, barmode="stack", showlegend=True, xaxis={"type": "date"},
+        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+    )  # fmt: skip

@@ -89,6 +89,7 @@ def init_api(app) -> Api:
     from server.api.errors.routes import blp as errors_blp
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
+    from server.api.ingest_health.routes import blp as ingest_health_blp
     from server.api.keys.routes import blp as keys_blp
     from server.api.masks.routes import blp as masks_blp
     from server.api.monitors.routes import blp as monitors_blp
@@ -102,7 +103,7 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     blueprints = (keys_blp, ingest_blp, data_blp, errors_blp, consumers_blp, masks_blp,
                   monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
-    blueprints += (slos_blp, deploys_blp, usage_blp)
+    blueprints += (slos_blp, deploys_blp, usage_blp, ingest_health_blp)
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
     app.register_blueprint(swagger_ui_assets())

@@ -1,10 +1,12 @@
-"""SLOs, deploys and usage (issue 35).
+"""SLOs, deploys, usage and ingest health (issue 35).
 
 - slos: a key's service level objectives (server.slos.models).
 - alert_rules.slo_id: the SLO a burn-rate rule watches (ON DELETE CASCADE); alert_rules.kind
   widened to 32 characters.
 - deploys: a key's releases (server.deploys.models).
 - usage_months, usage_counts: closed months' usage as first answered (server.usage.models).
+- ingest_days, ingest_reasons, ingest_clients, ingest_refusals: what each key's clients
+  sent and what was refused (server.ingest_health.models).
 
 Revision ID: 0015_slos
 Revises: 0014_access
@@ -103,9 +105,50 @@ def upgrade() -> None:
     )
     op.create_index("ix_usage_counts_month_id", "usage_counts", ["month_id"])
 
+    op.create_table(
+        "ingest_days",
+        _key_id("ingest_days", primary=True),
+        sa.Column("day", sa.Integer, primary_key=True),
+        sa.Column("batches", sa.BigInteger, nullable=False),
+        sa.Column("batches_refused", sa.BigInteger, nullable=False),
+        sa.Column("accepted", sa.BigInteger, nullable=False),
+        sa.Column("refused", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "ingest_reasons",
+        _key_id("ingest_reasons", primary=True),
+        sa.Column("day", sa.Integer, primary_key=True),
+        sa.Column("reason", sa.String(64), primary_key=True),
+        sa.Column("rows", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "ingest_clients",
+        _key_id("ingest_clients", primary=True),
+        sa.Column("framework", sa.String(64), primary_key=True),
+        sa.Column("client", sa.String(200), primary_key=True),
+        sa.Column("first_at", TS, nullable=False),
+        sa.Column("last_at", TS, nullable=False),
+        sa.Column("batches", sa.BigInteger, nullable=False),
+        sa.Column("last_accepted", sa.BigInteger, nullable=False),
+        sa.Column("last_refused", sa.BigInteger, nullable=False),
+    )
+    op.create_table(
+        "ingest_refusals",
+        sa.Column("id", BIG_ID, primary_key=True),
+        _key_id("ingest_refusals"),
+        sa.Column("at", TS, nullable=False),
+        sa.Column("framework", sa.String(64)),
+        sa.Column("batch_index", sa.Integer, nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("row", sa.Text, nullable=False),
+        sqlite_autoincrement=True,
+    )
+    op.create_index("ix_ingest_refusals_key_id", "ingest_refusals", ["key_id", "id"])
+
 
 def downgrade() -> None:
-    for table in ("usage_counts", "usage_months", "deploys"):
+    for table in ("ingest_refusals", "ingest_clients", "ingest_reasons", "ingest_days",
+                  "usage_counts", "usage_months", "deploys"):  # fmt: skip
         op.drop_table(table)
     with op.batch_alter_table("alert_rules") as batch:
         batch.drop_constraint("fk_alert_rules_slo_id_slos", type_="foreignkey")
