@@ -27,7 +27,8 @@ class DeployInputError(ValueError):
 
 
 def us(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+    """Epoch microseconds, exactly."""
+    return int(moment.replace(microsecond=0).timestamp()) * 1_000_000 + moment.microsecond
 
 
 def check_deploy(deploy: dict, now: datetime) -> dict:

@@ -84,3 +84,12 @@ def measure_rule(rule, now: datetime) -> tuple[bool | None, float | None, str]:
         f"{LABELS[rule.kind]}: error budget burning at {how}"
     )
     return fires, value, summary
+
+
+def describe(kind: str) -> str:
+    """A burn-rate rule's condition in words (the alerts page's)."""
+    parts = [
+        f"above {factor:g}× over both {SHOWN[long]} and {SHOWN[short]}"
+        for factor, long, short in CONDITIONS[kind]
+    ]
+    return f"{LABELS[kind]}: error budget burning " + ", or ".join(parts)

@@ -24,7 +24,8 @@ DAY_US = 86_400_000_000
 
 
 def us(moment: datetime) -> int:
-    return int(moment.timestamp() * 1_000_000)
+    """Epoch microseconds, exactly (a float timestamp can be a microsecond off)."""
+    return int(moment.replace(microsecond=0).timestamp()) * 1_000_000 + moment.microsecond
 
 
 def indicator(slo: dict, until_us: int, *, hourly: bool = True, windows=None) -> Indicator:

@@ -120,3 +120,12 @@ def test_the_burn_down_figure():
     assert list(drawn.data[0].y) == [100.0, 40.0, -10.0]
     assert drawn.data[0].line.color == figures.BAD  # overspent
     assert drawn.layout.yaxis.range[0] < -10
+
+
+def test_the_alerts_page_describes_burn_rate_rules():
+    from dash_app.pages.alert_tables import describe
+
+    fast = describe({"kind": "slo_fast_burn", "slo_id": 3})
+    assert fast == "SLO 3, fast burn: error budget burning above 14.4× over both 1 h and 5 min"
+    slow = describe({"kind": "slo_slow_burn", "slo_id": 3})
+    assert "above 6× over both 6 h and 30 min, or above 1× over both 3 days and 6 h" in slow
