@@ -16,7 +16,7 @@ from server.ingest_health.models import (
     ingest_reasons,
     ingest_refusals,
 )
-from server.ingest_health.record import RECENT, day_of
+from server.ingest_health.record import RECENT, day_of, flush
 
 DAYS = 14
 
@@ -38,7 +38,9 @@ def _day(number: int) -> str:
 
 
 def health(key_id: int, now: datetime) -> dict:
-    """The key's ingest health at `now`."""
+    """The key's ingest health at `now` (this process's counts flushed first; other
+    processes' within about a second)."""
+    flush()
     today = day_of(now)
     first = today - DAYS + 1
     with get_engine().connect() as conn:

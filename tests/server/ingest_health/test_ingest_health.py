@@ -5,7 +5,11 @@ named by framework and User-Agent; the newest 100 refused rows kept, secrets mas
 from __future__ import annotations
 
 import json
+import time
 
+from sqlalchemy import select
+
+from server.ingest_health.models import ingest_days
 from tests.helpers import payload, row
 
 
@@ -17,6 +21,12 @@ def send(stack, key, rows, framework="Flask", agent="api-analytics-middleware/9.
     return stack.client.post(
         "/api/log-request", json=payload(key, rows, 0, framework), headers={"User-Agent": agent}
     )
+
+
+def written(stack) -> list[tuple]:
+    d = ingest_days.c
+    with stack.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(d.batches, d.accepted, d.refused))]
 
 
 def health(stack, key) -> dict:
@@ -36,10 +46,20 @@ def test_what_arrived_and_what_was_refused(stack):
         status="abc",
         path="/v1/pay?api_key=sk_live_123&page=2",
         password="hunter2",
-        request={"headers": [["Authorization", "Bearer t0k"]]},
+        request={
+            "headers": [["Authorization", "Bearer t0k"]],
+            "query": "token=q5ecret",
+            "body": '{"card": "4242", "amount": 3}',
+            "body_type": "application/json",
+        },
     )
     no_path = row(path=None, status=99)
     assert send(stack, key, [row(), row(), bad_status, row(), no_path]).status_code == 201
+    # Written by the process's own flusher within a second or two, no reader needed.
+    deadline = time.monotonic() + 10
+    while not written(stack) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert written(stack) == [(1, 3, 2)]
     found = health(stack, key)
     today = found["days"][-1]
     assert (today["batches"], today["accepted"], today["refused"]) == (1, 3, 2)
@@ -52,7 +72,7 @@ def test_what_arrived_and_what_was_refused(stack):
     assert (newest["index"], older["index"]) == (4, 2)
     assert older["reason"].startswith("status:") and "path:" in newest["reason"]
     shown = json.dumps(older["row"])
-    for secret in ("sk_live_123", "hunter2", "t0k"):
+    for secret in ("sk_live_123", "hunter2", "t0k", "q5ecret", "4242"):
         assert secret not in shown
     assert older["row"]["path"].startswith("/v1/pay?api_key=") and "page=2" in shown
 
@@ -75,3 +95,14 @@ def test_reasons_of_a_refusal():
     assert reasons_of("status: must be an integer; path: required") == ["status", "path"]
     assert reasons_of("row must be a JSON object") == ["row"]
     assert reasons_of("created_at: not ISO: 'x: y'") == ["created_at"]
+
+
+def test_a_deleted_keys_counts_do_not_sink_the_others(sqlite_app):
+    from server.ingest_health import record
+
+    key = sqlite_app.new_key()
+    assert send(sqlite_app, key, [row()]).status_code == 201
+    refused = {"accepted": 0, "rejected": [{"index": 0, "error": "row must be a JSON object"}]}
+    record.note(999_999, {"framework": "x", "requests": [{}]}, refused, None)
+    found = health(sqlite_app, key)
+    assert found["days"][-1]["accepted"] == 1 and found["last_batch"]["framework"] == "Flask"

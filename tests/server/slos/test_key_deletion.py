@@ -41,6 +41,7 @@ def test_deleting_a_key_deletes_everything_of_issue_35(sqlite_app):
     assert stack.client.post("/api/deploys", json={"version": "1"}, headers=auth).status_code == 201
     month = last_month.strftime("%Y-%m")
     assert stack.client.get(f"/api/usage?month={month}", headers=auth).get_json()["final"]
+    assert stack.client.get("/api/ingest/health", headers=auth).status_code == 200  # flushed
     assert all(counts(stack).values()), counts(stack)
 
     assert stack.client.delete("/api/data", headers=auth).status_code in (200, 204)
