@@ -108,8 +108,7 @@ def check_rule(conn, key_id: int, rule: dict) -> dict:
         if owned is None:
             raise AlertInputError("monitor_id", f"this key has no monitor {monitor_id}.")
         out["monitor_id"] = int(monitor_id)
-    if kind in SLO_KINDS:
-        out["slo_id"] = _owned_slo(conn, key_id, rule.get("slo_id"))
+    out["slo_id"] = _owned_slo(conn, key_id, rule.get("slo_id")) if kind in SLO_KINDS else None
     if out["min_requests"] is not None and not 1 <= out["min_requests"] <= 1_000_000_000:
         raise AlertInputError("min_requests", "must be between 1 and 1000000000.")
     return out

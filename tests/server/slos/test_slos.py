@@ -162,6 +162,10 @@ def test_an_slo_lifecycle(stack):
         f"/api/alerts/{rules[0]['id']}", json={"name": "Pager"}, headers=auth(key)
     )
     assert renamed.status_code == 200 and renamed.get_json()["slo_id"] == made["id"]
+    # Made a plain rule, it no longer names the SLO (nor goes with it).
+    plain = {"kind": "error_rate", "threshold": 5, "window_minutes": 10}
+    changed = stack.client.patch(f"/api/alerts/{rules[1]['id']}", json=plain, headers=auth(key))
+    assert changed.status_code == 200 and changed.get_json()["slo_id"] is None
 
     for bad, field in (
         ({**body, "target": 100}, "target"),
@@ -198,7 +202,9 @@ def test_an_slo_lifecycle(stack):
     assert stack.client.delete(url, headers=auth(other)).status_code == 404
     assert stack.client.delete(url, headers=auth(key)).status_code == 204
     assert stack.client.get(url, headers=auth(key)).status_code == 404
-    assert stack.client.get("/api/alerts", headers=auth(key)).get_json() == []
+    assert [r["kind"] for r in stack.client.get("/api/alerts", headers=auth(key)).get_json()] == [
+        "error_rate"
+    ]
     quiet = stack.client.post("/api/slos", json={**body, "alerts": False}, headers=auth(key))
     assert quiet.status_code == 201 and quiet.get_json()["alert_rule_ids"] == []
     assert stack.client.get("/api/slos").status_code == 401
