@@ -19,7 +19,18 @@ def init_dash(server) -> Dash:
     """Mount the dashboard on `server`: its pages, callbacks and the session routes."""
     from dash_app.forms import bp as keys_bp
     from dash_app.invite import bp as invite_bp
-    from dash_app.pages import alerts, consumers, error_group, errors, explorer, monitors, overview
+    from dash_app.pages import (
+        alerts,
+        consumers,
+        error_group,
+        errors,
+        explorer,
+        ingest,
+        monitors,
+        overview,
+        releases,
+        slos,
+    )
     from dash_app.session import bp
     from server.keys.shares import RedactShareTokens
 
@@ -53,6 +64,9 @@ def init_dash(server) -> Dash:
     errors.register(app)
     error_group.register(app)
     consumers.register(app)
+    slos.register(app)
+    releases.register(app)
+    ingest.register(app)
     server.extensions["dash_app"] = app
     # Dash prepares what it serves (the scripts it may hand out, the callbacks) on a
     # process's first request, marking that done before doing it: the other threads of a
@@ -113,6 +127,9 @@ PAGES = {
     "consumers": "consumers",
     "monitors": "monitors",
     "alerts": "alerts",
+    "slos": "slos",
+    "releases": "releases",
+    "ingest": "ingest",
     "settings": "settings",
 }
 # 'errors/<id>': one error group's page.
@@ -147,9 +164,12 @@ def _register_router(app: Dash) -> None:
         error_group,
         errors,
         explorer,
+        ingest,
         monitors,
         overview,
+        releases,
         settings,
+        slos,
     )
     from dash_app.pages.common import page_path as relative_path
     from dash_app.session import share_problem_text, split_path, viewer_for
@@ -164,6 +184,9 @@ def _register_router(app: Dash) -> None:
         "errors": errors.layout,
         "error": error_group.layout,
         "consumers": consumers.layout,
+        "slos": slos.layout,
+        "releases": releases.layout,
+        "ingest": ingest.layout,
     }
 
     @app.callback(
@@ -235,6 +258,9 @@ def nav(viewer, signed_in: bool, page: str | None = None) -> list:
             ("consumers", "Consumers", f"{base}/consumers"),
             ("monitors", "Uptime", f"{base}/monitors"),
             ("alerts", "Alerts", f"{base}/alerts"),
+            ("slos", "SLOs", f"{base}/slos"),
+            ("releases", "Releases", f"{base}/releases"),
+            ("ingest", "Ingest", f"{base}/ingest"),
             ("settings", "Settings", f"{base}/settings"),
         ]
         for name, label, path in items:

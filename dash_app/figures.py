@@ -298,3 +298,61 @@ def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> go.Figure:
         "hovertemplate": f"%{{x|{stamp}}}: %{{y:,}}<extra></extra>",
     }
     return _figure([trace], height, xaxis={"type": "date"}, yaxis={"rangemode": "tozero"})
+
+
+def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> go.Figure:
+    """An SLO's error budget left (percent) over its window: [(epoch second, percent)],
+    from 100 at the window's start; below the zero line the budget is overspent."""
+    if len(points) < 2:
+        return empty_figure("No requests in the window", height=height)
+    times = [pd.Timestamp(t, unit="s", tz="UTC").isoformat() for t, _ in points]
+    left = [v for _, v in points]
+    trace = {
+        "type": "scatter",
+        "mode": "lines",
+        "line": {"color": ACCENT if left[-1] >= 0 else BAD, "shape": "hv"},
+        "x": times,
+        "y": left,
+        "hovertemplate": "%{x|%Y-%m-%d %H:00}: %{y:.1f}% of the budget left<extra></extra>",
+    }
+    zero = {"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": 0, "y1": 0,
+            "line": {"color": BAD, "dash": "dot", "width": 1}}  # fmt: skip
+    return _figure(
+        [trace], height, xaxis={"type": "date"},
+        yaxis={"ticksuffix": "%", "range": [min(0, min(left)) - 5, 105]}, shapes=[zero],
+    )  # fmt: skip
+
+
+DEPLOY_COLOUR = "#6b5bd6"
+
+
+def deploy_markers(figure: go.Figure, deploys: list[dict]) -> go.Figure:
+    """The figure with a dotted vertical line at each deploy ({time, version,
+    description}), its version on top and its description on hover."""
+    for deploy in deploys:
+        at = deploy["time"].isoformat()
+        figure.add_shape(
+            type="line", x0=at, x1=at, xref="x", yref="paper", y0=0, y1=1,
+            line={"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
+        )  # fmt: skip
+        figure.add_annotation(
+            x=at, xref="x", yref="paper", y=1, yanchor="bottom", showarrow=False,
+            text=deploy["version"], font={"size": 10, "color": DEPLOY_COLOUR},
+            hovertext=deploy.get("description") or deploy["version"],
+        )  # fmt: skip
+    return figure
+
+
+def ingest_days(days: list[dict], height: int = 220) -> go.Figure:
+    """Rows accepted and refused per day ([{day, accepted, refused}]), stacked."""
+    x = [d["day"] for d in days]
+    traces = [
+        {"type": "bar", "x": x, "y": [d["accepted"] for d in days], "name": "accepted",
+         "marker": {"color": GOOD}},
+        {"type": "bar", "x": x, "y": [d["refused"] for d in days], "name": "refused",
+         "marker": {"color": BAD}},
+    ]  # fmt: skip
+    return _figure(
+        traces, height, barmode="stack", showlegend=True, xaxis={"type": "date"},
+        legend={"orientation": "h", "y": 1.1, "x": 1, "xanchor": "right"},
+    )  # fmt: skip

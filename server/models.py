@@ -129,8 +129,8 @@ alert_rules = Table(
     Column("id", Integer, primary_key=True),
     Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(100), nullable=False),
-    # error_rate | latency_p95 | no_traffic | monitor_down
-    Column("kind", String(16), nullable=False),
+    # error_rate | latency_p95 | no_traffic | monitor_down | ... (server.alerts.rules.KINDS)
+    Column("kind", String(32), nullable=False),
     Column("threshold", Float),  # percent (error_rate) or milliseconds (latency_p95)
     Column("window_minutes", Integer),
     Column("min_requests", Integer),
@@ -138,6 +138,9 @@ alert_rules = Table(
     Column("endpoint", String(263)),  # a route as the dashboard shows it: "GET /items/{id}"
     Column("monitor_id", Integer, ForeignKey("monitors.id", ondelete="CASCADE")),
     Column("consecutive", Integer),  # monitor_down: failed checks in a row
+    # slo_fast_burn, slo_slow_burn: the SLO (server.slos.models; the foreign key, ON DELETE
+    # CASCADE, is migration 0015_slos's: the tables below the domains name none of theirs).
+    Column("slo_id", Integer),
     Column("created_at", TS, nullable=False),
     Index("ix_alert_rules_key_id", "key_id"),
 )

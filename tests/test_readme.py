@@ -115,6 +115,25 @@ def test_the_opentelemetry_commands_work_pasted_as_is(served):
     )  # fmt: skip
 
 
+def test_the_slo_deploy_usage_and_ingest_health_commands_work_pasted_as_is(served):
+    (script,) = code_blocks(
+        (ROOT / "README.md").read_text(), "SLOs, deploys, usage and ingest health", "sh"
+    )
+    port = served.env["PORT"]
+    script = script.replace("localhost:8000", f"localhost:{port}")
+    result = subprocess.run(
+        ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert '"accepted":3' in out and '"index":3' in out
+    assert '"name":"Orders"' in out and '"sli":66.66666666666667' in out
+    assert '"5m":500.0' in out
+    assert '"endpoint":"POST /v1/orders"' in out and '"version":"1.4.2"' in out
+    assert "route,requests,errors,late\nPOST /v1/orders,3,1,false\n" in out
+    assert '"framework":"FastAPI"' in out and '"reasons":{"status":1}' in out
+
+
 def test_the_middleware_readme_names_what_its_example_needs():
     readme = (ROOT / "middleware" / "README.md").read_text()
     installs = " ".join(code_blocks(readme, "Install", "bash"))

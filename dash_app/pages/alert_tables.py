@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dash import html
 
+from server.slos import burn
+
 
 def rules_table(rules: list[dict], channel_names: dict) -> html.Div:
     if not rules:
@@ -53,6 +55,8 @@ def describe(rule: dict) -> str:
         return f"an error group first seen in the last {rule['window_minutes']} min"
     if kind == "error_regression":
         return f"a resolved error group occurs again (checked over {rule['window_minutes']} min)"
+    if kind in burn.CONDITIONS:
+        return f"SLO {rule['slo_id']}, {burn.describe(kind)}"
     return f"monitor {rule['monitor_id']} down for {rule['consecutive']} checks in a row"
 
 

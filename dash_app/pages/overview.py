@@ -26,6 +26,8 @@ from dash_app.pages.filtered import read
 from dash_app.pages.first_request import first_request_note
 from dash_app.panels import refresh, status_links
 from dash_app.session import Viewer
+from server.db import get_engine
+from server.deploys import store as deploy_store
 from server.stats.filters import PERIODS, Filters
 
 log = logging.getLogger(__name__)
@@ -255,6 +257,10 @@ def register(app) -> None:
             empty = figures.empty_figure("Not signed in")
             return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], "")
         data, out = refresh(key_id, filters)
+        if viewer.kind == "key" and not data.empty:
+            out["activity"] = figures.deploy_markers(
+                out["activity"], deploys_in(key_id, data.window, filters.hostname)
+            )
         empty_note = None
         if data.empty and viewer.kind == "key" and not data.hostnames:
             # Nothing ever arrived for the key: how to send the first request.
@@ -314,6 +320,16 @@ def endpoint_tab_rows(frame, tab) -> list[dict]:
     shaped["error_rate"] = shaped["error_rate"].astype(float).round(1)
     shaped["mean_rt"] = shaped["mean_rt"].astype(float).round(0)
     return shaped.to_dict("records")
+
+
+def deploys_in(key_id: int, window, hostname: str | None) -> list[dict]:
+    """The key's deploys in the window (to its host, or to every host): the activity
+    chart's markers."""
+    since = None if window.since is None else window.since * 1_000_000
+    with get_engine().connect() as conn:
+        return deploy_store.list_deploys(
+            conn, key_id, since, window.until * 1_000_000, hostname, limit=200
+        )
 
 
 def _export_href(filters: Filters, viewer: Viewer) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server import queue
 from server.alerts.deliveries import add_deliveries
-from server.alerts.rules import HISTORY_DAYS, USUAL_DAYS
+from server.alerts.rules import HISTORY_DAYS, SLO_KINDS, USUAL_DAYS
 from server.alerts.sending import send_due
 from server.config import current_config
 from server.db import get_engine, utcnow
@@ -32,6 +32,7 @@ from server.models import (
     pings,
 )
 from server.monitors.uptime import is_up
+from server.slos import burn
 from server.stats import recent
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def measure(rule, now: datetime) -> tuple[bool | None, float | None, str]:
     """(firing?, value, summary) for a rule at `now`; firing None keeps the current state."""
     if rule.kind == "monitor_down":
         return _monitor_down(rule)
+    if rule.kind in SLO_KINDS:
+        return burn.measure_rule(rule, now)
     until = _us(now)
     since = until - rule.window_minutes * MINUTE_US
     if rule.kind in ("new_error", "error_regression"):

@@ -29,6 +29,9 @@ KINDS = (
     # (server.ingest.errors), within the rule's window.
     "new_error", "error_regression",
 )  # fmt: skip
+# An SLO's error budget burning fast or slowly (server.slos.burn): made with their SLO.
+SLO_KINDS = ("slo_fast_burn", "slo_slow_burn")
+KINDS = (*KINDS, *SLO_KINDS)
 CHANNEL_KINDS = ("webhook", "slack", "email")
 # Per key (server.keys.caps): enough for any team, few enough that one evaluation stays quick.
 RULE_LIMIT = caps.ALERT_RULES
@@ -157,7 +160,22 @@ def check_rule(conn, key_id: int, rule: dict) -> dict:
         if owned is None:
             raise AlertInputError("monitor_id", f"this key has no monitor {monitor_id}.")
         out["monitor_id"] = monitor_id
+    out["slo_id"] = _owned_slo(conn, key_id, rule.get("slo_id")) if kind in SLO_KINDS else None
     return out
+
+
+def _owned_slo(conn, key_id: int, slo_id) -> int:
+    from server.slos.models import slos
+
+    if slo_id is None:
+        raise AlertInputError("slo_id", "SLO burn-rate rules come with their SLO (/api/slos).")
+    slo_id = _row_id(slo_id, "slo_id")
+    owned = conn.execute(
+        select(slos.c.id).where(slos.c.id == slo_id, slos.c.key_id == key_id)
+    ).first()
+    if owned is None:
+        raise AlertInputError("slo_id", f"this key has no SLO {slo_id}.")
+    return int(slo_id)
 
 
 def _owned_channels(conn, key_id: int, channel_ids) -> list[int]:
@@ -215,6 +233,7 @@ RULE_FIELDS = (
     "endpoint",
     "monitor_id",
     "consecutive",
+    "slo_id",
 )
 
 

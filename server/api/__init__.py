@@ -85,14 +85,18 @@ def init_api(app) -> Api:
     from server.api.alerts.routes import blp as alerts_blp
     from server.api.consumers.routes import blp as consumers_blp
     from server.api.data.routes import blp as data_blp
+    from server.api.deploys.routes import blp as deploys_blp
     from server.api.errors.routes import blp as errors_blp
     from server.api.health.routes import blp as health_blp
     from server.api.ingest.routes import blp as ingest_blp
+    from server.api.ingest_health.routes import blp as ingest_health_blp
     from server.api.keys.routes import blp as keys_blp
     from server.api.masks.routes import blp as masks_blp
     from server.api.monitors.routes import blp as monitors_blp
     from server.api.otlp.routes import blp as otlp_blp
     from server.api.shares.routes import blp as shares_blp
+    from server.api.slos.routes import blp as slos_blp
+    from server.api.usage.routes import blp as usage_blp
 
     for name, value in API_SETTINGS.items():
         app.config.setdefault(name, value)
@@ -100,6 +104,7 @@ def init_api(app) -> Api:
     api.spec.components.schema("IngestPayload", schema=IngestPayloadSchema)
     blueprints = (keys_blp, ingest_blp, data_blp, errors_blp, consumers_blp, masks_blp,
                   monitors_blp, alerts_blp, shares_blp, health_blp)  # fmt: skip
+    blueprints += (slos_blp, deploys_blp, usage_blp, ingest_health_blp)
     for blp in blueprints:
         api.register_blueprint(blp, url_prefix="/api")
     # OTLP/HTTP's own path, so OTEL_EXPORTER_OTLP_ENDPOINT=http://host:port works as is.

@@ -82,6 +82,7 @@ class RuleSchema(Schema):
     endpoint = fields.String(allow_none=True)
     monitor_id = fields.Integer(allow_none=True)
     consecutive = fields.Integer(allow_none=True)
+    slo_id = fields.Integer(allow_none=True, metadata={"description": "slo_*_burn: the SLO"})
     channel_ids = fields.List(fields.Integer())
     created_at = fields.DateTime()
     state = fields.String(metadata={"description": "ok, or firing while an incident is open"})

@@ -19,6 +19,7 @@ from server.db import get_engine
 from server.ingest import pipeline
 from server.ingest.fields import PayloadError
 from server.ingest.store import IDEMPOTENCY_HEADER
+from server.ingest_health import record as ingest_health
 from server.keys.api_keys import lookup_ingest_key
 from server.ratelimit import hit_per_minute
 
@@ -90,6 +91,8 @@ def ingest():
         outcome = pipeline.run(engine, payload, key_id, _idempotency_key())
     except PayloadError as exc:
         abort(exc.status, message=exc.message)
+    if not outcome.replayed:  # what arrived and what was refused, for its owner to see
+        ingest_health.note(key_id, payload, outcome.body, request.headers.get("User-Agent"))
     if outcome.status != 201:
         response = jsonify(outcome.body)
         response.status_code = outcome.status
