@@ -106,6 +106,15 @@ def comparison_table(result: dict) -> html.Div:
     )
 
 
+def _deploy_id(value) -> int | None:
+    """The picked deploy's id, or None for anything else a forged callback may send."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+        return value
+    return None
+
+
 def register(app) -> None:
     @app.callback(
         Output("rel-deploy", "options"),
@@ -132,8 +141,11 @@ def register(app) -> None:
             if viewer.kind != "key" or viewer.key_id is None:
                 return html.Div("Sign in first.", className="notice")
             deploy = None
-            if deploy_id is not None:
-                deploy = deploy_store.get_deploy(conn, viewer.key_id, int(deploy_id))
+            wanted = _deploy_id(deploy_id)
+            if deploy_id is not None and wanted is None:
+                return html.Div("No such deploy.", className="error")
+            if wanted is not None:
+                deploy = deploy_store.get_deploy(conn, viewer.key_id, wanted)
         if deploy is None:
             return html.Div(
                 [
