@@ -104,7 +104,7 @@ def _reasons_table(days: list[dict]) -> html.Div:
     return html.Table(
         [html.Thead(html.Tr([html.Th("Refused field"), html.Th("Rows, 14 days")])),
          html.Tbody(rows)],
-        className="table", id="ih-reasons",
+        className="data-table", id="ih-reasons",
     )  # fmt: skip
 
 
@@ -127,7 +127,7 @@ def _refused_table(refused: list[dict]) -> html.Div:
         [html.Thead(html.Tr([html.Th(h) for h in ("When", "Framework", "Index", "Reason",
                                                    "Row (masked)")])),
          html.Tbody(rows)],
-        className="table", id="ih-refused",
+        className="data-table", id="ih-refused",
     )  # fmt: skip
 
 

@@ -99,7 +99,7 @@ def comparison_table(result: dict) -> html.Div:
             ),
             html.Table(
                 [html.Thead(html.Tr([html.Th(h) for h in head])), html.Tbody(rows)],
-                className="table",
+                className="data-table",
             ),
         ],
         className="panel wide",
