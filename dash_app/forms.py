@@ -63,6 +63,11 @@ def create_key_form():
         key_id, key = create_key(conn)
         start_session(conn, key_id)
     log.info("created API key id=%s from the dashboard", key_id)
+    return new_key_page(key)
+
+
+def new_key_page(key: str):
+    """The page that shows a key just made for this browser (now signed in), once."""
     return reveal(
         title="Your new API key",
         secret=key,

@@ -12,7 +12,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, render_template_string, request
 
-from dash_app.forms import creation_refused, reveal
+from dash_app.forms import creation_refused, new_key_page
 from dash_app.session import start_session
 from server.csrf import FIELD as CSRF_FIELD
 from server.csrf import csrf_ok, csrf_token
@@ -74,13 +74,7 @@ def redeem():
     except (ValueError, CapReached) as exc:
         return _page(str(exc), 403)
     log.info("created API key id=%s with an invitation", key_id)
-    return reveal(
-        title="Your new API key",
-        secret=key,
-        note="Store it now: it is shown once, and only its hash is kept. You are signed in.",
-        snippet=True,
-        back=("Open the dashboard", "./"),
-    )
+    return new_key_page(key)
 
 
 INVITE_PAGE = """<!doctype html>
