@@ -132,6 +132,9 @@ def web(url: str, data_dir: str, redis_url: str, threads: int, extra: dict):
             proc.kill()
 
 
+FIRST_VIEW = {"url.pathname": "/dashboard/", "ov-endpoint-tab.value": "all"}
+
+
 def refresh_body(spec: dict, period: str) -> dict:
     outputs = []
     for part in spec["output"].strip(".").split("..."):
@@ -141,7 +144,10 @@ def refresh_body(spec: dict, period: str) -> dict:
         "output": spec["output"],
         "outputs": outputs,
         "inputs": [{"id": "ov-filters", "property": "data", "value": f"?period={period}"}],
-        "state": [{"id": "url", "property": "pathname", "value": "/dashboard/"}],
+        # Every state the callback declares, as the page sends it on a first view.
+        "state": [
+            {**d, "value": FIRST_VIEW.get(f"{d['id']}.{d['property']}")} for d in spec["state"]
+        ],
         "changedPropIds": ["ov-filters.data"],
     }
 

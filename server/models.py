@@ -139,7 +139,7 @@ alert_rules = Table(
     Column("monitor_id", Integer, ForeignKey("monitors.id", ondelete="CASCADE")),
     Column("consecutive", Integer),  # monitor_down: failed checks in a row
     # slo_fast_burn, slo_slow_burn: the SLO (server.slos.models; the foreign key, ON DELETE
-    # CASCADE, is migration 0015_slos's: the tables below the domains name none of theirs).
+    # CASCADE, is migration 0018_slos's: the tables below the domains name none of theirs).
     Column("slo_id", Integer),
     Column("created_at", TS, nullable=False),
     Index("ix_alert_rules_key_id", "key_id"),

@@ -1,5 +1,5 @@
 """The SLO table (server.slos). An alert rule of kind slo_fast_burn or slo_slow_burn names
-one by `alert_rules.slo_id` (ON DELETE CASCADE, migration 0015_slos)."""
+one by `alert_rules.slo_id` (ON DELETE CASCADE, migration 0018_slos)."""
 
 from __future__ import annotations
 

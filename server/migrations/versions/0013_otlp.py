@@ -1,17 +1,12 @@
-"""OpenTelemetry ingest (issue 32): the service that answered a request and its release.
+"""OpenTelemetry ingest (issue 32): reserved, and landed as a no-op.
 
-- requests.service, requests.release: an OTLP span's resource service.name and
-  service.version (server.ingest.otlp); NULL for every row before, and for rows from the
-  JSON clients. Parquet files written before lack both columns and read them as NULL
-  (server.lake.source.read_files).
+A release stamped databases with this revision before the work was done, so the work is
+0016_otlp, after it: a database at this revision upgrades through it, as a new one does.
 
 Revision ID: 0013_otlp
 Revises: 0012_errors_consumers
 Create Date: 2026-12-07
 """
-
-import sqlalchemy as sa
-from alembic import op
 
 revision = "0013_otlp"
 down_revision = "0012_errors_consumers"
@@ -20,13 +15,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Spelled out as this revision writes them (server.lake.layout at the time).
-    with op.batch_alter_table("requests") as batch:
-        batch.add_column(sa.Column("service", sa.String(255)))
-        batch.add_column(sa.Column("release", sa.String(100)))
+    pass
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("requests") as batch:
-        batch.drop_column("release")
-        batch.drop_column("service")
+    pass

@@ -1,4 +1,4 @@
-"""0013_otlp on a database that holds requests: the hot table gains `service` and
+"""0016_otlp on a database that holds requests: the hot table gains `service` and
 `release`, the rows already there read them as NULL, Parquet files written before the
 upgrade (without the columns) are read beside new rows that have them, the service click
 and `/api/data?service=` find only the new rows, and the revision goes back."""
@@ -14,7 +14,7 @@ from server.cli import upgrade_database
 from server.lake.layout import WRITE_NAMES, stored_row
 from tests.conftest import make_config
 
-BEFORE = "0012_errors_consumers"
+BEFORE = "0015_slos"  # the head of the release whose 0013-0015 were no-ops
 
 
 def old_row(path: str, now: datetime) -> dict:

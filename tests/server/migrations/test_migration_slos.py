@@ -1,4 +1,4 @@
-"""0015_slos on a database with alert rules and incidents: they come through the widening
+"""0018_slos on a database with alert rules and incidents: they come through the widening
 of alert_rules (a table rebuild on SQLite) intact, a burn-rate rule goes with its SLO,
 and the revision goes back."""
 
@@ -17,7 +17,7 @@ def test_rules_and_incidents_come_through_and_burn_rules_go_with_their_slo(old_d
     from server.cli import alembic_config
 
     url = old_database
-    upgrade_database(url, "0014_access")
+    upgrade_database(url, "0017_access")
     engine = create_engine(url)
     now = datetime.now(UTC)
     with engine.begin() as conn:
@@ -68,7 +68,7 @@ def test_rules_and_incidents_come_through_and_burn_rules_go_with_their_slo(old_d
         )
         conn.execute(text("DELETE FROM slos WHERE id = 1"))
         assert conn.execute(text("SELECT id FROM alert_rules")).scalars().all() == [3]
-    command.downgrade(alembic_config(url), "0014_access")
+    command.downgrade(alembic_config(url), "0017_access")
     assert "slo_id" not in {c["name"] for c in inspect(engine).get_columns("alert_rules")}
     assert "slos" not in inspect(engine).get_table_names()
     with engine.connect() as conn:
