@@ -111,3 +111,19 @@ def test_a_deleted_keys_counts_do_not_sink_the_others(sqlite_app):
     record.note(999_999, {"framework": "x", "requests": [{}]}, refused, None)
     found = health(sqlite_app, key)
     assert found["days"][-1]["accepted"] == 1 and found["last_batch"]["framework"] == "Flask"
+
+
+def test_a_refused_rows_captured_body_is_not_kept(stack):
+    """A body no mask can read (plain text, a cut JSON) is left out: a secret in it
+    reaches neither the page nor the database."""
+    secret = "PLAINTEXTSECRET42"
+    key = stack.new_key()
+    bad = row(status="oops", request={"headers": [], "body": secret * 50})
+    assert send(stack, key, [bad, row()]).status_code == 201
+    (refused,) = health(stack, key)["refused_rows"]
+    assert refused["row"]["request"]["body"] == "[not kept]"
+    with stack.engine.connect() as conn:
+        from server.ingest_health.models import ingest_refusals
+
+        stored = [str(r) for r in conn.execute(select(ingest_refusals)).all()]
+    assert stored and not any(secret in r for r in stored)
