@@ -55,6 +55,12 @@ def describe(rule: dict) -> str:
         return f"an error group first seen in the last {rule['window_minutes']} min"
     if kind == "error_regression":
         return f"a resolved error group occurs again (checked over {rule['window_minutes']} min)"
+    if kind == "release_regression":
+        return (
+            f"after a deploy, an endpoint worse beyond noise by {rule['threshold']:g}% or more "
+            f"({rule['window_minutes']} min each side, at least {rule['min_requests']} "
+            "requests a side)"
+        )
     if kind in burn.CONDITIONS:
         return f"SLO {rule['slo_id']}, {burn.describe(kind)}"
     return f"monitor {rule['monitor_id']} down for {rule['consecutive']} checks in a row"

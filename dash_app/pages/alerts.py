@@ -28,6 +28,7 @@ KIND_LABELS = {
     "monitor_down": "Monitor down for K checks",
     "new_error": "A new error (group first seen)",
     "error_regression": "A resolved error comes back",
+    "release_regression": "An endpoint worse after a deploy",
 }
 # The form's fields each kind uses (server.alerts.rules.check_rule clears the others);
 # name and channels are every kind's.
@@ -38,6 +39,7 @@ KIND_FIELDS = {
     "monitor_down": ("monitor", "k"),
     "new_error": ("window",),
     "error_regression": ("window",),
+    "release_regression": ("threshold", "window", "min"),
 }
 FIELDS = ("threshold", "window", "min", "4xx", "endpoint", "monitor", "k")
 HIDDEN = {"display": "none"}
@@ -91,7 +93,7 @@ def _rule_form() -> html.Div:
                 ),
             ),
             _field(
-                "Threshold (% or ms)",
+                "Threshold (%, ms, or % worse)",
                 dcc.Input(id="al-rule-threshold", type="number"),
                 "threshold",
             ),

@@ -18,8 +18,9 @@ from sqlalchemy import desc, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server import queue
+from server.alerts import releases
 from server.alerts.deliveries import add_deliveries
-from server.alerts.rules import HISTORY_DAYS, SLO_KINDS, USUAL_DAYS
+from server.alerts.rules import HISTORY_DAYS, RELEASE_KIND, SLO_KINDS, USUAL_DAYS
 from server.alerts.sending import send_due
 from server.config import current_config
 from server.db import get_engine, utcnow
@@ -152,12 +153,17 @@ def evaluate(round_ts: int | None = None) -> dict:
             rules = conn.execute(select(alert_rules).order_by(alert_rules.c.id)).all()
         for rule in rules:
             counts["rules"] += 1
+            on_open = None
             try:
-                firing, value, summary = measure(rule, now)
+                if rule.kind == RELEASE_KIND:
+                    firing, value, summary, deploy_id = releases.measure_rule(rule, now)
+                    on_open = _remember(rule.id, deploy_id)
+                else:
+                    firing, value, summary = measure(rule, now)
             except Exception:
                 log.exception("alert rule id=%s could not be measured", rule.id)
                 continue
-            change = apply(rule, firing, value, summary, now)
+            change = apply(rule, firing, value, summary, now, on_open)
             if change:
                 counts[change] += 1
     if counts["opened"] or counts["resolved"]:
@@ -168,8 +174,18 @@ def evaluate(round_ts: int | None = None) -> dict:
     return counts
 
 
-def apply(rule, firing: bool | None, value, summary: str, now: datetime) -> str | None:
-    """Open or resolve the rule's incident with its deliveries, in one transaction."""
+def _remember(rule_id: int, deploy_id: int | None):
+    """What opening a release_regression incident also records: the deploy it is about."""
+    if deploy_id is None:
+        return None
+    return lambda conn, incident_id: releases.record(conn, rule_id, deploy_id, incident_id)
+
+
+def apply(
+    rule, firing: bool | None, value, summary: str, now: datetime, on_open=None
+) -> str | None:
+    """Open or resolve the rule's incident with its deliveries, in one transaction;
+    `on_open(conn, incident_id)` adds to the opening transaction."""
     if firing is None:
         return None
     try:
@@ -198,6 +214,8 @@ def apply(rule, firing: bool | None, value, summary: str, now: datetime) -> str 
                     )
                     .returning(alert_incidents.c.id)
                 ).scalar_one()
+                if on_open is not None:
+                    on_open(conn, incident_id)
                 add_deliveries(conn, rule.key_id, incident_id, channels, "open")
                 log.info("alert rule id=%s fired: incident id=%s", rule.id, incident_id)
                 return "opened"

@@ -2,7 +2,8 @@
 
 Shared by the API (server.api.alerts) and the dashboard page, so a rule or channel
 created either way is checked by the same code. Rules come as plain dicts; `check_rule`
-and `check_channel_target` refuse bad ones with the field named.
+and `check_channel_target` refuse bad ones with the field named. (A little over 400
+lines: every kind's checks sit together so the API and the page refuse the same things.)
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import re
 
 from sqlalchemy import delete, insert, select
 
+from server.alerts import releases
 from server.alerts.notify import new_salt
+from server.alerts.releases import RELEASE_KIND
 from server.db import as_utc, utcnow
 from server.keys import caps
 from server.models import (
@@ -31,7 +34,10 @@ KINDS = (
 )  # fmt: skip
 # An SLO's error budget burning fast or slowly (server.slos.burn): made with their SLO.
 SLO_KINDS = ("slo_fast_burn", "slo_slow_burn")
-KINDS = (*KINDS, *SLO_KINDS)
+# An endpoint worse beyond noise after the latest deploy (server.alerts.releases).
+KINDS = (*KINDS, RELEASE_KIND, *SLO_KINDS)
+WINDOWED = ("error_rate", "latency_p95", "no_traffic", "new_error", "error_regression",
+            RELEASE_KIND)  # fmt: skip
 CHANNEL_KINDS = ("webhook", "slack", "email")
 # Per key (server.keys.caps): enough for any team, few enough that one evaluation stays quick.
 RULE_LIMIT = caps.ALERT_RULES
@@ -84,6 +90,13 @@ def _require(rule: dict, field: str, low: float, high: float, whole: bool = Fals
     return value
 
 
+def _optional(rule: dict, field: str, default: float, low: float, high: float, whole=False):
+    """The field as _require checks it, or `default` when it is left out."""
+    if rule.get(field) in (None, ""):
+        return default
+    return _require(rule, field, low, high, whole)
+
+
 def _text(value, field: str, limit: int) -> str:
     """Text of at most `limit` characters once trimmed (None is empty)."""
     if value is None:
@@ -128,17 +141,17 @@ def check_rule(conn, key_id: int, rule: dict) -> dict:
         "monitor_id": None,
         "consecutive": None,
     }
-    if kind in ("error_rate", "latency_p95", "no_traffic", "new_error", "error_regression"):
+    if kind in WINDOWED:
         out["window_minutes"] = int(_require(rule, "window_minutes", 1, MAX_WINDOW_MINUTES, True))
+    if kind == RELEASE_KIND:
+        out["threshold"] = _optional(rule, "threshold", releases.THRESHOLD, 0, releases.MAX_RISE)
+        out["min_requests"] = int(
+            _optional(rule, "min_requests", releases.MIN_REQUESTS, 1, 1e9, True)
+        )
     if kind in ("error_rate", "latency_p95"):
         high = 100 if kind == "error_rate" else 3_600_000
         out["threshold"] = float(_require(rule, "threshold", 0 if high == 100 else 1, high))
-        minimum = rule.get("min_requests")
-        out["min_requests"] = (
-            1
-            if minimum in (None, "")
-            else int(_require(rule, "min_requests", 1, 1_000_000_000, True))
-        )
+        out["min_requests"] = int(_optional(rule, "min_requests", 1, 1, 1_000_000_000, True))
     if kind == "error_rate":
         out["include_4xx"] = bool(rule.get("include_4xx"))
     elif kind == "latency_p95":

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -42,4 +43,35 @@ usage_counts = Table(
     Column("requests", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Index("ix_usage_counts_month_id", "month_id"),
+)
+
+# The owner's optional webhook told when a month closes (server.usage.closing): one a key.
+# Its signing secret is derived from SECRET_KEY and this salt, as an alert channel's is.
+usage_webhooks = Table(
+    "usage_webhooks",
+    metadata,
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret_salt", String(32), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per key and closed month told (or being told): the unique constraint is what
+# keeps a month from being sent twice, whatever races.
+usage_notices = Table(
+    "usage_notices",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("key_id", Integer, ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("month", Integer, nullable=False),  # YYYYMM
+    Column("status", String(8), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    # When a sender may next take it; a sender that takes it moves this past its lease.
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True)),
+    Column("last_error", Text),
+    UniqueConstraint("key_id", "month", name="uq_usage_notices_key_id"),
+    Index("ix_usage_notices_due", "status", "next_attempt_at"),
+    sqlite_autoincrement=True,
 )

@@ -21,11 +21,19 @@ class RuleCreateSchema(Schema):
             "requests in the last `window_minutes`; latency_p95: the p95 response time above "
             "`threshold` ms (of `endpoint` only, if given); no_traffic: no request for "
             "`window_minutes` while the same window had traffic on at least 4 of the 7 "
-            "previous days; monitor_down: `consecutive` failed checks of `monitor_id` in a row"
+            "previous days; monitor_down: `consecutive` failed checks of `monitor_id` in a row; "
+            "release_regression: after the latest deploy, an endpoint's p95 (or p50) or 5xx "
+            "rate worse beyond noise by at least `threshold` % (default 10) over equal "
+            "windows of `window_minutes` before and after, each side with `min_requests` "
+            "(default 30); once per deploy, resolved by a later deploy or when it recovers"
         },
     )
     threshold = fields.Float(
-        allow_nan=False, metadata={"description": "Percent (error_rate) or ms (latency_p95)"}
+        allow_nan=False,
+        metadata={
+            "description": "Percent (error_rate), ms (latency_p95) or the least rise in "
+            "percent (release_regression)"
+        },
     )
     window_minutes = fields.Integer(
         validate=validate.Range(min=1, max=MAX_WINDOW_MINUTES),
