@@ -328,19 +328,35 @@ DEPLOY_COLOUR = "#6b5bd6"
 
 def deploy_markers(figure: go.Figure, deploys: list[dict]) -> go.Figure:
     """The figure with a dotted vertical line at each deploy ({time, version,
-    description}), its version on top and its description on hover."""
+    description}) on every one of its panels (each y axis's own height, so the activity
+    chart's requests, response-time and success-rate rows all carry it), its version on
+    top and its description on hover."""
+    panels = _panels(figure)
+    top = max(panels, key=lambda p: p[1])[0] if panels else "y"
     for deploy in deploys:
         at = deploy["time"].isoformat()
-        figure.add_shape(
-            type="line", x0=at, x1=at, xref="x", yref="paper", y0=0, y1=1,
-            line={"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
-        )  # fmt: skip
+        for axis, _height in panels or [("y", 1)]:
+            figure.add_shape(
+                type="line", x0=at, x1=at, xref="x", yref=f"{axis} domain", y0=0, y1=1,
+                line={"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
+            )  # fmt: skip
         figure.add_annotation(
-            x=at, xref="x", yref="paper", y=1, yanchor="bottom", showarrow=False,
+            x=at, xref="x", yref=f"{top} domain", y=1, yanchor="bottom", showarrow=False,
             text=deploy["version"], font={"size": 10, "color": DEPLOY_COLOUR},
             hovertext=deploy.get("description") or deploy["version"],
         )  # fmt: skip
     return figure
+
+
+def _panels(figure: go.Figure) -> list[tuple[str, float]]:
+    """(y axis reference, top of its domain) of each panel the figure's traces draw on."""
+    used = {getattr(t, "yaxis", None) or "y" for t in figure.data}
+    found = []
+    for ref in sorted(used):
+        axis = figure.layout["yaxis" + ref[1:]]
+        domain = axis.domain if axis is not None and axis.domain else (0, 1)
+        found.append((ref, float(domain[1])))
+    return found
 
 
 def ingest_days(days: list[dict], height: int = 220) -> go.Figure:

@@ -73,3 +73,21 @@ def test_monitor_strip_colours_up_and_down():
     df = pd.DataFrame({"up": [True, False], "detail": ["a", "b"]})
     (trace,) = figures.monitor_strip(df).data
     assert list(trace.marker.color) == [figures.GOOD, figures.BAD]
+
+
+def test_deploy_markers_cross_every_panel_of_the_activity_chart():
+    times = [datetime(2026, 12, 1, h, tzinfo=UTC) for h in range(6)]
+    df = pd.DataFrame({"time": times, "requests": [3] * 6, "users": [1] * 6, "p50": [10.0] * 6,
+                       "p95": [20.0] * 6, "success_rate": [99.0] * 6})  # fmt: skip
+    deploys = [{"time": times[2], "version": "1.2", "description": "orders rework"},
+               {"time": times[4], "version": "1.3"}]  # fmt: skip
+    fig = figures.deploy_markers(figures.activity(df), deploys)
+    panels = {t.yaxis for t in fig.data}
+    assert panels == {"y", "y2", "y3"}
+    for deploy in deploys:
+        at = deploy["time"].isoformat()
+        lines = sorted(s.yref for s in fig.layout.shapes if s.x0 == at)
+        assert lines == ["y domain", "y2 domain", "y3 domain"]  # one on each panel
+    # One label a deploy, on the top panel, its description on hover.
+    labels = [(a.text, a.yref, a.hovertext) for a in fig.layout.annotations]
+    assert labels == [("1.2", "y domain", "orders rework"), ("1.3", "y domain", "1.3")]
