@@ -11,6 +11,7 @@ from dash import dcc, html
 from flask import get_flashed_messages
 
 from dash_app.countries import name_of
+from dash_app.pages.settings_usage import usage_section
 from server.db import get_engine
 from server.keys.api_keys import describe_key
 from server.keys.sessions import list_sessions
@@ -109,6 +110,7 @@ def layout(key_id: int) -> html.Div:
                 ),
                 _share_list(shares, form),
             ),
+            usage_section(form),
             _section(
                 "Masking",
                 html.P(

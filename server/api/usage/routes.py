@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import abort
@@ -13,27 +10,23 @@ from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
 from server.api.usage.schemas import UsageArgs, UsageSchema
 from server.auth import require_key
-from server.usage import store
+from server.usage import export, store
 
 blp = Blueprint("usage", __name__, description="Usage metering")
 
 
-def as_csv(found: dict) -> Response:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([found["group_by"], "requests", "errors", "late"])
-    for late, rows in ((False, found["rows"]), (True, found["late"]["rows"])):
-        for r in rows:
-            writer.writerow([r["name"] or "", r["requests"], r["errors"], str(late).lower()])
-    name = f"usage-{found['month']}-{found['group_by']}.csv"
-    return Response(
-        out.getvalue(),
-        mimetype="text/csv",
-        headers={
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Usage-Final": str(found["final"]).lower(),
-        },  # fmt: skip
-    )
+def answer(found: dict, form: str) -> Response:
+    """The usage as JSON or CSV (server.usage.export: the dashboard's download is the same
+    bytes)."""
+    headers = {"X-Usage-Final": str(found["final"]).lower()}
+    if form == "csv":
+        body, mimetype = export.as_csv(found), "text/csv"
+    else:
+        body, mimetype = export.as_json(found), "application/json"
+    if form == "csv":
+        name = export.file_name(found, form)
+        headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return Response(body, mimetype=mimetype, headers=headers)
 
 
 @blp.route("/usage")
@@ -55,6 +48,4 @@ class UsageView(MethodView):
             found = store.usage(key_id, args["month"], args["group_by"]).as_dict()
         except store.MonthError as exc:
             abort(400, message=str(exc))
-        if args["format"] == "csv":
-            return as_csv(found)
-        return found
+        return answer(found, args["format"])
