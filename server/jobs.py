@@ -30,6 +30,7 @@ from server.queue import (
     Job,
 )
 from server.upkeep import run_retention
+from server.usage.closing import close_months
 
 # A batch group of 10,000 rows is stored in about 0.1 s (bench/worker.py,
 # bench/README.md): five minutes only ends a job that hangs.
@@ -51,6 +52,10 @@ SEND_ALERTS_TIMEOUT = 600
 # Retention stops starting batches at server.upkeep.RETENTION_BUDGET_SECONDS.
 RETENTION_JOB_TIMEOUT = 3600
 RETENTION_INTERVAL_SECONDS = 24 * 3600
+# Closing a month freezes its usage per key with a webhook (each ~2 s at 10 M rows, issue
+# 35) and sends at most server.usage.closing.SEND_LIMIT notices of at most 15 s each.
+USAGE_CLOSE_TIMEOUT = 1800
+USAGE_CLOSE_INTERVAL_SECONDS = 300
 
 
 def after_export(result: dict) -> None:
@@ -122,6 +127,15 @@ JOBS = (
         name="alert-sending",
         every=lambda _settings: ALERT_INTERVAL_SECONDS,
         unique_id="alert-deliveries",
+    ),
+    # A month closed: its usage frozen and sent to the owner's webhook, once.
+    Job(
+        close_months,
+        ALERT_QUEUE,
+        USAGE_CLOSE_TIMEOUT,
+        name="usage-close",
+        every=lambda _settings: USAGE_CLOSE_INTERVAL_SECONDS,
+        takes_round=True,
     ),
     Job(
         run_retention,

@@ -40,6 +40,7 @@ def test_the_list_holds_every_periodic_job(tmp_path):
         "alert-evaluation",
         "alert-sending",
         "retention",
+        "usage-close",
     }
     assert jobs["alert-evaluation"].interval == 60 and jobs["alert-sending"].interval == 60
     assert jobs["alert-evaluation"].args_for(1200) == (1200,)  # evaluated at its round's start
@@ -48,6 +49,7 @@ def test_the_list_holds_every_periodic_job(tmp_path):
     assert jobs["stale-batch-sweep"].interval == 60
     assert jobs["stale-batch-sweep"].args_for(1) == (60,)  # SWEEP_AFTER_SECONDS
     assert jobs["retention"].interval == 24 * 3600
+    assert jobs["usage-close"].interval == 300 and jobs["usage-close"].args_for(1200) == (1200,)
     assert jobs["uptime-checks"].args_for(1200) == (1200,)
 
 
@@ -82,6 +84,7 @@ def test_two_starts_leave_one_set_of_jobs(redis, tmp_path):
         "periodic-retention",
         "periodic-stale-batch-sweep",
         "periodic-uptime-checks",
+        "periodic-usage-close",
     ]
 
 

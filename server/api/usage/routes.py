@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from flask import Response
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import abort
 
 from server.api.base import Blueprint
 from server.api.schemas import ErrorSchema
-from server.api.usage.schemas import UsageArgs, UsageSchema
+from server.api.usage.schemas import (
+    NewWebhookSchema,
+    UsageArgs,
+    UsageSchema,
+    WebhookSchema,
+    WebhookSetSchema,
+)
 from server.auth import require_key
-from server.usage import export, store
+from server.db import get_engine
+from server.usage import closing, export, store
 
 blp = Blueprint("usage", __name__, description="Usage metering")
 
@@ -49,3 +56,54 @@ class UsageView(MethodView):
         except store.MonthError as exc:
             abort(400, message=str(exc))
         return answer(found, args["format"])
+
+
+NO_WEBHOOK = "This key has no usage webhook."
+
+
+@blp.route("/usage/webhook")
+class UsageWebhook(MethodView):
+    @blp.response(200, WebhookSchema)
+    @blp.keyed()
+    @blp.alt_response(404, schema=ErrorSchema, description=NO_WEBHOOK)
+    def get(self):
+        """The webhook told when a month closes, and the months it was told of"""
+        key_id = require_key()
+        with get_engine().connect() as conn:
+            found = closing.get_webhook(conn, key_id)
+        if found is None:
+            abort(404, message=NO_WEBHOOK)
+        return found
+
+    @blp.arguments(WebhookSetSchema)
+    @blp.response(200, NewWebhookSchema)
+    @blp.alt_response(400, schema=ErrorSchema, description="A URL the server may not call.")
+    @blp.keyed()
+    def put(self, body):
+        """Set the webhook told when a month closes
+
+        An hour after a month ends, its usage is frozen and POSTed here once: JSON with
+        `event` usage.month_closed, `month`, and `usage` holding GET /api/usage's answer
+        for each grouping; signed with X-Signature as alert webhooks are, with the secret
+        answered here once (setting it again makes a new one). A failed POST is tried
+        again after 1, 5 and 15 minutes. Months closed before it was set are not sent.
+        """
+        key_id = require_key()
+        try:
+            with get_engine().begin() as conn:
+                found, secret = closing.set_webhook(
+                    conn, key_id, body["url"], current_app.config["SETTINGS"]
+                )
+        except closing.WebhookInputError as exc:
+            abort(400, message=str(exc))
+        return {**found, "secret": secret}
+
+    @blp.response(204)
+    @blp.keyed()
+    @blp.alt_response(404, schema=ErrorSchema, description=NO_WEBHOOK)
+    def delete(self):
+        """Remove the webhook: no month is sent any more"""
+        key_id = require_key()
+        with get_engine().begin() as conn:
+            if not closing.delete_webhook(conn, key_id):
+                abort(404, message=NO_WEBHOOK)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import RAISE, Schema, fields, validate
 
+from server.net.urlguard import MAX_URL_LENGTH
 from server.stats.usage import GROUPS
 
 
@@ -51,4 +52,44 @@ class UsageSchema(Schema):
             "description": "Rows of a frozen month that arrived after it was frozen: "
             "never added to `rows`"
         },  # fmt: skip
+    )
+
+
+class WebhookSetSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+    url = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=MAX_URL_LENGTH),
+        metadata={
+            "description": "An http(s) URL with a public host",
+            "example": "https://billing.example.com/hooks/usage",
+        },
+    )
+
+
+class NoticeSchema(Schema):
+    month = fields.String()
+    status = fields.String(metadata={"description": "pending, sent or failed"})
+    attempts = fields.Integer()
+    sent_at = fields.DateTime(allow_none=True)
+    next_attempt_at = fields.DateTime(allow_none=True)
+    last_error = fields.String(allow_none=True)
+
+
+class WebhookSchema(Schema):
+    url = fields.String()
+    created_at = fields.DateTime()
+    notices = fields.List(
+        fields.Nested(NoticeSchema), metadata={"description": "Closed months told, newest first"}
+    )
+
+
+class NewWebhookSchema(WebhookSchema):
+    secret = fields.String(
+        metadata={
+            "description": "The HMAC-SHA256 signing secret, shown this once. Each POST carries "
+            "X-Signature: sha256=<hex HMAC of the body with it>, as alert webhooks do"
+        }
     )
