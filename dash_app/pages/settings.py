@@ -110,7 +110,7 @@ def layout(key_id: int) -> html.Div:
                 ),
                 _share_list(shares, form),
             ),
-            usage_section(form),
+            usage_section(form, key_id),
             _section(
                 "Masking",
                 html.P(

@@ -5,9 +5,16 @@ and JSON; without the page's token or a session it answers nothing."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
+from sqlalchemy import select
+
+from server.alerts.notify import channel_secret
+from server.keys.api_keys import lookup_key
 from server.lake.export import flush
+from server.usage.models import usage_webhooks
+from tests.conftest import sqlite_stack
 from tests.dash_app.test_keys_shares import settings_post
 from tests.dash_app.test_session import render_page, sign_in
 from tests.helpers import post_batch
@@ -74,3 +81,33 @@ def test_bad_usage_fields_and_missing_tokens_download_nothing(sqlite_app):
         answer = settings_post(client, "usage", **fields)
         assert answer.status_code == 303 and answer.headers["Location"] == "settings"
         assert message in str(render_page(client, "/dashboard/settings")["page"]), fields
+
+
+def test_the_month_closed_webhook_is_set_shown_and_removed_from_settings(tmp_path):
+    # The receiver may be on this machine (as the alert tests' are).
+    stack = sqlite_stack(tmp_path, MONITOR_ALLOW_PRIVATE=True)
+    client = stack.client
+    key = stack.new_key()
+    sign_in(client, key)
+    url = "http://127.0.0.1:9/hooks/usage"
+    assert "No webhook set." in str(render_page(client, "/dashboard/settings")["page"])
+    refused = settings_post(client, "usage_webhook", url="ftp://127.0.0.1/x")
+    assert refused.headers["Location"] == "settings"
+    assert "No webhook was set" in str(render_page(client, "/dashboard/settings")["page"])
+
+    shown = settings_post(client, "usage_webhook", url=url)
+    assert shown.status_code == 200 and shown.headers["Cache-Control"] == "no-store"
+    secret = re.search(r'id="new-secret">([^<]+)<', shown.get_data(as_text=True)).group(1)
+    with stack.engine.connect() as conn:
+        salt = conn.execute(
+            select(usage_webhooks.c.secret_salt)
+            .where(usage_webhooks.c.key_id == lookup_key(conn, key))
+        ).scalar_one()  # fmt: skip
+    assert secret == channel_secret(stack.config.SECRET_KEY, salt)  # what signs the POSTs
+    assert client.get("/api/usage/webhook", headers=auth(key)).get_json()["url"] == url
+    page = str(render_page(client, "/dashboard/settings")["page"])
+    assert url in page and "No month has closed since." in page and secret not in page
+
+    assert settings_post(client, "usage_webhook_delete").headers["Location"] == "settings"
+    assert client.get("/api/usage/webhook", headers=auth(key)).status_code == 404
+    assert "Webhook removed." in str(render_page(client, "/dashboard/settings")["page"])
