@@ -18,6 +18,7 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
     python bench/dashboard.py --rows 100000000 --periods all --filters none   # 100 M rows
     python bench/dashboard.py --compare   # and each summary-answered case from the rows alone
     python bench/dashboard.py --errors    # the Errors and Consumers pages instead
+    python bench/dashboard.py --slo-pages # the SLOs and Releases pages instead
 
 With --errors the key's rows name 10,000 consumers (four in five rows) and about 2 % of
 them failed with an exception (about 200,000 at 10 M rows, in 300 groups, their details
@@ -25,6 +26,14 @@ in the details dataset's files); the Errors page (groups, their trends and the v
 table) and the Consumers page (per consumer and per group) are timed for every period
 with no click, an endpoint, a status, a consumer, a consumer group and a country, each
 checked against plain SQL: every group's occurrences and the busiest consumers' requests.
+
+With --slo-pages the key's rows name consumers (as with --errors); the SLOs page (four
+30-day SLOs: SLI, budget, burn rates, each card's burn-down figure) and the Releases page
+(the comparison one hour each side of a deploy three days before the load's clock, and
+its table) are timed as their callbacks run them, with the release_regression rule's two
+measures (after a deploy; and an open incident's check of the latest hour), each against
+the overview's 30-day refresh in the same process; the SLOs' counts and the comparison's
+requests and 5xx per endpoint are checked against plain SQL.
 """
 
 from __future__ import annotations
@@ -332,6 +341,122 @@ def measure_pages(url, data_dir, key_id, cases, repeats, memory_mb, out):
     Path(out).write_text(json.dumps({"results": results, "rss_mb": peak_rss_mb()}))
 
 
+def measure_slo_pages(url, data_dir, key_id, repeats, memory_mb, now_iso, out):
+    """Fresh process: the SLOs and Releases pages' work as their callbacks run it (the
+    questions, the cards and their figures, the table), and the release_regression
+    rule's measures, median of `repeats`, with the overview's 30-day refresh of the same
+    key as the baseline; checked against plain SQL."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from dash import Dash
+
+    from bench.slos import SLOS, plain_count
+    from dash_app.pages.releases import comparison_table
+    from dash_app.pages.slos import card
+    from dash_app.panels import refresh
+    from server.alerts import releases
+    from server.deploys.comparison import compare
+    from server.lake.source import open_rows
+    from server.slos import status
+    from server.stats.filters import Filters
+
+    bind(settings_for(url, data_dir, memory_mb))
+    Dash(__name__, requests_pathname_prefix="/dashboard/")
+    now = datetime.fromisoformat(now_iso)
+    moment = status.us(now - timedelta(days=3))
+    deploy = {"id": 1, "version": "bench", "deployed_at": moment, "hostname": None}
+    rule = SimpleNamespace(id=0, key_id=key_id, window_minutes=60, threshold=10.0,
+                           min_requests=30)  # fmt: skip
+    hour = 3_600_000_000
+
+    def slos_page():
+        states = status.statuses(key_id, SLOS, now)
+        [card(slo, state) for slo, state in zip(SLOS, states, strict=True)]
+        return states
+
+    def releases_page():
+        result = compare(key_id, deploy, 60, now)
+        comparison_table(result)
+        return result
+
+    def release_rule():  # the evaluation's work an hour after a deploy
+        return releases.regressed(rule, compare(key_id, deploy, 60, now)["endpoints"])
+
+    def release_rule_open():  # an open incident's check, once the hour has passed
+        return releases.regressed(rule, releases._recent(key_id, deploy, hour, moment + 2 * hour))
+
+    def overview():
+        return refresh(key_id, Filters(period="30d"), now)
+
+    runs = {"slos": slos_page, "releases": releases_page, "release_rule": release_rule,
+            "release_rule_open": release_rule_open, "overview": overview}  # fmt: skip
+    for run in runs.values():  # untimed: imports and first connections
+        run()
+    timed = {}
+    for name, run in runs.items():
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            answer = run()
+            times.append(time.perf_counter() - started)
+        timed[name] = (statistics.median(times), answer)
+    wrong = []
+    for slo, state in zip(SLOS, timed["slos"][1], strict=True):
+        want = plain_count(key_id, slo, state.until_us - 30 * 86_400_000_000, state.until_us)
+        if (state.requests, state.bad) != want:
+            wrong.append([slo["name"], [state.requests, state.bad], list(want)])
+    with open_rows(key_id) as rows:
+        plain = rows.query(
+            f"SELECT route, epoch_us(created_at) >= {moment} AS after, count(*), "
+            "count(*) FILTER (WHERE status >= 500) FROM {rows} "
+            f"WHERE epoch_us(created_at) >= {moment - hour} "
+            f"AND epoch_us(created_at) < {moment + hour} GROUP BY ALL"
+        ).fetchall()
+    want = {(r, bool(a)): (int(n), int(e)) for r, a, n, e in plain}
+    result = timed["releases"][1]
+    got = {}
+    for e in result["endpoints"]:
+        for side, after in (("before", False), ("after", True)):
+            if e[side] is not None:
+                got[(e["endpoint"], after)] = (e[side]["requests"], e[side]["errors"])
+    if got != want:
+        wrong.append(["release comparison differs from plain SQL", len(got), len(want)])
+    report = {name: seconds for name, (seconds, _answer) in timed.items()}
+    report.update(endpoints=len(result["endpoints"]), wrong=wrong, rss_mb=peak_rss_mb(),
+                  slo_requests=[s.requests for s in timed["slos"][1]])  # fmt: skip
+    Path(out).write_text(json.dumps(report))
+
+
+def slo_pages(args, url, data_dir, key_id: int, now_iso: str) -> int:
+    """--slo-pages: the SLOs and Releases pages, against the overview's refresh."""
+    progress("the SLOs and Releases pages (a fresh process; median of each)")
+    out = Path(data_dir) / "slo_page_results.json"
+    in_process(measure_slo_pages, url, data_dir, key_id, args.repeats, args.memory_mb,
+               now_iso, str(out))  # fmt: skip
+    report = json.loads(out.read_text())
+    base = report["overview"]
+    print()
+    print(f"rows: {args.rows:,} for the key ({args.hot:,} hot), "
+          f"{args.rows + args.other_rows + args.hot:,} in all; the SLOs count "
+          f"{max(report['slo_requests']):,} requests in 30 days")  # fmt: skip
+    print(f"overview 30-day refresh (the baseline): {base:.3f} s")
+    shown = (("slos", "SLOs page (4 SLOs)"),
+             ("releases", f"Releases page ({report['endpoints']} endpoints)"),
+             ("release_rule", "release_regression rule, after a deploy"),
+             ("release_rule_open", "release_regression rule, an open incident's check"),
+             )  # fmt: skip
+    for name, label in shown:
+        met = "met" if report[name] <= args.target else "MISSED"
+        print(f"{label}: {report[name]:.3f} s, {report[name] / base:.2f}x the overview; "
+              f"target {args.target} s: {met}")  # fmt: skip
+    print(f"exact: {report['wrong'] or 'yes'}")
+    print(f"peak RSS of the measuring process: {report['rss_mb']:.0f} MB")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1))
+    return 1 if report["wrong"] else 0
+
+
 def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
     """Whether closed months' summaries answer part of this refresh."""
     from server.lake.source import open_rows
@@ -424,7 +549,8 @@ def load_all(db, settings, args, now: datetime) -> int:
         key_id, _ = create_key(conn)
         other_id, _ = create_key(conn)
     started = time.monotonic()
-    load_key(db, settings, key_id, args.rows, now, progress, extras=args.errors)
+    load_key(db, settings, key_id, args.rows, now, progress,
+             extras=args.errors or args.slo_pages)  # fmt: skip
     if args.other_rows:
         load_key(db, settings, other_id, args.other_rows, now, progress)
     if args.hot:
@@ -458,6 +584,10 @@ def main() -> int:
         help="keep the database NAME and the store in $TMPDIR/NAME, and reuse them next time "
         "(the clock then stands at the first run's time)",
     )  # fmt: skip
+    parser.add_argument(
+        "--slo-pages", action="store_true",
+        help="rows with consumers; time the SLOs and Releases pages",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.target is None:
         args.target = TARGET_SECONDS_100M if args.rows >= 100_000_000 else TARGET_SECONDS
@@ -467,7 +597,9 @@ def main() -> int:
         settings = settings_for(url, data_dir, args.memory_mb)
         db = bind(settings)
         loaded = Path(data_dir) / "loaded.json"
-        shape = [args.rows, args.other_rows, args.hot] + (["errors"] if args.errors else [])
+        shape = [args.rows, args.other_rows, args.hot] + (
+            ["errors"] if args.errors or args.slo_pages else []
+        )
         if loaded.exists() and json.loads(loaded.read_text())["shape"] == shape:
             state = json.loads(loaded.read_text())
             key_id, now = state["key_id"], datetime.fromisoformat(state["now"])
@@ -483,6 +615,8 @@ def main() -> int:
         now_iso = now.isoformat()
         if args.errors:
             return pages(args, url, data_dir, db, settings, key_id, periods)
+        if args.slo_pages:
+            return slo_pages(args, url, data_dir, key_id, now_iso)
         progress("counting each case by plain SQL (a process of its own)")
         cases = Path(data_dir) / "cases.json"
         in_process(
