@@ -151,3 +151,37 @@ def test_the_page_is_for_signed_in_keys_only(sqlite_app):
     page = render_page(client, "/dashboard/alerts")
     assert find(page["page"]["children"], "al-csrf") is not None
     assert "Alerts" in str(page["nav"])
+
+
+def test_a_release_regression_rule_is_made_on_the_page_as_through_the_api(sqlite_app):
+    from dash_app.pages.alerts import FIELDS, field_styles
+
+    client = sqlite_app.client
+    key = sqlite_app.new_key()
+    assert sign_in(client, key).status_code == 303
+    shown = dict(zip(FIELDS, field_styles("release_regression"), strict=True))
+    assert [f for f, style in shown.items() if style == {}] == ["threshold", "window", "min"]
+    page = render_page(client, "/dashboard/alerts")
+    token = find(page["page"]["children"], "al-csrf")["data"]
+    answer = call(
+        client,
+        "al-rule-create",
+        [{"id": "al-rule-create", "property": "n_clicks", "value": 1}],
+        {
+            "al-csrf": token,
+            "al-rule-name": "Release",
+            "al-rule-kind": "release_regression",
+            "al-rule-window": 30,
+            "al-rule-channels": [],
+            "al-changed": 0,
+        },  # fmt: skip
+    )
+    assert "Rule 'Release' created." in str(answer["al-rule-msg"]["children"])
+    (rule,) = client.get("/api/alerts", headers={"X-AUTH-TOKEN": key}).get_json()
+    assert (rule["kind"], rule["window_minutes"], rule["threshold"], rule["min_requests"]) == (
+        "release_regression", 30, 10, 30)  # fmt: skip
+    listed = call(
+        client, "al-tick", [{"id": "al-tick", "property": "n_intervals", "value": 1},
+                            {"id": "al-changed", "property": "data", "value": 1}], {},
+    )  # fmt: skip
+    assert "an endpoint worse beyond noise by 10% or more" in str(listed["al-rules"])
