@@ -240,7 +240,7 @@ def test_the_overviews_activity_chart_marks_the_deploy(live, browser):
             "const g = document.querySelector('#ov-activity .js-plotly-plot');"
             "if (!g || !g.layout) return null;"
             "return [(g.layout.annotations || []).map(a => a.text),"
-            " (g.layout.shapes || []).map(s => s.x0),"
+            " (g.layout.shapes || []).map(s => [s.x0, s.yref]),"
             " [...g.querySelectorAll('.annotation-text')].map(t => t.textContent)];"
         )
 
@@ -248,4 +248,7 @@ def test_the_overviews_activity_chart_marks_the_deploy(live, browser):
     assert texts == [d["version"] for d in deploys]
     assert drawn == texts
     deployed = datetime.fromisoformat(deploys[0]["time"])
-    assert [s[:16] for s in starts] == [deployed.strftime("%Y-%m-%dT%H:%M")]
+    # A line on each of its panels: requests and users, response times, success rate.
+    at = deployed.strftime("%Y-%m-%dT%H:%M")
+    assert sorted((x[:16], ref) for x, ref in starts) == [
+        (at, "y domain"), (at, "y2 domain"), (at, "y3 domain")]  # fmt: skip
