@@ -261,9 +261,10 @@ class Client:
             records = self._take(min(take, self._max_batch))
             if not records:
                 break
-            self._deploys.see(records)
             remaining -= len(records)
             self._pending.extend(self._encode(records))
+            # The hostnames the formatter has met (a few, cached), not every record's.
+            self._deploys.see(self._formatter._hosts)
         self._report_drops()
         if final:
             with self._lock:
