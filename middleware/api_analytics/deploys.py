@@ -58,6 +58,7 @@ class Announcer:
         self.version: str | None = None
         self._since = 0.0  # wall-clock time the version was first seen
         self._hosts: set[str | None] = set()  # hostnames served (at most MAX_HOSTS)
+        self._raw: set[bytes | str] = set()  # the raw values they were read from
         self._told: set[str | None] = set()  # those the current version was told for
         self._retry_at = 0.0
         self._failures = 0
@@ -89,9 +90,13 @@ class Announcer:
         hosts = self._hosts
         if self.version is None or len(hosts) >= MAX_HOSTS:
             return
+        seen = self._raw
         for raw in list(raw_hosts):
-            if len(hosts) >= MAX_HOSTS:
+            if raw in seen:
+                continue
+            if len(hosts) >= MAX_HOSTS or len(seen) >= 4 * MAX_HOSTS:
                 break
+            seen.add(raw)
             hosts.add(_host(raw))
 
     def announce(self, transport: Any, timeout: float) -> None:
