@@ -1,6 +1,7 @@
-"""The ingest health page: the key's last batch and clients, rows accepted and refused per
-day for 14 days with the reasons, the newest refused rows (masked); for a key with nothing
-yet, what to check and the snippet for its framework."""
+"""The ingest health page: the key's last batch and clients (with their clocks' skew), rows
+accepted and refused per day for 14 days with the reasons, what clients reported dropped,
+the newest refused rows (masked), warnings in plain words; for a key with nothing yet,
+what to check and the snippet for its framework."""
 
 from __future__ import annotations
 
@@ -131,6 +132,56 @@ def _refused_table(refused: list[dict]) -> html.Div:
     )  # fmt: skip
 
 
+def _seconds(value: float) -> str:
+    return f"{value:+,.3f} s"
+
+
+def _clients_table(clients: list[dict]) -> html.Table:
+    rows = []
+    for c in clients:
+        skew = c.get("skew")
+        clock = (
+            [html.Td(_seconds(skew["median_s"])), html.Td(_seconds(skew["largest_s"])),
+             html.Td(f"{skew['batches']:,}")]
+            if skew else [html.Td("not sent", colSpan=3, className="muted")]
+        )  # fmt: skip
+        rows.append(html.Tr([
+            html.Td(c["framework"] or "–"), html.Td(c["client"] or "–"),
+            html.Td(f"{c['last_at']:%Y-%m-%d %H:%M:%S}"), html.Td(f"{c['batches']:,}"), *clock,
+        ]))  # fmt: skip
+    heads = ("Framework", "Client", "Last batch", "Batches", "Clock skew, median",
+             "Largest", "Of batches")  # fmt: skip
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in heads])), html.Tbody(rows)],
+        className="data-table", id="ih-clients",
+    )  # fmt: skip
+
+
+def _drops_table(drops: list[dict]) -> html.Div:
+    if not drops:
+        return html.P("No client reported dropping anything.", className="muted", id="ih-drops")
+    rows = [
+        html.Tr(
+            [
+                html.Td(" · ".join(p for p in (d["framework"], d["client"]) if p) or "–"),
+                html.Td(html.Code(d["instance"][:8])),
+                html.Td(f"{d['buffer_full']:,}"),
+                html.Td(f"{d['refused']:,}"),
+                html.Td(f"{d['failed']:,}"),
+                html.Td(f"{d['changed_at']:%Y-%m-%d %H:%M:%S}"),
+                html.Td(f"{d['last_at']:%Y-%m-%d %H:%M:%S}"),
+            ]
+        )  # fmt: skip
+        for d in drops
+    ]
+    heads = ("Client", "Process", "Buffer full (records)", "Refused (records)",
+             "Failed sends (retried)", "Last rise", "Last report")  # fmt: skip
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h) for h in heads])), html.Tbody(rows)],
+        className="data-table", id="ih-drops",
+    )  # fmt: skip
+
+
 def body(found: dict, server: str) -> list:
     last = found["last_batch"]
     if last is None:
@@ -145,14 +196,30 @@ def body(found: dict, server: str) -> list:
         stat("Refused, 14 days", f"{refused:,}"),
         stat("Clients", f"{len(found['clients']):,}"),
     ]
+    warnings = found.get("warnings") or []
+    shown = []
+    if warnings:
+        shown.append(html.Section(
+            [html.H3("Worth a look"), html.Ul([html.Li(w) for w in warnings])],
+            className="notice panel wide", id="ih-warnings",
+        ))  # fmt: skip
     return [
+        *shown,
         html.Section(html.Div(stats, className="stats"), className="panel wide"),
+        html.Section(
+            [html.H3("Clients and their clocks"), _clients_table(found["clients"])],
+            className="panel wide",
+        ),  # fmt: skip
         html.Section(
             [html.H3("Rows per day"), graph("ih-days", figure=figures.ingest_days(days))],
             className="panel wide",
         ),
         html.Section(
             [html.H3("Refusals by field"), _reasons_table(days)], className="panel wide"
+        ),  # fmt: skip
+        html.Section(
+            [html.H3("Dropped by clients"), _drops_table(found.get("client_drops") or [])],
+            className="panel wide",
         ),  # fmt: skip
         html.Section(
             [html.H3("Newest refused rows"), _refused_table(found["refused_rows"])],

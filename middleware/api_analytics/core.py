@@ -22,6 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from time import monotonic
 
+from .deploys import Announcer
 from .records import Record, RowFormatter, encode_batches, payload_frame
 from .transport import Outcome, Transport
 
@@ -86,6 +87,7 @@ class Client:
         self._pending: deque[Batch] = deque()
         self._formatter = RowFormatter()
         self._frame = payload_frame(api_key, framework, privacy_level)
+        self._deploys = Announcer(api_key, framework)
         self._thread: threading.Thread | None = None
         self._slow_at = 0  # see add()
         self._closed = False
@@ -93,6 +95,10 @@ class Client:
         self.dropped = 0
         self.delivered = 0
         self.refused = 0
+        # Sent to the server with each batch (X-Client-Drops), with `dropped`, per process.
+        self.instance = uuid.uuid4().hex
+        self.refused_records = 0  # records of batches the server refused outright
+        self.failed_sends = 0  # sends that failed and were retried
         self._reported_drops = 0
         self._last_drop_log: float | None = None
         self._last_reject_log: float | None = None
@@ -202,6 +208,12 @@ class Client:
         self._thread = None
         self._slow_at = 0
         self.dropped = self._reported_drops = 0
+        self.instance = uuid.uuid4().hex  # a process of its own to the server
+        self.refused_records = self.failed_sends = 0
+
+    def follow_version(self, config: object) -> None:
+        """Report `config.app_version` as a deploy, at the first send and when it changes."""
+        self._deploys.follow(config)
 
     # ----------------------------------------------------------------- flusher thread
 
@@ -251,6 +263,8 @@ class Client:
                 break
             remaining -= len(records)
             self._pending.extend(self._encode(records))
+            # The hostnames the formatter has met (a few, cached), not every record's.
+            self._deploys.see(self._formatter._hosts)
         self._report_drops()
         if final:
             with self._lock:
@@ -281,9 +295,13 @@ class Client:
 
         Returns False only when `give_up_at` passed with a batch still undelivered.
         """
+        if self._pending:
+            self._deploys.announce(self._transport, self._post_timeout())
         while self._pending:
             batch = self._pending[0]
-            outcome = self._transport.post(batch.body, batch.batch_id, self._post_timeout())
+            outcome = self._transport.post(
+                batch.body, batch.batch_id, self._post_timeout(), self._drops_header()
+            )
             if outcome.kind == "retry":
                 batch.attempts += 1
                 self._note_failure(batch, outcome)
@@ -336,7 +354,17 @@ class Client:
 
     # ----------------------------------------------------------------- reporting
 
+    def _drops_header(self) -> str:
+        """The process's drop counters as a header line, once one is above zero."""
+        if not (self.dropped or self.refused_records or self.failed_sends):
+            return ""
+        return (
+            f"X-Client-Drops: instance={self.instance}; buffer_full={self.dropped}; "
+            f"refused={self.refused_records}; failed={self.failed_sends}\r\n"
+        )
+
     def _note_failure(self, batch: Batch, outcome: Outcome) -> None:
+        self.failed_sends += 1
         reason = f"HTTP {outcome.status}" if outcome.status else outcome.detail
         if not self._outage:
             self._outage = True
@@ -364,6 +392,7 @@ class Client:
 
     def _note_refused(self, batch: Batch, outcome: Outcome) -> None:
         self.refused += len(batch.records)
+        self.refused_records += len(batch.records)
         key = (outcome.status, outcome.detail)
         now = monotonic()
         last = self._refusals_logged.get(key)

@@ -38,6 +38,8 @@ class Config(BaseConfig):
     log_response_body, body_max_bytes, body_sample_rate, mask_headers, mask_body_fields,
     mask_query_params, mask_body, get_consumer: what a row carries besides its nine
     fields (README, "Errors, payloads and consumers").
+    app_version: your app's version; reported as a deploy at the first send and when it
+        changes (README, "What is sent").
     """
 
     get_path: Mapper[Request] = reads("scope", "path")

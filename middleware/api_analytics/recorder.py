@@ -20,6 +20,7 @@ from typing import Any
 
 from .capture import DEFAULT_BODY_MAX, Extra, Settings, with_consumer
 from .core import Client
+from .deploys import check_version
 from .mappers import custom_mappers, default_mappers, no_consumer
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class BaseConfig:
     mask_query_params: list[str] = field(default_factory=list, kw_only=True)
     mask_body: Callable[[str, str], str | None] | None = field(default=None, kw_only=True)
     get_consumer: Callable[[Any], str | dict | None] = field(default=no_consumer, kw_only=True)
+    # The app's version: reported as a deploy at the first send and when it changes
+    # (api_analytics.deploys).
+    app_version: str | None = field(default=None, kw_only=True)
 
 
 class Adapter:
@@ -108,6 +112,7 @@ class Recorder:
             raise ValueError("privacy_level must be 0, 1 or 2")
         if not isinstance(config.server_url, str):
             raise ValueError("server_url must be a string")
+        check_version(getattr(config, "app_version", None))
         self.privacy: int = privacy
         self.custom = custom_mappers(config, defaults, privacy)
         self.settings = Settings(config)
@@ -115,6 +120,7 @@ class Recorder:
         self.capture: Settings | None = self.settings if self.settings.capturing else None
         settings = {name: getattr(config, name) for name in DELIVERY_SETTINGS}
         self.client = shared_client(api_key, config.server_url, privacy, framework, settings)
+        self.client.follow_version(config)
         self.buffer = self.client._buffer
         # Per client, not per Recorder: a Tornado handler builds one for every request.
         self.warned: set[str] = _warned.setdefault(id(self.client), set())

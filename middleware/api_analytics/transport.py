@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from . import __version__
 
 INGEST_PATH = "/api/log-request"
+DEPLOYS_PATH = "/api/deploys"
 _MAX_ANSWER_BYTES = 64 * 1024
 _MAX_HEAD_BYTES = 64 * 1024
 _MAX_RETRY_AFTER = 3600.0
@@ -62,7 +63,8 @@ class _Stale(Exception):
 
 
 class Transport:
-    """Posts gzip-compressed JSON bodies to `{server_url}/api/log-request`.
+    """Posts gzip-compressed JSON bodies to `{server_url}/api/log-request`, and a deploy
+    to `{server_url}/api/deploys`.
 
     Used by one thread at a time (the flusher, or the exiting interpreter's own).
     """
@@ -76,6 +78,7 @@ class Transport:
         port = parts.port  # may raise ValueError for a bad port: callers validate
         self._port = port or (443 if self._https else 80)
         self.path = parts.path.rstrip("/") + INGEST_PATH
+        self.deploys_path = parts.path.rstrip("/") + DEPLOYS_PATH
         self._ssl_context = ssl.create_default_context() if self._https else None
         host = f"[{self._host}]" if ":" in self._host else self._host
         self._host_header = host if port is None else f"{host}:{port}"
@@ -89,8 +92,12 @@ class Transport:
             with contextlib.suppress(OSError):
                 sock.close()
 
-    def post(self, body: bytes, batch_id: str, timeout: float) -> Outcome:
-        """Send one gzip body; never raises for network or server trouble."""
+    def post(self, body: bytes, batch_id: str, timeout: float, report: str = "") -> Outcome:
+        """Send one gzip body; never raises for network or server trouble.
+
+        Each attempt carries the client's clock (X-Client-Time, for the server's skew
+        figure) and `report`: more header lines (the drop counters), each ending CRLF.
+        """
         request = (
             f"POST {self.path} HTTP/1.1\r\n"
             f"Host: {self._host_header}\r\n"
@@ -98,9 +105,25 @@ class Transport:
             "Content-Encoding: gzip\r\n"
             f"Content-Length: {len(body)}\r\n"
             f"User-Agent: {_USER_AGENT}\r\n"
+            f"X-Client-Time: {time():.3f}\r\n{report}"
             # Stable across retries of the same batch, so the server de-duplicates.
             f"Idempotency-Key: {batch_id}\r\n\r\n"
         ).encode("latin-1") + body
+        return self._send(request, timeout)
+
+    def post_deploy(self, body: bytes, api_key: str, timeout: float) -> Outcome:
+        """POST a deploy (JSON) with the key in the X-AUTH-TOKEN header, never in the URL."""
+        request = (
+            f"POST {self.deploys_path} HTTP/1.1\r\n"
+            f"Host: {self._host_header}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"User-Agent: {_USER_AGENT}\r\n"
+            f"X-AUTH-TOKEN: {api_key}\r\n\r\n"
+        ).encode("latin-1") + body
+        return self._send(request, timeout)
+
+    def _send(self, request: bytes, timeout: float) -> Outcome:
         if self._sock is not None and monotonic() - self._idle_since >= KEEPALIVE_IDLE:
             self.close()
         try:

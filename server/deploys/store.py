@@ -1,7 +1,10 @@
 """A key's deploys: checked, stored, listed and deleted.
 
 Shared by the API (server.api.deploys) and the dashboard. A key keeps its newest
-DEPLOY_LIMIT deploys; older ones go as new ones come.
+DEPLOY_LIMIT deploys; older ones go as new ones come. Our client reports its app's version
+at each start (`record_if_changed`): a deploy is recorded only when the version differs
+from the last one recorded for the key and hostname, so four workers starting with one
+version, or a restart, make one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from sqlalchemy import delete, func, insert, select
 
 from server.db import as_utc, utcnow
 from server.deploys.models import deploys
+from server.keys.caps import hold_key_row
 
 DEPLOY_LIMIT = 10_000
 # A deploy may be dated a little ahead of our clock (the sender's runs fast), not more.
@@ -76,6 +80,22 @@ def create_deploy(conn, key_id: int, deploy: dict) -> dict:
         )
         conn.execute(delete(deploys).where(deploys.c.id.in_(oldest.scalar_subquery())))
     return get_deploy(conn, key_id, deploy_id)
+
+
+def record_if_changed(conn, key_id: int, deploy: dict) -> tuple[dict, bool]:
+    """(the deploy, True) when recorded; (the last one recorded for the key and hostname,
+    False) when that one has the same version. Inside a transaction: the key row is held
+    until it ends, so of several reports at once one records and the others find it."""
+    values = check_deploy(deploy, utcnow())
+    hold_key_row(conn, key_id)
+    d = deploys.c
+    host = d.hostname.is_(None) if values["hostname"] is None else d.hostname == values["hostname"]
+    last = conn.execute(
+        select(deploys).where(d.key_id == key_id, host).order_by(d.id.desc()).limit(1)
+    ).first()
+    if last is not None and last.version == values["version"]:
+        return _deploy_dict(last), False
+    return create_deploy(conn, key_id, deploy), True
 
 
 def _deploy_dict(row) -> dict:

@@ -1,6 +1,7 @@
 """The ingest health tables (server.ingest_health): per key and UTC day, batches and rows
 accepted and refused with the refusal reasons counted; each client seen; the latest
-refused rows (masked), at most RECENT a key."""
+refused rows (masked), at most RECENT a key; what our client reports of itself: its
+clock's skew and the records it dropped."""
 
 from __future__ import annotations
 
@@ -52,6 +53,27 @@ ingest_clients = Table(
     Column("batches", BigInteger, nullable=False, default=0),
     Column("last_accepted", BigInteger, nullable=False, default=0),
     Column("last_refused", BigInteger, nullable=False, default=0),
+    # Server receive time minus client send time of its recent batches (JSON list of ms,
+    # newest last), from the X-Client-Time header our client sends; none: never sent.
+    Column("skews", Text),
+)
+
+# Per key and client process (its X-Client-Drops `instance`): the counters it last
+# reported. They only grow in a process, so the largest seen is the latest.
+ingest_drops = Table(
+    "ingest_drops",
+    metadata,
+    _key_id(primary=True),
+    Column("instance", String(64), primary_key=True),
+    Column("framework", String(64), nullable=False),
+    Column("client", String(200), nullable=False),
+    Column("first_at", TS, nullable=False),  # first report of a drop
+    Column("last_at", TS, nullable=False),  # latest report
+    Column("changed_at", TS, nullable=False),  # latest report in which a counter rose
+    Column("buffer_full", BigInteger, nullable=False),  # records: the buffer was full
+    Column("refused", BigInteger, nullable=False),  # records of batches refused outright
+    Column("failed", BigInteger, nullable=False),  # sends that failed and were retried
+    Index("ix_ingest_drops_key_id", "key_id", "last_at"),
 )
 
 ingest_refusals = Table(

@@ -29,6 +29,7 @@ from server.ingest_health.models import (
     ingest_reasons,
     ingest_refusals,
 )
+from server.ingest_health.reports import Report, write_drops, write_skews
 from server.models import api_keys
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ class Tally:
     clients: dict = field(default_factory=dict)
     # key -> the newest refused rows: (at, framework, index, reason, row cut short, level)
     refusals: dict = field(default_factory=dict)
+    skews: dict = field(default_factory=dict)  # (key, framework, client) -> [ms]
+    # (key, instance) -> [framework, client, first, last, changed, buffer_full, refused, failed]
+    drops: dict = field(default_factory=dict)
 
 
 _lock = threading.Lock()
@@ -114,17 +118,20 @@ _pending: dict = {}  # engine -> Tally
 _flusher: list[threading.Thread] = []
 
 
-def note(key_id: int, payload: dict, answer: dict, user_agent: str | None) -> None:
+def note(
+    key_id: int, payload: dict, answer: dict, user_agent: str | None, report: Report | None = None
+) -> None:
     """Count one answered batch of `key_id`: its rows accepted and refused (`answer`, the
-    ingest answer), its client (framework and User-Agent) and its refused rows."""
+    ingest answer), its client (framework and User-Agent), its refused rows, and what the
+    client reported of itself (`report`, server.ingest_health.reports)."""
     try:
-        _note(key_id, payload, answer, user_agent, utcnow())
+        _note(key_id, payload, answer, user_agent, utcnow(), report)
         _start_flusher()
     except Exception:
         log.exception("ingest health of key id=%s not counted", key_id)
 
 
-def _note(key_id: int, payload: dict, answer: dict, user_agent: str | None, now: datetime):
+def _note(key_id, payload: dict, answer: dict, user_agent, now: datetime, report=None):
     refused = answer.get("rejected") or []
     accepted = int(answer.get("accepted") or 0)
     framework = payload.get("framework")
@@ -153,6 +160,23 @@ def _note(key_id: int, payload: dict, answer: dict, user_agent: str | None, now:
         seen[1:] = [now, seen[2] + 1, accepted, len(refused)]
         if kept:
             tally.refusals.setdefault(key_id, deque(maxlen=RECENT)).extend(kept)
+        if report is not None:
+            _note_report(tally, key_id, framework, client, report, now)
+
+
+def _note_report(tally: Tally, key_id, framework, client, report: Report, now) -> None:
+    if report.skew_ms is not None:
+        tally.skews.setdefault((key_id, framework, client), []).append(report.skew_ms)
+    if report.instance is not None:
+        seen = tally.drops.get((key_id, report.instance))
+        if seen is None:
+            tally.drops[(key_id, report.instance)] = [framework, client, now, now, now,
+                                                      *report.counts]  # fmt: skip
+            return
+        seen[3] = now
+        if any(new > old for new, old in zip(report.counts, seen[5:], strict=True)):
+            seen[4] = now
+            seen[5:] = [max(a, b) for a, b in zip(report.counts, seen[5:], strict=True)]
 
 
 def _start_flusher() -> None:
@@ -210,6 +234,8 @@ def _write(engine, tally: Tally) -> None:
             if key_id not in alive:
                 continue
             _refusals(conn, key_id, list(kept))
+        write_skews(conn, {k: v for k, v in tally.skews.items() if k[0] in alive})
+        write_drops(conn, {k: v for k, v in tally.drops.items() if k[0] in alive})
 
 
 def _add(conn, table, keys: list[str], values: dict) -> None:

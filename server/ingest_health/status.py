@@ -1,6 +1,6 @@
 """A key's ingest health read back: its last batch and clients, rows accepted and refused
-per day with the reasons counted, the newest refused rows, and, for a key that never
-sent anything, what to check."""
+per day with the reasons counted, the newest refused rows, the clients' clock skew and
+what they reported dropped, and, for a key that never sent anything, what to check."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ from server.ingest_health.models import (
     ingest_refusals,
 )
 from server.ingest_health.record import RECENT, day_of, flush
+from server.ingest_health.reports import (
+    client_name,
+    drop_warning,
+    drops_of,
+    skew_of,
+    skew_warning,
+)
 
 DAYS = 14
 
@@ -63,6 +70,7 @@ def health(key_id: int, now: datetime) -> dict:
             .order_by(f.id.desc())
             .limit(RECENT)
         ).all()
+        drops = drops_of(conn, key_id)
     shown_days = []
     for number in range(first, today + 1):
         row = days.get(number)
@@ -83,9 +91,14 @@ def health(key_id: int, now: datetime) -> dict:
             "batches": int(row.batches),
             "last_accepted": int(row.last_accepted),
             "last_refused": int(row.last_refused),
+            "skew": skew_of(row.skews),
         }  # fmt: skip
         for row in clients
     ]
+    warnings = [
+        w for c in client_list
+        if (w := skew_warning(client_name(c["framework"], c["client"]), c["skew"]))
+    ] + [w for d in drops if (w := drop_warning(d))]  # fmt: skip
     last = client_list[0] if client_list else None
     return {
         "last_batch": None
@@ -109,5 +122,7 @@ def health(key_id: int, now: datetime) -> dict:
             }  # fmt: skip
             for row in refused
         ],
+        "client_drops": drops,
+        "warnings": warnings,
         "checks": CHECKS if last is None else [],
     }

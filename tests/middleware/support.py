@@ -50,7 +50,7 @@ class Delivery:
 
     @property
     def rows(self) -> list[dict[str, Any]]:
-        return self.payload["requests"] if isinstance(self.payload, dict) else []
+        return self.payload.get("requests", []) if isinstance(self.payload, dict) else []
 
 
 @dataclass

@@ -50,20 +50,32 @@ class Deploys(MethodView):
 
     @blp.arguments(DeployCreateSchema)
     @blp.response(201, DeploySchema)
+    @blp.alt_response(
+        200, schema=DeploySchema, description="only_if_changed: the same version as the last."
+    )
     @blp.alt_response(400, schema=ErrorSchema, description="A field is missing or invalid.")
     @blp.keyed()
     def post(self, body):
         """Record a deploy
 
         It shows as a marker on the dashboard's time series, and its release comparison
-        at /api/deploys/<id>/comparison. A key keeps its newest 10,000 deploys.
+        at /api/deploys/<id>/comparison. A key keeps its newest 10,000 deploys. With
+        `only_if_changed` (what our client sends when `Config.app_version` is set), it is
+        recorded only if the last deploy recorded for the key and hostname has another
+        version; else the answer is 200 with that one.
         """
         key_id = require_key()
+        only_if_changed = body.pop("only_if_changed", False)
         try:
             with get_engine().begin() as conn:
-                deploy = store.create_deploy(conn, key_id, body)
+                if only_if_changed:
+                    deploy, recorded = store.record_if_changed(conn, key_id, body)
+                else:
+                    deploy, recorded = store.create_deploy(conn, key_id, body), True
         except store.DeployInputError as exc:
             abort(400, message=str(exc))
+        if not recorded:
+            return deploy, 200
         log.info("key id=%s recorded deploy id=%s", key_id, deploy["id"])
         return deploy
 

@@ -24,6 +24,13 @@ class DeployCreateSchema(Schema):
         validate=validate.Length(max=255),
         metadata={"description": "The host it went to (none: every host of the key)"},
     )
+    only_if_changed = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Record it only if the last deploy recorded for the key and "
+            "hostname has another version (else 200 with that one): what our client sends"
+        },
+    )
 
 
 class DeployListArgs(Schema):

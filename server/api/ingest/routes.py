@@ -5,6 +5,7 @@ the rate limit are checked here, and the batch goes through the pipeline
 from __future__ import annotations
 
 import logging
+from time import time
 
 from flask import current_app, jsonify, request
 from flask.views import MethodView
@@ -20,6 +21,7 @@ from server.ingest import pipeline
 from server.ingest.fields import PayloadError
 from server.ingest.store import IDEMPOTENCY_HEADER
 from server.ingest_health import record as ingest_health
+from server.ingest_health.reports import read_report
 from server.keys.api_keys import lookup_ingest_key
 from server.ratelimit import hit_per_minute
 
@@ -69,6 +71,7 @@ def _check_rate(key_id: int, limit: int) -> None:
 
 
 def ingest():
+    received = time()  # for the client's clock skew (server.ingest_health.reports)
     settings = current_app.config["SETTINGS"]
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     try:
@@ -92,7 +95,8 @@ def ingest():
     except PayloadError as exc:
         abort(exc.status, message=exc.message)
     if not outcome.replayed:  # what arrived and what was refused, for its owner to see
-        ingest_health.note(key_id, payload, outcome.body, request.headers.get("User-Agent"))
+        report = read_report(request.headers, received)
+        ingest_health.note(key_id, payload, outcome.body, request.headers.get("User-Agent"), report)
     if outcome.status != 201:
         response = jsonify(outcome.body)
         response.status_code = outcome.status
@@ -133,7 +137,20 @@ def _document(view):
         "description": "The same value on a retry of the same batch: it is stored once. "
         "The same value with other rows is refused (422).",
     }
-    return blp.doc(requestBody=PAYLOAD_DOC, security=[], parameters=[header])(view)
+    reports = [
+        {"in": "header", "name": name, "required": False, "schema": {"type": "string"},
+         "description": description}
+        for name, description in REPORT_HEADERS.items()
+    ]  # fmt: skip
+    return blp.doc(requestBody=PAYLOAD_DOC, security=[], parameters=[header, *reports])(view)
+
+
+REPORT_HEADERS = {
+    "X-Client-Time": "Our client's clock as it sent the batch (Unix seconds): the Ingest "
+    "page shows the clock skew. Optional; ignored if unreadable.",
+    "X-Client-Drops": "Our client process's drop counters, `instance=<hex>; buffer_full=N; "
+    "refused=N; failed=N`: the Ingest page shows them. Optional; ignored if unreadable.",
+}
 
 
 @blp.route("/log-request")

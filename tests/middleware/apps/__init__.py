@@ -2,11 +2,12 @@
 
 Each module is written as the published package's README shows for its framework; the
 settings come from the environment (`configure`): COLLECTOR_URL (the server), API_KEY,
-FLUSH_INTERVAL (300 by default, so only the shutdown flush delivers), MAPPERS=1 for
-a user-id mapper reading X-User and a user-agent mapper that raises on X-Fail, CONSUMER
-(`header`: a consumer from X-Consumer; `raise`: a get_consumer that raises) and CAPTURE=1
-to log both sides of every exchange, with BODY_MAX, SAMPLE and a `mask_body` that
-rewrites "rewrite-me" and drops a body holding "drop-me".
+FLUSH_INTERVAL (300 by default, so only the shutdown flush delivers), APP_VERSION,
+MAX_BUFFER, MAPPERS=1 for a user-id mapper reading X-User and a user-agent mapper that
+raises on X-Fail, CONSUMER (`header`: a consumer from X-Consumer; `raise`: a
+get_consumer that raises) and CAPTURE=1 to log both sides of every exchange, with
+BODY_MAX, SAMPLE and a `mask_body` that rewrites "rewrite-me" and drops a body holding
+"drop-me".
 Every app answers /items/<n>, /stream (a first chunk, then 0.3 s later a second), /boom
 (raises RuntimeError), POST /orders (a body {"items": [{"price": int}]}, checked by the
 framework's own validation where it has one, else answered 422 as FastAPI would), POST
@@ -61,6 +62,8 @@ def configure(config: Any, headers: Any = None) -> Any:
     config.retry_backoff_max = 0.2
     config.shutdown_timeout = 5.0
     config.privacy_level = int(os.environ.get("PRIVACY", "0"))
+    config.app_version = os.environ.get("APP_VERSION")  # None: no deploy reported
+    config.max_buffer = int(os.environ.get("MAX_BUFFER", "100000"))
     if os.environ.get("MAPPERS") == "1":
         read = headers or (lambda request: request.headers)
         config.get_user_id = lambda request: read(request).get("X-User")
