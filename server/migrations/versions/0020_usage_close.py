@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0020_usage_close"
-down_revision = "0018_slos"
+down_revision = "0019_client_health"
 branch_labels = None
 depends_on = None
 
