@@ -83,11 +83,16 @@ def _recent(key_id: int, deploy: dict, length: int, now_us: int) -> list[dict]:
     """The deploy's before window against the latest `length` µs, judged as the release
     comparison judges (server.deploys.comparison), the worst first."""
     host = deploy.get("hostname")
-    was = comparison._side(before_after(key_id, deploy["deployed_at"], length, host), False)
-    now_is = comparison._side(before_after(key_id, now_us, length, host), False)
+    was = comparison.routes_on_side(
+        before_after(key_id, deploy["deployed_at"], length, host), False
+    )
+    now_is = comparison.routes_on_side(before_after(key_id, now_us, length, host), False)
     endpoints = []
     for route in sorted(set(was) | set(now_is)):
-        before, after = comparison._stats(was.get(route)), comparison._stats(now_is.get(route))
+        before, after = (
+            comparison.route_stats(was.get(route)),
+            comparison.route_stats(now_is.get(route)),
+        )
         endpoints.append({"endpoint": route, "before": before, "after": after,
                           **comparison.judge(before, after)})  # fmt: skip
     endpoints.sort(key=lambda e: (comparison.ORDER[e["verdict"]], -e["worse_by"], e["endpoint"]))

@@ -32,12 +32,13 @@ def windows(deploy: dict, minutes: int, now: datetime) -> tuple[int, int]:
     return moment, max(0, min(minutes * MINUTE_US, us(now) - moment))
 
 
-def _side(frame, after: bool) -> dict:
+# Public: the release_regression alert (server/alerts/releases.py) reads a side the same way.
+def routes_on_side(frame, after: bool) -> dict:
     part = frame[frame["after"] == after]
     return {r["route"]: r for r in part.to_dict("records")}
 
 
-def _stats(r: dict | None) -> dict | None:
+def route_stats(r: dict | None) -> dict | None:
     if r is None:
         return None
     n, errors = int(r["n"]), int(r["errors"])
@@ -97,9 +98,9 @@ def compare(key_id: int, deploy: dict, minutes: int, now: datetime) -> dict:
     endpoints = []
     if length:
         frame = before_after(key_id, moment, length, deploy.get("hostname"))
-        was, now_is = _side(frame, False), _side(frame, True)
+        was, now_is = routes_on_side(frame, False), routes_on_side(frame, True)
         for route in sorted(set(was) | set(now_is)):
-            before, after = _stats(was.get(route)), _stats(now_is.get(route))
+            before, after = route_stats(was.get(route)), route_stats(now_is.get(route))
             endpoints.append({"endpoint": route, "before": before, "after": after,
                               **judge(before, after)})  # fmt: skip
     endpoints.sort(key=lambda e: (ORDER[e["verdict"]], -e["worse_by"], -_p95_ratio(e),
