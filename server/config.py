@@ -152,6 +152,9 @@ class Config(BaseSettings):
     # The engine (DuckDB) of each process: memory it may hold (it spills beyond) and threads.
     ENGINE_MEMORY_MB: int = 256
     ENGINE_THREADS: int = 0
+    # Exact answers kept for repeated dashboard views (server.stats.cache), in Redis when
+    # REDIS_URL is set, else in each process; 0 turns the cache off.
+    ANSWER_CACHE_MB: int = 64
     # How many reverse proxies of ours stand in front, each adding X-Forwarded-For,
     # -Proto and -Host: the client address, scheme and host are taken from them.
     TRUST_PROXY: int = 0
@@ -277,7 +280,7 @@ class Config(BaseSettings):
                      "MONITOR_LIMIT", "ENGINE_KEY_SLOTS"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("KEY_CREATE_PER_HOUR", "ENGINE_KEY_QUEUE"):
+        for name in ("KEY_CREATE_PER_HOUR", "ENGINE_KEY_QUEUE", "ANSWER_CACHE_MB"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
 

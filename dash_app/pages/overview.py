@@ -24,7 +24,7 @@ from dash_app.pages.common import (
 )
 from dash_app.pages.filtered import read
 from dash_app.pages.first_request import first_request_note
-from dash_app.panels import refresh, status_links
+from dash_app.panels import remembered_refresh, status_links
 from dash_app.session import Viewer
 from server.db import get_engine
 from server.deploys import store as deploy_store
@@ -256,7 +256,7 @@ def register(app) -> None:
             message = html.Div(no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
             return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], "")
-        data, out = refresh(key_id, filters)
+        data, out = remembered_refresh(key_id, filters)
         if viewer.kind == "key" and not data.empty:
             out["activity"] = figures.deploy_markers(
                 out["activity"], deploys_in(key_id, data.window, filters.hostname)
