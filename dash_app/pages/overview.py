@@ -16,7 +16,6 @@ from dash_app.pages.common import (
     graph,
     no_data_reason,
     number,
-    panel,
     period_control,
     stat,
     table,
@@ -24,10 +23,18 @@ from dash_app.pages.common import (
 )
 from dash_app.pages.filtered import read
 from dash_app.pages.first_request import first_request_note
+from dash_app.pages.state import (
+    COMPUTING_TEXT,
+    STATE_STYLE,
+    failure_text,
+    kept_while_loading,
+    panel,
+)
 from dash_app.panels import remembered_refresh, status_links
 from dash_app.session import Viewer
 from server.db import get_engine
 from server.deploys import store as deploy_store
+from server.stats import EngineBusy
 from server.stats.filters import PERIODS, Filters
 
 log = logging.getLogger(__name__)
@@ -90,8 +97,10 @@ def layout(page_path: str) -> html.Div:
             dcc.Store(id="ov-endpoint-rows"),
             controls,
             html.Div(id="ov-chips", className="chips"),
+            html.Div(id="ov-computing", role="status", style=STATE_STYLE),
+            html.Div(id="ov-problem", role="alert"),
             html.Div(id="ov-empty"),
-            dcc.Loading(html.Div(id="ov-summary", className="stats"), type="dot"),
+            kept_while_loading(html.Div(id="ov-summary", className="stats")),
             html.Div(
                 [
                     panel("Activity", graph("ov-activity", figures.ACTIVITY_HEIGHT), wide=True),
@@ -228,6 +237,7 @@ def register(app) -> None:
 
     @app.callback(
         Output("ov-summary", "children"),
+        Output("ov-problem", "children"),
         Output("ov-empty", "children"),
         *[Output(g, "figure") for g in FIGURE_OUTPUTS],
         Output("ov-endpoint-rows", "data"),
@@ -241,13 +251,16 @@ def register(app) -> None:
         Input("ov-filters", "data"),
         State("url", "pathname"),
         State("ov-endpoint-tab", "value"),
+        running=[(Output("ov-computing", "children"), COMPUTING_TEXT, None)],
     )
     def update_panels(query, pathname, tab):
         """One full refresh: every panel from the same filters, the endpoints table's open
         tab included (a callback of its own cost a navigation or click one more round trip
-        after this one: bench/browser.py)."""
+        after this one: bench/browser.py). One that fails leaves the panels as they were
+        and says why above them."""
+        outputs = len(FIGURE_OUTPUTS) + 11
         if query is None:
-            return (no_update,) * (len(FIGURE_OUTPUTS) + 10)
+            return (no_update,) * outputs
         viewer = viewer_at(pathname)
         # A share link's restrictions ride along every question, whatever the URL says.
         filters = replace(read(query)[0], fixed=viewer.fixed)
@@ -255,8 +268,20 @@ def register(app) -> None:
         if key_id is None:
             message = html.Div(no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
-            return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], "")
-        data, out = remembered_refresh(key_id, filters)
+            return (
+                [], None, message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], ""
+            )  # fmt: skip
+        try:
+            data, out = remembered_refresh(key_id, filters)
+        except Exception as exc:
+            if not isinstance(exc, EngineBusy):
+                log.exception("the overview's panels failed for key %s", key_id)
+            problem = html.Div(
+                [failure_text(exc), " The numbers below are still those of the view before."],
+                className="error",
+                id="ov-problem-text",
+            )
+            return (no_update, problem, *(no_update,) * (outputs - 2))
         if viewer.kind == "key" and not data.empty:
             out["activity"] = figures.deploy_markers(
                 out["activity"], deploys_in(key_id, data.window, filters.hostname)
@@ -277,6 +302,7 @@ def register(app) -> None:
         )
         return (
             _summary(data),
+            None,
             [*fixed_note(viewer, "ov-fixed"), empty_note],
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,
