@@ -227,6 +227,8 @@ def _register_router(app: Dash) -> None:
             return sign_in_page(search), nav(viewer, signed_in=False), page_id
         elif page == "settings":
             body = settings.layout(viewer.key_id)
+        elif page == "overview":
+            body = overview.layout(page_path, search)
         else:
             body = layouts[page](page_path)
         current = "errors" if page == "error" else page

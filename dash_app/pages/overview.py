@@ -61,9 +61,11 @@ TOGGLE_OPTIONS = [
 ]
 
 
-def layout(page_path: str) -> html.Div:
-    """The overview page; controls start from the defaults and the URL sync fills them in."""
-    defaults = Filters()
+def layout(page_path: str, search: str | None = None) -> html.Div:
+    """The overview page, its controls and filters read from the URL's query (`search`, as
+    the router has it): the panels' callback leaves as the page arrives, beside the URL
+    sync instead of after it (bench/browser.py)."""
+    defaults = read(search)[0] if search is not None else Filters()
     controls = html.Div(
         [
             period_control("ov-period", defaults.period),
@@ -71,6 +73,7 @@ def layout(page_path: str) -> html.Div:
                 id="ov-hostname",
                 placeholder="All hostnames",
                 clearable=True,
+                value=defaults.hostname,
                 className="hostname",
             ),
             dcc.Checklist(
@@ -85,6 +88,7 @@ def layout(page_path: str) -> html.Div:
                 type="text",
                 debounce=True,
                 placeholder="Hide endpoints: /admin/*, *.php",
+                value=", ".join(defaults.hidden),
                 className="hidden-input",
             ),
             html.A("Export CSV", id="ov-export", href="", className="button", download=""),
@@ -94,7 +98,7 @@ def layout(page_path: str) -> html.Div:
     return html.Div(
         [
             dcc.Location(id="ov-url", refresh=False),
-            dcc.Store(id="ov-filters"),
+            dcc.Store(id="ov-filters", data=None if search is None else defaults.to_query()),
             dcc.Store(id="ov-endpoint-rows"),
             controls,
             html.Div(id="ov-chips", className="chips"),
@@ -190,6 +194,7 @@ def register(app) -> None:
         Input("ov-user-ids", "active_cell"),
         Input({"type": "ov-chip", "dim": ALL}, "n_clicks"),
         *[Input(g, "clickData") for g in graph_ids],
+        State("ov-filters", "data"),
         State("ov-endpoints", "derived_viewport_data"),
         State("ov-users", "derived_viewport_data"),
         State("ov-user-ids", "derived_viewport_data"),
@@ -199,7 +204,7 @@ def register(app) -> None:
         """The URL is the source of truth: controls and clicks rewrite it, reloads read it."""
         chip_clicks = rest[0]
         clicks = dict(zip(graph_ids, rest[1 : 1 + len(graph_ids)], strict=True))
-        endpoint_rows, user_rows, user_id_rows = rest[-3], rest[-2], rest[-1]
+        stored, endpoint_rows, user_rows, user_id_rows = rest[-4:]
         trigger = ctx.triggered_id
         if isinstance(trigger, dict) and not any(chip_clicks):
             trigger = None  # chips re-rendered, nobody clicked
@@ -224,7 +229,8 @@ def register(app) -> None:
         query = filters.to_query()
         return (
             query if query != (search or "") else no_update,
-            query,
+            # The layout brought the URL's filters: the panels are computing them already.
+            query if query != stored else no_update,
             filters.period,
             filters.hostname,
             filters.toggles,
