@@ -196,8 +196,10 @@ def _register_router(app: Dash) -> None:
         Input("url", "pathname"),
         State("url", "search"),
         State("page-id", "data"),
+        State("url", "href"),
+        State("url", "hash"),
     )
-    def show_page(pathname, search, current):
+    def show_page(pathname, search, current, href=None, hash_=None):
         page_path = relative_path(pathname)
         kind, page = route(page_path)
         with get_engine().connect() as conn:
@@ -228,7 +230,8 @@ def _register_router(app: Dash) -> None:
         elif page == "settings":
             body = settings.layout(viewer.key_id)
         elif page == "overview":
-            body = overview.layout(page_path, search)
+            location = {"pathname": pathname, "search": search, "href": href, "hash": hash_}
+            body = overview.layout(page_path, search, location)
         else:
             body = layouts[page](page_path)
         current = "errors" if page == "error" else page

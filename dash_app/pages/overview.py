@@ -61,11 +61,15 @@ TOGGLE_OPTIONS = [
 ]
 
 
-def layout(page_path: str, search: str | None = None) -> html.Div:
-    """The overview page, its controls and filters read from the URL's query (`search`, as
-    the router has it): the panels' callback leaves as the page arrives, beside the URL
-    sync instead of after it (bench/browser.py)."""
+def layout(page_path: str, search: str | None = None, location: dict | None = None) -> html.Div:
+    """The overview page, its controls, chips and filters read from the URL's query
+    (`search`, as the router has it). With the whole `location` (the router's URL) the
+    page's own Location starts equal to the browser's, so nothing changes on mount and
+    the URL sync does not run: the panels' callback leaves as the page arrives instead of
+    after the URL sync's round trip (bench/browser.py)."""
     defaults = read(search)[0] if search is not None else Filters()
+    whole = location and all(isinstance(v, str) for v in location.values())
+    known = location if whole else {}
     controls = html.Div(
         [
             period_control("ov-period", defaults.period),
@@ -97,11 +101,11 @@ def layout(page_path: str, search: str | None = None) -> html.Div:
     )
     return html.Div(
         [
-            dcc.Location(id="ov-url", refresh=False),
-            dcc.Store(id="ov-filters", data=None if search is None else defaults.to_query()),
+            dcc.Location(id="ov-url", refresh=False, **known),
+            dcc.Store(id="ov-filters", data=defaults.to_query()),
             dcc.Store(id="ov-endpoint-rows"),
             controls,
-            html.Div(id="ov-chips", className="chips"),
+            html.Div(chips(defaults, "ov-chip"), id="ov-chips", className="chips"),
             html.Div(id="ov-computing", role="status", style=STATE_STYLE),
             html.Div(id="ov-problem", role="alert"),
             html.Div(id="ov-empty"),
@@ -198,6 +202,9 @@ def register(app) -> None:
         State("ov-endpoints", "derived_viewport_data"),
         State("ov-users", "derived_viewport_data"),
         State("ov-user-ids", "derived_viewport_data"),
+        # The layout holds the URL's filters; a Location the layout could not fill in
+        # reports the URL on mount, which runs this.
+        prevent_initial_call=True,
     )
     def sync_filters(search, period, hostname, toggles, hidden, endpoint_cell, user_cell,
                      user_id_cell, *rest):  # fmt: skip
