@@ -230,7 +230,10 @@ def _register_router(app: Dash) -> None:
         elif page == "settings":
             body = settings.layout(viewer.key_id)
         elif page == "overview":
-            location = {"pathname": pathname, "search": search, "href": href, "hash": hash_}
+            # A share link's token is in its path, and never in the page's own content: its
+            # overview reads the URL on mount instead (one round trip more).
+            location = None if kind == "share" else {
+                "pathname": pathname, "search": search, "href": href, "hash": hash_}  # fmt: skip
             body = overview.layout(page_path, search, location)
         else:
             body = layouts[page](page_path)
