@@ -476,6 +476,54 @@ def report(cases: list[dict], load: tuple) -> None:
     )
 
 
+def run_repeats(driver, base: str, answers: Answers, periods, repeats, clear) -> list[dict]:
+    """The answer cache (server.stats.cache): each period's unfiltered view navigated to
+    twice in a row, the cache emptied before the first (computed) so the second is the
+    same view again over the same rows (answered from the cache)."""
+    found = []
+    for period in periods:
+        want = answers.of(period, ())
+        for _ in range(repeats):
+            clear()
+            url = view_url(base, period, ())
+            first = checked(navigate(driver, url), want, f"{period} first view")
+            again = checked(navigate(driver, url), want, f"{period} the same view again")
+            found.append({"period": period, "engine_s": statistics.median(want["engine_s"]),
+                          "first": first, "again": again})  # fmt: skip
+            print(f"  {period:>4} first {first['ms'] / 1000:6.3f} s (panels' callback "
+                  f"{first['first_byte']:.3f} s to its first byte)  again "
+                  f"{again['ms'] / 1000:6.3f} s ({again['first_byte']:.3f} s)  engine alone "
+                  f"{found[-1]['engine_s']:.3f} s", flush=True)  # fmt: skip
+    return found
+
+
+def report_repeats(found: list[dict], load: tuple) -> None:
+    def med(values):
+        return statistics.median(values)
+
+    first = [r["first"]["ms"] / 1000 for r in found]
+    again = [r["again"]["ms"] / 1000 for r in found]
+    server_first = [r["first"]["first_byte"] for r in found]
+    server_again = [r["again"]["first_byte"] for r in found]
+    engine = [r["engine_s"] for r in found]
+    print()
+    print(f"load average: {load[0]:.1f} at the start, {load[1]:.1f} at the end "
+          f"(1 min; {os.cpu_count()} cores)")  # fmt: skip
+    print(
+        f"a view computed (cache emptied): navigation median {med(first):.3f} s, slowest "
+        f"{max(first):.3f} s; the panels' callback {med(server_first):.3f} s to its first byte"
+    )
+    print(
+        f"the same view again (from the cache): navigation median {med(again):.3f} s, "
+        f"slowest {max(again):.3f} s; the panels' callback {med(server_again):.3f} s"
+    )
+    print(f"the uncached refresh in one process (the engine alone): median {med(engine):.3f} s")
+    ratios = [a / f for a, f in zip(server_again, server_first, strict=True)]
+    print(f"panels' callback, again / computed: median {med(ratios):.2f}x; "
+          f"again / the engine alone: {med(server_again) / med(engine):.2f}x; navigation, "
+          f"again / computed: {med(again) / med(first):.2f}x")  # fmt: skip
+
+
 def start_busy(args) -> tuple[subprocess.Popen, Path]:
     """bench/ingest.py's freshness run, alone (no throughput rounds), until it sends."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"browser-busy-{os.getpid()}.log"
@@ -523,6 +571,14 @@ def main() -> int:
     parser.add_argument(
         "--busy-history", type=int, default=200_000, help="rows of history for ingest's own key"
     )
+    parser.add_argument("--repeat-view", action="store_true",
+                        help="time each period's view computed, then the same view again "
+                        "(the answer cache), instead of the cases")  # fmt: skip
+    parser.add_argument(
+        "--answer-cache-mb",
+        type=int,
+        help="the stack's ANSWER_CACHE_MB (0: off; default: the server's)",
+    )
     args = parser.parse_args()
     periods = [p for p in args.periods.split(",") if p]
     kinds = [k for k in args.kinds.split(",") if k]
@@ -531,6 +587,8 @@ def main() -> int:
         raise SystemExit(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
 
     busy = None
+    if args.answer_cache_mb is not None:
+        os.environ["ANSWER_CACHE_MB"] = str(args.answer_cache_mb)  # the stack inherits it
     with fresh_database("apia_browser", keep=args.keep) as url, store_dir(args.keep) as data_dir:
         settings = settings_for(url, data_dir, 256)  # the server's default
         db = bind(settings)
@@ -554,6 +612,16 @@ def main() -> int:
                     ingest, busy_log = start_busy(args)
                     busy = lambda: ingest.poll() is None  # noqa: E731
                 load = [os.getloadavg()[0]]
+                if args.repeat_view:
+                    from server.stats.cache import RedisStore
+
+                    shared = RedisStore(redis_url, 1)
+                    found = run_repeats(driver, base, answers, periods, args.repeats,
+                                        shared.clear)  # fmt: skip
+                    load.append(os.getloadavg()[0])
+                    print(f"\nrows: {args.rows:,} for the key ({args.hot:,} of them hot)")
+                    report_repeats(found, tuple(load))
+                    return 0
                 progress(f"measuring: {len(periods)} periods x {len(kinds)} kinds, "
                          f"{args.repeats} repeats; load average {load[0]:.1f}")  # fmt: skip
                 cases = run_cases(driver, base, answers, periods, kinds, args.repeats, busy)

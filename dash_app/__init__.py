@@ -196,8 +196,10 @@ def _register_router(app: Dash) -> None:
         Input("url", "pathname"),
         State("url", "search"),
         State("page-id", "data"),
+        State("url", "href"),
+        State("url", "hash"),
     )
-    def show_page(pathname, search, current):
+    def show_page(pathname, search, current, href=None, hash_=None):
         page_path = relative_path(pathname)
         kind, page = route(page_path)
         with get_engine().connect() as conn:
@@ -227,6 +229,12 @@ def _register_router(app: Dash) -> None:
             return sign_in_page(search), nav(viewer, signed_in=False), page_id
         elif page == "settings":
             body = settings.layout(viewer.key_id)
+        elif page == "overview":
+            # A share link's token is in its path, and never in the page's own content: its
+            # overview reads the URL on mount instead (one round trip more).
+            location = None if kind == "share" else {
+                "pathname": pathname, "search": search, "href": href, "hash": hash_}  # fmt: skip
+            body = overview.layout(page_path, search, location)
         else:
             body = layouts[page](page_path)
         current = "errors" if page == "error" else page

@@ -152,6 +152,14 @@ class Config(BaseSettings):
     # The engine (DuckDB) of each process: memory it may hold (it spills beyond) and threads.
     ENGINE_MEMORY_MB: int = 256
     ENGINE_THREADS: int = 0
+    # Ingest answers 429 (Retry-After) while more accepted rows than this wait to be written
+    # or exported, or the oldest staged batch has waited longer (server.ingest.backlog);
+    # 0 turns a bound off.
+    INGEST_BACKLOG_ROWS: int = 1_000_000
+    INGEST_LAG_SECONDS: int = 60
+    # Exact answers kept for repeated dashboard views (server.stats.cache), in Redis when
+    # REDIS_URL is set, else in each process; 0 turns the cache off.
+    ANSWER_CACHE_MB: int = 64
     # How many reverse proxies of ours stand in front, each adding X-Forwarded-For,
     # -Proto and -Host: the client address, scheme and host are taken from them.
     TRUST_PROXY: int = 0
@@ -277,7 +285,13 @@ class Config(BaseSettings):
                      "MONITOR_LIMIT", "ENGINE_KEY_SLOTS"):  # fmt: skip
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("KEY_CREATE_PER_HOUR", "ENGINE_KEY_QUEUE"):
+        for name in (
+            "KEY_CREATE_PER_HOUR",
+            "ENGINE_KEY_QUEUE",
+            "ANSWER_CACHE_MB",
+            "INGEST_BACKLOG_ROWS",
+            "INGEST_LAG_SECONDS",
+        ):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, not {getattr(self, name)}")
 

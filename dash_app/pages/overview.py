@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, no_update
 
 from dash_app import figures
@@ -16,7 +17,6 @@ from dash_app.pages.common import (
     graph,
     no_data_reason,
     number,
-    panel,
     period_control,
     stat,
     table,
@@ -24,10 +24,18 @@ from dash_app.pages.common import (
 )
 from dash_app.pages.filtered import read
 from dash_app.pages.first_request import first_request_note
-from dash_app.panels import refresh, status_links
+from dash_app.pages.state import (
+    COMPUTING_TEXT,
+    STATE_STYLE,
+    failure_text,
+    kept_while_loading,
+    panel,
+)
+from dash_app.panels import remembered_refresh, status_links
 from dash_app.session import Viewer
 from server.db import get_engine
 from server.deploys import store as deploy_store
+from server.stats import EngineBusy
 from server.stats.filters import PERIODS, Filters
 
 log = logging.getLogger(__name__)
@@ -53,9 +61,15 @@ TOGGLE_OPTIONS = [
 ]
 
 
-def layout(page_path: str) -> html.Div:
-    """The overview page; controls start from the defaults and the URL sync fills them in."""
-    defaults = Filters()
+def layout(page_path: str, search: str | None = None, location: dict | None = None) -> html.Div:
+    """The overview page, its controls, chips and filters read from the URL's query
+    (`search`, as the router has it). With the whole `location` (the router's URL) the
+    page's own Location starts equal to the browser's, so nothing changes on mount and
+    the URL sync does not run: the panels' callback leaves as the page arrives instead of
+    after the URL sync's round trip (bench/browser.py)."""
+    defaults = read(search)[0] if search is not None else Filters()
+    whole = location and all(isinstance(v, str) for v in location.values())
+    known = location if whole else {}
     controls = html.Div(
         [
             period_control("ov-period", defaults.period),
@@ -63,6 +77,7 @@ def layout(page_path: str) -> html.Div:
                 id="ov-hostname",
                 placeholder="All hostnames",
                 clearable=True,
+                value=defaults.hostname,
                 className="hostname",
             ),
             dcc.Checklist(
@@ -77,6 +92,7 @@ def layout(page_path: str) -> html.Div:
                 type="text",
                 debounce=True,
                 placeholder="Hide endpoints: /admin/*, *.php",
+                value=", ".join(defaults.hidden),
                 className="hidden-input",
             ),
             html.A("Export CSV", id="ov-export", href="", className="button", download=""),
@@ -85,13 +101,15 @@ def layout(page_path: str) -> html.Div:
     )
     return html.Div(
         [
-            dcc.Location(id="ov-url", refresh=False),
-            dcc.Store(id="ov-filters"),
+            dcc.Location(id="ov-url", refresh=False, **known),
+            dcc.Store(id="ov-filters", data=defaults.to_query()),
             dcc.Store(id="ov-endpoint-rows"),
             controls,
-            html.Div(id="ov-chips", className="chips"),
+            html.Div(chips(defaults, "ov-chip"), id="ov-chips", className="chips"),
+            html.Div(id="ov-computing", role="status", style=STATE_STYLE),
+            html.Div(id="ov-problem", role="alert"),
             html.Div(id="ov-empty"),
-            dcc.Loading(html.Div(id="ov-summary", className="stats"), type="dot"),
+            kept_while_loading(html.Div(id="ov-summary", className="stats")),
             html.Div(
                 [
                     panel("Activity", graph("ov-activity", figures.ACTIVITY_HEIGHT), wide=True),
@@ -180,16 +198,20 @@ def register(app) -> None:
         Input("ov-user-ids", "active_cell"),
         Input({"type": "ov-chip", "dim": ALL}, "n_clicks"),
         *[Input(g, "clickData") for g in graph_ids],
+        State("ov-filters", "data"),
         State("ov-endpoints", "derived_viewport_data"),
         State("ov-users", "derived_viewport_data"),
         State("ov-user-ids", "derived_viewport_data"),
+        # The layout holds the URL's filters; a Location the layout could not fill in
+        # reports the URL on mount, which runs this.
+        prevent_initial_call=True,
     )
     def sync_filters(search, period, hostname, toggles, hidden, endpoint_cell, user_cell,
                      user_id_cell, *rest):  # fmt: skip
         """The URL is the source of truth: controls and clicks rewrite it, reloads read it."""
         chip_clicks = rest[0]
         clicks = dict(zip(graph_ids, rest[1 : 1 + len(graph_ids)], strict=True))
-        endpoint_rows, user_rows, user_id_rows = rest[-3], rest[-2], rest[-1]
+        stored, endpoint_rows, user_rows, user_id_rows = rest[-4:]
         trigger = ctx.triggered_id
         if isinstance(trigger, dict) and not any(chip_clicks):
             trigger = None  # chips re-rendered, nobody clicked
@@ -214,7 +236,8 @@ def register(app) -> None:
         query = filters.to_query()
         return (
             query if query != (search or "") else no_update,
-            query,
+            # The layout brought the URL's filters: the panels are computing them already.
+            query if query != stored else no_update,
             filters.period,
             filters.hostname,
             filters.toggles,
@@ -228,6 +251,7 @@ def register(app) -> None:
 
     @app.callback(
         Output("ov-summary", "children"),
+        Output("ov-problem", "children"),
         Output("ov-empty", "children"),
         *[Output(g, "figure") for g in FIGURE_OUTPUTS],
         Output("ov-endpoint-rows", "data"),
@@ -241,13 +265,16 @@ def register(app) -> None:
         Input("ov-filters", "data"),
         State("url", "pathname"),
         State("ov-endpoint-tab", "value"),
+        running=[(Output("ov-computing", "children"), COMPUTING_TEXT, None)],
     )
     def update_panels(query, pathname, tab):
         """One full refresh: every panel from the same filters, the endpoints table's open
         tab included (a callback of its own cost a navigation or click one more round trip
-        after this one: bench/browser.py)."""
+        after this one: bench/browser.py). One that fails leaves the panels as they were
+        and says why above them."""
+        outputs = len(FIGURE_OUTPUTS) + 11
         if query is None:
-            return (no_update,) * (len(FIGURE_OUTPUTS) + 10)
+            return (no_update,) * outputs
         viewer = viewer_at(pathname)
         # A share link's restrictions ride along every question, whatever the URL says.
         filters = replace(read(query)[0], fixed=viewer.fixed)
@@ -255,12 +282,24 @@ def register(app) -> None:
         if key_id is None:
             message = html.Div(no_data_reason(viewer), className="notice", id="ov-gone")
             empty = figures.empty_figure("Not signed in")
-            return ([], message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], "")
-        data, out = refresh(key_id, filters)
-        if viewer.kind == "key" and not data.empty:
-            out["activity"] = figures.deploy_markers(
-                out["activity"], deploys_in(key_id, data.window, filters.hostname)
+            return (
+                [], None, message, *[empty] * len(FIGURE_OUTPUTS), [], [], 0, [], [], None, [], ""
+            )  # fmt: skip
+        try:
+            data, out = remembered_refresh(key_id, filters)
+        except Exception as exc:
+            if not isinstance(exc, EngineBusy):
+                log.exception("the overview's panels failed for key %s", key_id)
+            problem = html.Div(
+                [failure_text(exc), " The numbers below are still those of the view before."],
+                className="error",
+                id="ov-problem-text",
             )
+            return (no_update, problem, *(no_update,) * (outputs - 2))
+        deploys = deploys_in(key_id, data.window, filters.hostname) if (
+            viewer.kind == "key" and not data.empty) else []  # fmt: skip
+        if deploys:
+            out["activity"] = figures.deploy_markers(go.Figure(out["activity"]), deploys)
         empty_note = None
         if data.empty and viewer.kind == "key" and not data.hostnames:
             # Nothing ever arrived for the key: how to send the first request.
@@ -277,6 +316,7 @@ def register(app) -> None:
         )
         return (
             _summary(data),
+            None,
             [*fixed_note(viewer, "ov-fixed"), empty_note],
             *[out[name] for name in FIGURE_OUTPUTS.values()],
             endpoint_rows,

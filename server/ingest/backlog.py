@@ -1,4 +1,5 @@
-"""The backlog: staged batches an operator may need to see, waiting, retrying or given up on.
+"""The backlog: staged batches an operator may need to see, waiting, retrying or given up on,
+and the backpressure ingest applies when accepted rows pile up faster than they are written.
 
 Shared by the staging job (which records why a batch failed), `/api/health` (which
 reports the batches given up on) and `flask --app wsgi batches` (list, show, retry,
@@ -8,6 +9,9 @@ discard).
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -169,3 +173,93 @@ def age_text(moment: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+# --- backpressure ---------------------------------------------------------------------------
+# Past what the machine can take, ingest says so (429 with Retry-After) instead of taking
+# rows it cannot make visible in time: the lag then stops growing and the clients, which
+# keep a refused batch and send it again, hold the rest. Checked at most once a second
+# per process, from three small queries (the hot table's newest id, the boundary, the
+# staged batches' sums), so the check costs a batch almost nothing.
+
+RETRY_SECONDS = 5
+CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Accepted rows not yet where a read finds them cheaply, and how late the oldest is."""
+
+    unexported: int  # hot rows past the boundary (ids, read from the index: an upper bound)
+    staged: int  # rows of staged batches a worker has still to write (not given up on)
+    oldest_staged: datetime | None
+
+    @property
+    def rows(self) -> int:
+        return self.unexported + self.staged
+
+    def lag_seconds(self, now: datetime | None = None) -> float:
+        """How long the oldest staged batch has waited: rows nobody can see yet."""
+        if self.oldest_staged is None:
+            return 0.0
+        return max(0.0, ((now or utcnow()) - self.oldest_staged).total_seconds())
+
+
+def measure(conn) -> Backlog:
+    from server.lake import catalog
+    from server.lake.models import requests
+
+    newest = conn.execute(select(func.max(requests.c.id))).scalar()
+    unexported = max(0, int(newest or 0) - catalog.exported_id(conn))
+    staged, oldest = conn.execute(
+        select(func.coalesce(func.sum(ingest_batches.c.row_count), 0),
+               func.min(ingest_batches.c.created_at))
+        .where(ingest_batches.c.attempts < MAX_ATTEMPTS)
+    ).one()  # fmt: skip
+    return Backlog(unexported, int(staged), as_utc(oldest))
+
+
+def overload(backlog: Backlog, settings, now: datetime | None = None) -> str | None:
+    """Why ingest should refuse for now (a sentence for the client), or None."""
+    bound, lag_bound = settings.INGEST_BACKLOG_ROWS, settings.INGEST_LAG_SECONDS
+    if bound and backlog.rows > bound:
+        return (
+            f"The server is behind: {backlog.rows:,} accepted rows wait to be written or "
+            f"exported (INGEST_BACKLOG_ROWS is {bound:,}). Nothing of this batch was stored; "
+            f"send it again in {RETRY_SECONDS} s."
+        )
+    lag = backlog.lag_seconds(now)
+    if lag_bound and lag > lag_bound:
+        return (
+            f"The server is behind: accepted rows have waited {lag:.0f} s to be written "
+            f"(INGEST_LAG_SECONDS is {lag_bound}). Nothing of this batch was stored; send it "
+            f"again in {RETRY_SECONDS} s."
+        )
+    return None
+
+
+_checked: dict = {"at": float("-inf"), "reason": None, "pid": None}
+_check_lock = threading.Lock()
+
+
+def refusal(engine, settings) -> str | None:
+    """`overload` of the backlog now, measured at most every CHECK_SECONDS in this process
+    (the other requests of that second get the same answer); None with both bounds off."""
+    if not settings.INGEST_BACKLOG_ROWS and not settings.INGEST_LAG_SECONDS:
+        return None
+    with _check_lock:
+        now = time.monotonic()
+        if _checked["pid"] == os.getpid() and now - _checked["at"] < CHECK_SECONDS:
+            return _checked["reason"]
+        with engine.connect() as conn:
+            reason = overload(measure(conn), settings)
+        _checked.update(at=now, reason=reason, pid=os.getpid())
+        if reason:
+            log.warning("ingest refused for now: %s", reason)
+        return reason
+
+
+def forget_check() -> None:
+    """Measure again at the next batch (tests switching settings)."""
+    with _check_lock:
+        _checked.update(at=float("-inf"), reason=None, pid=None)

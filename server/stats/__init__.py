@@ -18,7 +18,8 @@ import pandas as pd
 from server.db import get_engine
 from server.lake.fair import EngineBusy
 from server.lake.source import open_rows
-from server.stats import breakdowns, latency, summaries, timeseries, users
+from server.stats import breakdowns, cache, latency, summaries, timeseries, users
+from server.stats.cache import remembered
 from server.stats.filters import Filters, Window, window_for
 from server.stats.planner import Plan, clicked_users, plan
 from server.stats.raw import (
@@ -46,6 +47,8 @@ __all__ = [
     "export_rows",
     "hostnames",
     "plan",
+    "read_state",
+    "remembered",
     "window_for",
 ]
 
@@ -61,6 +64,7 @@ class Answers:
     users: users.Users
     hostnames: list[str]
     user_ids: pd.DataFrame  # [user_id, n]: the busiest client-sent user ids
+    read: str = ""  # the state of the rows these answers come from (server.stats.cache)
 
 
 def answer(key_id: int, filters: Filters, window: Window) -> Answers:
@@ -114,4 +118,11 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
             users=who,
             hostnames=breakdowns.hostnames(rows),
             user_ids=breakdowns.user_ids(rows, p),
+            read=read_state(rows),
         )
+
+
+def read_state(rows) -> str:
+    """The fingerprint of the rows a reader opened (server.stats.cache.fingerprint_of)."""
+    newest = rows.query(f"SELECT max(id) FROM {rows.hot_table}").fetchone()[0]
+    return cache.fingerprint_of(rows.snapshot, rows.hot_rows, newest)

@@ -30,6 +30,8 @@ def render_page(client, pathname: str = "/dashboard/", search: str = "") -> dict
             "state": [
                 {"id": "url", "property": "search", "value": search},
                 {"id": "page-id", "property": "data", "value": None},
+                {"id": "url", "property": "href", "value": f"http://localhost{pathname}{search}"},
+                {"id": "url", "property": "hash", "value": ""},
             ],
             "changedPropIds": ["url.pathname"],
         },

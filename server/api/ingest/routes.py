@@ -17,7 +17,7 @@ from server.api.ingest.schemas import IngestResultSchema
 from server.api.schemas import ErrorSchema
 from server.auth import key_from_request
 from server.db import get_engine
-from server.ingest import pipeline
+from server.ingest import backlog, pipeline
 from server.ingest.fields import PayloadError
 from server.ingest.store import IDEMPOTENCY_HEADER
 from server.ingest_health import record as ingest_health
@@ -70,6 +70,13 @@ def _check_rate(key_id: int, limit: int) -> None:
         )
 
 
+def _check_backlog(engine, settings) -> None:
+    """Past what the server can take, 429 and Retry-After (server.ingest.backlog)."""
+    reason = backlog.refusal(engine, settings)
+    if reason:
+        abort(429, message=reason, headers={"Retry-After": str(backlog.RETRY_SECONDS)})
+
+
 def ingest():
     received = time()  # for the client's clock skew (server.ingest_health.reports)
     settings = current_app.config["SETTINGS"]
@@ -90,6 +97,7 @@ def ingest():
     if key_id is None:
         abort(401, message="Unknown or revoked API key.")
     _check_rate(key_id, settings.RATE_LIMIT_PER_MINUTE)
+    _check_backlog(engine, settings)
     try:
         outcome = pipeline.run(engine, payload, key_id, _idempotency_key())
     except PayloadError as exc:
@@ -122,7 +130,7 @@ ERRORS = {
     413: "Too many rows, or the body is too large (before or after gunzip).",
     415: "Not JSON, or an unsupported Content-Encoding.",
     422: "The Idempotency-Key was already used for a different batch.",
-    429: "Rate limit exceeded; see Retry-After.",
+    429: "Rate limit exceeded, or the server is behind; see Retry-After.",
 }
 
 

@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from server.api.base import Blueprint
 from server.auth import key_from_request
 from server.db import get_engine
-from server.ingest import otlp
+from server.ingest import backlog, otlp
 from server.ingest.fields import PayloadError
 from server.keys.api_keys import lookup_ingest_key
 from server.ratelimit import hit_per_minute
@@ -74,6 +74,9 @@ def _export(settings, content_type: str) -> otlp.Answer:
     if retry_after is not None:
         return otlp.failure(429, f"Rate limit of {limit} batches a minute exceeded.",
                             headers={"Retry-After": str(retry_after)})  # fmt: skip
+    behind = backlog.refusal(engine, settings)
+    if behind:
+        return otlp.failure(429, behind, headers={"Retry-After": str(backlog.RETRY_SECONDS)})
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     message, decoded = otlp.read(body, content_type, encoding, settings.MAX_BODY)
     return otlp.export(engine, message, decoded, key_id, privacy_level=level,
@@ -125,7 +128,7 @@ ANSWERS = {
     401: "Missing, unknown or revoked API key.",
     413: "The body is too large (before or after gunzip), or too many HTTP server spans.",
     415: "Not application/x-protobuf or application/json, or an encoding other than gzip.",
-    429: "Rate limit exceeded; see Retry-After.",
+    429: "Rate limit exceeded, or the server is behind; see Retry-After.",
     503: "The database did not answer; see Retry-After.",
 }
 DOC = {
