@@ -334,7 +334,9 @@ class Client:
 
     def _retry_delay(self, attempts: int, retry_after: float | None) -> float:
         if retry_after is not None:
-            return retry_after
+            # Never before the server's time, and spread over a quarter more: clients a
+            # busy server refused in the same second do not all come back in one.
+            return retry_after * random.uniform(1.0, 1.25)
         ceiling = min(self._backoff_max, self._backoff * 2 ** min(attempts - 1, 30))
         return ceiling * random.uniform(0.5, 1.0)
 

@@ -214,3 +214,16 @@ def test_status_lines_and_enums_become_the_status_number(status, expected):
     [row] = RowFormatter().to_rows([record])
     assert row["status"] == expected
     assert row["hostname"] == "h"  # a str hostname (a mapper's) is kept as it is
+
+
+def test_a_servers_retry_after_is_kept_and_spread():
+    """Never sooner than the server asked, and not every client at the same moment."""
+    from api_analytics.core import Client
+
+    client = Client("spread-key", "http://127.0.0.1:9", 0)
+    delays = [client._retry_delay(1, 5.0) for _ in range(200)]
+    assert min(delays) >= 5.0
+    assert max(delays) <= 6.25
+    assert len({round(d, 3) for d in delays}) > 100  # spread, not one moment
+    backoffs = [client._retry_delay(3, None) for _ in range(200)]
+    assert all(2.0 <= d <= 4.0 for d in backoffs)  # 1 s doubled twice, jittered down to half
