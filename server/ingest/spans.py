@@ -91,7 +91,6 @@ def rows_of(request) -> Spans:
     parses it)."""
     found = Spans()
     rows, spans, read = found.rows, found.spans, wire.attributes
-    micros, keys = rows.micros, rows.labels
     late = []  # non-server spans with exception events: maybe a server span's exception
     parents = {}  # non-server spans' parents, to walk from those up to a server span
     for resource_spans in request.resource_spans:
@@ -101,7 +100,7 @@ def rows_of(request) -> Spans:
             value = _text(resource, attribute)
             if value:
                 labels[name] = value
-        service, release = labels.get("service"), labels.get("release")
+        named = (labels.get("service"), labels.get("release"))
         for scope_spans in resource_spans.scope_spans:
             found.total += len(scope_spans.spans)
             for span in scope_spans.spans:
@@ -119,20 +118,17 @@ def rows_of(request) -> Spans:
                 if not method:
                     found.ignored["server, not HTTP"] += 1
                     continue
-                row = _row(span, attributes, method, labels)
-                rows.append(row)
+                rows.append(_row(span, attributes, method, labels, rows, named))
                 spans.append(span)
-                micros.append(span.start_time_unix_nano // 1000)
-                keys.append(None if "exception" in row else
-                            (service, release, row.get("route")))  # fmt: skip
     if late:
         _exceptions_from_below(found, late, parents)
     return found
 
 
-def _row(span, attributes: dict, method: str, labels: dict) -> dict:
-    """The span's row. Each field takes the current convention's attribute inline, the
-    others through a function: this runs for every span of every export."""
+def _row(span, attributes: dict, method: str, labels: dict, rows: SpanRows, named: tuple) -> dict:
+    """The span's row; its start and label key go to `rows` (SpanRows). Each field takes
+    the current convention's attribute inline, the others through a function: this runs
+    for every span of every export."""
     get = attributes.get
     if method == "_OTHER":  # the current convention's name for a method it does not know
         method = get("http.request.method_original") or method
@@ -157,13 +153,17 @@ def _row(span, attributes: dict, method: str, labels: dict) -> dict:
         "user_id": get("enduser.id") or None,
         **labels,
     }
+    rows.micros.append(start // 1000)
     route = get("http.route")
     if route:
-        row["route"] = route[:255]
+        route = row["route"] = route[:255]
     if span.events:
         exception = _exception(wire.events(span))
         if exception:
             row["exception"] = exception
+            rows.labels.append(None)
+            return row
+    rows.labels.append((*named, route or None))
     return row
 
 

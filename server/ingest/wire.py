@@ -73,52 +73,25 @@ def parse(body: bytes):
 
 def attributes(pairs, texts: frozenset, numbers: frozenset = frozenset()) -> dict:
     """The attributes named in `texts` as text ("" when not text: a value of the wrong
-    type counts as absent) and in `numbers` as a whole number (0 when not one).
-
-    Each attribute's bytes are looked up in one map call: (key, value) for one we read,
-    () for one we do not. A loop over a span's dozen attributes in Python was the largest
-    part of turning a span into a row (bench/README.md, bench/otlp_batch.py)."""
-    picks = _PICKS.get((texts, numbers))
-    if picks is None:
-        picks = _PICKS[(texts, numbers)] = {}
-    picked = list(map(picks.get, pairs))
-    if None in picked:  # bytes not seen yet (or too long to keep)
-        for index, pick in enumerate(picked):
-            if pick is None:
-                picked[index] = _pick(pairs[index], texts, numbers, picks)
-    return dict(filter(None, picked))
-
-
-# For each (texts, numbers) asked for: an attribute's bytes -> (key, value) or ().
-_PICKS: dict[tuple[frozenset, frozenset], dict[bytes, tuple]] = {}
-
-
-def _pick(encoded: bytes, texts: frozenset, numbers: frozenset, picks: dict) -> tuple:
-    decoded = _SEEN.get(encoded)
-    if decoded is None:
-        decoded = _decode(encoded)
-    key = decoded[0]
-    if key in texts:
-        pick = (key, decoded[1])
-    elif key in numbers:
-        pick = (key, decoded[2])
-    else:
-        pick = ()
-    if len(encoded) <= SEEN_LONGEST:
-        if len(picks) >= SEEN_LIMIT:
-            picks.clear()
-        picks[encoded] = pick
-    return pick
+    type counts as absent) and in `numbers` as a whole number (0 when not one)."""
+    found = {}
+    seen = _SEEN
+    for encoded in pairs:
+        decoded = seen.get(encoded)
+        if decoded is None:
+            decoded = _decode(encoded)
+        key = decoded[0]
+        if key in texts:
+            found[key] = decoded[1]
+        elif key in numbers:
+            found[key] = decoded[2]
+    return found
 
 
 CORRUPT = "Not a valid OTLP protobuf export: {} is corrupt."
 
 
 def _decode(encoded: bytes) -> tuple[str, str, int]:
-    decoded = _string_pair(encoded)
-    if decoded is not None:
-        _remember(encoded, decoded)
-        return decoded
     try:
         pair = KeyValue.FromString(encoded)
     except DecodeError:
@@ -138,55 +111,11 @@ def _decode(encoded: bytes) -> tuple[str, str, int]:
         decoded = (pair.key, ",".join(texts), 0)
     else:
         decoded = (pair.key, "", 0)
-    _remember(encoded, decoded)
-    return decoded
-
-
-def _remember(encoded: bytes, decoded: tuple) -> None:
     if len(encoded) <= SEEN_LONGEST:
         if len(_SEEN) >= SEEN_LIMIT:
             _SEEN.clear()
         _SEEN[encoded] = decoded
-
-
-def _string_pair(encoded: bytes) -> tuple[str, str, int] | None:
-    """A KeyValue holding a string, read from its bytes: (key, text, whole number or 0),
-    as _decode gives it; None for any other shape, which KeyValue then decodes.
-
-    Attributes whose values differ from span to span (a client address, a path, a user)
-    miss the cache, and the official class took about 2 µs to decode each; this reads the
-    one layout every exporter writes for them (key, then a value holding only a string,
-    lengths exact, valid UTF-8) in a fraction of that (bench/README.md, OTLP)."""
-    try:
-        if encoded[0] != 0x0A:  # field 1 (key), length-delimited
-            return None
-        size, at = _length(encoded, 1)
-        key_end = at + size
-        if encoded[key_end] != 0x12:  # field 2 (value), length-delimited
-            return None
-        size, value_at = _length(encoded, key_end + 1)
-        if value_at + size != len(encoded) or encoded[value_at] != 0x0A:  # string_value
-            return None
-        size, text_at = _length(encoded, value_at + 1)
-        if text_at + size != len(encoded):
-            return None
-        key = encoded[at:key_end].decode()
-        text = encoded[text_at:].decode()
-    except (IndexError, UnicodeDecodeError):
-        return None
-    return key, text, int(text) if text.isdigit() and len(text) < 10 else 0
-
-
-def _length(data: bytes, at: int) -> tuple[int, int]:
-    """A length of one or two varint bytes at `at`, and where its field starts; a longer
-    one reads as past the end (the caller falls back to the official decoder)."""
-    first = data[at]
-    if first < 0x80:
-        return first, at + 1
-    second = data[at + 1]
-    if second < 0x80:
-        return (first & 0x7F) | (second << 7), at + 2
-    return len(data) + 1, at
+    return decoded
 
 
 def events(span) -> list:
