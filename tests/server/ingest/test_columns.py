@@ -375,8 +375,12 @@ def test_span_rows_check_as_the_same_rows_sent_as_json():
         if case % 4 == 3:
             rows[9]["route"] = "x" * 300  # longer than a route may be: refused
         # Each key as server.ingest.spans makes it: from the row's own labels.
-        keys = [None if "exception" in row else
-                (row.get("service"), row.get("release"), row.get("route")) for row in rows]  # fmt: skip
+        keys = [
+            None
+            if "exception" in row
+            else (row.get("service"), row.get("release"), row.get("route"))
+            for row in rows
+        ]
         plain_batch, plain_rejected = check([dict(r) for r in rows], 0, NOW)
         batch, rejected = check(span_rows(rows, keys), 0, NOW)
         assert rejected == plain_rejected
