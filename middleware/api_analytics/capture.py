@@ -200,6 +200,8 @@ class Side:
         headers = self.headers
         if type(headers) is list:
             headers = tuple(headers)
+        elif type(headers) is dict:  # a WSGI environ's copy: its headers, not its streams
+            headers = {k: v for k, v in headers.items() if k[:5] == "HTTP_" or k[:8] == "CONTENT_"}
         body = self.body
         if type(body) is BodyCopy:
             return (headers, self.query, self.content_type, body.data(), body.size,
