@@ -34,6 +34,7 @@ h11, as a bare `pip install uvicorn` does. The report names the stack it measure
     python bench/middleware.py --framework flask --corun --variants ours,ours_b,noop,published
     python bench/middleware.py --framework fastapi --corun --variants ours,ours_ref,noop \
         --ref main                             # ours against the code of a git ref, A/B
+                                               # (ours_capture_ref: the same, capturing)
     python bench/middleware.py --corun --variants ours,ours_capture,noop  # ours logging
         # headers and 1 KiB JSON bodies both ways, with a consumer mapper (every variant
         # then serves that POST: bench/middleware_payload.py); target >= 0.90 x noop
@@ -82,9 +83,12 @@ WSGI_VARIANTS = ["bare", "ours", "noop", "published"]
 # ours_mappers: ours with the seed's lambda mappers; ours_b: a second copy of ours, so
 # `--corun --variants ours,ours_b` (an A/A run) shows how far identical code reads apart;
 # ours_ref: the middleware as it is at `--ref` (e.g. main), an A/B run against it;
-# ours_capture: ours logging both sides of each exchange (bench/middleware_payload.py).
-ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b", "ours_ref", "ours_capture"]
-ALL_WSGI_VARIANTS = [*WSGI_VARIANTS, "ours_b", "noop_mw", "ours_capture"]
+# ours_capture: ours logging both sides of each exchange (bench/middleware_payload.py);
+# ours_capture_ref: the same with the middleware as it is at `--ref`.
+CAPTURE_VARIANTS = ("ours_capture", "ours_capture_ref")
+REF_VARIANTS = ("ours_ref", "ours_capture_ref")
+ALL_VARIANTS = [*DEFAULT_VARIANTS, "ours_mappers", "ours_b", "ours_ref", *CAPTURE_VARIANTS]
+ALL_WSGI_VARIANTS = [*WSGI_VARIANTS, "ours_b", "noop_mw", "ours_ref", *CAPTURE_VARIANTS]
 BOOTSTRAP_RESAMPLES = 10_000
 
 INSTRUCTION_RUNS = (500, 2500)
@@ -239,6 +243,7 @@ def pythonpath_for(variant: str, dirs: dict[str, Path]) -> str:
         "hosted": dirs.get("hosted"),
         "published": dirs.get("published"),
         "ours_ref": dirs.get("ref"),
+        "ours_capture_ref": dirs.get("ref"),
     }
     paths = [str(first[variant])] if first.get(variant) else []
     return os.pathsep.join([*paths, str(BENCH_DIR)])
@@ -575,6 +580,13 @@ def run_corun(args, dirs: dict[str, Path], sink_url: str) -> int:
         print(f"  {'':<15}rounds {min(values):.3f}-{max(values):.3f}")
     if "ours_capture" in args.variants and "noop" in args.variants:
         ok &= capture_verdict([r["ours_capture"].rps / r["noop"].rps for r in rounds])
+    if "ours_capture_ref" in args.variants and "ours_capture" in args.variants:
+        values = [r["ours_capture"].rps / r["ours_capture_ref"].rps for r in rounds]
+        print(ratio_line("capture / capture at ref", values)[0])
+        print(f"  {'':<15}rounds {min(values):.3f}-{max(values):.3f}")
+        if "noop" in args.variants:
+            values = [r["ours_capture_ref"].rps / r["noop"].rps for r in rounds]
+            print(ratio_line("capture at ref / noop", values)[0])
     # Latency: every server shares the core, so all wait for their turn alike; the
     # difference of the medians of per-round p99s is what the middleware adds.
     p99 = {v: statistics.median(r[v].p99_ms for r in rounds) for v in args.variants}
@@ -760,8 +772,8 @@ def main(argv: list[str] | None = None) -> int:
         unknown = set(run_args.variants) - set(allowed)
         if unknown:
             sys.exit(f"unknown variants for {framework}: {', '.join(sorted(unknown))}")
-        if "ours_ref" in run_args.variants and not args.ref:
-            sys.exit("ours_ref needs --ref (a git ref, e.g. main)")
+        if set(REF_VARIANTS) & set(run_args.variants) and not args.ref:
+            sys.exit("ours_ref and ours_capture_ref need --ref (a git ref, e.g. main)")
         if len(args.frameworks) > 1:
             print(f"\n===== {framework} =====", flush=True)
         if run_one(run_args) != 0:
@@ -779,9 +791,9 @@ def run_one(args: argparse.Namespace) -> int:
             dirs["hosted"] = hosted_client_dir(Path(workdir))
         if "published" in args.variants:
             dirs["published"] = published_dir(Path(workdir))
-        if "ours_ref" in args.variants:
+        if set(REF_VARIANTS) & set(args.variants):
             dirs["ref"] = ref_dir(Path(workdir), args.ref)
-        if "ours_capture" in args.variants:
+        if set(CAPTURE_VARIANTS) & set(args.variants):
             args.script = middleware_payload.wrk_script(Path(workdir))
             print(f"every variant serves POST {middleware_payload.PATH} with a 1 KiB JSON body")
         with sink(args) as sink_url:

@@ -3,10 +3,10 @@
 BENCH_VARIANT picks what wraps it: bare, ours, ours_b (the same again, for an A/A run),
 ours_ref (ours as it is at a git ref, for an A/B run), ours_capture (ours logging both
 sides of each exchange, bench/middleware_payload.py; POST /echo answers its JSON back),
-ours_mappers (ours with the seed's lambda mappers), noop (a pure-ASGI recorder doing the
-least any analytics middleware must) or hosted (the `fastapi-analytics` client).
-`bench/middleware.py` puts the right `api_analytics` first on PYTHONPATH; this module
-refuses to run with the wrong one.
+ours_capture_ref (the same at the git ref), ours_mappers (ours with the seed's lambda
+mappers), noop (a pure-ASGI recorder doing the least any analytics middleware must) or
+hosted (the `fastapi-analytics` client). `bench/middleware.py` puts the right
+`api_analytics` first on PYTHONPATH; this module refuses to run with the wrong one.
 """
 
 from __future__ import annotations
@@ -70,11 +70,11 @@ async def echo(request: Request):
     return JSONResponse(await request.json())
 
 
-if VARIANT in ("ours", "ours_b", "ours_mappers", "ours_ref", "ours_capture"):
+if VARIANT in ("ours", "ours_b", "ours_mappers", "ours_ref", "ours_capture", "ours_capture_ref"):
     analytics = _import_analytics(expect_hosted=False)
     config = analytics.Config()
     config.server_url = os.environ["BENCH_SINK_URL"]
-    if VARIANT == "ours_capture":
+    if VARIANT in ("ours_capture", "ours_capture_ref"):
         import middleware_payload
 
         middleware_payload.capture_config(config)

@@ -1,8 +1,9 @@
 """The hello-world Flask or Django app the middleware benchmark serves under gunicorn.
 
 BENCH_FRAMEWORK picks flask or django; BENCH_VARIANT what wraps it: bare, ours, ours_b
-(the same again, for an A/A run), ours_capture (ours logging both sides of each exchange,
-bench/middleware_payload.py; POST /echo answers its JSON back), noop (a WSGI recorder
+(the same again, for an A/A run), ours_ref (ours as it is at a git ref), ours_capture
+(ours logging both sides of each exchange, bench/middleware_payload.py; POST /echo answers
+its JSON back), ours_capture_ref (the same at a git ref), noop (a WSGI recorder
 doing the least any analytics middleware must), noop_mw (Django: the same as a Django
 middleware) or published (the `api-analytics` package's module for the framework, as its
 README adds it). `bench/middleware.py` puts the right `api_analytics` first on
@@ -18,7 +19,8 @@ from time import perf_counter
 
 FRAMEWORK = os.environ.get("BENCH_FRAMEWORK", "flask")
 VARIANT = os.environ.get("BENCH_VARIANT", "bare")
-OURS = VARIANT in ("ours", "ours_b", "ours_capture")
+OURS = VARIANT in ("ours", "ours_b", "ours_ref", "ours_capture", "ours_capture_ref")
+CAPTURE = VARIANT in ("ours_capture", "ours_capture_ref")
 
 
 class NoopWSGIRecorder:
@@ -60,7 +62,7 @@ def _config(module):
     config = module.Config()
     # published: a closed loopback port (its first post is 60 s after the first request).
     config.server_url = os.environ["BENCH_SINK_URL"]
-    if VARIANT == "ours_capture":
+    if CAPTURE:
         import middleware_payload
 
         middleware_payload.capture_config(config)
@@ -84,7 +86,7 @@ class NoopDjangoMiddleware:
         return response
 
 
-if VARIANT not in ("bare", "ours", "ours_b", "ours_capture", "noop", "noop_mw", "published"):
+if not OURS and VARIANT not in ("bare", "noop", "noop_mw", "published"):
     sys.exit(f"unknown BENCH_VARIANT {VARIANT!r}")
 
 if FRAMEWORK == "flask":
@@ -100,7 +102,7 @@ if FRAMEWORK == "flask":
     def echo():
         return request.get_json()
 
-    if VARIANT in ("ours", "ours_b", "ours_capture", "published"):
+    if OURS or VARIANT == "published":
         analytics = _module("flask")
         analytics.add_middleware(flask_app, "bench-key", _config(analytics))
     app = NoopWSGIRecorder(flask_app) if VARIANT == "noop" else flask_app
@@ -120,7 +122,7 @@ elif FRAMEWORK == "django":
     urlpatterns = [path("", root), path("echo", echo)]
     middleware = [f"{__name__}.NoopDjangoMiddleware"] if VARIANT == "noop_mw" else []
     extra = {}
-    if VARIANT in ("ours", "ours_b", "ours_capture", "published"):
+    if OURS or VARIANT == "published":
         analytics = _module("django")
         middleware = ["api_analytics.django.Analytics"]
         extra = {"ANALYTICS_API_KEY": "bench-key", "ANALYTICS_CONFIG": _config(analytics)}

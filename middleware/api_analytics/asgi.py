@@ -122,6 +122,8 @@ class ASGIAnalytics:
                 path, host, agent, ip, user_id, extra = self._map(
                     scope, path, host, agent, ip, extra
                 )
+            if extra is not None and self._start is not None:
+                extra.settle()  # let go of the taps' objects now (capture.Captured)
             buffer = self._buffer
             # Client.add, inlined: one comparison guards the slow path.
             if len(buffer) >= self._client._slow_at:

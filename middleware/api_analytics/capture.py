@@ -38,7 +38,7 @@ class Settings:
     __slots__ = (
         "exceptions", "request_headers", "request_body", "response_headers", "response_body",
         "body_max", "sample_rate", "header_masks", "field_masks", "query_masks", "mask_body",
-        "capturing", "warned", "header_names", "environ_names",
+        "capturing", "warned", "header_names", "environ_names", "header_values",
     )  # fmt: skip
 
     def __init__(self, config: Any) -> None:
@@ -72,6 +72,7 @@ class Settings:
         # names repeat from request to request, so the flusher decides each once.
         self.header_names: dict[Any, tuple[str, bool]] = {}
         self.environ_names: dict[str, tuple[str, bool]] = {}  # the same, of environs
+        self.header_values: dict[Any, str] = {}  # an unmasked value -> its JSON string
 
     def sampled(self, method: Any, path: Any, query: Any, started: float) -> bool:
         """Whether this request's bodies are kept: the same request (method, path, query
@@ -148,7 +149,19 @@ class BodyCopy:
             self.kept += len(part)
 
     def data(self) -> bytes:
-        return b"".join(self.parts)
+        parts = self.parts
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+# One side of the exchange as it waits for the flusher (`Side.settle`): a plain tuple of
+# (headers, query, content_type, body, copied, chunks, size, omitted), where headers are a
+# tuple of pairs, a WSGI environ (a dict) or None; body the copied bytes, or Side.body when
+# no copy was taken; copied the size of the whole body that went by the copy. Atomic
+# values and tuples of them only: the garbage collector stops tracking such a tuple at its
+# first pass. A `Side` with its `BodyCopy` and the framework's header list, held until
+# the next flush, added a dozen tracked objects a captured request to every collection
+# (bench/README.md, "The capture path's cost").
+Captured = tuple
 
 
 class Side:
@@ -181,6 +194,19 @@ class Side:
         else:
             self.body, self.omitted = BodyCopy(0), "binary"
         return self.body
+
+    def settle(self) -> Captured:
+        """What the flusher needs of this side, once the exchange is over."""
+        headers = self.headers
+        if type(headers) is list:
+            headers = tuple(headers)
+        elif type(headers) is dict:  # a WSGI environ's copy: its headers, not its streams
+            headers = {k: v for k, v in headers.items() if k[:5] == "HTTP_" or k[:8] == "CONTENT_"}
+        body = self.body
+        if type(body) is BodyCopy:
+            return (headers, self.query, self.content_type, body.data(), body.size,
+                    body.chunks, self.size, self.omitted)  # fmt: skip
+        return (headers, self.query, self.content_type, body, 0, 0, self.size, self.omitted)
 
     def whole_body(self, settings: Settings, sampled: bool, content_type: Any, data: Any) -> None:
         """A body the framework holds whole (bytes, or a str, or None for none)."""
@@ -226,8 +252,21 @@ class Extra:
         self.validation: Any = None  # a framework's own error data (DRF's response.data)
         self.error_body: Any = None  # a 400/422 body: bytes or a BodyCopy
         self.consumer: Any = None
-        self.request: Side | None = None
-        self.response: Side | None = None
+        self.request: Side | Captured | None = None
+        self.response: Side | Captured | None = None
+
+    def settle(self) -> Extra:
+        """Let go of what the request path used to capture (see `Captured`): called as
+        the request is recorded, or by the flusher."""
+        side = self.request
+        if side is not None and type(side) is Side:
+            self.request = side.settle()
+        side = self.response
+        if side is not None and type(side) is Side:
+            self.response = side.settle()
+        if type(self.error_body) is BodyCopy:
+            self.error_body = self.error_body.data()
+        return self
 
     def merge(self, other: Extra | None) -> Extra:
         """This one, completed by what `other` holds that it does not."""

@@ -151,6 +151,8 @@ class Analytics:
                 host = host.encode("latin-1", "replace")  # the flusher parses the header
             ip = meta.get("REMOTE_ADDR") if recorder.privacy != 2 else None
             agent = meta.get("HTTP_USER_AGENT")
+            if extra is not None:
+                extra.settle()  # let go of the taps' objects now (capture.Captured)
             recorder.record(
                 request, started, finished, status, request.path, host, agent, ip, extra
             )

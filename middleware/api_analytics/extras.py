@@ -10,7 +10,7 @@ import logging
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
-from .capture import BodyCopy, Extra, Settings, Side
+from .capture import BodyCopy, Captured, Extra, Settings, Side
 from .failures import exception_value, validation_errors
 from .masking import mask_body, mask_headers, mask_query
 
@@ -30,6 +30,7 @@ def extras_json(extra: Extra) -> str:
     "" when none applies. Built as text: it runs for every captured request, and the
     JSON encoder's dicts cost twice as much."""
     settings = extra.settings
+    extra.settle()
     parts = []
     if extra.consumer is not None:
         consumer = consumer_value(extra.consumer, settings)
@@ -76,53 +77,59 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 255 else None
 
 
-def side_json(side: Side, kind: str, settings: Settings) -> str:
+def side_json(side: Side | Captured, kind: str, settings: Settings) -> str:
     """A captured request or response as a JSON object, masked."""
-    parts = []
-    if side.headers is not None:
-        parts.append('"headers":' + mask_headers(side.headers, settings))
+    if type(side) is Side:
+        side = side.settle()
+    headers, query, content_type, body, copied, chunks, size, omitted = side
+    text = "{"
+    if headers is not None:
+        text += '"headers":' + mask_headers(headers, settings)
     if kind == "request":
-        query = _decoded(side.query)
+        query = _decoded(query)
         query = mask_query(query, settings.query_masks)[:MAX_QUERY] if query else None
-        parts.append('"query":' + _string(query))
-    if side.body is not False:
-        body, body_type, size, truncated, omitted = body_fields(side, kind, settings)
-        parts.append(
+        text += ('"query":' if headers is None else ',"query":') + _string(query)
+    if body is not False:
+        if text != "{":
+            text += ","
+        body_type = _media_type(content_type)
+        body, size, truncated, omitted = body_fields(side, kind, body_type, settings)
+        text += (
             f'"body":{_string(body)},"body_type":{_string(body_type)},'
             f'"body_size":{"null" if size is None else size},'
             f'"body_truncated":{"true" if truncated else "false"},"body_omitted":{_string(omitted)}'
         )
-    return "{" + ",".join(parts) + "}"
+    return text + "}"
 
 
-def body_fields(side: Side, kind: str, settings: Settings) -> tuple:
-    """(body, body_type, body_size, body_truncated, body_omitted) of a captured side."""
-    body_type = _media_type(side.content_type)
-    copy = side.body if side.body is not True else None
-    omitted = side.omitted
-    size = side.size
-    if copy is not None:
-        size = max(size or 0, copy.size)
-    elif size is None and side.body is True:
-        size = 0  # logged, yet no body went by
+def body_fields(side: Captured, kind: str, body_type: str | None, settings: Settings) -> tuple:
+    """(body, body_size, body_truncated, body_omitted) of a captured side."""
+    _headers, _query, _type, data, copied, chunks, size, omitted = side
     body = None
     truncated = False
-    if copy is not None and omitted is None and copy.size:
-        if kind == "response" and copy.chunks > 1:
-            omitted = "streamed"
-        else:
-            data = copy.data()[: settings.body_max]
-            truncated = size > len(data)
-            body = _body_text(data.decode("utf-8", "replace"), kind, body_type, settings)
-            if body is None:
-                omitted = "dropped"
+    if type(data) is bytes:  # a copy was taken
+        if size is None or copied > size:
+            size = copied
+        if omitted is None and copied:
+            if kind == "response" and chunks > 1:
+                omitted = "streamed"
+            else:
+                if len(data) > settings.body_max:
+                    data = data[: settings.body_max]
+                truncated = size > len(data)
+                body = _body_text(data, kind, body_type, settings)
+                if body is None:
+                    omitted = "dropped"
+    elif size is None and data is True:
+        size = 0  # logged, yet no body went by
     if size == 0 and omitted in ("binary", "streamed"):
         omitted = None  # nothing was there to leave out
-    return body, body_type, size, truncated, omitted
+    return body, size, truncated, omitted
 
 
-def _body_text(text: str, kind: str, body_type: str | None, settings: Settings) -> str | None:
+def _body_text(data: bytes, kind: str, body_type: str | None, settings: Settings) -> str | None:
     """The body after the user's `mask_body` (None: it dropped the body) and our masking."""
+    text = data.decode("utf-8", "replace")
     callback = settings.mask_body
     if callback is not None:
         try:

@@ -45,32 +45,50 @@ def mask_headers(headers: Any, settings: Settings) -> str:
     masked, within the server's limits (100 pairs, names of 255 and values of 8,192
     characters).
 
-    `headers` is a list of (name, value) pairs, or a WSGI environ (Django's META) whose
-    HTTP_* and CONTENT_* keys are the headers.
+    `headers` is a list or tuple of (name, value) pairs, or a WSGI environ (Django's META)
+    whose HTTP_* and CONTENT_* keys are the headers.
     """
     environ = type(headers) is dict
     names = settings.environ_names if environ else settings.header_names
+    values = settings.header_values
     pairs = []
     for name, value in headers.items() if environ else headers:
         known = names.get(name)
         if known is None:
-            # What is decided once a name: the pair's start, or all of it when masked.
-            lowered = _environ_name(name) if environ else _text(name).lower()[:255]
-            if lowered is None:
-                known = ("", False)
-            elif secret_header(lowered, settings):
-                known = (f"[{encode_basestring(lowered)},{_MASKED}]", True)
-            else:
-                known = (f"[{encode_basestring(lowered)},", False)
+            known = _decide_name(name, environ, settings)
             if len(names) >= 1024:
                 names.clear()
             names[name] = known
         start, masked = known
-        if start and (value or not environ):
-            pairs.append(start if masked else f"{start}{encode_basestring(_text(value)[:8192])}]")
-            if len(pairs) == 100:
-                break
+        if not start or not (value or not environ):
+            continue
+        if masked:
+            pairs.append(start)
+        else:
+            # Values repeat too (content types, hosts, agents): their JSON is looked up.
+            # A masked value never gets here, so no secret is kept beyond its request.
+            kind = type(value)
+            text = values.get(value) if kind is bytes or kind is str else None
+            if text is None:
+                text = encode_basestring(_text(value)[:8192])
+                if (kind is bytes or kind is str) and len(value) <= 256:
+                    if len(values) >= 1024:
+                        values.clear()
+                    values[value] = text
+            pairs.append(start + text + "]")
+        if len(pairs) == 100:
+            break
     return "[" + ",".join(pairs) + "]"
+
+
+def _decide_name(name: Any, environ: bool, settings: Settings) -> tuple[str, bool]:
+    """What is decided once a header name: its pair's start, or all of it when masked."""
+    lowered = _environ_name(name) if environ else _text(name).lower()[:255]
+    if lowered is None:
+        return ("", False)
+    if secret_header(lowered, settings):
+        return (f"[{encode_basestring(lowered)},{_MASKED}]", True)
+    return (f"[{encode_basestring(lowered)},", False)
 
 
 def _environ_name(key: str) -> str | None:

@@ -151,6 +151,8 @@ class _Exchange:
                 path, host, agent, ip, user_id = hooked[0]
             if hooked is not None and hooked[1] is not None:
                 extra = hooked[1].merge(extra)
+            if extra is not None:
+                extra.settle()  # let go of the taps' objects now (capture.Captured)
             recorder.add(
                 (self.started, finished, environ.get("REQUEST_METHOD"), path, status or 500,
                  host, agent, ip, user_id, extra)

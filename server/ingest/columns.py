@@ -106,7 +106,9 @@ class Batch:
         get = dict.get
         columns = {name: list(map(get, rows, repeat(name))) for name in ROW_FIELDS}
         created = columns.pop("created_at")
-        micros = _micros(created, now)
+        # Rows of OpenTelemetry spans (server.ingest.spans.SpanRows) come with their times.
+        given = getattr(rows, "micros", None)
+        micros = _micros(created, now) if given is None else _given_micros(given, created, now)
         if micros is None:
             return None
         for name, column_check in _CHECKS:
@@ -128,8 +130,9 @@ class Batch:
         ):
             if extras is None:
                 return None
+            labels = getattr(rows, "labels", None)
             try:
-                found = list(map(extras, rows))
+                found = list(map(extras, rows)) if labels is None else _shared(rows, labels, extras)
             except RowError:
                 return None
         return cls(level, created, micros, columns, extras=found)
@@ -199,6 +202,35 @@ def _micros(created: list, now: datetime) -> list | None:
     if min(micros) < _EARLIEST or max(micros) > epoch_micros(now + FUTURE_SLACK):
         return None
     return micros
+
+
+def _given_micros(micros: list, created: list, now: datetime) -> list | None:
+    """Times given as epoch microseconds along with their text (OpenTelemetry spans, whose
+    text is written from the same number), held to _micros' range; None if any row has no
+    time or one out of range (the row-by-row rules then refuse it, naming it)."""
+    if len(micros) != len(created) or None in created or not micros:
+        return None
+    if min(micros) < _EARLIEST or max(micros) > epoch_micros(now + FUTURE_SLACK):
+        return None
+    return micros
+
+
+def _shared(rows: list, labels: list, extras) -> list:
+    """Each row's optional fields, `extras(row)` once per distinct key of `labels` (rows
+    whose optional fields are only those labels, the same dict for all of them) and for
+    each row without a key (None)."""
+    known: dict = {}
+    found = []
+    append = found.append
+    for row, key in zip(rows, labels, strict=True):
+        if key is None:
+            append(extras(row))
+            continue
+        value = known.get(key, known)
+        if value is known:
+            value = known[key] = extras(row)
+        append(value)
+    return found
 
 
 def _staged_time(stamp: str) -> str:

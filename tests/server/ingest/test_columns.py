@@ -335,3 +335,60 @@ def canonical(stored) -> tuple:
         [(*r[:3], place[r[3]], *r[4:]) for r in rows] for rows in (stored.details, stored.payloads)
     ]
     return requests, *linked
+
+
+def span_rows(rows: list, labels: list):
+    """`rows` as server.ingest.spans hands them over: with their times in epoch
+    microseconds and each row's label key (None: checked alone)."""
+    from server.ingest.spans import SpanRows
+
+    found = SpanRows()
+    found.extend(rows)
+    for row, key in zip(rows, labels, strict=True):
+        when = row["created_at"]
+        found.micros.append(epoch_micros(when) if isinstance(when, str) else 0)
+        found.labels.append(key)
+    return found
+
+
+def test_span_rows_check_as_the_same_rows_sent_as_json():
+    """Rows of spans skip the time parse and check each distinct service/release/route
+    once, yet stage, refuse and share out optional fields exactly as the same rows in a
+    list; a label no row may have, or a time out of range, still refuses its row by name."""
+    rng = random.Random(11)
+    labels = [("shop", "1.4.2", "/v1/orders/{id}"), ("shop", "1.4.2", None), ("billing", None, "/")]
+    for case in range(40):
+        rows, keys = [], []
+        for n in range(30):
+            row = clean_row(rng)
+            row["created_at"] = (NOW - timedelta(seconds=rng.randrange(86400))).isoformat()
+            service, release, route = labels[n % 3]
+            row.update({k: v for k, v in (("service", service), ("release", release),
+                                          ("route", route)) if v})  # fmt: skip
+            if n == 7:
+                row["exception"] = {"type": "ValueError", "message": "bad", "stack": []}
+            rows.append(row)
+        if case % 4 == 1:
+            rows[3]["service"] = "shöp"  # not ASCII: checked alone, kept
+        if case % 4 == 2:
+            rows[5]["created_at"] = "1999-12-31T23:59:59+00:00"  # before 2000: refused
+        if case % 4 == 3:
+            rows[9]["route"] = "x" * 300  # longer than a route may be: refused
+        # Each key as server.ingest.spans makes it: from the row's own labels.
+        keys = [
+            None
+            if "exception" in row
+            else (row.get("service"), row.get("release"), row.get("route"))
+            for row in rows
+        ]
+        plain_batch, plain_rejected = check([dict(r) for r in rows], 0, NOW)
+        batch, rejected = check(span_rows(rows, keys), 0, NOW)
+        assert rejected == plain_rejected
+        same(batch.staged(), plain_batch.staged())
+        assert batch.by_column == plain_batch.by_column == (case % 4 in (0, 1))
+        if batch.by_column:
+            assert batch.micros == plain_batch.micros
+            assert batch.extras == plain_batch.extras
+            assert batch.extras[0] is batch.extras[6]  # one checked dict for one key
+        else:
+            assert rejected and "index" in rejected[0]
