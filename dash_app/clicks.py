@@ -36,6 +36,9 @@ def clicked_value(click_data) -> str | None:
     return None if value is None else str(value)
 
 
+MENU_DIMS = {"ov-service": "service", "ov-release": "release"}
+
+
 def apply_trigger(current: Filters, trigger, values: dict) -> Filters:
     """The new filters after the control `trigger` changed, read back through the URL's
     own parsing (Filters.from_query), the one check of what filters may hold: a forged
@@ -54,6 +57,11 @@ def _applied(current: Filters, trigger, values: dict) -> Filters:
     if trigger == "ov-hostname":
         hostname = values["hostname"]
         return replace(current, hostname=hostname if isinstance(hostname, str) else None)
+    if trigger in MENU_DIMS:  # the service and release menus: a click, or none
+        dim, value = MENU_DIMS[trigger], values[MENU_DIMS[trigger]]
+        if isinstance(value, str) and value:
+            return current.with_click(dim, value)
+        return current.without_click(dim)
     if trigger == "ov-toggles":
         toggles = values["toggles"]
         if isinstance(toggles, list) and all(isinstance(t, str) for t in toggles):

@@ -33,6 +33,7 @@ from dash_app.pages.state import (
 )
 from dash_app.panels import remembered_refresh, status_links
 from dash_app.session import Viewer
+from server import stats
 from server.db import get_engine
 from server.deploys import store as deploy_store
 from server.stats import EngineBusy
@@ -79,6 +80,29 @@ def layout(page_path: str, search: str | None = None, location: dict | None = No
                 clearable=True,
                 value=defaults.hostname,
                 className="hostname",
+            ),
+            # OpenTelemetry's service.name and service.version (hidden until a span
+            # named one): a choice is the same filter as a click, `service=` in the URL.
+            html.Div(
+                [
+                    dcc.Dropdown(
+                        id="ov-service",
+                        placeholder="All services",
+                        clearable=True,
+                        value=defaults.click.get("service"),
+                        className="service",
+                    ),
+                    dcc.Dropdown(
+                        id="ov-release",
+                        placeholder="All releases",
+                        clearable=True,
+                        value=defaults.click.get("release"),
+                        className="release",
+                    ),
+                ],  # fmt: skip
+                id="ov-services",
+                className="menus",
+                style={"display": "none"},
             ),
             dcc.Checklist(
                 id="ov-toggles",
@@ -181,6 +205,8 @@ def register(app) -> None:
         Output("ov-filters", "data"),
         Output("ov-period", "value"),
         Output("ov-hostname", "value"),
+        Output("ov-service", "value"),
+        Output("ov-release", "value"),
         Output("ov-toggles", "value"),
         Output("ov-hidden", "value"),
         Output("ov-chips", "children"),
@@ -191,6 +217,8 @@ def register(app) -> None:
         Input("ov-url", "search"),
         Input("ov-period", "value"),
         Input("ov-hostname", "value"),
+        Input("ov-service", "value"),
+        Input("ov-release", "value"),
         Input("ov-toggles", "value"),
         Input("ov-hidden", "value"),
         Input("ov-endpoints", "active_cell"),
@@ -206,8 +234,8 @@ def register(app) -> None:
         # reports the URL on mount, which runs this.
         prevent_initial_call=True,
     )
-    def sync_filters(search, period, hostname, toggles, hidden, endpoint_cell, user_cell,
-                     user_id_cell, *rest):  # fmt: skip
+    def sync_filters(search, period, hostname, service, release, toggles, hidden,
+                     endpoint_cell, user_cell, user_id_cell, *rest):  # fmt: skip
         """The URL is the source of truth: controls and clicks rewrite it, reloads read it."""
         chip_clicks = rest[0]
         clicks = dict(zip(graph_ids, rest[1 : 1 + len(graph_ids)], strict=True))
@@ -222,6 +250,8 @@ def register(app) -> None:
             {
                 "period": period,
                 "hostname": hostname,
+                "service": service,
+                "release": release,
                 "toggles": toggles,
                 "hidden": hidden,
                 "clicks": clicks,
@@ -240,6 +270,8 @@ def register(app) -> None:
             query if query != stored else no_update,
             filters.period,
             filters.hostname,
+            filters.click.get("service"),
+            filters.click.get("release"),
             filters.toggles,
             ", ".join(filters.hidden),
             chips(filters, "ov-chip"),
@@ -351,6 +383,37 @@ def register(app) -> None:
         for name in ("method", "endpoint"):
             frame[name] = frame[name].astype(str)
         return endpoint_tab_rows(frame, tab), 0
+
+    @app.callback(
+        Output("ov-service", "options"),
+        Output("ov-release", "options"),
+        Output("ov-services", "style"),
+        Input("ov-filters", "data"),
+        State("url", "pathname"),
+    )
+    def service_menus(query, pathname):
+        """The services and releases the key's spans named, beside the panels (a callback
+        of its own: it never holds up their answer); hidden for a key without any, and for
+        a share link (its viewer sees no other service's name)."""
+        hidden = ([], [], {"display": "none"})
+        viewer = viewer_at(pathname)
+        if viewer.kind != "key" or viewer.key_id is None or not isinstance(query, str):
+            return hidden
+        try:
+            pairs = stats.services(viewer.key_id)
+        except EngineBusy:
+            return no_update, no_update, no_update
+        if not pairs:
+            return hidden
+        chosen = read(query)[0].click.get("service")
+        names = sorted({p["service"] for p in pairs})
+        shown = [p for p in pairs if chosen is None or p["service"] == chosen]
+        releases = list(dict.fromkeys(p["release"] for p in shown if p["release"] is not None))
+        return (
+            [{"label": n, "value": n} for n in names],
+            [{"label": r, "value": r} for r in releases],
+            {"display": "flex"},
+        )
 
 
 def endpoint_tab_rows(frame, tab) -> list[dict]:

@@ -30,6 +30,7 @@ from server.stats.raw import (
     explorer_page,
     export_rows,
     hostnames,
+    services,
 )
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "plan",
     "read_state",
     "remembered",
+    "services",
     "window_for",
 ]
 

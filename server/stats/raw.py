@@ -114,6 +114,32 @@ def hostnames(key_id: int) -> list[str]:
         return distinct_hostnames(rows)
 
 
+SERVICES_LIMIT = 500  # menu entries (a service name is the exporter's to choose)
+
+
+def services(key_id: int) -> list[dict]:
+    """[{service, release}]: every service and release the key's OpenTelemetry spans named
+    (the overview's service and release menus), newest release first within a service.
+    One scan of two columns, remembered by the rows' fingerprint (server.stats.cache): a
+    page asks it again for free until a row arrives or a file changes."""
+    from server.stats import cache
+
+    def computed():
+        with open_rows(key_id) as rows:
+            found = rows.frame(
+                "SELECT service, release, max(created_at) AS last FROM {rows} "
+                "WHERE service IS NOT NULL GROUP BY service, release "
+                f"ORDER BY service, last DESC, release LIMIT {SERVICES_LIMIT}"
+            )
+            newest = rows.query(f"SELECT max(id) FROM {rows.hot_table}").fetchone()[0]
+            read = cache.fingerprint_of(rows.snapshot, rows.hot_rows, newest)
+        pairs = [{"service": s, "release": r}
+                 for s, r in zip(found["service"], found["release"], strict=True)]  # fmt: skip
+        return [{k: (None if pd.isna(v) else str(v)) for k, v in p.items()} for p in pairs], read
+
+    return cache.remembered(key_id, "services", computed)
+
+
 # --- the data API ----------------------------------------------------------------------
 
 

@@ -300,6 +300,42 @@ def test_the_dashboard_filters_by_service(stack):
     assert int(shop.parts.endpoints["n"].sum()) == 3
 
 
+def test_the_overview_offers_the_services_and_releases_the_spans_named(stack):
+    """The service and release menus: hidden for a key without spans; with them, every
+    service, and the chosen service's releases; a choice is the URL's `service=` click."""
+    from tests.dash_app.test_keys_shares import callback
+    from tests.dash_app.test_session import sign_in
+
+    key = stack.new_key()
+    sign_in(stack.client, key)
+    at = {"ov-filters.data": "?period=24h", "url.pathname": "/dashboard/"}
+    menus = callback(stack.client, "ov-service.options", at)
+    assert menus["ov-services"]["style"] == {"display": "none"}  # nothing from OpenTelemetry
+
+    assert post(stack, mixed_export().SerializeToString(), key).status_code == 200
+    # Another key's spans are not offered (one scan per key).
+    other = stack.new_key()
+    again = export(resource([span({**NEW, "url.path": "/x"}, name="x")], service="secret"))
+    assert post(stack, again.SerializeToString(), other).status_code == 200
+    menus = callback(stack.client, "ov-service.options", at)
+    assert menus["ov-services"]["style"] == {"display": "flex"}
+    assert [o["value"] for o in menus["ov-service"]["options"]] == ["billing", "shop"]
+    assert sorted(o["value"] for o in menus["ov-release"]["options"]) == ["1.4.2", "9.0"]
+    chosen = callback(
+        stack.client, "ov-service.options", {**at, "ov-filters.data": "?service=shop"}
+    )
+    assert [o["value"] for o in chosen["ov-release"]["options"]] == ["1.4.2"]
+
+    picked = callback(stack.client, "ov-url.search",
+                      {"ov-url.search": "?period=24h", "ov-service.value": "billing"},
+                      changed="ov-service.value")  # fmt: skip
+    assert picked["ov-url"]["search"] == "?period=24h&service=billing"
+    cleared = callback(stack.client, "ov-url.search",
+                       {"ov-url.search": "?period=24h&service=billing", "ov-service.value": None},
+                       changed="ov-service.value")  # fmt: skip
+    assert cleared["ov-url"]["search"] == "?period=24h"
+
+
 # --- refused exports: an OTLP-shaped answer, nothing stored ---------------------------------
 
 
