@@ -36,6 +36,7 @@ from dash_app.session import Viewer
 from server import stats
 from server.db import get_engine
 from server.deploys import store as deploy_store
+from server.ingest_health.status import has_spans
 from server.stats import EngineBusy
 from server.stats.filters import PERIODS, Filters
 
@@ -393,12 +394,15 @@ def register(app) -> None:
     )
     def service_menus(query, pathname):
         """The services and releases the key's spans named, beside the panels (a callback
-        of its own: it never holds up their answer); hidden for a key without any, and for
-        a share link (its viewer sees no other service's name)."""
+        of its own: it never holds up their answer); hidden for a key no OpenTelemetry
+        export reached (rows of a JSON batch's optional `service` are filtered by URL only),
+        and for a share link (its viewer sees no other service's name)."""
         hidden = ([], [], {"display": "none"})
         viewer = viewer_at(pathname)
         if viewer.kind != "key" or viewer.key_id is None or not isinstance(query, str):
             return hidden
+        if not has_spans(viewer.key_id):
+            return hidden  # no scan for a key no span reached (0.3-0.4x a 24-hour refresh)
         try:
             pairs = stats.services(viewer.key_id)
         except EngineBusy:

@@ -70,6 +70,9 @@ class Answer:
     replayed: bool = False
     headers: dict | None = None
     spans: Spans | None = None
+    # What was stored: the rows' payload and the pipeline's answer (ingest health counts
+    # them, as it counts the JSON clients' batches); None when nothing was run.
+    stored: tuple[dict, dict] | None = None
 
 
 def failure(status: int, message: str, headers: dict | None = None) -> Answer:
@@ -165,7 +168,8 @@ def export(engine, request, body: bytes, key_id: int, *, privacy_level: int,
     log.debug("OTLP export: %s spans, %s rows, %s left out", spans.total, len(spans.rows),
               sum(spans.ignored.values()))  # fmt: skip
     rejected = outcome.body["rejected"]
-    return Answer(200, _response(spans, rejected), replayed=outcome.replayed, spans=spans)
+    return Answer(200, _response(spans, rejected), replayed=outcome.replayed, spans=spans,
+                  stored=(payload, outcome.body))  # fmt: skip
 
 
 def idempotency_key(body: bytes, privacy_level: int) -> str:

@@ -26,6 +26,9 @@ from server.ingest_health.reports import (
 )
 
 DAYS = 14
+# The framework of OpenTelemetry exports' batches (server.ingest.otlp.FRAMEWORK, a sibling
+# this layer does not import; tests/server/api/test_otlp.py holds the two equal).
+OPENTELEMETRY = "OpenTelemetry"
 
 CHECKS = [
     "The middleware is added to the app, and the app was restarted since.",
@@ -126,3 +129,14 @@ def health(key_id: int, now: datetime) -> dict:
         "warnings": warnings,
         "checks": CHECKS if last is None else [],
     }
+
+
+def has_spans(key_id: int) -> bool:
+    """Whether any OpenTelemetry export has arrived for the key (the overview asks before
+    it scans for the services and releases its spans named). This process's pending counts
+    are written first, so an export it just stored is seen."""
+    flush()
+    c = ingest_clients.c
+    query = select(c.key_id).where(c.key_id == key_id, c.framework == OPENTELEMETRY).limit(1)
+    with get_engine().connect() as conn:
+        return conn.execute(query).first() is not None

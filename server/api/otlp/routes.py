@@ -23,6 +23,7 @@ from server.auth import key_from_request
 from server.db import get_engine
 from server.ingest import backlog, otlp
 from server.ingest.fields import PayloadError
+from server.ingest_health import record as ingest_health
 from server.keys.api_keys import lookup_ingest_key
 from server.ratelimit import hit_per_minute
 
@@ -79,8 +80,14 @@ def _export(settings, content_type: str) -> otlp.Answer:
         return otlp.failure(429, behind, headers={"Retry-After": str(backlog.RETRY_SECONDS)})
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     message, decoded = otlp.read(body, content_type, encoding, settings.MAX_BODY)
-    return otlp.export(engine, message, decoded, key_id, privacy_level=level,
-                       max_batch=settings.MAX_BATCH)  # fmt: skip
+    answer = otlp.export(engine, message, decoded, key_id, privacy_level=level,
+                         max_batch=settings.MAX_BATCH)  # fmt: skip
+    if answer.stored is not None and not answer.replayed:
+        # The exporter's client (its User-Agent: OTel-OTLP-Exporter-Python/1.45.1, ...) on
+        # the key's ingest health page, with what was accepted and refused.
+        payload, body = answer.stored
+        ingest_health.note(key_id, payload, body, request.headers.get("User-Agent"))
+    return answer
 
 
 def _body_within(max_body: int) -> bytes:

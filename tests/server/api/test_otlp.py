@@ -300,6 +300,26 @@ def test_the_dashboard_filters_by_service(stack):
     assert int(shop.parts.endpoints["n"].sum()) == 3
 
 
+def test_an_export_shows_on_the_keys_ingest_health(stack):
+    """An OpenTelemetry key's "why is there no data?" page: its exporter as the client, the
+    spans accepted, one refused with its reason; an exporter's retry is not counted twice."""
+    key = stack.new_key()
+    bad = {**NEW, "url.path": "/bad", "http.response.status_code": 9999}
+    body = export(resource([span({**NEW, "url.path": "/ok"}, name="ok"),
+                            span(bad, name="bad")])).SerializeToString()  # fmt: skip
+    agent = {"User-Agent": "OTel-OTLP-Exporter-Python/1.45.1"}
+    for _ in range(2):  # the second is a retry of the same export
+        assert post(stack, body, key, **agent).status_code == 200
+    answer = stack.client.get("/api/ingest/health", headers={"X-AUTH-TOKEN": key}).get_json()
+    (client,) = answer["clients"]
+    assert (client["framework"], client["client"]) == ("OpenTelemetry", agent["User-Agent"])
+    assert (client["batches"], client["last_accepted"], client["last_refused"]) == (1, 1, 1)
+    today = answer["days"][-1]
+    assert (today["accepted"], today["refused"]) == (1, 1)
+    (refusal,) = answer["refused_rows"]
+    assert "status" in refusal["reason"] and refusal["row"]["path"] == "/bad"
+
+
 def test_the_overview_offers_the_services_and_releases_the_spans_named(stack):
     """The service and release menus: hidden for a key without spans; with them, every
     service, and the chosen service's releases; a choice is the URL's `service=` click."""
@@ -319,6 +339,10 @@ def test_the_overview_offers_the_services_and_releases_the_spans_named(stack):
     assert post(stack, again.SerializeToString(), other).status_code == 200
     menus = callback(stack.client, "ov-service.options", at)
     assert menus["ov-services"]["style"] == {"display": "flex"}
+    from server.ingest.otlp import FRAMEWORK
+    from server.ingest_health.status import OPENTELEMETRY
+
+    assert FRAMEWORK == OPENTELEMETRY
     assert [o["value"] for o in menus["ov-service"]["options"]] == ["billing", "shop"]
     assert sorted(o["value"] for o in menus["ov-release"]["options"]) == ["1.4.2", "9.0"]
     chosen = callback(
