@@ -3,12 +3,15 @@ burn-down over the rolling window."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dash import Input, Output, State, dcc, html
 
 from dash_app import figures
 from dash_app.pages.common import graph, page_path, stat
 from dash_app.session import viewer_for
 from server.db import get_engine, utcnow
+from server.deploys import store as deploy_store
 from server.slos import status, store
 
 
@@ -39,7 +42,9 @@ def _rate(value) -> str:
     return "–" if value is None else f"{value:.1f}×"
 
 
-def card(slo: dict, state: status.Status) -> html.Section:
+def card(slo: dict, state: status.Status, deploys: list[dict] = ()) -> html.Section:
+    """One SLO: its numbers, and its budget's burn-down with a line at each deploy in the
+    window (`deploys`: the key's, to the SLO's hostname or to every host)."""
     found = state.as_dict()
     sli = "–" if found["sli"] is None else f"{found['sli']:.3f}%"
     left = found["budget_remaining"]
@@ -59,11 +64,22 @@ def card(slo: dict, state: status.Status) -> html.Section:
             ),
             html.Div(stats, className="stats"),
             html.Div("Error budget left", className="stat-label"),
-            graph(f"slo-burn-{slo['id']}", figure=figures.budget_burn_down(state.burn_down())),
+            graph(f"slo-burn-{slo['id']}", figure=_burn_down(slo, state, deploys)),
         ],
         className="panel wide slo",
         id=f"slo-{slo['id']}",
     )
+
+
+def _burn_down(slo: dict, state: status.Status, deploys: list[dict]):
+    points = state.burn_down()
+    figure = figures.budget_burn_down(points)
+    if len(points) < 2:
+        return figure
+    start = points[0][0]
+    shown = [d for d in deploys if d["time"].timestamp() >= start
+             and (not slo["hostname"] or d["hostname"] in (None, slo["hostname"]))]  # fmt: skip
+    return figures.deploy_markers(figure, shown) if shown else figure
 
 
 def register(app) -> None:
@@ -79,6 +95,10 @@ def register(app) -> None:
             if key_id is None:
                 return html.Div("Sign in first.", className="notice")
             found = store.list_slos(conn, key_id)
+            now = utcnow()
+            since = deploy_store.us(now - timedelta(days=max((s["window_days"] for s in found),
+                                                             default=0)))  # fmt: skip
+            deploys = deploy_store.list_deploys(conn, key_id, since, limit=200) if found else []
         if not found:
             return html.Div(
                 [
@@ -92,5 +112,5 @@ def register(app) -> None:
                 ],
                 className="notice panel wide",
             )
-        states = status.statuses(key_id, found, utcnow())
-        return [card(slo, state) for slo, state in zip(found, states, strict=True)]
+        states = status.statuses(key_id, found, now)
+        return [card(slo, state, deploys) for slo, state in zip(found, states, strict=True)]

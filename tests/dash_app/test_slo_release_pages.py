@@ -56,6 +56,37 @@ def test_the_slo_page_shows_each_slo_and_its_burn_down(sqlite_app):
     assert figure["data"][0]["y"][-1] == pytest.approx(-200.0)
 
 
+def test_the_burn_down_marks_the_deploys_in_its_window(sqlite_app):
+    client = sqlite_app.client
+    key = sqlite_app.new_key()
+    sign_in(client, key)
+    headers = {"X-AUTH-TOKEN": key}
+    moment = datetime.now(UTC) - timedelta(hours=3)
+    times = [(moment + timedelta(minutes=i)).isoformat() for i in range(100)]
+    rows = [row(status=500 if i < 2 else 200, created_at=t) for i, t in enumerate(times)]
+    assert post_batch(client, key, rows).status_code == 201
+    sqlite_app.process_jobs()
+    body = {"name": "All", "objective": "availability", "target": 99, "window_days": 7}
+    made = client.post("/api/slos", json=body, headers=headers).get_json()
+    scoped = {**body, "name": "Other host", "hostname": "other.example.com"}
+    other = client.post("/api/slos", json=scoped, headers=headers).get_json()
+    for version, when, host in (("v1", timedelta(hours=2), None),
+                                ("v0", timedelta(days=9), None),  # before the window
+                                ("v2", timedelta(hours=1), "api.example.com")):  # fmt: skip
+        deploy = {"version": version, "time": (datetime.now(UTC) - when).isoformat()}
+        if host:
+            deploy["hostname"] = host
+        assert client.post("/api/deploys", json=deploy, headers=headers).status_code == 201
+    cards = show(client)
+
+    def marked(slo_id):
+        figure = find_component(cards, f"slo-burn-{slo_id}")["props"]["figure"]
+        return sorted(a["text"] for a in figure["layout"].get("annotations", []))
+
+    assert marked(made["id"]) == ["v1", "v2"]
+    assert marked(other["id"]) == ["v1"]  # v2 went to another host
+
+
 def test_the_release_page_and_the_deploy_markers(sqlite_app):
     client = sqlite_app.client
     key = sqlite_app.new_key()
