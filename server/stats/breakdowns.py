@@ -22,7 +22,7 @@ from server.stats.planner import Plan
 from server.stats.timeseries import N_OK
 
 # Which grouping set a result row belongs to, by the columns it groups.
-_ROUTE, _VERSION, _LOCATION, _AGENT, _LATENCY, _USERS, _USER_IDS = range(1, 8)
+_ROUTE, _VERSION, _LOCATION, _AGENT, _LATENCY, _USERS, _USER_IDS, _GRAINS, _PAIRS = range(1, 10)
 
 
 @dataclass
@@ -35,12 +35,20 @@ class Breakdowns:
     agents: pd.DataFrame  # [user_agent, n, n_err]
 
 
-def sets_frame(rows, plan: Plan, *, latency: bool = False, per_user: bool = False):
+def sets_frame(
+    rows, plan: Plan, *, latency: bool = False, per_user: bool = False, traffic: bool = False
+):
     """[g, route (or method, label), status, version, location, user_agent, user_id, n,
     n_ok, rt_sum]: one row per group of each set, `g` naming the set; the requests per
     client-sent user id among them (user_ids_part). With `latency`, also the requests per
     activity bucket and whole millisecond (latency_part); with `per_user`, per user
-    number, with its last hour (users_part)."""
+    number, with its last hour (users_part); with `traffic`, the requests per grain and
+    per activity bucket and user (traffic_part: server.stats.timeseries.traffic_and_users
+    asks for them, and a later call with the same rows, plan and options is answered
+    from that scan)."""
+    noted = ("sets", rows.relation, plan.where, plan.params, latency, per_user)
+    if not traffic and noted in rows.notes:
+        return rows.notes[noted]
     endpoint_keys = _endpoint_keys(plan)
     sets = _sets(endpoint_keys)
     sets[_USER_IDS] = ("user_id",)
@@ -48,25 +56,47 @@ def sets_frame(rows, plan: Plan, *, latency: bool = False, per_user: bool = Fals
         sets[_LATENCY] = ("bucket", "rt")
     if per_user:
         sets[_USERS] = ("ux",)
-    which = " + ".join(
-        f"(CASE WHEN GROUPING({', '.join(cols)}) = 0 THEN {i} ELSE 0 END)"
-        for i, cols in sets.items()
-    )
+    if traffic:
+        sets[_GRAINS] = ("t",)
+        sets[_PAIRS] = ("bucket", "ux")
     columns = list(dict.fromkeys(c for cols in sets.values() for c in cols))
+    # GROUPING over every column has a bit set for each column a set does not group by
+    # (the first column the highest): that mask names the set.
+    masks = {
+        i: sum(1 << (len(columns) - 1 - j) for j, c in enumerate(columns) if c not in cols)
+        for i, cols in sets.items()
+    }
+    which = (
+        f"CASE GROUPING({', '.join(columns)}) "
+        + " ".join(f"WHEN {mask} THEN {i}" for i, mask in masks.items())
+        + " END"
+    )
     as_stored = {"label": f"{plan.label} AS label", "bucket": f"{plan.bucket} AS bucket",
-                 "rt": "response_time AS rt"}  # fmt: skip
+                 "rt": "response_time AS rt", "t": f"{plan.grain} AS t"}  # fmt: skip
     inner = ", ".join(as_stored.get(c, c) for c in columns)
     grouping = ", ".join("(" + ", ".join(cols) + ")" for cols in sets.values())
-    last_hour = ", max(hour) AS last_hour" if per_user else ""
+    hour = per_user or traffic
+    last_hour = ", max(hour) AS last_hour" if hour else ""
     frame = rows.frame(
         f"SELECT {which} AS g, {', '.join(columns)}, count(*) AS n, "
         f"{N_OK} AS n_ok, sum(response_time) AS rt_sum{last_hour} "
-        f"FROM (SELECT {inner}, response_time{', hour' if per_user else ''} FROM {{rows}} "
+        f"FROM (SELECT {inner}, response_time{', hour' if hour else ''} FROM {{rows}} "
         f"WHERE {plan.where}) GROUP BY GROUPING SETS ({grouping})",
         list(plan.params),
     )
     note_user_ids(rows, plan, user_ids_part(frame))
+    if traffic:
+        rows.notes[noted] = frame
     return frame
+
+
+def traffic_part(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """([t, n, n_ok], [bucket, users]) of a sets frame asked with `traffic`."""
+    grains = frame[frame["g"] == _GRAINS][["t", "n", "n_ok"]].astype("int64")
+    pairs = frame[frame["g"] == _PAIRS].dropna(subset=["bucket", "ux"])
+    per_bucket = pairs.groupby("bucket", as_index=False).size().rename(columns={"size": "users"})
+    per_bucket = per_bucket[["bucket", "users"]].astype("int64").sort_values("bucket")
+    return grains.reset_index(drop=True), per_bucket.reset_index(drop=True)
 
 
 def note_user_ids(rows, plan: Plan, counts: pd.DataFrame) -> None:
