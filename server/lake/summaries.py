@@ -131,10 +131,10 @@ def _part(family: str, kind: str, source: str) -> str:
 
 def summary_sql(source: str) -> str:
     """The summary of the rows `source` (SQL usable after FROM) names: every family's parts,
-    each family's rows together (readers skip the others by the files' statistics)."""
+    each family's rows together (readers skip the others by the files' statistics), not
+    yet in ORDER (server.lake.compaction.write_summary sorts them apart)."""
     parts = [_part(family, kind, source) for family in FAMILIES for kind in _KINDS]
-    union = "\nUNION ALL\n".join(f"({p})" for p in parts)
-    return f"SELECT * FROM ({union}) ORDER BY {ORDER}"
+    return "\nUNION ALL\n".join(f"({p})" for p in parts)
 
 
 def summary_name(file_name: str) -> str:
