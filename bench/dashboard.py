@@ -184,12 +184,15 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
         filters = Filters(period=period)
         for dim, value in clicks:
             filters = filters.with_click(dim, value)
-        times, baseline = [], []
+        times, baseline, cpu = [], [], []
         compared = compare and answered_by_summaries(key_id, filters, now)
         for _ in range(repeats):
-            started = time.perf_counter()
+            started, started_cpu = time.perf_counter(), time.process_time()
             data, _figures = refresh(key_id, filters, now)
             times.append(time.perf_counter() - started)
+            # The process's CPU (every engine thread's): less moved by other work on the
+            # machine than the wall time.
+            cpu.append(time.process_time() - started_cpu)
             if compared:
                 with rows_only():
                     started = time.perf_counter()
@@ -203,6 +206,7 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
                 "period": period,
                 "filters": name,
                 "median_s": statistics.median(times),
+                "cpu_s": statistics.median(cpu),
                 "requests": got[0],
                 "users": got[1],
                 "exact": got == want,
@@ -216,7 +220,8 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
             rows_s = statistics.median(baseline)
             versus = f"  (rows alone {rows_s:.3f} s: {rows_s / statistics.median(times):.1f}x)"
         print(
-            f"  {period:>4} {name:<17} {statistics.median(times):6.3f} s  "
+            f"  {period:>4} {name:<17} {statistics.median(times):6.3f} s "
+            f"(CPU {statistics.median(cpu):6.3f} s)  "
             f"{got[0]:>11,} requests {got[1]:>6,} users  {mark}{versus}",
             flush=True,
         )
