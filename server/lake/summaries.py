@@ -42,10 +42,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "ua": ("browser", "os", "device"),
     "place": ("location", "browser", "os", "device"),
 }
-# A summary file's rows go in this order: each family's together (readers skip the others
-# by the row groups' statistics), and within one, by its columns, so a click on them
-# reads the row groups of its values only.
-ORDER = "fam, location, browser, os, device, status, version, kind"
+# A summary file's rows go in this order: each family's together, each kind of row within
+# it together (readers skip the others by the row groups' statistics: every question asks
+# for a kind), and within one, by the family's columns, so a click on them reads the row
+# groups of its values only. Kind after the columns made a version click 1.4x dearer.
+ORDER = "fam, kind, location, browser, os, device, status, version"
 _NULLS = {
     "t": "NULL::BIGINT",
     "k": "NULL::VARCHAR",
