@@ -36,6 +36,9 @@ class KeyRows:
     # Other datasets of the same key on the same connection: {name: relation SQL}, named
     # `{details}`, `{payloads}` in queries.
     also: dict = field(default_factory=dict)
+    # Answers already found in this unit of work, for questions asked again of the same
+    # rows (server.stats.breakdowns.user_ids); shared with the views `without` makes.
+    notes: dict = field(default_factory=dict)
 
     def without(self, files) -> KeyRows:
         """The same view but for `files` (which a caller answers from their summaries)."""

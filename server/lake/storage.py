@@ -38,6 +38,10 @@ class LocalStorage:
         os.replace(local, target)
         return size
 
+    def fetch(self, name: str, local: Path) -> None:
+        """A copy of the stored file `name` at the local path `local`."""
+        shutil.copyfile(self.root / name, local)
+
     def delete(self, names) -> None:
         for name in names:
             with contextlib.suppress(FileNotFoundError):
@@ -95,6 +99,10 @@ class S3Storage:
         self.client.upload_file(str(local), self.bucket, self._key(name))
         local.unlink()
         return size
+
+    def fetch(self, name: str, local: Path) -> None:
+        """A copy of the stored object `name` at the local path `local`."""
+        self.client.download_file(self.bucket, self._key(name), str(local))
 
     def delete(self, names) -> None:
         keys = [{"Key": self._key(n)} for n in names]

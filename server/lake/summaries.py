@@ -12,16 +12,18 @@ Each part is written once per family: the unsliced family answers the overview w
 filter; a sliced family groups every part by its columns too (the status family by
 status and version, ...), so a click on those columns, or on several of one family,
 selects summary rows with the same conditions it selects raw rows with (those columns
-keep their names here). Clicks across families, or on other columns (endpoint, user,
-hostname, ...), are answered from the rows. The families were chosen by measurement:
-a sliced family costs about as many summary rows as distinct values it groups by times
-days (bench/README.md).
+keep their names here). Clicks on other columns (endpoint, user, hostname, ...), are
+answered from the rows. The families were chosen by measurement: a sliced family costs
+about as many summary rows as distinct values it groups by times days; the country and
+client family ("place"), the slowest click people make together from the rows (2.3 s at
+100 M rows), costs a third of a closed month's rows in its response-time part, so its
+rows are sorted by its columns and a click reads only their row groups (bench/README.md).
 """
 
 from __future__ import annotations
 
 # Kinds of summary rows; `k` holds the text key where there is one.
-HOUR, ROUTE, VERSION, LOCATION, AGENT, DAY_RT, DAY_USER, USER = (
+HOUR, ROUTE, VERSION, LOCATION, AGENT, DAY_RT, DAY_USER, USER, USER_ID = (
     "hour",
     "route",
     "version",
@@ -30,6 +32,7 @@ HOUR, ROUTE, VERSION, LOCATION, AGENT, DAY_RT, DAY_USER, USER = (
     "day_rt",
     "day_user",
     "user",
+    "user_id",
 )
 # Family name -> the columns its parts are also grouped by.
 FAMILIES: dict[str, tuple[str, ...]] = {
@@ -37,7 +40,13 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "sv": ("status", "version"),
     "loc": ("location",),
     "ua": ("browser", "os", "device"),
+    "place": ("location", "browser", "os", "device"),
 }
+# A summary file's rows go in this order: each family's together, each kind of row within
+# it together (readers skip the others by the row groups' statistics: every question asks
+# for a kind), and within one, by the family's columns, so a click on them reads the row
+# groups of its values only. Kind after the columns made a version click 1.4x dearer.
+ORDER = "fam, kind, location, browser, os, device, status, version"
 _NULLS = {
     "t": "NULL::BIGINT",
     "k": "NULL::VARCHAR",
@@ -87,6 +96,8 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
         },
         True,
     ),  # fmt: skip
+    # The "User ID" panel: the client-sent user ids' requests.
+    USER_ID: (("user_id",), {"k": "user_id", "n": "count(*)"}, False),
 }
 # The name of a closed month's summary also says how its file is laid out, so compaction
 # knows which files to rewrite (server.lake.compaction.compact). Summaries were called
@@ -94,9 +105,15 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
 # - ".digest.parquet": before the families; answers nothing, its file is rewritten;
 # - ".digest2.parquet": the families, rows in time order; answers, its file is rewritten
 #   into week and route order (server.lake.layout.CLOSED_ORDER);
-# - ".digest3.parquet" (today's): the same parts as v2, rows in week and route order.
-SUFFIX = ".digest3.parquet"
-_SAME_PARTS = (".digest2.parquet", SUFFIX)
+# - ".digest3.parquet": the same parts as v2, rows in week and route order; answers
+#   nothing, its summary is written again (its file is copied as it is,
+#   server.lake.compaction.resummarise);
+# - ".digest4.parquet" (today's): v3's parts, the client-sent user ids and the country and
+#   client family, its rows in ORDER.
+SUFFIX = ".digest4.parquet"
+_SAME_PARTS = (SUFFIX,)
+# Summaries whose file is in today's order already: only the summary is written again.
+_FINAL_ORDER = (".digest3.parquet", SUFFIX)
 
 
 def _part(family: str, kind: str, source: str) -> str:
@@ -106,6 +123,8 @@ def _part(family: str, kind: str, source: str) -> str:
     select = ", ".join(f"{v} AS {k}" for k, v in cols.items())
     by = ", ".join(dict.fromkeys((*group, *sliced)))
     where = " WHERE ux IS NOT NULL" if users_only else ""
+    if kind == USER_ID:
+        where = " WHERE user_id IS NOT NULL"
     return (
         f"SELECT '{family}' AS fam, '{kind}' AS kind, {select} FROM {source}{where} GROUP BY {by}"
     )
@@ -113,7 +132,8 @@ def _part(family: str, kind: str, source: str) -> str:
 
 def summary_sql(source: str) -> str:
     """The summary of the rows `source` (SQL usable after FROM) names: every family's parts,
-    each family's rows together (readers skip the others by the files' statistics)."""
+    each family's rows together (readers skip the others by the files' statistics), not
+    yet in ORDER (server.lake.compaction.write_summary sorts them apart)."""
     parts = [_part(family, kind, source) for family in FAMILIES for kind in _KINDS]
     return "\nUNION ALL\n".join(f"({p})" for p in parts)
 
@@ -131,3 +151,8 @@ def is_current(name: str | None) -> bool:
 def is_final(name: str | None) -> bool:
     """Whether a summary and its file have today's layout (nothing to rewrite)."""
     return bool(name) and name.endswith(SUFFIX)
+
+
+def in_final_order(name: str | None) -> bool:
+    """Whether a summary's file has today's row order (only the summary is out of date)."""
+    return bool(name) and name.endswith(_FINAL_ORDER)

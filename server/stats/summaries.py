@@ -6,8 +6,8 @@ wholly inside the period (server.lake.summaries) and the same question asked of 
 rows. The numbers are the same as asking every row (tests compare the two ways); only
 the work is smaller: a few summaries instead of months of rows. With no filter the
 unsliced family answers; a click on columns of one sliced family (status and version,
-country, browser / OS / device) selects that family's rows with the very conditions the
-rows are selected with.
+country, browser / OS / device, or country with browser / OS / device) selects that
+family's rows with the very conditions the rows are selected with.
 """
 
 from __future__ import annotations
@@ -95,7 +95,12 @@ def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.
     parts = [frame]
     found = summaries.frame(
         "SELECT kind, k, status, n, n_ok, rt_sum FROM {summaries} "
-        f"WHERE kind IN ({', '.join(sql_str(k) for k in _SETS)})"
+        f"WHERE kind IN ({', '.join(sql_str(k) for k in (*_SETS, d.USER_ID))})"
+    )
+    ids = found[found["kind"] == d.USER_ID]
+    counts = pd.DataFrame({"user_id": ids["k"].to_numpy(), "n": ids["n"].to_numpy()})
+    breakdowns.note_user_ids(
+        summaries.rows, plan, pd.concat([breakdowns.user_ids_part(frame), counts])
     )
     for kind, (group, column) in _SETS.items():
         part = found[found["kind"] == kind]

@@ -35,7 +35,19 @@ def traffic_and_users(rows, plan: Plan, span: tuple[int, int]):
     """([t, n, n_ok], [bucket, users]) from one scan: per grain, the counts and a bitmap of
     its users over the key's numbers `span`; each activity bucket's distinct users are the
     bits set in the OR of its grains' bitmaps (every grain lies in one bucket). Only for
-    bitmaps that fit (server.stats.users.bitmaps_fit at the grain)."""
+    bitmaps that fit (server.stats.users.bitmaps_fit at the grain).
+
+    When the rows hold few (bucket, user) pairs at most (a click on one user, or a key
+    with few users), the breakdowns' scan counts them instead, and this scan is saved:
+    the refresh's sets frame is then answered from it (server.stats.breakdowns)."""
+    # Imported here: server.stats.breakdowns imports this module (N_OK).
+    from server.stats import breakdowns, users
+
+    if users.pairs_fit(rows, plan, span):
+        frame = breakdowns.sets_frame(
+            rows, plan, latency=True, per_user=users.counted_in_scan(span), traffic=True
+        )
+        return breakdowns.traffic_part(frame)
     low, high = span
     found = rows.frame(
         f"WITH grains AS MATERIALIZED (SELECT {plan.grain} AS t, {plan.bucket} AS bucket, "

@@ -22,6 +22,9 @@ MAX_BITS = 1 << 28
 # (server.stats.breakdowns.sets_frame) and the busiest are picked here; past it, a
 # query of their own returns only the busiest.
 MAX_USERS_IN_SCAN = 200_000
+# Up to this many (activity bucket, user) pairs, the breakdowns' scan counts each bucket's
+# users too (pairs_fit): a click on one user over all time, not a busy key's overview.
+MAX_PAIRS = 1 << 16
 
 
 @dataclass
@@ -48,6 +51,17 @@ def users(rows, plan: Plan, span, limit: int = TOP_USERS, per_bucket=None, per_u
 def counted_in_scan(span: tuple[int, int] | None) -> bool:
     """Whether the breakdowns' scan should count each user's requests (MAX_USERS_IN_SCAN)."""
     return span is not None and span[1] - span[0] + 1 <= MAX_USERS_IN_SCAN
+
+
+def pairs_fit(rows, plan: Plan, span: tuple[int, int] | None) -> bool:
+    """Whether the rows can hold at most MAX_PAIRS (bucket, user) pairs: few enough for
+    the breakdowns' scan to count each (server.stats.timeseries.traffic_and_users). A
+    click on a user leaves one user at most."""
+    if span is None:
+        return False
+    one = any(dim == "user" for dim, _value in plan.filters.clicks)
+    most = 1 if one else span[1] - span[0] + 1
+    return most * _buckets(rows, plan, plan.window.step) <= MAX_PAIRS
 
 
 def _buckets(rows, plan: Plan, step: int) -> int:

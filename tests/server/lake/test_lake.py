@@ -225,15 +225,15 @@ def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("old_suffix", "answers"),
-    [(".digest.parquet", False), (".digest2.parquet", True)],
-    ids=["before-families", "time-ordered"],
+    "old_suffix",
+    [".digest.parquet", ".digest2.parquet", ".digest3.parquet"],
+    ids=["before-families", "time-ordered", "before-user-ids-and-places"],
 )
-def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix, answers):
-    """A closed month's file whose digest predates today's layout is rewritten with a
-    current digest; the old pair stays readable for the grace period. A digest without
-    the families answers nothing meanwhile; one with today's parts (its file in time
-    order) still answers."""
+def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
+    """A closed month's file whose digest predates today's parts is rewritten with a
+    current digest (one already in week and route order is copied as it is, rows in the
+    same order); the old pair stays readable for the grace period. An older digest
+    answers nothing meanwhile (it lacks parts today's readers ask for)."""
     stack.config.LAKE_EXPORT_SECONDS = 3600
     key = stack.new_key()
     key_id = key_id_of(stack, key)
@@ -257,13 +257,30 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix, answ
     ids = stored_ids(key_id)
     with open_rows(key_id) as rows:
         covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))
-    assert [f.id for f in covered] == ([closed.id] if answers else [])
+    assert covered == []
+    single = duckdb.connect(config={"threads": 1})
 
-    compaction.compact(stack.engine, stack.config)
+    def in_file(f) -> list[tuple]:
+        return single.execute(
+            "SELECT * REPLACE (epoch_us(created_at) AS created_at) "
+            f"FROM read_parquet('{storage.url(f.path)}')"
+        ).fetchall()
+
+    before = in_file(closed)
+    copied = []
+    real = compaction.resummarise
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(compaction, "resummarise", lambda *a: copied.append(1) or real(*a))
+        compaction.compact(stack.engine, stack.config)
     with stack.engine.connect() as conn:
         (new,) = catalog.live_files(conn, key_id)
     assert new.id != closed.id and new.summary.endswith(SUFFIX)
     assert stored_ids(key_id) == ids
+    assert len(copied) == (old_suffix == ".digest3.parquet")
+    assert in_file(new) == before  # the same rows in the same order
+    with open_rows(key_id) as rows:
+        covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))
+    assert [f.id for f in covered] == [new.id]
     names = {name for name, _ in storage.list(f"k{key_id}/")}
     assert {closed.path, old_name} <= names  # in its grace period
     stack.config.LAKE_GRACE_SECONDS = 0

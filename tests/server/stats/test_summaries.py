@@ -9,6 +9,7 @@ independent count of what was sent.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -38,9 +39,11 @@ ANSWERED = [
     (Filters().with_click("browser", "Chrome"), "ua"),
     (Filters().with_click("os", "iOS").with_click("device", "mobile"), "ua"),
     (Filters().with_click("device", "bot"), "ua"),
+    (Filters().with_click("location", "US").with_click("browser", "Chrome"), "place"),
+    (Filters().with_click("location", "").with_click("device", "desktop"), "place"),
 ]
 PANELS = ("histogram", "status_codes", "activity", "hours", "weekdays", "endpoints", "versions",
-          "locations", "browsers", "systems", "devices", "top_users")  # fmt: skip
+          "locations", "browsers", "systems", "devices", "top_users", "user_ids")  # fmt: skip
 
 
 def spread_rows(now: datetime) -> list[tuple[int, dict]]:
@@ -108,6 +111,10 @@ def test_summaries_answer_as_the_rows_do(stack, monkeypatch):
             assert summarised.summary == plain.summary, case
             assert summarised.summary["requests"] == expected.requests, case
             assert summarised.users == plain.users == expected.users, case
+            ids = Counter(r["user_id"] for r in expected.rows if r["user_id"] is not None)
+            want = sorted(ids.items(), key=lambda item: (-item[1], item[0]))[:10]
+            got = list(summarised.user_ids[["user_id", "n"]].itertuples(index=False, name=None))
+            assert got == want, case
             assert summarised.percentiles == pytest.approx(plain.percentiles), case
             assert summarised.hostnames == plain.hostnames
             for name in PANELS:
@@ -134,7 +141,7 @@ def test_which_filters_summaries_answer():
         Filters(period="1y", hidden=("/x*",)),
         Filters(period="1y").with_click("endpoint", "GET /health"),
         Filters(period="1y").with_click("user", "user1"),
-        Filters(period="1y").with_click("location", "US").with_click("browser", "Chrome"),
+        Filters(period="1y").with_click("location", "US").with_click("status", "200"),
         Filters(period="1y", exclude_404=True).with_click("os", "iOS"),
         Filters(period="1y", fixed=(("hostname", "h"),)),
     ):
