@@ -12,6 +12,10 @@ family's rows with the very conditions the rows are selected with.
 
 from __future__ import annotations
 
+import itertools
+import threading
+from collections import OrderedDict
+
 import pandas as pd
 
 from server.db import get_engine
@@ -87,7 +91,62 @@ class Summaries:
         self.params = list(conditions.params)
 
     def frame(self, sql: str) -> pd.DataFrame:
-        return self.rows.cursor.execute(sql.replace("{summaries}", self.relation), self.params).df()
+        """The answer of `sql` over these summaries, remembered (_Kept): the same question
+        of the same files has the same answer. Callers must not change it in place."""
+        sql = sql.replace("{summaries}", self.relation)
+        key = (sql, tuple(self.params))
+        found = _kept.get(key)
+        if found is None:
+            found = self.rows.cursor.execute(sql, self.params).df()
+            _kept.put(key, found)
+        return found
+
+
+class _Kept:
+    """Answers from closed months' summaries, kept in this process, newest last, at most
+    `limit` bytes. Exact without any check: a question names its files, and a file never
+    changes once written (compaction, erase and retention write new files under new
+    names); the rest of a refresh (the current month, hot rows) is asked every time.
+
+    Measured (bench/README.md, "Issue 34: the refresh's fixed cost"): the summaries' three
+    reads of an unfiltered all-time refresh at 30 M rows (breakdowns, hours, latency)
+    took 0.18 s of its 0.6 s of engine work; a repeated view (the page's auto-refresh, or
+    a click back) answers them from here. A 20-line OrderedDict LRU: cache.py's store
+    keeps whole answers by the hot rows' state, which every arriving row changes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self.frames: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            found = self.frames.get(key)
+            if found is not None:
+                self.frames.move_to_end(key)
+            return found
+
+    def put(self, key, frame: pd.DataFrame) -> None:
+        size = int(frame.memory_usage(index=True, deep=True).sum()) + len(key[0])
+        if size > self.limit:
+            return
+        with self.lock:
+            if key in self.frames:
+                return
+            self.frames[key] = frame
+            self.size += size
+            while self.size > self.limit:
+                old_key, old = self.frames.popitem(last=False)
+                self.size -= int(old.memory_usage(index=True, deep=True).sum()) + len(old_key[0])
+
+    def clear(self) -> None:
+        with self.lock:
+            self.frames.clear()
+            self.size = 0
+
+
+KEPT_BYTES = 64 * 1024 * 1024
+_kept = _Kept(KEPT_BYTES)
 
 
 def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.Breakdowns:
@@ -141,33 +200,45 @@ def latency_from(
 
 
 def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.TOP_USERS):
+    """Each bucket's distinct users and the busiest users. The summaries' part of each is
+    its own question (remembered, Summaries.frame), merged with the other rows': a day
+    both hold (late rows of a summarised month) is counted again from both sets."""
     span = users.span_of(plan.key_id)
     if span is None:
         return users.Users(0, pd.DataFrame({"bucket": [], "users": []}), users._top(raw, plan, []))
     low, high = span
-    pairs = (
-        f"SELECT t, ux FROM {summaries.relation} WHERE kind = {sql_str(d.DAY_USER)} "
-        f"UNION ALL SELECT {plan.bucket} AS t, ux FROM {raw.relation} "
-        f"WHERE {plan.where} AND ux IS NOT NULL"
-    )
     buckets = users.bitmaps_fit(rows, plan, span)
     distinct = f"bit_count(bitstring_agg(ux, {low}, {high}))" if buckets else "count(DISTINCT ux)"
-    params = [*summaries.params, *plan.params]  # in the order the SQL names them
-    per_bucket = rows.cursor.execute(
-        f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t ORDER BY t", params
-    ).df()
-    each = (
-        f"SELECT ux, n, last_us, last_loc FROM {summaries.relation} "
-        f"WHERE kind = {sql_str(d.USER)} "
-        f"UNION ALL SELECT ux, count(*), epoch_us(max(created_at)), "
-        f"arg_max(coalesce(location, ''), created_at) FROM {raw.relation} "
-        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux"
+    day_users = f"kind = {sql_str(d.DAY_USER)}"
+    summed = summaries.frame(
+        f"SELECT t AS bucket, {distinct} AS users FROM {{summaries}} WHERE {day_users} GROUP BY t"
     )
-    busiest = rows.cursor.execute(
-        f"SELECT ux, sum(n) AS n, max(last_us), arg_max(last_loc, last_us), count(*) OVER () "
-        f"FROM ({each}) GROUP BY ux ORDER BY n DESC, ux LIMIT {int(limit)}",
-        params,
-    ).fetchall()
+    counted = raw.frame(
+        f"SELECT {plan.bucket} AS bucket, {distinct} AS users FROM {{rows}} "
+        f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY bucket",
+        list(plan.params),
+    )
+    both = sorted(set(summed["bucket"].tolist()) & set(counted["bucket"].tolist()))
+    parts = [summed[~summed["bucket"].isin(both)], counted[~counted["bucket"].isin(both)]]
+    if both:
+        days = ", ".join(str(int(t)) for t in both)
+        pairs = (
+            f"SELECT t, ux FROM {summaries.relation} WHERE {day_users} AND t IN ({days}) "
+            f"UNION ALL SELECT {plan.bucket} AS t, ux FROM {raw.relation} "
+            f"WHERE {plan.where} AND ux IS NOT NULL AND {plan.bucket} IN ({days})"
+        )
+        parts.append(
+            rows.cursor.execute(
+                f"SELECT t AS bucket, {distinct} AS users FROM ({pairs}) GROUP BY t",
+                [*summaries.params, *plan.params],  # in the order the SQL names them
+            ).df()
+        )
+    per_bucket = (
+        pd.concat([p.astype("int64") for p in parts], ignore_index=True)
+        .sort_values("bucket")
+        .reset_index(drop=True)
+    )
+    busiest = _busiest(rows, raw, summaries, plan, limit)
     with get_engine().connect() as conn:
         names = names_of(conn, [row[0] for row in busiest])
     top = pd.DataFrame(
@@ -176,6 +247,35 @@ def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.T
     )
     top = top.sort_values(["n", "user_key"], ascending=[False, True]).reset_index(drop=True)
     return users.Users(int(busiest[0][4]) if busiest else 0, per_bucket, top)
+
+
+_registered = itertools.count()
+
+
+def _busiest(rows, raw, summaries: Summaries, plan: Plan, limit: int) -> list:
+    """[(ux, n, last_us, last_loc, users)]: the busiest users, from the summaries' users
+    (grouped once per user, remembered) and the other rows'."""
+    kept = summaries.frame(
+        f"SELECT ux, sum(n)::BIGINT AS n, max(last_us) AS last_us, "
+        f"arg_max(last_loc, last_us) AS last_loc FROM {{summaries}} "
+        f"WHERE kind = {sql_str(d.USER)} GROUP BY ux ORDER BY ux"
+    )
+    name = f"summary_users_{next(_registered)}"
+    rows.cursor.register(name, kept)
+    try:
+        each = (
+            f"SELECT ux, n, last_us, last_loc FROM {name} "
+            f"UNION ALL SELECT ux, count(*), epoch_us(max(created_at)), "
+            f"arg_max(coalesce(location, ''), created_at) FROM {raw.relation} "
+            f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux"
+        )
+        return rows.cursor.execute(
+            f"SELECT ux, sum(n) AS n, max(last_us), arg_max(last_loc, last_us), "
+            f"count(*) OVER () FROM ({each}) GROUP BY ux ORDER BY n DESC, ux LIMIT {int(limit)}",
+            list(plan.params),
+        ).fetchall()
+    finally:
+        rows.cursor.unregister(name)
 
 
 def total_from(rows, plan: Plan) -> int:
