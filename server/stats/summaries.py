@@ -114,14 +114,17 @@ class Summaries:
 class _Kept:
     """Answers from closed months' summaries, kept in this process, newest last, at most
     `limit` bytes. Exact without any check: a question names its files, and a file never
-    changes once written (compaction, erase and retention write new files under new
-    names); the rest of a refresh (the current month, hot rows) is asked every time.
+    changes once written (compaction and retention write new files under new names,
+    an erased key's files are deleted); the rest of a refresh (the current month, hot
+    rows) is asked every time.
 
-    Measured (bench/README.md, "Issue 34: the refresh's fixed cost"): the summaries' three
-    reads of an unfiltered all-time refresh at 30 M rows (breakdowns, hours, latency)
-    took 0.18 s of its 0.6 s of engine work; a repeated view (the page's auto-refresh, or
-    a click back) answers them from here. A 20-line OrderedDict LRU: cache.py's store
-    keeps whole answers by the hot rows' state, which every arriving row changes."""
+    Measured (bench/README.md, "Issue 34: the refresh's fixed cost"): at 30 M rows an
+    unfiltered all-time refresh spent 0.45 s of its 0.6 s of engine work and 0.1 s of
+    pandas on closed months' summaries; a repeated view (the page's auto-refresh, a click
+    back) answers them from here, and the rest of its work is the current month's. One
+    answer over an eighth of the bound is not kept (it would push out every other).
+    A 20-line OrderedDict LRU: cache.py's store keeps whole answers by the hot rows'
+    state, which every arriving row changes."""
 
     def __init__(self, limit: int) -> None:
         self.limit, self.size = limit, 0
@@ -143,7 +146,7 @@ class _Kept:
     def put(self, key, value) -> None:
         """`value`: a frame, or a tuple of frames."""
         size = self._bytes(key, value)
-        if size > self.limit:
+        if size > self.limit // 8:  # one big answer would push out every other
             return
         with self.lock:
             if key in self.frames:
@@ -169,10 +172,15 @@ def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.
     parts = [frame]
     found = summaries.frame(
         "SELECT kind, k, status, n, n_ok, rt_sum FROM {summaries} "
-        f"WHERE kind IN ({', '.join(sql_str(k) for k in (*_SETS, d.USER_ID))})"
+        f"WHERE kind IN ({', '.join(sql_str(k) for k in _SETS)})"
     )
-    ids = found[found["kind"] == d.USER_ID]
-    counts = pd.DataFrame({"user_id": ids["k"].to_numpy(), "n": ids["n"].to_numpy()})
+    # Summed per id here: a sliced family holds an id once per month and slice (714,000
+    # rows for 2,400 ids at 30 M rows under a status click).
+    ids = summaries.frame(
+        f"SELECT k AS user_id, sum(n)::BIGINT AS n FROM {{summaries}} "
+        f"WHERE kind = {sql_str(d.USER_ID)} GROUP BY k ORDER BY k"
+    )
+    counts = pd.DataFrame({"user_id": ids["user_id"].to_numpy(), "n": ids["n"].to_numpy()})
     breakdowns.note_user_ids(
         summaries.rows, plan, pd.concat([breakdowns.user_ids_part(frame), counts])
     )
@@ -206,7 +214,6 @@ def latency_from(
     million pairs sorted in 0.03-0.06 s) and only days the other rows hold (today's, late
     rows) are shaped each time, from both sources."""
     sql = f"SELECT t AS bucket, rt, n FROM {{summaries}} WHERE kind = {sql_str(d.DAY_RT)}"
-    found = summaries.frame(sql)
     overall, per_day = summaries.derived(
         sql, "latency", lambda f: (latency.overall_frame(f), latency.per_bucket(f))
     )
@@ -214,8 +221,11 @@ def latency_from(
     if raw_latency.empty:  # copies: callers own what they are handed
         return overall.copy(), per_day.copy()
     days = set(raw_latency["bucket"].tolist()) & set(per_day["bucket"].tolist())
-    shared = found[found["bucket"].isin(days)] if days else found.iloc[:0]
-    fresh = latency.per_bucket(pd.concat([raw_latency, shared], ignore_index=True))
+    pairs = raw_latency
+    if days:  # the summaries' pairs of those days too (kept if small enough, else read)
+        found = summaries.frame(sql)
+        pairs = pd.concat([raw_latency, found[found["bucket"].isin(days)]], ignore_index=True)
+    fresh = latency.per_bucket(pairs)
     buckets = [per_day[~per_day["bucket"].isin(days)], fresh]
     per_day = pd.concat([b for b in buckets if not b.empty], ignore_index=True)
     summed = pd.concat([overall, latency.overall_frame(raw_latency)], ignore_index=True)
