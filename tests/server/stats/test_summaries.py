@@ -148,3 +148,43 @@ def test_which_filters_summaries_answer():
         assert not summaries.usable(filters, year), filters
     assert summaries.family(Filters(period="1y", fixed=(("status", "200"),)), year) == "sv"
     assert not summaries.usable(Filters(period="7d"), window_for("7d"))
+
+
+def test_remembered_summaries_stay_exact_as_rows_arrive(stack):
+    """The summaries' answers are kept between refreshes (server.stats.summaries._Kept);
+    rows that arrive between two identical views, late ones into summarised days among
+    them, show in the second view: every number as the rows alone give it."""
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    now = datetime.now(UTC)
+    rows = spread_rows(now)
+    key = stack.new_key()
+    ingest(stack, key, rows[40:])
+    flush()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    summaries._kept.clear()
+    filters = Filters(period="all")
+    first = compute(key_id, filters, now)
+    assert summaries._kept.frames  # the summaries' answers are kept
+    kept = dict(summaries._kept.frames)
+    # Late rows into a summarised day (a user of its own, so the day's users change too),
+    # and new rows.
+    late = [
+        (0, {**row, "user_id": "late-user", "ip_address": "203.0.113.7"})
+        for _privacy, row in spread_rows(now)[300:305]
+    ]
+    ingest(stack, key, late + rows[:40])
+    second = compute(key_id, filters, now)
+    # The summaries were not asked again: the same files, the same kept answers.
+    assert all(summaries._kept.frames[k] is frame for k, frame in kept.items())
+    summaries._kept.clear()
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(summaries, "usable", lambda *_a: False)
+        plain = compute(key_id, filters, now)
+    everything = rows + late
+    expected = Expected(everything, filters, plain.window.since, plain.window.until)
+    assert second.summary["requests"] == first.summary["requests"] + 45 == expected.requests
+    assert second.summary == plain.summary
+    assert second.users == plain.users == expected.users > first.users
+    for name in PANELS:
+        assert frames_equal(getattr(second, name), getattr(plain, name)), name
