@@ -83,6 +83,18 @@ def load_or_reuse(db, settings, args, data_dir: str) -> tuple[int, str]:
 
     loaded = Path(data_dir) / "browser.json"
     shape = [args.rows, args.hot]
+    engine_run = Path(data_dir) / "loaded.json"  # bench/dashboard.py --keep's rows
+    if not loaded.exists() and engine_run.exists():
+        state = json.loads(engine_run.read_text())
+        if state["shape"][:3] != [args.rows, 0, args.hot]:
+            raise SystemExit(
+                f"--keep {args.keep} holds bench/dashboard.py's rows of another shape "
+                f"{state['shape']}: its --rows {args.rows} --other-rows 0 --hot {args.hot} "
+                "can be shared"
+            )
+        progress(f"adopting bench/dashboard.py's {args.rows:,} rows ({args.keep})")
+        loaded.write_text(json.dumps({"shape": shape, "key_id": state["key_id"],
+                                      "now": state["now"]}))  # fmt: skip
     if loaded.exists():
         state = json.loads(loaded.read_text())
         if state["shape"] != shape:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from dash import Dash, Input, Output, State, dcc, get_relative_path, html, no_update
 from flask import redirect
@@ -79,10 +79,15 @@ def init_dash(server) -> Dash:
 
 
 def shell() -> html.Div:
+    """The page's frame. Asked for by the page the browser loaded (Dash's layout request,
+    whose Referer is that page's URL), it comes with that page already in it, so the
+    page's callbacks leave at once instead of after the router's round trip; without a
+    Referer the router draws it (show_page), as it does for every link followed after."""
+    body, links, page_id = _first_page() or (None, None, None)
     return html.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
-            dcc.Store(id="page-id"),
+            dcc.Store(id="page-id", data=page_id),
             html.Header(
                 [
                     html.Div(
@@ -92,14 +97,32 @@ def shell() -> html.Div:
                         ],
                         className="brand-line",
                     ),
-                    html.Nav(id="nav"),
+                    html.Nav(links, id="nav"),
                 ],
                 className="topbar",
             ),
             html.Div(id="page-error", role="alert"),
-            html.Main(id="page"),
+            html.Main(body, id="page"),
         ]
     )
+
+
+def _first_page() -> tuple | None:
+    """The page the layout request was made for, rendered (render_page), or None: not a
+    dashboard page's request, no Referer, or rendering it failed (the router will)."""
+    from flask import has_request_context, request
+
+    if not has_request_context() or not request.referrer:
+        return None
+    url = urlsplit(request.referrer)
+    if not url.path.startswith(PREFIX) or url.netloc != request.host:
+        return None  # another site's page, or one behind a proxy that rewrites the host
+    search = f"?{url.query}" if url.query else ""
+    try:
+        return render_page(url.path, search, None, request.referrer.split("#")[0], "")
+    except Exception:
+        log.exception("the first page could not be drawn with the layout; the router will")
+        return None
 
 
 def callback_failed(exc: Exception) -> None:
@@ -157,7 +180,9 @@ def route(page_path: str) -> tuple[str, str | None]:
     return kind, page if page in ALLOWED[kind] else None
 
 
-def _register_router(app: Dash) -> None:
+def render_page(pathname, search, current, href=None, hash_=None):
+    """The page at `pathname` for the browser's session: (its body, the nav, its id), or
+    three no_update when `current` (the id of the page shown) is that page already."""
     from dash_app.pages import (
         alerts,
         consumers,
@@ -174,7 +199,6 @@ def _register_router(app: Dash) -> None:
     from dash_app.pages.common import page_path as relative_path
     from dash_app.session import share_problem_text, split_path, viewer_for
     from server.db import get_engine
-    from server.keys.api_keys import describe_key
 
     layouts = {
         "overview": overview.layout,
@@ -188,6 +212,52 @@ def _register_router(app: Dash) -> None:
         "releases": releases.layout,
         "ingest": ingest.layout,
     }
+    page_path = relative_path(pathname)
+    kind, page = route(page_path)
+    with get_engine().connect() as conn:
+        viewer = viewer_for(conn, page_path)
+    # Each group's page is a page of its own: going from one to another draws it anew.
+    shown = split_path(page_path)[2] if page == "error" else page
+    page_id = f"{kind}:{shown}:{viewer.key_id}"
+    if page_id == current:
+        return no_update, no_update, no_update
+    if kind == "share" and viewer.key_id is None:
+        _status, text = share_problem_text(viewer.share)
+        body = html.Div(text, className="notice panel wide", id="share-problem")
+        return body, [], page_id
+    if kind == "demo" and PAGES.get(split_path(page_path)[2]) == "alerts":
+        body = html.Div(
+            "Alerts belong to a signed-in key: sign in with yours to set them up.",
+            className="notice panel wide",
+        )
+    elif page is None:
+        body = html.Div("No such page.", className="notice panel wide")
+    elif viewer.key_id is None and kind == "demo":
+        body = html.Div(
+            "The demo has no data yet: run `flask --app wsgi seed-demo`.",
+            className="notice panel wide",
+        )
+    elif viewer.key_id is None:
+        return sign_in_page(search), nav(viewer, signed_in=False), page_id
+    elif page == "settings":
+        body = settings.layout(viewer.key_id)
+    elif page == "overview":
+        # A share link's token is in its path, and never in the page's own content: its
+        # overview reads the URL on mount instead (one round trip more).
+        location = None if kind == "share" else {
+            "pathname": pathname, "search": search, "href": href, "hash": hash_}  # fmt: skip
+        body = overview.layout(page_path, search, location)
+    else:
+        body = layouts[page](page_path)
+    current = "errors" if page == "error" else page
+    return body, nav(viewer, signed_in=viewer.key_id is not None, page=current), page_id
+
+
+def _register_router(app: Dash) -> None:
+    from dash_app.pages.common import page_path as relative_path
+    from dash_app.session import viewer_for
+    from server.db import get_engine
+    from server.keys.api_keys import describe_key
 
     @app.callback(
         Output("page", "children"),
@@ -200,45 +270,9 @@ def _register_router(app: Dash) -> None:
         State("url", "hash"),
     )
     def show_page(pathname, search, current, href=None, hash_=None):
-        page_path = relative_path(pathname)
-        kind, page = route(page_path)
-        with get_engine().connect() as conn:
-            viewer = viewer_for(conn, page_path)
-        # Each group's page is a page of its own: going from one to another draws it anew.
-        shown = split_path(page_path)[2] if page == "error" else page
-        page_id = f"{kind}:{shown}:{viewer.key_id}"
-        if page_id == current:
-            return no_update, no_update, no_update
-        if kind == "share" and viewer.key_id is None:
-            _status, text = share_problem_text(viewer.share)
-            body = html.Div(text, className="notice panel wide", id="share-problem")
-            return body, [], page_id
-        if kind == "demo" and PAGES.get(split_path(page_path)[2]) == "alerts":
-            body = html.Div(
-                "Alerts belong to a signed-in key: sign in with yours to set them up.",
-                className="notice panel wide",
-            )
-        elif page is None:
-            body = html.Div("No such page.", className="notice panel wide")
-        elif viewer.key_id is None and kind == "demo":
-            body = html.Div(
-                "The demo has no data yet: run `flask --app wsgi seed-demo`.",
-                className="notice panel wide",
-            )
-        elif viewer.key_id is None:
-            return sign_in_page(search), nav(viewer, signed_in=False), page_id
-        elif page == "settings":
-            body = settings.layout(viewer.key_id)
-        elif page == "overview":
-            # A share link's token is in its path, and never in the page's own content: its
-            # overview reads the URL on mount instead (one round trip more).
-            location = None if kind == "share" else {
-                "pathname": pathname, "search": search, "href": href, "hash": hash_}  # fmt: skip
-            body = overview.layout(page_path, search, location)
-        else:
-            body = layouts[page](page_path)
-        current = "errors" if page == "error" else page
-        return body, nav(viewer, signed_in=viewer.key_id is not None, page=current), page_id
+        """The page for a new URL (a link followed in the page). The page the browser
+        loaded came with the layout (shell): this answers no_update for it."""
+        return render_page(pathname, search, current, href, hash_)
 
     @app.callback(Output("page-error", "children"), Input("url", "pathname"))
     def clear_error(_pathname):

@@ -247,3 +247,63 @@ def test_state_changing_requests_from_another_origin_are_refused(sqlite_app, hea
     assert client.post("/dashboard/sign-in", data=data, headers=own).status_code == 303
     # The JSON API takes no cookie, so a browser on another origin may call it.
     assert client.post("/api/keys", headers=headers).status_code == 201
+
+
+def _layout(client, referrer: str | None) -> dict:
+    headers = {"Referer": referrer} if referrer else {}
+    response = client.get("/dashboard/_dash-layout", headers=headers)
+    assert response.status_code == 200
+    return response.get_json()
+
+
+def _find(tree, component_id: str):
+    if isinstance(tree, dict):
+        if tree.get("props", {}).get("id") == component_id:
+            return tree
+        return next((f for v in tree.values() if (f := _find(v, component_id))), None)
+    if isinstance(tree, list):
+        return next((f for v in tree if (f := _find(v, component_id))), None)
+    return None
+
+
+ROUTER_OUTPUTS = (("page", "children"), ("nav", "children"), ("page-id", "data"))
+
+
+def test_the_loaded_page_comes_with_the_layout_and_the_router_leaves_it(sqlite_app):
+    """The layout asked for by a loaded page holds that page (its callbacks leave at once,
+    without the router's round trip); the router then answers no_update for it, and a
+    layout asked for by no page (no Referer, another site's) is the empty frame."""
+    client = sqlite_app.client
+    page = "http://localhost/dashboard/"
+    signed_out = _layout(client, page)
+    assert form_values(signed_out, "api_key") == [None]  # the sign-in form, in the layout
+    sign_in(client, sqlite_app.new_key())
+    layout = _layout(client, page + "?period=7d&location=US")
+    page_id = _find(layout, "page-id")["props"]["data"]
+    assert page_id.startswith("key:overview:")
+    assert _find(layout, "ov-summary") is not None
+    assert _find(layout, "ov-period")["props"]["value"] == "7d"
+    url = _find(layout, "ov-url")["props"]
+    assert url["search"] == "?period=7d&location=US" and url["hash"] == ""
+    # The router, called as the page's load calls it, leaves the page as it came.
+    response = client.post(
+        "/dashboard/_dash-update-component",
+        json={
+            "output": "..page.children...nav.children...page-id.data..",
+            "outputs": [{"id": i, "property": p} for i, p in ROUTER_OUTPUTS],
+            "inputs": [{"id": "url", "property": "pathname", "value": "/dashboard/"}],
+            "state": [
+                {"id": "url", "property": "search", "value": "?period=7d&location=US"},
+                {"id": "page-id", "property": "data", "value": page_id},
+                {"id": "url", "property": "href", "value": page + "?period=7d&location=US"},
+                {"id": "url", "property": "hash", "value": ""},
+            ],
+            "changedPropIds": ["url.pathname"],
+        },
+    )  # fmt: skip
+    assert response.status_code == 200
+    assert response.get_json()["response"] == {}  # no_update for every output
+    for referrer in (None, "http://evil.example.com/dashboard/", "http://localhost/api/data"):
+        frame = _layout(client, referrer)
+        assert _find(frame, "page-id")["props"].get("data") is None
+        assert _find(frame, "ov-summary") is None
