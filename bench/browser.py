@@ -244,7 +244,10 @@ def outcome(record: dict, since: float, query: str) -> dict:
     # it came back (the endpoints table's callback, React and Plotly drawing).
     # The panels' callback as the browser's resource timing saw it (its first byte: the
     # server's share; its end: when the body was in, before the page's scripts read it).
-    timing = [r for r in resources if r[0] and mine and abs(r[1] - mine[-1]["start"]) < 20]
+    # Callbacks that leave together (the page's first ones) start within the same
+    # milliseconds: the panels' answer is the largest body among them by far.
+    timing = sorted((r for r in resources if r[0] and mine and abs(r[1] - mine[-1]["start"]) < 20),
+                    key=lambda r: -r[2])  # fmt: skip
     end = timing[0][5] if timing else mine[-1]["end"] if mine else 0.0
     phases = [mine[-1]["start"] - since, end - mine[-1]["start"],
               last - end] if mine else [0.0, 0.0, 0.0]  # fmt: skip

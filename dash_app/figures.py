@@ -1,8 +1,11 @@
 """DataFrame -> Figure: one function per chart, each saying so when it has nothing to draw.
 
 Clickable traces carry the value to filter by in `customdata`, so the page's click
-handler never has to parse labels. Figures are built unvalidated (`_figure`): Plotly's
-property validation cost ~50 ms a chart, more than every query of a refresh together.
+handler never has to parse labels. Figures are the plain dicts Dash sends (`_figure`),
+not `plotly.graph_objects.Figure`: Plotly's property validation cost ~50 ms a chart,
+more than every query of a refresh together, and even unvalidated a Figure deep-copies
+its template and traces (13.8 ms a chart against none, bench/README.md); the shared
+template dict is never changed. `go.Figure(fig)` reads one as a Figure (the tests do).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from dash_app.countries import iso3, name_of
 
@@ -32,7 +34,7 @@ def _template() -> dict:
     return pio.templates["plotly_white"].to_plotly_json()
 
 
-def _figure(traces: list[dict], height: int = HEIGHT, **layout) -> go.Figure:
+def _figure(traces: list[dict], height: int = HEIGHT, **layout) -> dict:
     settings = {
         "template": _template(),
         "height": height,
@@ -41,10 +43,10 @@ def _figure(traces: list[dict], height: int = HEIGHT, **layout) -> go.Figure:
         "font": {"size": 12},
         "hoverlabel": {"namelength": -1},
     }
-    return go.Figure(data=traces, layout={**settings, **layout}, _validate=False)
+    return {"data": traces, "layout": {**settings, **layout}}
 
 
-def empty_figure(message: str = "No requests in this period", height: int = HEIGHT) -> go.Figure:
+def empty_figure(message: str = "No requests in this period", height: int = HEIGHT) -> dict:
     """No axes, just the message: an empty period should say so."""
     hidden = {"visible": False}
     note = {
@@ -57,6 +59,18 @@ def empty_figure(message: str = "No requests in this period", height: int = HEIG
         "yref": "paper",
     }
     return _figure([], height, xaxis=hidden, yaxis=hidden, annotations=[note])
+
+
+LABEL_PX = 6.6  # the width of an average character of the 12 px labels
+MAX_LABEL_ROOM = 220
+
+
+def label_room(labels: list[str]) -> int:
+    """Pixels the longest of `labels` takes beside its axis (at most MAX_LABEL_ROOM; Plotly
+    cuts nothing, a longer label runs under the card's edge as it would with automargin
+    capped)."""
+    longest = max((len(str(x)) for x in labels), default=0)
+    return min(MAX_LABEL_ROOM, int(longest * LABEL_PX) + 16)
 
 
 def _empty(df: pd.DataFrame, value: str) -> bool:
@@ -72,7 +86,7 @@ def bars(
     colour: str = ACCENT,
     filter_values: pd.Series | None = None,
     height: int = HEIGHT,
-) -> go.Figure:
+) -> dict:
     """A bar per row; `filter_values` (defaults to the labels) go to customdata for clicks."""
     if _empty(df, value):
         return empty_figure(height=height)
@@ -89,7 +103,10 @@ def bars(
             "marker": {"color": colour},
             "hovertemplate": "%{y}: %{x:,}<extra></extra>",
         }
-        return _figure([trace], height, yaxis={"autorange": "reversed", "automargin": True})
+        # The labels' room is set here, not by Plotly's automargin, which measures the
+        # drawn labels and draws the chart again (bench/README.md: the browser's drawing).
+        margin = {"l": label_room(labels), "r": 8, "t": 8, "b": 8}
+        return _figure([trace], height, yaxis={"autorange": "reversed"}, margin=margin)
     trace = {
         "type": "bar",
         "x": labels,
@@ -101,7 +118,7 @@ def bars(
     return _figure([trace], height, xaxis={"type": "category"})
 
 
-def status_codes(df: pd.DataFrame) -> go.Figure:
+def status_codes(df: pd.DataFrame) -> dict:
     if _empty(df, "n"):
         return empty_figure()
     codes = df["status"].astype(str).tolist()
@@ -116,7 +133,7 @@ def status_codes(df: pd.DataFrame) -> go.Figure:
     return _figure([trace], xaxis={"type": "category"})
 
 
-def response_histogram(df: pd.DataFrame) -> go.Figure:
+def response_histogram(df: pd.DataFrame) -> dict:
     """Requests per response-time bucket (from the rollups' log histogram)."""
     if _empty(df, "n"):
         return empty_figure()
@@ -129,11 +146,13 @@ def response_histogram(df: pd.DataFrame) -> go.Figure:
     }
     # Up to 64 buckets: every label at once overlapped; at most 12 are named (each bar's
     # own range is in its hover).
-    axis = {"type": "category", "tickangle": -45, "nticks": 12, "automargin": True}
-    return _figure([trace], xaxis=axis)
+    axis = {"type": "category", "tickangle": -45, "nticks": 12}
+    # Labels at -45 degrees need about 0.71 of their length below the axis.
+    below = int(label_room(trace["x"]) * 0.71) + 8
+    return _figure([trace], xaxis=axis, margin={"l": 8, "r": 8, "t": 8, "b": below})
 
 
-def activity(df: pd.DataFrame) -> go.Figure:
+def activity(df: pd.DataFrame) -> dict:
     """Requests and users, p50/p95 response time and success rate over time, one row each."""
     if _empty(df, "requests"):
         return empty_figure(height=ACTIVITY_HEIGHT)
@@ -185,7 +204,7 @@ def activity(df: pd.DataFrame) -> go.Figure:
     )
 
 
-def world_map(df: pd.DataFrame) -> go.Figure:
+def world_map(df: pd.DataFrame) -> dict:
     """A choropleth of requests per country (ISO 3166 alpha-2 in `value`)."""
     known = df[df["value"].map(lambda c: bool(iso3(c)))] if not df.empty else df
     if known.empty:
@@ -216,9 +235,7 @@ def world_map(df: pd.DataFrame) -> go.Figure:
     return _figure([trace], MAP_HEIGHT, geo=geo)
 
 
-def pie(
-    df: pd.DataFrame, label: str = "value", value: str = "n", unknown: str = "Unknown"
-) -> go.Figure:
+def pie(df: pd.DataFrame, label: str = "value", value: str = "n", unknown: str = "Unknown") -> dict:
     if _empty(df, value):
         return empty_figure()
     labels = df[label].astype(str).tolist()
@@ -234,7 +251,7 @@ def pie(
     return _figure([trace])
 
 
-def monitor_strip(df: pd.DataFrame) -> go.Figure:
+def monitor_strip(df: pd.DataFrame) -> dict:
     """Recent checks of one monitor as a strip of green (up) / red (down) cells."""
     if df.empty:
         return empty_figure("No checks yet", height=60)
@@ -250,7 +267,7 @@ def monitor_strip(df: pd.DataFrame) -> go.Figure:
     return _figure([trace], 60, xaxis=hidden, yaxis=hidden, bargap=0.15)
 
 
-def monitor_response_times(df: pd.DataFrame) -> go.Figure:
+def monitor_response_times(df: pd.DataFrame) -> dict:
     if df.empty or df["response_time"].isna().all():
         return empty_figure("No response times yet", height=180)
     trace = {
@@ -268,7 +285,7 @@ def monitor_response_times(df: pd.DataFrame) -> go.Figure:
 SPARK_HEIGHT = 34
 
 
-def sparkline(df: pd.DataFrame) -> go.Figure:
+def sparkline(df: pd.DataFrame) -> dict:
     """An error group's occurrences per bucket ([time, n]), axis-free, for a table cell."""
     hidden = {"visible": False, "fixedrange": True}
     bare = {"margin": {"l": 0, "r": 0, "t": 2, "b": 0}, "paper_bgcolor": "rgba(0,0,0,0)",
@@ -285,7 +302,7 @@ def sparkline(df: pd.DataFrame) -> go.Figure:
     return _figure([trace], SPARK_HEIGHT, bargap=0.15, **bare)
 
 
-def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> go.Figure:
+def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> dict:
     """Occurrences per `unit` ("day" or "hour") over the period ([time, n])."""
     if _empty(df, "n"):
         return empty_figure("No occurrences in this period", height=height)
@@ -300,7 +317,7 @@ def trend_bars(df: pd.DataFrame, unit: str, height: int = 220) -> go.Figure:
     return _figure([trace], height, xaxis={"type": "date"}, yaxis={"rangemode": "tozero"})
 
 
-def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> go.Figure:
+def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> dict:
     """An SLO's error budget left (percent) over its window: [(epoch second, percent)],
     from 100 at the window's start; below the zero line the budget is overspent."""
     if len(points) < 2:
@@ -326,40 +343,43 @@ def budget_burn_down(points: list[tuple[float, float]], height: int = 200) -> go
 DEPLOY_COLOUR = "#6b5bd6"
 
 
-def deploy_markers(figure: go.Figure, deploys: list[dict]) -> go.Figure:
+def deploy_markers(figure: dict, deploys: list[dict]) -> dict:
     """The figure with a dotted vertical line at each deploy ({time, version,
     description}) on every one of its panels (each y axis's own height, so the activity
     chart's requests, response-time and success-rate rows all carry it), its version on
-    top and its description on hover."""
+    top and its description on hover. A new dict: `figure` is left as it was."""
+    layout = figure["layout"]
+    shapes, annotations = list(layout.get("shapes", ())), list(layout.get("annotations", ()))
     panels = _panels(figure)
     top = max(panels, key=lambda p: p[1])[0] if panels else "y"
     for deploy in deploys:
         at = deploy["time"].isoformat()
         for axis, _height in panels or [("y", 1)]:
-            figure.add_shape(
-                type="line", x0=at, x1=at, xref="x", yref=f"{axis} domain", y0=0, y1=1,
-                line={"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
-            )  # fmt: skip
-        figure.add_annotation(
-            x=at, xref="x", yref=f"{top} domain", y=1, yanchor="bottom", showarrow=False,
-            text=deploy["version"], font={"size": 10, "color": DEPLOY_COLOUR},
-            hovertext=deploy.get("description") or deploy["version"],
-        )  # fmt: skip
-    return figure
+            shapes.append({
+                "type": "line", "x0": at, "x1": at, "xref": "x", "yref": f"{axis} domain",
+                "y0": 0, "y1": 1, "line": {"color": DEPLOY_COLOUR, "dash": "dot", "width": 1},
+            })  # fmt: skip
+        annotations.append({
+            "x": at, "xref": "x", "yref": f"{top} domain", "y": 1, "yanchor": "bottom",
+            "showarrow": False, "text": deploy["version"],
+            "font": {"size": 10, "color": DEPLOY_COLOUR},
+            "hovertext": deploy.get("description") or deploy["version"],
+        })  # fmt: skip
+    return {**figure, "layout": {**layout, "shapes": shapes, "annotations": annotations}}
 
 
-def _panels(figure: go.Figure) -> list[tuple[str, float]]:
+def _panels(figure: dict) -> list[tuple[str, float]]:
     """(y axis reference, top of its domain) of each panel the figure's traces draw on."""
-    used = {getattr(t, "yaxis", None) or "y" for t in figure.data}
+    used = {t.get("yaxis") or "y" for t in figure["data"]}
     found = []
     for ref in sorted(used):
-        axis = figure.layout["yaxis" + ref[1:]]
-        domain = axis.domain if axis is not None and axis.domain else (0, 1)
+        axis = figure["layout"].get("yaxis" + ref[1:]) or {}
+        domain = axis.get("domain") or (0, 1)
         found.append((ref, float(domain[1])))
     return found
 
 
-def ingest_days(days: list[dict], height: int = 220) -> go.Figure:
+def ingest_days(days: list[dict], height: int = 220) -> dict:
     """Rows accepted and refused per day ([{day, accepted, refused}]), stacked."""
     x = [d["day"] for d in days]
     traces = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-import plotly.graph_objects as go
 from dash import ALL, Input, Output, State, ctx, dcc, get_relative_path, html, no_update
 
 from dash_app import figures
@@ -332,7 +331,7 @@ def register(app) -> None:
         deploys = deploys_in(key_id, data.window, filters.hostname) if (
             viewer.kind == "key" and not data.empty) else []  # fmt: skip
         if deploys:
-            out["activity"] = figures.deploy_markers(go.Figure(out["activity"]), deploys)
+            out["activity"] = figures.deploy_markers(out["activity"], deploys)
         empty_note = None
         if data.empty and viewer.kind == "key" and not data.hostnames:
             # Nothing ever arrived for the key: how to send the first request.

@@ -6,8 +6,28 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
-from dash_app import figures
+from dash_app import figures as made
+
+
+class _AsFigures:
+    """dash_app.figures with each chart (a plain dict, what Dash sends) read back as a
+    plotly Figure, for attribute access; a Figure passed in goes back as its dict."""
+
+    def __getattr__(self, name):
+        value = getattr(made, name)
+        if not (callable(value) and name[0].islower()):
+            return value
+
+        def call(*args, **kwargs):
+            args = [a.to_plotly_json() if isinstance(a, go.Figure) else a for a in args]
+            return go.Figure(value(*args, **kwargs))
+
+        return call
+
+
+figures = _AsFigures()
 
 
 def _message(fig) -> str:
@@ -91,3 +111,24 @@ def test_deploy_markers_cross_every_panel_of_the_activity_chart():
     # One label a deploy, on the top panel, its description on hover.
     labels = [(a.text, a.yref, a.hovertext) for a in fig.layout.annotations]
     assert labels == [("1.2", "y domain", "orders rework"), ("1.3", "y domain", "1.3")]
+
+
+def test_charts_are_the_plain_dicts_dash_sends_and_markers_copy():
+    """No plotly Figure on the refresh's path (its copies cost more than the queries);
+    every chart shares the one template, and deploy markers leave the chart they mark
+    as it was (a cached answer's dict is marked for each view)."""
+    import json
+
+    df = pd.DataFrame({"label": ["a"], "n": [1]})
+    one, two = made.bars(df, "label"), made.pie(df, "label")
+    assert type(one) is dict and set(one) == {"data", "layout"}
+    assert one["layout"]["template"] is two["layout"]["template"]
+    json.dumps(one)
+    chart = made.activity(pd.DataFrame({"time": [datetime(2026, 1, 1, tzinfo=UTC)],
+                                        "requests": [1], "users": [1], "p50": [1.0],
+                                        "p95": [2.0], "success_rate": [100.0]}))  # fmt: skip
+    before = json.dumps(chart)
+    marked = made.deploy_markers(chart, [{"time": datetime(2026, 1, 1, tzinfo=UTC),
+                                          "version": "2.0"}])  # fmt: skip
+    assert json.dumps(chart) == before
+    assert [a["text"] for a in marked["layout"]["annotations"]] == ["2.0"]
