@@ -58,6 +58,14 @@
   const realFetch = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === 'string' ? input : input.url;
+    if (url.includes('_dash-layout') || url.includes('_dash-dependencies')) {
+      // In flight too (the page is not quiet while its layout is on the way), not a call.
+      B.inflight += 1;
+      const over = () => { B.inflight -= 1; B.lastChange = performance.now(); };
+      return realFetch.apply(this, arguments).then(
+        (response) => { response.clone().text().then(over, over); return response; },
+        (error) => { over(); throw error; });
+    }
     if (!url.includes('_dash-update-component')) return realFetch.apply(this, arguments);
     const body = init && typeof init.body === 'string' ? init.body : '';
     const call = {start: performance.now(), sent: body.length, output: null, query: null};
