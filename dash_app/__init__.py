@@ -52,6 +52,17 @@ def init_dash(server) -> Dash:
         on_error=callback_failed,
     )
     app.layout = shell
+
+    @server.after_request
+    def private_layout(response):
+        """The layout holds the signed-in viewer's page (shell): never kept by a cache."""
+        from flask import request
+
+        if request.path == f"{PREFIX}_dash-layout":
+            response.headers["Cache-Control"] = "no-store"
+            response.vary.update(("Cookie", "Referer"))
+        return response
+
     # Browsers ask every site for /favicon.ico (the API docs page has no icon of its own).
     server.add_url_rule(
         "/favicon.ico", "favicon", lambda: redirect("dashboard/_favicon.ico", code=301)

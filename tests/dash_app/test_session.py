@@ -253,6 +253,9 @@ def _layout(client, referrer: str | None) -> dict:
     headers = {"Referer": referrer} if referrer else {}
     response = client.get("/dashboard/_dash-layout", headers=headers)
     assert response.status_code == 200
+    # It holds the viewer's page: no cache keeps it, and none may serve it to another.
+    assert response.headers["Cache-Control"] == "no-store"
+    assert {"Cookie", "Referer"} <= set(response.vary)
     return response.get_json()
 
 
