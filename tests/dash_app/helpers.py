@@ -191,3 +191,24 @@ def find_component(tree, component_id: str):
             if found is not None:
                 return found
     return None
+
+
+class AsFigures:
+    """dash_app.figures with each chart (a plain dict, what Dash sends) read back as a
+    plotly Figure, for attribute access; a Figure passed in goes back as its dict."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        import plotly.graph_objects as go
+
+        value = getattr(self._module, name)
+        if not (callable(value) and name[0].islower()):
+            return value
+
+        def call(*args, **kwargs):
+            args = [a.to_plotly_json() if isinstance(a, go.Figure) else a for a in args]
+            return go.Figure(value(*args, **kwargs))
+
+        return call

@@ -6,28 +6,11 @@ from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from dash_app import figures as made
+from tests.dash_app.helpers import AsFigures
 
-
-class _AsFigures:
-    """dash_app.figures with each chart (a plain dict, what Dash sends) read back as a
-    plotly Figure, for attribute access; a Figure passed in goes back as its dict."""
-
-    def __getattr__(self, name):
-        value = getattr(made, name)
-        if not (callable(value) and name[0].islower()):
-            return value
-
-        def call(*args, **kwargs):
-            args = [a.to_plotly_json() if isinstance(a, go.Figure) else a for a in args]
-            return go.Figure(value(*args, **kwargs))
-
-        return call
-
-
-figures = _AsFigures()
+figures = AsFigures(made)
 
 
 def _message(fig) -> str:

@@ -7,33 +7,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
-import plotly.graph_objects as go
 import pytest
 
 from dash_app import figures as made
-from tests.dash_app.helpers import find_component
+from tests.dash_app.helpers import AsFigures, find_component
 from tests.dash_app.test_keys_shares import callback
 from tests.dash_app.test_session import render_page, sign_in
 from tests.helpers import post_batch, row
 
-
-class _AsFigures:
-    """dash_app.figures with each chart (a plain dict, what Dash sends) read back as a
-    plotly Figure, for attribute access; a Figure passed in goes back as its dict."""
-
-    def __getattr__(self, name):
-        value = getattr(made, name)
-        if not (callable(value) and name[0].islower()):
-            return value
-
-        def call(*args, **kwargs):
-            args = [a.to_plotly_json() if isinstance(a, go.Figure) else a for a in args]
-            return go.Figure(value(*args, **kwargs))
-
-        return call
-
-
-figures = _AsFigures()
+figures = AsFigures(made)
 
 
 def show(client, pathname="/dashboard/slos"):
