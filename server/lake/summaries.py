@@ -12,12 +12,17 @@ Each part is written once per family: the unsliced family answers the overview w
 filter; a sliced family groups every part by its columns too (the status family by
 status and version, ...), so a click on those columns, or on several of one family,
 selects summary rows with the same conditions it selects raw rows with (those columns
-keep their names here). Clicks on other columns (endpoint, user, hostname, ...), are
-answered from the rows. The families were chosen by measurement: a sliced family costs
-about as many summary rows as distinct values it groups by times days; the country and
-client family ("place"), the slowest click people make together from the rows (2.3 s at
-100 M rows), costs a third of a closed month's rows in its response-time part, so its
-rows are sorted by its columns and a click reads only their row groups (bench/README.md).
+keep their names here). Clicks on other columns (user, hostname, ...), or on columns of
+two families (endpoint and version, country and status), are answered from the rows.
+The families were chosen by measurement: a sliced family costs about as many summary
+rows as distinct values it groups by times days; the country and client family
+("place"), the slowest click people make together from the rows (2.3 s at 100 M rows),
+costs a third of a closed month's rows in its response-time part, so its rows are
+sorted by its columns and a click reads only their row groups (bench/README.md). The
+endpoint family ("ep": one endpoint template, alone or with a status or status class,
+2.0-2.3 s from 9.4 M rows at 100 M) is the dearest: every user is active on many
+endpoints a day, so its daily-users part holds about half a month's rows; a click
+reads its endpoint's share of them only.
 """
 
 from __future__ import annotations
@@ -41,12 +46,13 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "loc": ("location",),
     "ua": ("browser", "os", "device"),
     "place": ("location", "browser", "os", "device"),
+    "ep": ("route", "status"),
 }
 # A summary file's rows go in this order: each family's together, each kind of row within
 # it together (readers skip the others by the row groups' statistics: every question asks
 # for a kind), and within one, by the family's columns, so a click on them reads the row
 # groups of its values only. Kind after the columns made a version click 1.4x dearer.
-ORDER = "fam, kind, location, browser, os, device, status, version"
+ORDER = "fam, kind, route, location, browser, os, device, status, version"
 _NULLS = {
     "t": "NULL::BIGINT",
     "k": "NULL::VARCHAR",
@@ -59,6 +65,7 @@ _NULLS = {
     "last_us": "NULL::BIGINT",
     "last_loc": "NULL::VARCHAR",
     "version": "NULL::VARCHAR",
+    "route": "NULL::VARCHAR",
     "location": "NULL::VARCHAR",
     "browser": "NULL::VARCHAR",
     "os": "NULL::VARCHAR",
@@ -108,12 +115,13 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
 # - ".digest3.parquet": the same parts as v2, rows in week and route order; answers
 #   nothing, its summary is written again (its file is copied as it is,
 #   server.lake.compaction.resummarise);
-# - ".digest4.parquet" (today's): v3's parts, the client-sent user ids and the country and
-#   client family, its rows in ORDER.
-SUFFIX = ".digest4.parquet"
+# - ".digest4.parquet": v3's parts, the client-sent user ids and the country and client
+#   family, its rows in ORDER; answers nothing, its summary is written again;
+# - ".digest5.parquet" (today's): v4's and the endpoint family, its rows in ORDER.
+SUFFIX = ".digest5.parquet"
 _SAME_PARTS = (SUFFIX,)
 # Summaries whose file is in today's order already: only the summary is written again.
-_FINAL_ORDER = (".digest3.parquet", SUFFIX)
+_FINAL_ORDER = (".digest3.parquet", ".digest4.parquet", SUFFIX)
 
 
 def _part(family: str, kind: str, source: str) -> str:

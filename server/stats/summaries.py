@@ -6,8 +6,8 @@ wholly inside the period (server.lake.summaries) and the same question asked of 
 rows. The numbers are the same as asking every row (tests compare the two ways); only
 the work is smaller: a few summaries instead of months of rows. With no filter the
 unsliced family answers; a click on columns of one sliced family (status and version,
-country, browser / OS / device, or country with browser / OS / device) selects that
-family's rows with the very conditions the rows are selected with.
+country, browser / OS / device, country with browser / OS / device, or one endpoint)
+selects that family's rows with the very conditions the rows are selected with.
 """
 
 from __future__ import annotations
@@ -34,9 +34,10 @@ _SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
          d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
 # The columns a click's condition reads (server.stats.conditions), for the clicks a
 # summary family can answer.
+# An endpoint's click reads `route` in the view family() allows (templates, its label).
 _READS = {"status": {"status"}, "status_class": {"status"}, "version": {"version"},
           "location": {"location"}, "browser": {"browser"}, "os": {"os"},
-          "device": {"device"}}  # fmt: skip
+          "device": {"device"}, "endpoint": {"route"}}  # fmt: skip
 
 
 def family(filters: Filters, window: Window) -> str | None:

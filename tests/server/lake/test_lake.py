@@ -226,8 +226,8 @@ def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
 
 @pytest.mark.parametrize(
     "old_suffix",
-    [".digest.parquet", ".digest2.parquet", ".digest3.parquet"],
-    ids=["before-families", "time-ordered", "before-user-ids-and-places"],
+    [".digest.parquet", ".digest2.parquet", ".digest3.parquet", ".digest4.parquet"],
+    ids=["before-families", "time-ordered", "before-user-ids-and-places", "before-endpoints"],
 )
 def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
     """A closed month's file whose digest predates today's parts is rewritten with a
@@ -276,7 +276,7 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
         (new,) = catalog.live_files(conn, key_id)
     assert new.id != closed.id and new.summary.endswith(SUFFIX)
     assert stored_ids(key_id) == ids
-    assert len(copied) == (old_suffix == ".digest3.parquet")
+    assert len(copied) == (old_suffix in (".digest3.parquet", ".digest4.parquet"))
     assert in_file(new) == before  # the same rows in the same order
     with open_rows(key_id) as rows:
         covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))

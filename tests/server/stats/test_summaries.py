@@ -41,6 +41,10 @@ ANSWERED = [
     (Filters().with_click("device", "bot"), "ua"),
     (Filters().with_click("location", "US").with_click("browser", "Chrome"), "place"),
     (Filters().with_click("location", "").with_click("device", "desktop"), "place"),
+    (Filters().with_click("endpoint", "GET /v1/items/{id}"), "ep"),
+    (Filters().with_click("endpoint", "POST /v2/orders/{id}"), "ep"),
+    (Filters().with_click("endpoint", "GET /v1/items/{id}").with_click("status", "404"), "ep"),
+    (Filters(exclude_404=True).with_click("endpoint", "GET /health"), "ep"),
 ]
 PANELS = ("histogram", "status_codes", "activity", "hours", "weekdays", "endpoints", "versions",
           "locations", "browsers", "systems", "devices", "top_users", "user_ids")  # fmt: skip
@@ -139,7 +143,8 @@ def test_which_filters_summaries_answer():
         Filters(period="1y", keep_ids=True),
         Filters(period="1y", keep_params=True),
         Filters(period="1y", hidden=("/x*",)),
-        Filters(period="1y").with_click("endpoint", "GET /health"),
+        Filters(period="1y", keep_ids=True).with_click("endpoint", "GET /v1/items/3"),
+        Filters(period="1y").with_click("endpoint", "GET /health").with_click("version", "v1"),
         Filters(period="1y").with_click("user", "user1"),
         Filters(period="1y").with_click("location", "US").with_click("status", "200"),
         Filters(period="1y", exclude_404=True).with_click("os", "iOS"),
@@ -147,6 +152,8 @@ def test_which_filters_summaries_answer():
     ):
         assert not summaries.usable(filters, year), filters
     assert summaries.family(Filters(period="1y", fixed=(("status", "200"),)), year) == "sv"
+    fixed = Filters(period="1y", keep_ids=False, fixed=(("endpoint", "GET /health"),))
+    assert summaries.family(fixed, year) == "ep"
     assert not summaries.usable(Filters(period="7d"), window_for("7d"))
 
 
