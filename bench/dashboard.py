@@ -17,6 +17,8 @@ Then bytes per stored row, everything included (files, hot table, catalog, index
     python bench/dashboard.py --rows 200000 --other-rows 0 --repeats 1   # a smoke run
     python bench/dashboard.py --rows 100000000 --periods all --filters none   # 100 M rows
     python bench/dashboard.py --compare   # and each summary-answered case from the rows alone
+    python bench/dashboard.py --compare-straddle --periods 30d,6m,1y   # first refreshes, the
+        # month a window starts in from its summary less its earlier rows, or from its rows
     python bench/dashboard.py --errors    # the Errors and Consumers pages instead
     python bench/dashboard.py --slo-pages # the SLOs and Releases pages instead
 
@@ -167,7 +169,8 @@ def expected_counts(url, data_dir, key_id, periods, which, memory_mb, now_iso, o
     Path(out).write_text(json.dumps(expected))
 
 
-def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, compare=False):
+def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, compare=False,
+            straddle=False):  # fmt: skip
     """Runs in a fresh process: the refresh of every case; writes results to `out`. With
     `compare`, each case that summaries answer is also refreshed from the rows alone (the
     way every click was answered before summary families), the two ways alternated."""
@@ -201,6 +204,10 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
                 if [rows_data.summary["requests"], rows_data.users] != want:
                     raise SystemExit(f"{period} {name}: the rows alone disagree with plain SQL")
         got = [data.summary["requests"], data.users]
+        if straddle and straddled(key_id, filters, now):
+            versus = straddle_pair(key_id, filters, now, repeats, want, period, name)
+        else:
+            versus = None
         results.append(
             {
                 "period": period,
@@ -215,6 +222,7 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
                 "exact": got == want,
                 "expected": want,
                 "rows_only_s": statistics.median(baseline) if baseline else None,
+                "straddle": versus,
             }
         )
         mark = "exact" if got == want else f"WRONG, expected {want}"
@@ -478,6 +486,46 @@ def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
         return bool(summaries.covered(rows.snapshot.files, window))
 
 
+def straddled(key_id: int, filters, now: datetime) -> bool:
+    """Whether this refresh answers a month the window starts in from its summary."""
+    from server.lake.source import open_rows
+    from server.stats import summaries
+    from server.stats.filters import window_for
+
+    window = window_for(filters.period, now)
+    if not summaries.usable(filters, window):
+        return False
+    with open_rows(key_id) as rows:
+        return bool(summaries.straddling(rows.snapshot.files, window))
+
+
+def straddle_pair(key_id, filters, now, repeats, want, period, name) -> dict:
+    """--compare-straddle: first refreshes (the summaries' answers kept in the process
+    cleared before each), the straddled month from its summary less its earlier rows,
+    against the same month from its rows (STRADDLE_SHARE 0), alternated."""
+    from dash_app.panels import refresh
+    from server.stats import summaries
+
+    share = summaries.STRADDLE_SHARE
+    times = {"summary": [], "rows": []}
+    try:
+        for _ in range(repeats):
+            for way, value in (("summary", share), ("rows", 0.0)):
+                summaries.STRADDLE_SHARE = value
+                summaries._kept.clear()
+                started = time.perf_counter()
+                data, _figures = refresh(key_id, filters, now)
+                times[way].append(time.perf_counter() - started)
+                if [data.summary["requests"], data.users] != want:
+                    raise SystemExit(f"{period} {name}: {way} disagrees with plain SQL")
+    finally:
+        summaries.STRADDLE_SHARE = share
+    a, b = statistics.median(times["summary"]), statistics.median(times["rows"])
+    print(f"  {period:>4} {name:<17} first refresh, straddled month from its summary "
+          f"{a:.3f} s, from its rows {b:.3f} s: {b / a:.2f}x", flush=True)  # fmt: skip
+    return {"summary_s": a, "rows_s": b}
+
+
 @contextlib.contextmanager
 def rows_only():
     """Refreshes inside answer every question from the rows: the baseline of --compare."""
@@ -605,6 +653,11 @@ def main() -> int:
         help="also refresh each case summaries answer from the rows alone, and print the ratio",
     )  # fmt: skip
     parser.add_argument(
+        "--compare-straddle", action="store_true",
+        help="also time first refreshes of each case whose window starts inside a closed "
+        "month: that month from its summary less its earlier rows, against its rows",
+    )  # fmt: skip
+    parser.add_argument(
         "--errors", action="store_true",
         help="rows with consumers and exceptions; time the Errors and Consumers pages",
     )  # fmt: skip
@@ -657,7 +710,7 @@ def main() -> int:
         out = Path(data_dir) / "results.json"
         in_process(
             measure, url, data_dir, key_id, json.loads(cases.read_text()), args.repeats,
-            args.memory_mb, now_iso, str(out), args.compare,
+            args.memory_mb, now_iso, str(out), args.compare, args.compare_straddle,
         )  # fmt: skip
         report = json.loads(out.read_text())
         total = args.rows + args.other_rows + args.hot

@@ -46,6 +46,12 @@ class KeyRows:
         keep = [f for f in self.snapshot.files if f.path not in skip]
         return replace(self, relation=_relation(keep, self.hot_table, self.storage, self.dataset))
 
+    def only(self, files) -> KeyRows:
+        """The same reader over `files` alone (no hot rows)."""
+        columns = self.dataset.lake_select_list()
+        parquet = read_files([self.storage.url(f.path) for f in files], self.dataset)
+        return replace(self, relation=f"(SELECT {columns} FROM {parquet})")
+
     def url(self, name: str) -> str:
         return self.storage.url(name)
 

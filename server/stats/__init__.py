@@ -78,12 +78,15 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
     summarised = summaries.usable(filters, window)
     with open_rows(key_id) as rows:
         files = summaries.covered(rows.snapshot.files, window) if summarised else []
-        if files:
-            raw, found = rows.without(files), summaries.Summaries(rows, files, p)
+        partly = summaries.straddling(rows.snapshot.files, window) if summarised else []
+        if files or partly:
+            raw = rows.without(files + partly)
+            found = summaries.Summaries(rows, files + partly, p)
+            outside = summaries.Outside(rows, partly, p)
             frame = breakdowns.sets_frame(raw, p, latency=True)
-            parts = summaries.breakdowns_from(raw, frame, found, p)
+            parts = summaries.breakdowns_from(raw, frame, found, p, outside)
             distribution, buckets = summaries.latency_from(breakdowns.latency_part(frame), found)
-            who = summaries.users_from(rows, raw, found, p)
+            who = summaries.users_from(rows, raw, found, p, outside=outside)
         else:
             span = users.span_of(key_id)
             if users.bitmaps_fit(rows, p, span, step=p.grain_step):

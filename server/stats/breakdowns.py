@@ -132,6 +132,7 @@ def busiest_user_ids(counts: pd.DataFrame, limit: int = 10) -> pd.DataFrame:
     if counts.empty:
         return pd.DataFrame({"user_id": pd.Series(dtype=object), "n": pd.Series(dtype="int64")})
     summed = counts.groupby("user_id", as_index=False)["n"].sum()
+    summed = summed[summed["n"] != 0]
     ranked = summed.sort_values(["n", "user_id"], ascending=[False, True]).head(limit)
     return ranked.astype({"n": "int64"}).reset_index(drop=True)
 
@@ -164,6 +165,9 @@ def shape(frame: pd.DataFrame, traffic_frame: pd.DataFrame, plan: Plan) -> Break
         route = route.assign(method=split[0], endpoint=split[1]) if len(route) else route
     else:
         route = route.rename(columns={"label": "endpoint"})
+    # A straddled file's rows before the window are counted negatively (server.stats.
+    # summaries.Outside): a group that sums to nothing had rows only there.
+    route = route[route["n"] != 0]
     route = route.reindex(columns=["method", "endpoint", "status", "n", "rt_sum"]).astype(
         {"method": object, "endpoint": object, "status": "int64"}
     )
@@ -177,7 +181,8 @@ def shape(frame: pd.DataFrame, traffic_frame: pd.DataFrame, plan: Plan) -> Break
     def by(i: int, column: str) -> pd.DataFrame:
         found = part[i].assign(**{column: part[i][column].fillna(""), "n_err": 0})
         found["n_err"] = found["n"] - found["n_ok"]
-        return found.groupby(column, as_index=False)[["n", "n_err"]].sum()
+        summed = found.groupby(column, as_index=False)[["n", "n_err"]].sum()
+        return summed[summed["n"] != 0].reset_index(drop=True)
 
     return Breakdowns(
         traffic=traffic_frame.groupby("t", as_index=False)[["n", "n_ok"]].sum().astype("int64"),

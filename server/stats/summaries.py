@@ -7,7 +7,10 @@ rows. The numbers are the same as asking every row (tests compare the two ways);
 the work is smaller: a few summaries instead of months of rows. With no filter the
 unsliced family answers; a click on columns of one sliced family (status and version,
 country, browser / OS / device, country with browser / OS / device, or one endpoint)
-selects that family's rows with the very conditions the rows are selected with.
+selects that family's rows with the very conditions the rows are selected with. A file the window
+starts in is answered the same way when most of it lies inside the window: its summary,
+with the timed parts cut at the window's start and its rows before the window taken off
+the others (Outside).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from server.lake import summaries as d
 from server.lake.engine import sql_str
 from server.lake.users import names_of
 from server.rules import DAY
-from server.stats import breakdowns, latency, timeseries, users
+from server.stats import breakdowns, latency, planner, timeseries, users
 from server.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
 from server.stats.conditions import filter_conditions
 from server.stats.filters import Filters, Window
@@ -74,6 +77,65 @@ def covered(files, window: Window) -> list:
     ]
 
 
+# A file that starts before the window and ends inside it ("straddles" its start: the
+# first month of 30 days, 6 months or a year) is answered by its summary less its rows
+# before the window when those are at most this share of its time span: fewer rows read
+# than the window's part of it. Measured at 100 M rows: a year's first month was read
+# from 6 M rows in the window (bench/README.md).
+STRADDLE_SHARE = 0.5
+
+
+def straddling(files, window: Window) -> list:
+    """Files with a summary of today's layout that start before the window (which starts
+    on a whole day: every summary part with a time is daily or hourly), end inside it,
+    and have at most STRADDLE_SHARE of their time span before it."""
+    if window.since is None:
+        return []
+    since_us = window.since * 1_000_000
+    until_us = window.until * 1_000_000
+    return [
+        f
+        for f in files
+        if d.is_current(f.summary)
+        and f.min_us < since_us <= f.max_us < until_us
+        and since_us - f.min_us <= STRADDLE_SHARE * (f.max_us - f.min_us)
+    ]
+
+
+class Outside:
+    """The rows of straddling files before the window: what their summaries hold beyond
+    it, counted here to be taken off (the parts without a time: endpoints, versions,
+    countries, agents, user ids and users; the timed parts are cut at the window's
+    start in the summaries' SQL)."""
+
+    def __init__(self, rows, files, plan: Plan) -> None:
+        self.files = files
+        self.rows = rows.only(files) if files else None
+        self.plan = None
+        if files:
+            window = Window(None, plan.window.since, plan.window.step, plan.window.since)
+            self.plan = planner.plan(plan.key_id, plan.filters, window, plan.users)
+
+    def sets(self) -> pd.DataFrame | None:
+        """Their sets frame with every count negative, or None."""
+        if not self.files:
+            return None
+        frame = breakdowns.sets_frame(self.rows, self.plan)
+        counts = [c for c in ("n", "n_ok", "rt_sum") if c in frame.columns]
+        return frame.assign(**{c: -frame[c].fillna(0) for c in counts})
+
+    def per_user_sql(self) -> tuple[str, list]:
+        """SQL for [ux, n, last_us, last_loc] rows with negative counts (no last request:
+        a user's last one in the window is a later one), and its parameters."""
+        if not self.files:
+            return "", []
+        sql = (
+            f" UNION ALL SELECT ux, -count(*), NULL::BIGINT, NULL::VARCHAR "
+            f"FROM {self.rows.relation} WHERE {self.plan.where} AND ux IS NOT NULL GROUP BY ux"
+        )
+        return sql, list(self.plan.params)
+
+
 class Summaries:
     """The rows of some files' summaries that answer a plan: its family's, selected by its
     filters' conditions (bind parameters in `params`), as SQL."""
@@ -85,9 +147,13 @@ class Summaries:
         if name is None:
             raise ValueError("no summary family answers these filters")
         conditions = filter_conditions(plan.filters, plan.label, plan.users)
+        # Timed parts (hours, days) start at the window's: a straddling file's earlier
+        # days are left out here, its other parts' are taken off (Outside).
+        since = plan.window.since
+        timed = "" if since is None else f" AND (t IS NULL OR t >= {int(since)})"
         self.relation = (
             f"(SELECT * FROM read_parquet([{urls}]) "
-            f"WHERE fam = {sql_str(name)} AND {conditions.sql})"
+            f"WHERE fam = {sql_str(name)} AND {conditions.sql}{timed})"
         )
         self.params = list(conditions.params)
 
@@ -168,9 +234,15 @@ KEPT_BYTES = 64 * 1024 * 1024
 _kept = _Kept(KEPT_BYTES)
 
 
-def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.Breakdowns:
-    """`frame`: the other rows' sets frame (server.stats.breakdowns.sets_frame)."""
+def breakdowns_from(
+    raw, frame, summaries: Summaries, plan: Plan, outside: Outside | None = None
+) -> breakdowns.Breakdowns:
+    """`frame`: the other rows' sets frame (server.stats.breakdowns.sets_frame);
+    `outside`: the straddling files' rows before the window, taken off."""
     parts = [frame]
+    taken = outside.sets() if outside is not None else None
+    if taken is not None:
+        parts.append(taken)
     found = summaries.frame(
         "SELECT kind, k, status, n, n_ok, rt_sum FROM {summaries} "
         f"WHERE kind IN ({', '.join(sql_str(k) for k in _SETS)})"
@@ -182,9 +254,10 @@ def breakdowns_from(raw, frame, summaries: Summaries, plan: Plan) -> breakdowns.
         f"WHERE kind = {sql_str(d.USER_ID)} GROUP BY k ORDER BY k"
     )
     counts = pd.DataFrame({"user_id": ids["user_id"].to_numpy(), "n": ids["n"].to_numpy()})
-    breakdowns.note_user_ids(
-        summaries.rows, plan, pd.concat([breakdowns.user_ids_part(frame), counts])
-    )
+    ids_parts = [breakdowns.user_ids_part(frame), counts]
+    if taken is not None:
+        ids_parts.append(breakdowns.user_ids_part(taken))
+    breakdowns.note_user_ids(summaries.rows, plan, pd.concat(ids_parts))
     for kind, (group, column) in _SETS.items():
         part = found[found["kind"] == kind]
         if part.empty:
@@ -236,7 +309,14 @@ def latency_from(
     )
 
 
-def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.TOP_USERS):
+def users_from(
+    rows,
+    raw,
+    summaries: Summaries,
+    plan: Plan,
+    limit: int = users.TOP_USERS,
+    outside: Outside | None = None,
+):
     """Each bucket's distinct users and the busiest users. The summaries' part of each is
     its own question (remembered, Summaries.frame), merged with the other rows': a day
     both hold (late rows of a summarised month) is counted again from both sets."""
@@ -275,7 +355,7 @@ def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.T
         .sort_values("bucket")
         .reset_index(drop=True)
     )
-    busiest = _busiest(rows, raw, summaries, plan, limit)
+    busiest = _busiest(rows, raw, summaries, plan, limit, outside)
     with get_engine().connect() as conn:
         names = names_of(conn, [row[0] for row in busiest])
     top = pd.DataFrame(
@@ -289,9 +369,13 @@ def users_from(rows, raw, summaries: Summaries, plan: Plan, limit: int = users.T
 _registered = itertools.count()
 
 
-def _busiest(rows, raw, summaries: Summaries, plan: Plan, limit: int) -> list:
+def _busiest(
+    rows, raw, summaries: Summaries, plan: Plan, limit: int, outside: Outside | None = None
+) -> list:
     """[(ux, n, last_us, last_loc, users)]: the busiest users, from the summaries' users
-    (grouped once per user, remembered) and the other rows'."""
+    (grouped once per user, remembered) and the other rows', less a straddling file's
+    rows before the window (`outside`): a user left with none is not one of the window's."""
+    taken, taken_params = outside.per_user_sql() if outside is not None else ("", [])
     kept = summaries.frame(
         f"SELECT ux, sum(n)::BIGINT AS n, max(last_us) AS last_us, "
         f"arg_max(last_loc, last_us) AS last_loc FROM {{summaries}} "
@@ -304,12 +388,13 @@ def _busiest(rows, raw, summaries: Summaries, plan: Plan, limit: int) -> list:
             f"SELECT ux, n, last_us, last_loc FROM {name} "
             f"UNION ALL SELECT ux, count(*), epoch_us(max(created_at)), "
             f"arg_max(coalesce(location, ''), created_at) FROM {raw.relation} "
-            f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux"
+            f"WHERE {plan.where} AND ux IS NOT NULL GROUP BY ux{taken}"
         )
         return rows.cursor.execute(
             f"SELECT ux, sum(n) AS n, max(last_us), arg_max(last_loc, last_us), "
-            f"count(*) OVER () FROM ({each}) GROUP BY ux ORDER BY n DESC, ux LIMIT {int(limit)}",
-            list(plan.params),
+            f"count(*) OVER () FROM ({each}) GROUP BY ux HAVING sum(n) > 0 "
+            f"ORDER BY n DESC, ux LIMIT {int(limit)}",
+            [*plan.params, *taken_params],
         ).fetchall()
     finally:
         rows.cursor.unregister(name)

@@ -73,6 +73,13 @@ def spread_rows(now: datetime) -> list[tuple[int, dict]]:
                 },
             )
         )
+    # One caller, endpoint, version and user id seen only in the hour before 30 days' window
+    # (inside the closed month it starts in): taken off that month's summary, none shows.
+    before = datetime.fromtimestamp(window_for("30d", now).since - 3600, UTC)
+    rows.append((0, {"hostname": "api.example.com", "ip_address": "9.9.9.9",
+                     "path": "/v9/only-before", "user_agent": GOOGLEBOT, "method": "PUT",
+                     "status": 418, "response_time": 4321, "user_id": "lonely",
+                     "created_at": before.isoformat()}))  # fmt: skip
     return rows
 
 
@@ -86,7 +93,11 @@ def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     return True
 
 
-def test_summaries_answer_as_the_rows_do(stack, monkeypatch):
+@pytest.mark.parametrize("share", [summaries.STRADDLE_SHARE, 1.0], ids=["default", "straddled"])
+def test_summaries_answer_as_the_rows_do(stack, monkeypatch, share):
+    """With `share` 1.0 every closed month the window starts in is answered by its
+    summary less its rows before the window (summaries.Outside), not by its rows."""
+    monkeypatch.setattr(summaries, "STRADDLE_SHARE", share)
     stack.config.LAKE_EXPORT_SECONDS = 3600
     now = datetime.now(UTC)
     rows = spread_rows(now)
@@ -100,9 +111,15 @@ def test_summaries_answer_as_the_rows_do(stack, monkeypatch):
     closed = [f for f in files if f.month < current_month()]
     assert closed and all(f.summary for f in closed)
 
-    used = []
+    used, straddled = [], []
     real = summaries.breakdowns_from
     monkeypatch.setattr(summaries, "breakdowns_from", lambda *a: used.append(1) or real(*a))
+    real_sets = summaries.Outside.sets
+    monkeypatch.setattr(
+        summaries.Outside,
+        "sets",
+        lambda self: straddled.append(bool(self.files)) or real_sets(self),
+    )
     for base, _family in ANSWERED:
         for period in PERIODS:
             filters = replace(base, period=period)
@@ -126,6 +143,10 @@ def test_summaries_answer_as_the_rows_do(stack, monkeypatch):
     # The long periods of every case were answered from summaries, and the cases were not
     # empty ones (a click that matched nothing would prove little).
     assert len(used) >= 3 * len(ANSWERED)
+    # 30 days starts inside a closed month: with share 1.0 that month's summary answers,
+    # less its rows before the window (by default too, on a day early in a month).
+    if share == 1.0:
+        assert any(straddled)
     for base, _family in ANSWERED:
         filters = replace(base, period="all")
         assert compute(key_id, filters, now).summary["requests"] > 0, filters
