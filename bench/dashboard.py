@@ -204,7 +204,7 @@ def measure(url, data_dir, key_id, cases, repeats, memory_mb, now_iso, out, comp
                 if [rows_data.summary["requests"], rows_data.users] != want:
                     raise SystemExit(f"{period} {name}: the rows alone disagree with plain SQL")
         got = [data.summary["requests"], data.users]
-        if straddle and straddled(key_id, filters, now):
+        if straddle and answered_by_summaries(key_id, filters, now, pick="straddling"):
             versus = straddle_pair(key_id, filters, now, repeats, want, period, name)
         else:
             versus = None
@@ -473,8 +473,9 @@ def slo_pages(args, url, data_dir, key_id: int, now_iso: str) -> int:
     return 1 if report["wrong"] else 0
 
 
-def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
-    """Whether closed months' summaries answer part of this refresh."""
+def answered_by_summaries(key_id: int, filters, now: datetime, pick: str = "covered") -> bool:
+    """Whether closed months' summaries answer part of this refresh: files wholly inside
+    the window (`pick` "covered"), or one the window starts in ("straddling")."""
     from server.lake.source import open_rows
     from server.stats import summaries
     from server.stats.filters import window_for
@@ -483,20 +484,7 @@ def answered_by_summaries(key_id: int, filters, now: datetime) -> bool:
     if not summaries.usable(filters, window):
         return False
     with open_rows(key_id) as rows:
-        return bool(summaries.covered(rows.snapshot.files, window))
-
-
-def straddled(key_id: int, filters, now: datetime) -> bool:
-    """Whether this refresh answers a month the window starts in from its summary."""
-    from server.lake.source import open_rows
-    from server.stats import summaries
-    from server.stats.filters import window_for
-
-    window = window_for(filters.period, now)
-    if not summaries.usable(filters, window):
-        return False
-    with open_rows(key_id) as rows:
-        return bool(summaries.straddling(rows.snapshot.files, window))
+        return bool(getattr(summaries, pick)(rows.snapshot.files, window))
 
 
 def straddle_pair(key_id, filters, now, repeats, want, period, name) -> dict:
