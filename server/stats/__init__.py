@@ -82,7 +82,7 @@ def answer(key_id: int, filters: Filters, window: Window) -> Answers:
         if files or partly:
             raw = rows.without(files + partly)
             found = summaries.Summaries(rows, files + partly, p)
-            outside = summaries.Outside(rows, partly, p)
+            outside = summaries.Outside(rows, partly, p) if partly else None
             frame = breakdowns.sets_frame(raw, p, latency=True)
             parts = summaries.breakdowns_from(raw, frame, found, p, outside)
             distribution, buckets = summaries.latency_from(breakdowns.latency_part(frame), found)

@@ -116,16 +116,12 @@ class Outside:
 
     def __init__(self, rows, files, plan: Plan) -> None:
         self.files = files
-        self.rows = rows.only(files) if files else None
-        self.plan = None
-        if files:
-            window = Window(None, plan.window.since, plan.window.step, plan.window.since)
-            self.plan = planner.plan(plan.key_id, plan.filters, window, plan.users)
+        self.rows = rows.only(files)
+        window = Window(None, plan.window.since, plan.window.step, plan.window.since)
+        self.plan = planner.plan(plan.key_id, plan.filters, window, plan.users)
 
-    def sets(self) -> pd.DataFrame | None:
-        """Their sets frame with every count negative, or None."""
-        if not self.files:
-            return None
+    def sets(self) -> pd.DataFrame:
+        """Their sets frame with every count negative."""
         frame = breakdowns.sets_frame(self.rows, self.plan)
         counts = [c for c in ("n", "n_ok", "rt_sum") if c in frame.columns]
         return frame.assign(**{c: -frame[c].fillna(0) for c in counts})
@@ -133,8 +129,6 @@ class Outside:
     def per_user_sql(self) -> tuple[str, list]:
         """SQL for [ux, n, last_us, last_loc] rows with negative counts (no last request:
         a user's last one in the window is a later one), and its parameters."""
-        if not self.files:
-            return "", []
         sql = (
             f" UNION ALL SELECT ux, -count(*), NULL::BIGINT, NULL::VARCHAR "
             f"FROM {self.rows.relation} WHERE {self.plan.where} AND ux IS NOT NULL GROUP BY ux"
@@ -246,7 +240,7 @@ def breakdowns_from(
     """`frame`: the other rows' sets frame (server.stats.breakdowns.sets_frame);
     `outside`: the straddling files' rows before the window, taken off."""
     parts = [frame]
-    taken = outside.sets() if outside is not None else None
+    taken = outside.sets() if outside else None
     if taken is not None:
         parts.append(taken)
     found = summaries.frame(
@@ -381,7 +375,7 @@ def _busiest(
     """[(ux, n, last_us, last_loc, users)]: the busiest users, from the summaries' users
     (grouped once per user, remembered) and the other rows', less a straddling file's
     rows before the window (`outside`): a user left with none is not one of the window's."""
-    taken, taken_params = outside.per_user_sql() if outside is not None else ("", [])
+    taken, taken_params = outside.per_user_sql() if outside else ("", [])
     kept = summaries.frame(
         f"SELECT ux, sum(n)::BIGINT AS n, max(last_us) AS last_us, "
         f"arg_max(last_loc, last_us) AS last_loc FROM {{summaries}} "
