@@ -99,15 +99,12 @@ def compact(db, settings, now: datetime | None = None) -> int:
                 break
         if month < this_month and dataset is REQUESTS:
             # A closed month's files are final: each one not in today's layout yet (no
-            # summary: compaction kept it whole; or an older layout) is rewritten in week
-            # and route order with today's summary; one already in that order is copied
-            # as it is with today's summary. An old pair goes after the grace period like
-            # any retired file (a reader may still be using it).
+            # summary: compaction kept it whole; or an older layout) is rewritten in
+            # today's order (week, user, route) with today's summary. An old pair goes
+            # after the grace period like any retired file (a reader may still be using
+            # it).
             for f in [f for f in group if not summaries.is_final(f.summary)]:
-                if summaries.in_final_order(f.summary):
-                    new = resummarise(db, settings, f)
-                else:
-                    new = rewrite(db, settings, key_id, month, [f])
+                new = rewrite(db, settings, key_id, month, [f])
                 group = [g for g in group if g is not f] + ([new] if new else [])
                 finalised += 1
     if finalised:
@@ -137,27 +134,6 @@ def write_summary(cur, storage, source_url: str, name: str) -> str:
     return summaries.summary_name(name)
 
 
-def resummarise(db, settings, file: LakeFile) -> LakeFile | None:
-    """Replace a closed month's file whose rows are in today's order but whose summary is
-    older by a copy of it (the same bytes, under a new name) with today's summary: no
-    sort, so a 100 M-row store upgrades in the time its files take to copy and summarise.
-    Returns the new file, or None if the file went meanwhile."""
-    storage = get_storage(settings)
-    local = staging_file(storage, f"k{file.key_id}-{file.month}")
-    storage.fetch(file.path, local)
-    name = file_name(file.key_id, file.month)
-    with engine.cursor(settings) as cur:  # as rewrite summarises a closed month
-        summary = write_summary(cur, storage, str(local), name)
-    size = storage.put(local, name)
-    new = LakeFile(None, file.key_id, file.month, name, file.rows, size, file.min_us,
-                   file.max_us, file.hostnames, summary, file.dataset)  # fmt: skip
-    if not catalog.publish_files(db, storage, [new], retire=[file]):
-        return None
-    with db.connect() as conn:
-        live = catalog.live_files(conn, file.key_id, file.month)
-    return next((f for f in live if f.path == name), None)
-
-
 def rewrite(
     db,
     settings,
@@ -171,8 +147,8 @@ def rewrite(
     if given).
 
     Returns the new file, or None when nothing is left or the files went meanwhile. A
-    closed month's file of requests is final: its rows go in week and route order, with
-    its summary. Other files are not sorted again: each is in time order already, so
+    closed month's file of requests is final: its rows go in week, user and route order,
+    with its summary. Other files are not sorted again: each is in time order already, so
     their rows go file after file, oldest file first (see server.lake.layout).
     """
     storage = get_storage(settings)

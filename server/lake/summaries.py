@@ -110,20 +110,20 @@ _KINDS: dict[str, tuple[tuple[str, ...], dict[str, str], bool]] = {
 }
 # The name of a closed month's summary also says how its file is laid out, so compaction
 # knows which files to rewrite (server.lake.compaction.compact). Summaries were called
-# digests when these names were chosen; files already stored keep them:
-# - ".digest.parquet": before the families; answers nothing, its file is rewritten;
-# - ".digest2.parquet": the families, rows in time order; answers, its file is rewritten
-#   into week and route order (server.lake.layout.CLOSED_ORDER);
+# digests when these names were chosen; files already stored keep them, and each older
+# one's file is rewritten (rows sorted again, today's summary beside them):
+# - ".digest.parquet": before the families; answers nothing;
+# - ".digest2.parquet": the families, rows in time order; answers nothing;
 # - ".digest3.parquet": the same parts as v2, rows in week and route order; answers
-#   nothing, its summary is written again (its file is copied as it is,
-#   server.lake.compaction.resummarise);
+#   nothing;
 # - ".digest4.parquet": v3's parts, the client-sent user ids and the country and client
-#   family, its rows in ORDER; answers nothing, its summary is written again;
-# - ".digest5.parquet" (today's): v4's and the endpoint family, its rows in ORDER.
-SUFFIX = ".digest5.parquet"
-_SAME_PARTS = (SUFFIX,)
-# Summaries whose file is in today's order already: only the summary is written again.
-_FINAL_ORDER = (".digest3.parquet", ".digest4.parquet", SUFFIX)
+#   family, its rows in ORDER; answers nothing;
+# - ".digest5.parquet": v4's and the endpoint family, its rows in ORDER, its file's in
+#   week and route order; answers;
+# - ".digest6.parquet" (today's): v5's parts, its file's rows in week, user and route
+#   order (server.lake.layout.CLOSED_ORDER).
+SUFFIX = ".digest6.parquet"
+_SAME_PARTS = (".digest5.parquet", SUFFIX)
 
 
 def _part(family: str, kind: str, source: str) -> str:
@@ -161,8 +161,3 @@ def is_current(name: str | None) -> bool:
 def is_final(name: str | None) -> bool:
     """Whether a summary and its file have today's layout (nothing to rewrite)."""
     return bool(name) and name.endswith(SUFFIX)
-
-
-def in_final_order(name: str | None) -> bool:
-    """Whether a summary's file has today's row order (only the summary is out of date)."""
-    return bool(name) and name.endswith(_FINAL_ORDER)

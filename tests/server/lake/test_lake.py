@@ -42,12 +42,15 @@ def every_batch_asks_for_an_export(monkeypatch):
     monkeypatch.setattr(pipeline, "EXPORT_ASK_SECONDS", 0.0)
 
 
-def send(stack, key, count: int, *, tag: str = "x", when: datetime | None = None) -> None:
+def send(
+    stack, key, count: int, *, tag: str = "x", when: datetime | None = None, ip: str = "8.8.8.8"
+) -> None:
     when = when or datetime.now(UTC)
     rows = [
-        row(path=f"/v1/{tag}/{i}", created_at=(when - timedelta(seconds=i)).isoformat())
+        row(path=f"/v1/{tag}/{i}", created_at=(when - timedelta(seconds=i)).isoformat(),
+            ip_address=ip)
         for i in range(count)
-    ]
+    ]  # fmt: skip
     for start in range(0, count, 5000):
         response = post_batch(stack.client, key, rows[start : start + 5000])
         assert response.status_code == 201, response.get_json()
@@ -226,14 +229,17 @@ def test_the_current_months_files_merge_one_after_another(stack, monkeypatch):
 
 @pytest.mark.parametrize(
     "old_suffix",
-    [".digest.parquet", ".digest2.parquet", ".digest3.parquet", ".digest4.parquet"],
-    ids=["before-families", "time-ordered", "before-user-ids-and-places", "before-endpoints"],
-)
+    [".digest.parquet", ".digest2.parquet", ".digest3.parquet", ".digest4.parquet",
+     ".digest5.parquet"],
+    ids=["before-families", "time-ordered", "before-user-ids-and-places", "before-endpoints",
+         "route-order"],
+)  # fmt: skip
 def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
-    """A closed month's file whose digest predates today's parts is rewritten with a
-    current digest (one already in week and route order is copied as it is, rows in the
-    same order); the old pair stays readable for the grace period. An older digest
-    answers nothing meanwhile (it lacks parts today's readers ask for)."""
+    """A closed month's file whose digest predates today's layout is rewritten with a
+    current digest (its rows sorted again); the old pair stays readable for the grace
+    period. Meanwhile a digest older than today's parts answers nothing (it lacks parts
+    today's readers ask for); one with today's parts (v5, its file in the route order
+    before the user order) answers."""
     stack.config.LAKE_EXPORT_SECONDS = 3600
     key = stack.new_key()
     key_id = key_id_of(stack, key)
@@ -257,7 +263,7 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
     ids = stored_ids(key_id)
     with open_rows(key_id) as rows:
         covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))
-    assert covered == []
+    assert [f.id for f in covered] == ([closed.id] if old_suffix == ".digest5.parquet" else [])
     single = duckdb.connect(config={"threads": 1})
 
     def in_file(f) -> list[tuple]:
@@ -267,16 +273,11 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
         ).fetchall()
 
     before = in_file(closed)
-    copied = []
-    real = compaction.resummarise
-    with pytest.MonkeyPatch.context() as m:
-        m.setattr(compaction, "resummarise", lambda *a: copied.append(1) or real(*a))
-        compaction.compact(stack.engine, stack.config)
+    compaction.compact(stack.engine, stack.config)
     with stack.engine.connect() as conn:
         (new,) = catalog.live_files(conn, key_id)
     assert new.id != closed.id and new.summary.endswith(SUFFIX)
     assert stored_ids(key_id) == ids
-    assert len(copied) == (old_suffix in (".digest3.parquet", ".digest4.parquet"))
     assert in_file(new) == before  # the same rows in the same order
     with open_rows(key_id) as rows:
         covered = dash_summaries.covered(rows.snapshot.files, window_for("all"))
@@ -288,19 +289,22 @@ def test_compaction_replaces_a_digest_of_an_older_layout(stack, old_suffix):
     assert {name for name, _ in storage.list(f"k{key_id}/")} == set(new.names)
 
 
-def test_a_closed_months_file_is_in_week_and_route_order(stack):
-    """Compaction writes a closed month's file sorted by week, route and time (so an
-    endpoint click skips row groups), the current month's in time order."""
+def test_a_closed_months_file_is_in_week_user_and_route_order(stack):
+    """Compaction writes a closed month's file sorted by week, user number, route and time
+    (so a user click skips row groups and reads one run of rows a week), the current
+    month's in time order."""
     stack.config.LAKE_EXPORT_SECONDS = 3600
     key = stack.new_key()
     key_id = key_id_of(stack, key)
     day = (datetime.now(UTC).replace(day=1) - timedelta(days=20)).replace(hour=10, minute=30)
-    # Same day, so same week: route "b" an hour before route "a", then "c" a week later
-    # and "a" again.
+    # Two users the same day (so the same week), their routes and hours interleaved, then
+    # a week later each again.
     later = day + timedelta(days=7)
-    for tag, when in [("b", day), ("a", day + timedelta(hours=1)), ("c", later),
-                      ("a", later + timedelta(hours=2))]:  # fmt: skip
-        send(stack, key, 15, tag=tag, when=when)
+    one, two = "11.0.0.1", "11.0.0.2"
+    for tag, ip, when in [("b", one, day), ("a", two, day + timedelta(hours=1)),
+                          ("a", one, day + timedelta(hours=2)), ("c", two, later),
+                          ("a", one, later + timedelta(hours=2))]:  # fmt: skip
+        send(stack, key, 15, tag=tag, when=when, ip=ip)
     send(stack, key, 15, tag="b")
     send(stack, key, 15, tag="a", when=datetime.now(UTC) + timedelta(minutes=1))
     flush()
@@ -314,17 +318,21 @@ def test_a_closed_months_file_is_in_week_and_route_order(stack):
 
     def in_file(f) -> list[tuple]:
         return single.execute(
-            "SELECT hour // 168, route, epoch_us(created_at), id "
+            "SELECT hour // 168, ux, route, epoch_us(created_at), id, ip_address "
             f"FROM read_parquet('{storage.url(f.path)}')"
         ).fetchall()
 
     closed = in_file(next(f for m, f in files.items() if m != this_month))
-    assert len(closed) == 60
+    assert len(closed) == 75
     assert closed == sorted(closed)
-    assert closed != sorted(closed, key=lambda r: (r[2], r[3]))  # not time order
-    assert [r[1] for r in closed[:30]] == ["GET /v1/a/{id}"] * 15 + ["GET /v1/b/{id}"] * 15
+    assert closed != sorted(closed, key=lambda r: (r[0], r[2], r[3], r[4]))  # not route first
+    assert closed != sorted(closed, key=lambda r: (r[3], r[4]))  # not time order
+    # The first week: each user's rows together, and within them by route ("a" before "b").
+    week = [(r[5], r[2][len("GET /v1/") :][0]) for r in closed[:45]]
+    by_user = [week[:30], week[30:]] if week[0][0] == one else [week[15:], week[:15]]
+    assert by_user == [[(one, "a")] * 15 + [(one, "b")] * 15, [(two, "a")] * 15]
     current = in_file(files[this_month])
-    assert current == sorted(current, key=lambda r: (r[2], r[3]))
+    assert current == sorted(current, key=lambda r: (r[3], r[4]))
     assert current != sorted(current)  # "b" came first
 
 
