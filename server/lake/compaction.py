@@ -104,9 +104,13 @@ def compact(db, settings, now: datetime | None = None) -> int:
             # after the grace period like any retired file (a reader may still be using
             # it).
             for f in [f for f in group if not summaries.is_final(f.summary)]:
+                began = time.monotonic()
                 new = rewrite(db, settings, key_id, month, [f])
                 group = [g for g in group if g is not f] + ([new] if new else [])
                 finalised += 1
+                # An upgrade rewrites every closed month: a line each shows its progress.
+                log.info("key %s, month %s: %s rows rewritten in the final layout in %.1f s",
+                         key_id, month, f"{f.rows:,}", time.monotonic() - began)  # fmt: skip
     if finalised:
         log.info("%s files of closed months rewritten in their final layout", finalised)
     return merged

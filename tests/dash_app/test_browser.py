@@ -135,6 +135,34 @@ def test_demo_loads_with_no_key_and_every_panel_has_data(live, browser):
     shot(browser, "overview")
 
 
+def test_the_page_draws_with_the_browsers_own_number_parsing(live, browser):
+    """Dash's Babel polyfill replaces parseFloat, parseInt and the String trims with
+    slower script of its own; the page puts the browser's own back before anything draws,
+    and keeps the rest of the polyfill (dash_core_components needs its regeneratorRuntime).
+    A function is the browser's own when a fresh frame's Function.prototype.toString,
+    which no script of ours touched, prints it as native code."""
+    browser.get(live.url("/dashboard/demo?period=7d"))
+    overview_ready(browser)
+    found = browser.execute_script(
+        """
+        const frame = document.createElement('iframe');
+        document.body.appendChild(frame);
+        const show = frame.contentWindow.Function.prototype.toString;
+        const S = String.prototype;
+        const checked = {parseFloat, parseInt, 'Number.parseFloat': Number.parseFloat,
+          'Number.parseInt': Number.parseInt, trim: S.trim, trimStart: S.trimStart,
+          trimEnd: S.trimEnd, sinh: Math.sinh, toString: Function.prototype.toString};
+        const scripted = Object.keys(checked).filter(
+          (name) => !show.call(checked[name]).includes('[native code]'));
+        frame.remove();
+        return {scripted, polyfill: typeof regeneratorRuntime,
+                left: typeof window.__natives, parsed: parseFloat(' 1.5 ')};
+        """
+    )
+    assert found == {"scripted": [], "polyfill": "object", "left": "undefined", "parsed": 1.5}
+    assert number(stat(browser, "ov-requests")) > 1000  # and the page drew its numbers
+
+
 def test_wrong_key_gets_a_clear_message(live, browser):
     browser.get(live.url("/dashboard/"))
     field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")
