@@ -6,8 +6,15 @@ then builds its figures and the JSON Dash sends for them (dash_app.panels.render
 plotly's encoder) with this checkout's dash_app/figures.py and with the one at --ref,
 alternated --rounds times in one process, and prints each median and the ratio.
 
+With --draw, Chromium draws those figures with the Plotly the dashboard serves, in a page
+with the browser's own parseFloat, parseInt and String trims (as dash_app.INDEX keeps
+them) and in one where Dash's Babel polyfill replaced them (as Dash's own page had it),
+the two pages alternated --rounds times: the drawing's median time each way, and the
+ratio.
+
     python bench/figures.py --ref 47732b7                  # 300,000 rows, loaded here
     python bench/figures.py --ref 47732b7 --keep apia_100m --period 30d
+    python bench/figures.py --draw --keep apia_10m --period all
 """
 
 from __future__ import annotations
@@ -46,12 +53,17 @@ def figures_at(ref: str):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ref", required=True, help="the git ref to compare with")
+    parser.add_argument("--ref", help="the git ref to compare with")
+    parser.add_argument(
+        "--draw", action="store_true", help="draw the figures in Chromium, polyfilled or not"
+    )
     parser.add_argument("--rows", type=int, default=300_000)
     parser.add_argument("--keep", metavar="NAME", help="a bench/dashboard.py --keep store")
     parser.add_argument("--period", default="30d")
     parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
+    if not args.ref and not args.draw:
+        parser.error("give --ref (build the figures against a ref) or --draw (draw them)")
 
     import plotly.graph_objects as go
     from plotly.io.json import to_json_plotly
@@ -60,7 +72,7 @@ def main() -> int:
     from dash_app import figures as here
     from server.stats.filters import Filters
 
-    ref = figures_at(args.ref)
+    ref = figures_at(args.ref) if args.ref else None
     with fresh_database("apia_figures", keep=args.keep) as url, store_dir(args.keep) as data:
         settings = settings_for(url, data, 256)
         db = bind(settings)
@@ -79,6 +91,10 @@ def main() -> int:
             now = datetime.now(UTC)
             load_key(db, settings, key_id, args.rows, now, progress)
         answer = panels.compute(key_id, Filters(period=args.period), now)
+        if args.draw:
+            shown = {k: v for k, v in panels.render(answer).items()
+                     if isinstance(v, dict) and "data" in v}  # fmt: skip
+            return draw(shown, args.rounds)
 
         def build(module) -> tuple[float, int]:
             panels.figures = module
@@ -88,7 +104,7 @@ def main() -> int:
             body = to_json_plotly(out)  # what Dash does with the callback's outputs
             return time.perf_counter() - started, len(body)
 
-        found = {"ref": [], "here": []}
+        found = {"ref": [], "here": []}  # --ref
         for _ in range(args.rounds):
             for name, module in (("ref", ref), ("here", here)):
                 found[name].append(build(module))
@@ -100,6 +116,89 @@ def main() -> int:
         )
     print(f"ref / here: {medians['ref'] / medians['here']:.2f}x ({args.rounds} rounds, alternated)")
     return 0
+
+
+# A page that draws the figures one after another, as the overview does, and says how long
+# that took (the map's country shapes fetched from the dashboard's own assets included).
+PAGE = """<!DOCTYPE html><html><body>{scripts}<script>
+fetch('figures.json').then((r) => r.json()).then(async (figures) => {{
+  const started = performance.now();
+  for (const figure of Object.values(figures)) {{
+    const div = document.createElement('div');
+    div.style.width = '640px';
+    document.body.appendChild(div);
+    await Plotly.newPlot(div, figure.data, figure.layout,
+                         {{displayModeBar: false, responsive: true, topojsonURL: 'topojson/'}});
+  }}
+  window.drawnMs = performance.now() - started;
+}});
+</script></body></html>"""
+
+
+def draw(shown: dict, rounds: int) -> int:
+    """Chromium draws `shown` (name -> figure) in the two pages, alternated `rounds` times."""
+    import functools
+    import http.server
+    import shutil
+    import threading
+
+    import dash
+    import plotly
+
+    from bench.browser import start_chromium
+    from bench.services import free_port
+
+    site = Path(tempfile.mkdtemp(prefix="bench-draw-"))
+    shutil.copy(Path(plotly.__file__).parent / "package_data" / "plotly.min.js", site)
+    polyfill = Path(dash.__file__).parent / "deps" / "polyfill@7.12.1.min.js"
+    shutil.copy(polyfill, site / "polyfill.js")
+    (site / "topojson").symlink_to(ROOT / "dash_app" / "assets" / "topojson")
+    (site / "figures.json").write_text(json.dumps(shown))
+    plain = '<script src="plotly.min.js"></script>'
+    (site / "own.html").write_text(PAGE.format(scripts=plain))
+    (site / "polyfilled.html").write_text(
+        PAGE.format(scripts='<script src="polyfill.js"></script>' + plain)
+    )
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    driver = start_chromium()
+    found = {"own": [], "polyfilled": []}
+    try:
+        for name in ("own", "polyfilled"):  # untimed: the browser's cache, the JIT's first run
+            driver.get(f"{base}/{name}.html")
+            wait_drawn(driver)
+        for _ in range(rounds):
+            for name in found:
+                driver.get(f"{base}/{name}.html")
+                found[name].append(wait_drawn(driver))
+    finally:
+        driver.quit()
+        server.shutdown()
+    medians = {name: statistics.median(ms) for name, ms in found.items()}
+    print(f"{len(shown)} figures drawn in turn in Chromium ({rounds} rounds, alternated):")
+    for name, label in (("own", "the browser's own functions"),
+                        ("polyfilled", "the polyfill's replacements")):  # fmt: skip
+        print(f"  {label:>29}: median {medians[name]:.0f} ms "
+              f"(lowest {min(found[name]):.0f}, highest {max(found[name]):.0f})")  # fmt: skip
+    print(f"polyfilled / own: {medians['polyfilled'] / medians['own']:.2f}x")
+    return 0
+
+
+def wait_drawn(driver, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        drawn = driver.execute_script("return window.drawnMs === undefined ? null : window.drawnMs")
+        if drawn is not None:
+            return float(drawn)
+        time.sleep(0.05)
+    raise SystemExit("the figures were not drawn in time")
 
 
 if __name__ == "__main__":
