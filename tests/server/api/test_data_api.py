@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
 
 from tests.conftest import postgres_stack, sqlite_stack
@@ -22,7 +24,10 @@ ROWS = [
 
 
 def day(n: int) -> str:
-    return days_ago(n)[:10]
+    """The UTC date `n` days before the day ROWS were made on (not today's: a run crossing
+    midnight between making them and asking would ask for the wrong days)."""
+    made = datetime.fromisoformat(ROWS[0]["created_at"])
+    return (made - timedelta(days=n)).date().isoformat()
 
 
 @pytest.fixture
