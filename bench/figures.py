@@ -145,7 +145,7 @@ def draw(shown: dict, rounds: int) -> int:
     import dash
     import plotly
 
-    from bench.browser import start_chromium
+    from bench.browser import start_chromium, wait
     from bench.services import free_port
 
     site = Path(tempfile.mkdtemp(prefix="bench-draw-"))
@@ -169,15 +169,17 @@ def draw(shown: dict, rounds: int) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     driver = start_chromium()
+    drawn = lambda d: float(wait(d, lambda: d.execute_script("return window.drawnMs"),  # noqa: E731
+                                 "the figures to be drawn"))  # fmt: skip
     found = {"own": [], "polyfilled": []}
     try:
         for name in ("own", "polyfilled"):  # untimed: the browser's cache, the JIT's first run
             driver.get(f"{base}/{name}.html")
-            wait_drawn(driver)
+            drawn(driver)
         for _ in range(rounds):
             for name in found:
                 driver.get(f"{base}/{name}.html")
-                found[name].append(wait_drawn(driver))
+                found[name].append(drawn(driver))
     finally:
         driver.quit()
         server.shutdown()
@@ -189,16 +191,6 @@ def draw(shown: dict, rounds: int) -> int:
               f"(lowest {min(found[name]):.0f}, highest {max(found[name]):.0f})")  # fmt: skip
     print(f"polyfilled / own: {medians['polyfilled'] / medians['own']:.2f}x")
     return 0
-
-
-def wait_drawn(driver, timeout: float = 60.0) -> float:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        drawn = driver.execute_script("return window.drawnMs === undefined ? null : window.drawnMs")
-        if drawn is not None:
-            return float(drawn)
-        time.sleep(0.05)
-    raise SystemExit("the figures were not drawn in time")
 
 
 if __name__ == "__main__":
