@@ -6,15 +6,17 @@ then builds its figures and the JSON Dash sends for them (dash_app.panels.render
 plotly's encoder) with this checkout's dash_app/figures.py and with the one at --ref,
 alternated --rounds times in one process, and prints each median and the ratio.
 
-With --draw, Chromium draws those figures with the Plotly the dashboard serves, in a page
+With --draw, Chromium draws those figures with the Plotly the dashboard serves, one after
+another in a page of its own, alternated --rounds times, and prints the median time each
+way, the ratio and each figure's median. With --ref, the figures built by this checkout
+against those built by the ref's dash_app/figures.py; without, the same figures in a page
 with the browser's own parseFloat, parseInt and String trims (as dash_app.INDEX keeps
-them) and in one where Dash's Babel polyfill replaced them (as Dash's own page had it),
-the two pages alternated --rounds times: the drawing's median time each way, and the
-ratio.
+them) against one where Dash's Babel polyfill replaced them (as Dash's own page had it).
 
     python bench/figures.py --ref 47732b7                  # 300,000 rows, loaded here
     python bench/figures.py --ref 47732b7 --keep apia_100m --period 30d
     python bench/figures.py --draw --keep apia_10m --period all
+    python bench/figures.py --draw --ref 8fb32c2 --keep apia_10m --period all
 """
 
 from __future__ import annotations
@@ -92,9 +94,21 @@ def main() -> int:
             load_key(db, settings, key_id, args.rows, now, progress)
         answer = panels.compute(key_id, Filters(period=args.period), now)
         if args.draw:
-            shown = {k: v for k, v in panels.render(answer).items()
-                     if isinstance(v, dict) and "data" in v}  # fmt: skip
-            return draw(shown, args.rounds)
+
+            def shown(module) -> dict:
+                panels.figures = module
+                try:
+                    return {k: v for k, v in panels.render(answer).items()
+                            if isinstance(v, dict) and "data" in v}  # fmt: skip
+                finally:
+                    panels.figures = here
+
+            if ref is not None:
+                pages = {"ref": (shown(ref), ""), "here": (shown(here), "")}
+                return draw(pages, args.rounds, f"{args.ref}'s figures", "this checkout's")
+            figures = shown(here)
+            pages = {"own": (figures, ""), "polyfilled": (figures, POLYFILL)}
+            return draw(pages, args.rounds, "the polyfill's replacements", "the browser's own")
 
         def build(module) -> tuple[float, int]:
             panels.figures = module
@@ -119,24 +133,31 @@ def main() -> int:
 
 
 # A page that draws the figures one after another, as the overview does, and says how long
-# that took (the map's country shapes fetched from the dashboard's own assets included).
-PAGE = """<!DOCTYPE html><html><body>{scripts}<script>
-fetch('figures.json').then((r) => r.json()).then(async (figures) => {{
+# that took, in all and each (the map's country shapes fetched from the dashboard's own
+# assets included).
+PAGE = """<!DOCTYPE html><html><body>{scripts}<script src="plotly.min.js"></script><script>
+fetch('{name}.json').then((r) => r.json()).then(async (figures) => {{
   const started = performance.now();
-  for (const figure of Object.values(figures)) {{
+  const each = {{}};
+  for (const [name, figure] of Object.entries(figures)) {{
     const div = document.createElement('div');
     div.style.width = '640px';
     document.body.appendChild(div);
+    const start = performance.now();
     await Plotly.newPlot(div, figure.data, figure.layout,
                          {{displayModeBar: false, responsive: true, topojsonURL: 'topojson/'}});
+    each[name] = performance.now() - start;
   }}
+  window.figureMs = each;
   window.drawnMs = performance.now() - started;
 }});
 </script></body></html>"""
+POLYFILL = '<script src="polyfill.js"></script>'
 
 
-def draw(shown: dict, rounds: int) -> int:
-    """Chromium draws `shown` (name -> figure) in the two pages, alternated `rounds` times."""
+def draw(pages: dict, rounds: int, first: str, second: str) -> int:
+    """Chromium draws each page's figures ({name: (figures, scripts before Plotly)}, two
+    pages: `first` and `second` say what each holds), alternated `rounds` times."""
     import functools
     import http.server
     import shutil
@@ -153,12 +174,9 @@ def draw(shown: dict, rounds: int) -> int:
     polyfill = Path(dash.__file__).parent / "deps" / "polyfill@7.12.1.min.js"
     shutil.copy(polyfill, site / "polyfill.js")
     (site / "topojson").symlink_to(ROOT / "dash_app" / "assets" / "topojson")
-    (site / "figures.json").write_text(json.dumps(shown))
-    plain = '<script src="plotly.min.js"></script>'
-    (site / "own.html").write_text(PAGE.format(scripts=plain))
-    (site / "polyfilled.html").write_text(
-        PAGE.format(scripts='<script src="polyfill.js"></script>' + plain)
-    )
+    for name, (figures, scripts) in pages.items():
+        (site / f"{name}.json").write_text(json.dumps(figures))
+        (site / f"{name}.html").write_text(PAGE.format(scripts=scripts, name=name))
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args) -> None:
@@ -169,27 +187,39 @@ def draw(shown: dict, rounds: int) -> int:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     driver = start_chromium()
-    drawn = lambda d: float(wait(d, lambda: d.execute_script("return window.drawnMs"),  # noqa: E731
-                                 "the figures to be drawn"))  # fmt: skip
-    found = {"own": [], "polyfilled": []}
+
+    def drawn() -> tuple[float, dict]:
+        total = wait(driver, lambda: driver.execute_script("return window.drawnMs"),
+                     "the figures to be drawn")  # fmt: skip
+        return float(total), driver.execute_script("return window.figureMs")
+
+    found = {name: [] for name in pages}
     try:
-        for name in ("own", "polyfilled"):  # untimed: the browser's cache, the JIT's first run
+        for name in pages:  # untimed: the browser's cache, the JIT's first run
             driver.get(f"{base}/{name}.html")
-            drawn(driver)
+            drawn()
         for _ in range(rounds):
             for name in found:
                 driver.get(f"{base}/{name}.html")
-                found[name].append(drawn(driver))
+                found[name].append(drawn())
     finally:
         driver.quit()
         server.shutdown()
-    medians = {name: statistics.median(ms) for name, ms in found.items()}
-    print(f"{len(shown)} figures drawn in turn in Chromium ({rounds} rounds, alternated):")
-    for name, label in (("own", "the browser's own functions"),
-                        ("polyfilled", "the polyfill's replacements")):  # fmt: skip
+    a, b = list(pages)
+    medians = {name: statistics.median(t for t, _ in runs) for name, runs in found.items()}
+    count = len(pages[a][0])
+    print(f"{count} figures drawn in turn in Chromium ({rounds} rounds, alternated):")
+    for name, label in ((a, first), (b, second)):
+        totals = [t for t, _ in found[name]]
         print(f"  {label:>29}: median {medians[name]:.0f} ms "
-              f"(lowest {min(found[name]):.0f}, highest {max(found[name]):.0f})")  # fmt: skip
-    print(f"polyfilled / own: {medians['polyfilled'] / medians['own']:.2f}x")
+              f"(lowest {min(totals):.0f}, highest {max(totals):.0f})")  # fmt: skip
+    print(f"{a} / {b}: {medians[a] / medians[b]:.2f}x")
+    print("each figure, median ms:")
+    for figure in pages[a][0]:
+        each = [statistics.median(ms[figure] for _, ms in found[name]) for name in (a, b)]
+        print(f"  {figure:>14}: {each[0]:7.1f} {each[1]:7.1f}")
+    json_sizes = ", ".join(f"{name} {len(json.dumps(f)):,}" for name, (f, _) in pages.items())
+    print(f"bytes of JSON: {json_sizes}")
     return 0
 
 

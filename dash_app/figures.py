@@ -29,9 +29,24 @@ MAP_HEIGHT = 300
 
 @lru_cache(maxsize=1)
 def _template() -> dict:
+    """plotly_white's layout, and its defaults for the trace types we draw: the rest of
+    it (defaults for 40 other trace types) was half of every overview answer's JSON."""
     import plotly.io as pio
 
-    return pio.templates["plotly_white"].to_plotly_json()
+    whole = pio.templates["plotly_white"].to_plotly_json()
+    drawn = ("bar", "pie", "scatter", "choropleth")
+    return {"layout": whole["layout"], "data": {t: whole["data"][t] for t in drawn}}
+
+
+# Room for tick labels, set here because the overview's axes do without Plotly's
+# automargin (the template turns it on): automargin draws a chart, measures its labels
+# and draws it again, which made the overview's eleven charts take 1.6x as long to draw
+# in Chromium (bench/figures.py --draw --ref).
+NUMBER_ROOM = 44  # a value axis's labels: five characters at most ("9000", "250k", "1.5M")
+TICK_ROOM = 24  # one row of labels below the plot
+DATE_ROOM = 36  # date labels, the first of which carries the year on a second line
+TITLE_ROOM = 24  # an axis title beside its labels
+FIXED = {"automargin": False}
 
 
 def _figure(traces: list[dict], height: int = HEIGHT, **layout) -> dict:
@@ -105,8 +120,10 @@ def bars(
         }
         # The labels' room is set here, not by Plotly's automargin, which measures the
         # drawn labels and draws the chart again (bench/README.md: the browser's drawing).
-        margin = {"l": label_room(labels), "r": 8, "t": 8, "b": 8}
-        return _figure([trace], height, yaxis={"autorange": "reversed"}, margin=margin)
+        margin = {"l": label_room(labels), "r": 8, "t": 8, "b": TICK_ROOM}
+        return _figure(
+            [trace], height, xaxis=FIXED, yaxis={"autorange": "reversed", **FIXED}, margin=margin
+        )
     trace = {
         "type": "bar",
         "x": labels,
@@ -115,7 +132,28 @@ def bars(
         "marker": {"color": colour},
         "hovertemplate": "%{x}: %{y:,}<extra></extra>",
     }
-    return _figure([trace], height, xaxis={"type": "category"})
+    return _columns(trace, labels, height)
+
+
+def _columns(trace: dict, labels: list[str], height: int = HEIGHT) -> dict:
+    """A chart of vertical bars over `labels` (categories), its tick labels' room set."""
+    return _figure(
+        [trace], height, xaxis={"type": "category", **FIXED}, yaxis=FIXED,
+        margin={"l": NUMBER_ROOM, "t": 8, **category_room(labels)},
+    )  # fmt: skip
+
+
+ROW_OF_LABELS = 480  # pixels: wider than this, Plotly may turn category labels 30 degrees
+
+
+def category_room(labels: list[str]) -> dict:
+    """Room right of and below the plot for `labels` under a category axis: one row, or,
+    when they would not fit side by side in a narrow card, the row Plotly turns by 30
+    degrees (the last label then reaches past the plot's right edge) or 90."""
+    if sum(len(str(x)) + 2 for x in labels) * LABEL_PX <= ROW_OF_LABELS:
+        return {"r": 8, "b": TICK_ROOM}
+    longest = label_room(labels) - 16
+    return {"r": int(longest * 0.87) + 8, "b": longest + 8}
 
 
 def status_codes(df: pd.DataFrame) -> dict:
@@ -130,7 +168,7 @@ def status_codes(df: pd.DataFrame) -> dict:
         "marker": {"color": [CLASS_COLOURS.get(c, MUTED) for c in df["class"]]},
         "hovertemplate": "%{x}: %{y:,}<extra></extra>",
     }
-    return _figure([trace], xaxis={"type": "category"})
+    return _columns(trace, codes)
 
 
 def response_histogram(df: pd.DataFrame) -> dict:
@@ -146,10 +184,11 @@ def response_histogram(df: pd.DataFrame) -> dict:
     }
     # Up to 64 buckets: every label at once overlapped; at most 12 are named (each bar's
     # own range is in its hover).
-    axis = {"type": "category", "tickangle": -45, "nticks": 12}
+    axis = {"type": "category", "tickangle": -45, "nticks": 12, **FIXED}
     # Labels at -45 degrees need about 0.71 of their length below the axis.
     below = int(label_room(trace["x"]) * 0.71) + 8
-    return _figure([trace], xaxis=axis, margin={"l": 8, "r": 8, "t": 8, "b": below})
+    margin = {"l": NUMBER_ROOM, "r": 8, "t": 8, "b": below}
+    return _figure([trace], xaxis=axis, yaxis=FIXED, margin=margin)
 
 
 def activity(df: pd.DataFrame) -> dict:
@@ -188,7 +227,7 @@ def activity(df: pd.DataFrame) -> dict:
     ]
 
     def axis(low, high, title):
-        return {"domain": [low, high], "rangemode": "tozero", "title": {"text": title}}
+        return {"domain": [low, high], "rangemode": "tozero", "title": {"text": title}, **FIXED}
 
     return _figure(
         traces,
@@ -196,8 +235,8 @@ def activity(df: pd.DataFrame) -> dict:
         showlegend=True,
         hovermode="x unified",
         legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"},
-        margin={"l": 8, "r": 8, "t": 28, "b": 8},
-        xaxis={"type": "date", "anchor": "y3"},
+        margin={"l": NUMBER_ROOM + TITLE_ROOM, "r": 8, "t": 28, "b": DATE_ROOM},
+        xaxis={"type": "date", "anchor": "y3", **FIXED},
         yaxis=axis(0.5, 1.0, "requests / users"),
         yaxis2=axis(0.22, 0.46, "ms"),
         yaxis3={**axis(0.0, 0.18, "success %"), "range": [0, 100], "rangemode": "normal"},

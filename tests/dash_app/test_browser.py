@@ -163,6 +163,53 @@ def test_the_page_draws_with_the_browsers_own_number_parsing(live, browser):
     assert number(stat(browser, "ov-requests")) > 1000  # and the page drew its numbers
 
 
+def test_every_chart_is_drawn_once_with_room_for_its_labels(live, browser):
+    """The overview's axes do without Plotly's automargin (which draws a chart, measures
+    its labels and draws it again: 1.5x the drawing, bench/figures.py --draw --ref), so
+    their room is set by dash_app.figures: every tick label and axis title must still lie
+    inside its chart's drawing, in a wide window and a narrow one."""
+    before = browser.get_window_size()
+    try:
+        for width in (1440, 900):
+            labels_fit(browser, live, width)
+    finally:
+        browser.set_window_size(before["width"], before["height"])
+
+
+def labels_fit(browser, live: LiveServer, width: int) -> None:
+    """Every overview chart at `width`: axes without automargin, labels inside."""
+    browser.set_window_size(width, 1000)
+    browser.get(live.url("/dashboard/demo?period=all"))
+    overview_ready(browser)
+    found = browser.execute_script(
+        """
+        const out = {auto: [], outside: [], labels: 0};
+        for (const id of arguments[0]) {
+          const g = document.querySelector('#' + id + ' .js-plotly-plot');
+          const axes = Object.keys(g._fullLayout).filter((k) => /^[xy]axis\\d*$/.test(k));
+          for (const k of axes) if (g._fullLayout[k].automargin) out.auto.push(id + ' ' + k);
+          const box = g.querySelector('.main-svg').getBoundingClientRect();
+          const texts = g.querySelectorAll(
+            '.xtick text, .ytick text, .g-xtitle text, .g-ytitle text, .g-y2title text,'
+            + ' .g-y3title text');
+          for (const t of texts) {
+            const r = t.getBoundingClientRect();
+            if (!t.textContent || r.width === 0) continue;
+            out.labels += 1;
+            if (r.left < box.left - 1 || r.right > box.right + 1
+                || r.top < box.top - 1 || r.bottom > box.bottom + 1)
+              out.outside.push(id + ': ' + t.textContent);
+          }
+        }
+        return out;
+        """,
+        list(PANELS),
+    )
+    assert found["auto"] == [], width
+    assert found["labels"] > 100, width  # the charts were drawn, with their labels
+    assert found["outside"] == [], width
+
+
 def test_wrong_key_gets_a_clear_message(live, browser):
     browser.get(live.url("/dashboard/"))
     field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")
