@@ -40,7 +40,7 @@ def _template() -> dict:
 
 # Room for tick labels, set here because the overview's axes do without Plotly's
 # automargin (the template turns it on): automargin draws a chart, measures its labels
-# and draws it again, which made the overview's eleven charts take 1.6x as long to draw
+# and draws it again, which made the overview's eleven charts take 1.5x as long to draw
 # in Chromium (bench/figures.py --draw --ref).
 NUMBER_ROOM = 44  # a value axis's labels: five characters at most ("9000", "250k", "1.5M")
 TICK_ROOM = 24  # one row of labels below the plot
