@@ -115,6 +115,9 @@ class Tally:
 
 _lock = threading.Lock()
 _pending: dict = {}  # engine -> Tally
+# One flush at a time: a flush asked for by a reader (the health page) must not return
+# while the flushing thread's write of what it took is still uncommitted.
+_writing = threading.Lock()
 _flusher: list[threading.Thread] = []
 
 
@@ -198,15 +201,17 @@ def _flush_forever() -> None:
 
 
 def flush() -> None:
-    """Write what this process counted since its last flush."""
-    with _lock:
-        taken = list(_pending.items())
-        _pending.clear()
-    for engine, tally in taken:
-        try:
-            _write(engine, tally)
-        except Exception:
-            log.exception("ingest health counts lost (%s keys)", len(tally.days))
+    """Write what this process counted since its last flush; on return, every count
+    taken by an earlier flush of this process is written too."""
+    with _writing:
+        with _lock:
+            taken = list(_pending.items())
+            _pending.clear()
+        for engine, tally in taken:
+            try:
+                _write(engine, tally)
+            except Exception:
+                log.exception("ingest health counts lost (%s keys)", len(tally.days))
 
 
 def _write(engine, tally: Tally) -> None:

@@ -127,3 +127,28 @@ def test_a_refused_rows_captured_body_is_not_kept(stack):
 
         stored = [str(r) for r in conn.execute(select(ingest_refusals)).all()]
     assert stored and not any(secret in r for r in stored)
+
+
+def test_a_flush_returns_only_once_the_flushing_threads_write_is_in(monkeypatch):
+    """The health page flushes before it reads; if the flushing thread has just taken the
+    counts and is still writing them, that flush must wait for the write, not return with
+    nothing to do (the page, and a key's deletion test, then saw no counts)."""
+    import threading
+
+    from server.ingest_health import record
+
+    written, taken = [], threading.Event()
+
+    def slow_write(engine, tally):
+        taken.set()
+        time.sleep(0.3)
+        written.append(tally)
+
+    monkeypatch.setattr(record, "_write", slow_write)
+    monkeypatch.setattr(record, "_pending", {"engine": record.Tally()})
+    flushing = threading.Thread(target=record.flush)
+    flushing.start()
+    assert taken.wait(5)
+    record.flush()  # what the page does
+    assert len(written) == 1
+    flushing.join()
