@@ -181,6 +181,18 @@ def labels_fit(browser, live: LiveServer, width: int) -> None:
     browser.set_window_size(width, 1000)
     browser.get(live.url("/dashboard/demo?period=all"))
     overview_ready(browser)
+    # Settled can be seen before a graph's Plotly bundle has drawn it: wait for every
+    # chart to hold its answer's traces (the blank figure before the answer has none).
+    wait_for(
+        browser,
+        lambda d: d.execute_script(
+            "return arguments[0].every((id) => {"
+            " const g = document.querySelector('#' + id + ' .js-plotly-plot');"
+            " return g && g._fullLayout && g.data && g.data.length > 0; });",
+            list(PANELS),
+        ),
+        "every chart drawn with its answer",
+    )
     found = browser.execute_script(
         """
         const out = {auto: [], outside: [], labels: 0};
