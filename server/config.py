@@ -160,6 +160,9 @@ class Config(BaseSettings):
     # Exact answers kept for repeated dashboard views (server.stats.cache), in Redis when
     # REDIS_URL is set, else in each process; 0 turns the cache off.
     ANSWER_CACHE_MB: int = 64
+    # Answers from closed months' summaries (server.stats.summaries), shared by every web
+    # process in Redis when REDIS_URL is set; 0 leaves each process its own only.
+    SUMMARY_CACHE_MB: int = 64
     # How many reverse proxies of ours stand in front, each adding X-Forwarded-For,
     # -Proto and -Host: the client address, scheme and host are taken from them.
     TRUST_PROXY: int = 0
@@ -289,6 +292,7 @@ class Config(BaseSettings):
             "KEY_CREATE_PER_HOUR",
             "ENGINE_KEY_QUEUE",
             "ANSWER_CACHE_MB",
+            "SUMMARY_CACHE_MB",
             "INGEST_BACKLOG_ROWS",
             "INGEST_LAG_SECONDS",
         ):

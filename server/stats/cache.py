@@ -38,9 +38,9 @@ from server.lake.models import requests as hot_requests
 log = logging.getLogger(__name__)
 
 PREFIX = "apia:answers:"
-INDEX = PREFIX + "index"  # zset: entry name -> when stored
-SIZES = PREFIX + "sizes"  # hash: entry name -> bytes
-TOTAL = PREFIX + "total"  # bytes held, as counted on store
+# A RedisStore's keys besides its entries, under its prefix: "index" (zset: entry name ->
+# when stored), "sizes" (hash: entry name -> bytes), "total" (bytes held, counted on store).
+TOTAL = PREFIX + "total"
 TTL_SECONDS = 3600  # a window moves on within the hour: older entries can no longer hit
 
 # Store one entry and drop the oldest until the total fits, atomically across processes.
@@ -117,25 +117,28 @@ class MemoryStore:
 
 
 class RedisStore:
-    """Entries in Redis, shared by every process, bounded in bytes (oldest stored out)."""
+    """Entries in Redis, shared by every process, bounded in bytes (oldest stored out).
+    `prefix` names its entries, its index and its count (server.stats.summaries keeps
+    its own under another)."""
 
-    def __init__(self, url: str, limit_bytes: int) -> None:
+    def __init__(
+        self, url: str, limit_bytes: int, prefix: str = PREFIX, ttl: int = TTL_SECONDS
+    ) -> None:
         from redis import Redis
 
         self.redis = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-        self.limit = limit_bytes
+        self.limit, self.prefix, self.ttl = limit_bytes, prefix, ttl
+        self.keys = [prefix + "index", prefix + "sizes", prefix + "total"]
         self.script = self.redis.register_script(_PUT)
 
     def get(self, name: str) -> bytes | None:
         return self.redis.get(name)
 
     def put(self, name: str, blob: bytes) -> None:
-        self.script(
-            keys=[INDEX, SIZES, TOTAL], args=[name, blob, TTL_SECONDS, time.time(), self.limit]
-        )
+        self.script(keys=self.keys, args=[name, blob, self.ttl, time.time(), self.limit])
 
     def clear(self) -> None:
-        names = list(self.redis.scan_iter(match=PREFIX + "*"))
+        names = list(self.redis.scan_iter(match=self.prefix + "*"))
         if names:
             self.redis.delete(*names)
 
@@ -172,21 +175,21 @@ def _seal(payload: bytes) -> bytes:
     return hmac.new(current_config().SECRET_KEY.encode(), payload, hashlib.sha256).digest()
 
 
-def _sealed(entry) -> bytes:
+def sealed(entry) -> bytes:
     """The entry pickled, behind an HMAC of SECRET_KEY: whoever can write to Redis but
     lacks the secret cannot have the web processes unpickle what they wrote."""
     payload = pickle.dumps(entry, protocol=5)
     return _seal(payload) + payload
 
 
-def _unsealed(blob: bytes):
+def unsealed(blob: bytes):
     mac, payload = blob[:32], blob[32:]
     if not hmac.compare_digest(mac, _seal(payload)):
         raise ValueError("its seal does not match this server's SECRET_KEY")
     return pickle.loads(payload)  # noqa: S301 - sealed by our own SECRET_KEY above
 
 
-def _deployment() -> str:
+def deployment() -> str:
     """Which database and store the ids belong to (two installs may share one Redis; their
     key and file ids overlap). Hashed: the URL may hold a password."""
     settings = current_config()
@@ -202,7 +205,7 @@ def remembered(key_id: int, question: str, compute: Callable[[], tuple[Any, str]
     found = store()
     if found is None:
         return compute()[0]
-    question = f"{_deployment()}|{question}"
+    question = f"{deployment()}|{question}"
     now = current_fingerprint(key_id)
     try:
         blob = found.get(_name(now, question))
@@ -211,7 +214,7 @@ def remembered(key_id: int, question: str, compute: Callable[[], tuple[Any, str]
         blob = None
     if blob is not None:
         try:
-            seen, asked, value = _unsealed(blob)
+            seen, asked, value = unsealed(blob)
         except Exception as exc:  # written by another version of the code, or forged
             log.warning("answer cache entry unreadable, computing instead: %s", exc)
         else:
@@ -221,7 +224,7 @@ def remembered(key_id: int, question: str, compute: Callable[[], tuple[Any, str]
     counts["miss"] += 1
     value, read = compute()
     try:
-        found.put(_name(read, question), _sealed((read, question, value)))
+        found.put(_name(read, question), sealed((read, question, value)))
     except Exception as exc:
         log.warning("answer cache not written: %s", exc)
     return value

@@ -15,23 +15,29 @@ the others (Outside).
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import pandas as pd
 
+from server.config import current_config
 from server.db import get_engine
 from server.lake import summaries as d
 from server.lake.engine import sql_str
 from server.lake.users import names_of
 from server.rules import DAY
-from server.stats import breakdowns, latency, planner, timeseries, users
+from server.stats import breakdowns, cache, latency, planner, timeseries, users
 from server.stats.breakdowns import _AGENT, _LOCATION, _ROUTE, _VERSION
 from server.stats.conditions import filter_conditions
 from server.stats.filters import Filters, Window
 from server.stats.planner import Plan
 
+log = logging.getLogger(__name__)
 # Which sets-frame group each kind of summary row feeds, and into which column.
 _SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
          d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
@@ -162,20 +168,12 @@ class Summaries:
         of the same files has the same answer. Callers must not change it in place."""
         sql = sql.replace("{summaries}", self.relation)
         key = (sql, tuple(self.params))
-        found = _kept.get(key)
-        if found is None:
-            found = self.rows.cursor.execute(sql, self.params).df()
-            _kept.put(key, found)
-        return found
+        return remembered(key, lambda: self.rows.cursor.execute(sql, self.params).df())
 
     def derived(self, sql: str, name: str, shape):
         """`shape` (a function of frames) of Summaries.frame(sql), remembered with it."""
         key = (sql.replace("{summaries}", self.relation), tuple(self.params), name)
-        found = _kept.get(key)
-        if found is None:
-            found = shape(self.frame(sql))
-            _kept.put(key, found)
-        return found
+        return remembered(key, lambda: shape(self.frame(sql)))
 
 
 class _Kept:
@@ -232,6 +230,86 @@ class _Kept:
 
 KEPT_BYTES = 64 * 1024 * 1024
 _kept = _Kept(KEPT_BYTES)
+
+# Shared by every web process in Redis (REDIS_URL), SUMMARY_CACHE_MB at most, oldest
+# stored out first. Each gunicorn worker keeps its own _Kept, so without it a view was
+# answered from the summaries cold by up to every worker in turn (a year at 10 M rows:
+# 0.59 s cold, 0.33 s with its summaries' answers at hand; bench/README.md, issue 34,
+# "summaries shared"). An entry lives a day at most: a window's summary questions
+# change with its first day.
+SHARED_PREFIX = "apia:summaries:"
+SHARED_TTL_SECONDS = 24 * 3600
+_shared_state: dict = {"pid": None, "signature": None, "store": None}
+_shared_lock = threading.Lock()
+# This process's reads of the shared answers (tests read them).
+shared_counts = {"hit": 0, "miss": 0}
+
+
+def shared_store() -> cache.RedisStore | None:
+    """This process's way to the summaries' answers shared in Redis, or None (no
+    REDIS_URL, or SUMMARY_CACHE_MB=0)."""
+    settings = current_config()
+    signature = (settings.REDIS_URL, settings.SUMMARY_CACHE_MB)
+    with _shared_lock:
+        if _shared_state["pid"] != os.getpid() or _shared_state["signature"] != signature:
+            limit = settings.SUMMARY_CACHE_MB * 1024 * 1024
+            found = None
+            if settings.REDIS_URL and limit:
+                found = cache.RedisStore(
+                    settings.REDIS_URL, limit, prefix=SHARED_PREFIX, ttl=SHARED_TTL_SECONDS
+                )
+            _shared_state.update(pid=os.getpid(), signature=signature, store=found)
+        return _shared_state["store"]
+
+
+def remembered(key: tuple, compute: Callable):
+    """The answer to a question of closed months' summaries (`key`: its SQL naming
+    the files, and its parameters): kept by this process (_Kept), else shared by
+    another (Redis), else `compute()`'s, kept in both. Exact for the reason _Kept is:
+    the files a question names never change. Entries are sealed with SECRET_KEY and
+    carry their whole question, checked on every read (server.stats.cache). A Redis
+    that fails costs the shortcut, never the answer."""
+    found = _kept.get(key)
+    if found is not None:
+        return found
+    shared = shared_store()
+    question = name = None
+    if shared is not None:
+        question = f"{cache.deployment()}|{key!r}"
+        name = SHARED_PREFIX + hashlib.sha256(question.encode()).hexdigest()
+        found = _shared_get(shared, name, question)
+        if found is not None:
+            _kept.put(key, found)
+            return found
+    found = compute()
+    _kept.put(key, found)
+    if shared is not None:
+        try:
+            blob = cache.sealed((question, found))
+            if len(blob) <= shared.limit // 8:  # one big answer would push out every other
+                shared.put(name, blob)
+        except Exception as exc:
+            log.warning("summary answer not shared: %s", exc)
+    return found
+
+
+def _shared_get(shared: cache.RedisStore, name: str, question: str):
+    try:
+        blob = shared.get(name)
+    except Exception as exc:
+        log.warning("shared summary answers unreadable, computing instead: %s", exc)
+        return None
+    if blob is not None:
+        try:
+            asked, value = cache.unsealed(blob)
+        except Exception as exc:  # written by another version of the code, or forged
+            log.warning("shared summary answer unreadable, computing instead: %s", exc)
+        else:
+            if asked == question:
+                shared_counts["hit"] += 1
+                return value
+    shared_counts["miss"] += 1
+    return None
 
 
 def breakdowns_from(

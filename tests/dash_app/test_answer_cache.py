@@ -84,7 +84,7 @@ def test_an_entry_of_another_state_is_not_served(stack):
     assert cache.remembered(key_id, "q", lambda: ("computed", state)) == "computed"
     assert cache.remembered(key_id, "q", lambda: ("again", state)) == "computed"  # stored
     # An entry without this server's seal (written by whoever reached Redis) is not read.
-    question = f"{cache._deployment()}|forged"
+    question = f"{cache.deployment()}|forged"
     cache.store().put(cache._name(state, question), pickle.dumps((state, question, "forged")))
     assert cache.remembered(key_id, "forged", lambda: ("computed", state)) == "computed"
 

@@ -222,6 +222,26 @@ def labels_fit(browser, live: LiveServer, width: int) -> None:
     assert found["outside"] == [], width
 
 
+def test_the_maps_shapes_come_with_the_page_and_then_from_the_cache(live, browser):
+    """dash_app/assets/geo.js fetches the world map's topojson as the page starts, not
+    after the map's answer (Plotly's own fetch, an XHR), and a later page load takes it
+    from the browser's cache without asking the server again."""
+    shapes = (
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => e.name.includes('world_110m.json'))"
+        ".map((e) => [e.initiatorType, e.transferSize]);"
+    )
+    countries = "#ov-map .choroplethlocation"
+    for visit in ("first", "again"):
+        browser.get(live.url("/dashboard/demo?period=all"))
+        overview_ready(browser)
+        wait_for(browser, lambda d: d.find_elements("css selector", countries), "the map")
+        fetched = browser.execute_script(shapes)
+        assert [kind for kind, _size in fetched] == ["fetch"], (visit, fetched)
+        if visit == "again":
+            assert fetched[0][1] == 0, fetched  # from the cache: no request at all
+
+
 def test_wrong_key_gets_a_clear_message(live, browser):
     browser.get(live.url("/dashboard/"))
     field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")

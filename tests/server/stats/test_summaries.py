@@ -218,3 +218,51 @@ def test_remembered_summaries_stay_exact_as_rows_arrive(stack):
     assert second.users == plain.users == expected.users > first.users
     for name in PANELS:
         assert frames_equal(getattr(second, name), getattr(plain, name)), name
+
+
+def test_a_summary_answer_one_process_computed_serves_another(stack):
+    """With Redis (REDIS_URL) the summaries' answers are shared by every web process
+    (summaries.remembered): a process that never asked (here: this one, its own kept
+    answers forgotten) reads them instead of asking the files, and shows the same
+    numbers; an entry without this server's seal is never read."""
+    if stack.backend != "postgres":
+        assert summaries.shared_store() is None  # embedded: no Redis, each process its own
+        return
+    store = summaries.shared_store()
+    assert store is not None
+    store.clear()
+    stack.config.LAKE_EXPORT_SECONDS = 3600
+    now = datetime.now(UTC)
+    rows = spread_rows(now)
+    key = stack.new_key()
+    ingest(stack, key, rows)
+    flush()
+    with stack.engine.connect() as conn:
+        key_id = lookup_key(conn, key)
+    filters = Filters(period="all").with_click("status_class", "2xx")
+    summaries._kept.clear()
+    first = compute(key_id, filters, now)
+    assert summaries._kept.frames
+
+    summaries._kept.clear()  # another process: nothing kept of its own
+    hits, misses = summaries.shared_counts["hit"], summaries.shared_counts["miss"]
+    second = compute(key_id, filters, now)
+    assert summaries.shared_counts["miss"] == misses  # no summary asked of the files
+    assert summaries.shared_counts["hit"] > hits
+    assert second.summary == first.summary
+    assert second.users == first.users
+    for name in PANELS:
+        assert frames_equal(getattr(second, name), getattr(first, name)), name
+    expected = Expected(rows, filters, second.window.since, second.window.until)
+    assert second.summary["requests"] == expected.requests
+
+    # Entries replaced by unsealed ones (whoever reached Redis wrote them): not read.
+    for name in store.redis.scan_iter(match=summaries.SHARED_PREFIX + "*"):
+        if not name.decode().endswith(("index", "sizes", "total")):
+            store.redis.set(name, b"\0" * 32 + b"forged")
+    summaries._kept.clear()
+    hits = summaries.shared_counts["hit"]
+    third = compute(key_id, filters, now)
+    assert summaries.shared_counts["hit"] == hits  # asked of the files again
+    assert third.summary == first.summary
+    summaries._kept.clear()
