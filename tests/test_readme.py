@@ -228,3 +228,18 @@ def wait_until(condition, timeout: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.2)
+
+
+def test_every_setting_is_in_the_readmes_table():
+    """Each variable server.config reads from the environment has a row in the README's
+    table (a row may name several): a setting nobody can find is one nobody can use."""
+    from server.config import Config
+
+    rows = [
+        line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `")
+    ]
+    named = {
+        name for line in rows for name in re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split(" | ")[0])
+    }
+    internal = {"TESTING", "extra"}  # set by the test suite; a dict of further settings
+    assert set(Config.model_fields) - internal - named == set()
