@@ -242,6 +242,81 @@ def test_the_maps_shapes_come_with_the_page_and_then_from_the_cache(live, browse
             assert fetched[0][1] == 0, fetched  # from the cache: no request at all
 
 
+# Notes, for each graph, when Plotly was asked to draw it (with how many traces) and
+# when a drawing ended (plotly_afterplot), from before the page's own scripts run.
+DRAWS_JS = """
+window.__draws = [];
+let plotly = window.Plotly;
+const note = (what, gd) => window.__draws.push(
+  [what, ((gd && gd.closest && gd.closest('[id]')) || {}).id, performance.now()]);
+const watch = (p) => {
+  if (!p || p.react.__watched) return;
+  const react = p.react;
+  p.react = function (gd, ...rest) {
+    note('react ' + (((rest[0] && rest[0].data) || []).length), gd);
+    const result = react.call(this, gd, ...rest);
+    if (gd && gd.on && !gd.__watched) {
+      gd.__watched = true;
+      gd.on('plotly_afterplot', () => note('drawn', gd));
+      gd.on('plotly_relayout', () => note('relayout', gd));
+    }
+    return result;
+  };
+  p.react.__watched = true;
+};
+Object.defineProperty(window, 'Plotly', {configurable: true, enumerable: true,
+  get: () => plotly, set: (p) => { plotly = p; watch(p); }});
+"""
+
+
+WIDTHS_JS = """
+const out = {};
+for (const id of arguments[0]) {
+  const g = document.querySelector('#' + id + ' .js-plotly-plot');
+  out[id] = [g._fullLayout.width, g.getBoundingClientRect().width];
+}
+return out;
+"""
+
+
+def test_each_chart_is_drawn_once_and_still_follows_the_window(live, browser):
+    """dcc.Graph resizes every graph after its first drawing, and Plotly's resize drew
+    the whole chart again 100 ms later at the same size: dash_app/assets/resize.js makes
+    a resize to the size a chart has a no-op. Each chart is drawn once with its answer;
+    a narrower window still redraws them to their new widths (one column: the narrow
+    cards grow, the wide ones shrink; plotly_afterplot is not emitted
+    for every chart's drawing by Plotly.react, the relayout of that resize is)."""
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": DRAWS_JS})[
+        "identifier"
+    ]
+    before = browser.get_window_size()
+    try:
+        browser.set_window_size(1440, 1000)
+        browser.get(live.url("/dashboard/demo?period=30d"))
+        overview_ready(browser)
+        time.sleep(1.5)  # past Plotly's 100 ms resize debounce and a second drawing
+        draws = browser.execute_script("return window.__draws")
+        for graph in PANELS:
+            mine = [what for what, owner, _at in draws if owner == graph]
+            assert any(what.startswith("react ") and what != "react 0" for what in mine), graph
+            # The resize's second drawing is a relayout (autosize): none on a page load.
+            assert "relayout" not in mine, (graph, mine)
+        assert sum(what == "drawn" for what, owner, _at in draws if owner in PANELS) >= 9
+        widths = browser.execute_script(WIDTHS_JS, list(PANELS))
+        browser.set_window_size(900, 1000)
+        wait_for(
+            browser,
+            lambda d: all(
+                abs(drawn - box) < 1 and abs(drawn - widths[graph][0]) > 50
+                for graph, (drawn, box) in d.execute_script(WIDTHS_JS, list(PANELS)).items()
+            ),
+            "the charts redrawn to the narrower window",
+        )
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script})
+        browser.set_window_size(before["width"], before["height"])
+
+
 def test_wrong_key_gets_a_clear_message(live, browser):
     browser.get(live.url("/dashboard/"))
     field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")
