@@ -55,6 +55,24 @@ def init_dash(server) -> Dash:
     app.layout = shell
 
     @server.after_request
+    def lasting_assets(response):
+        """Our assets are linked with their file's time (`?m=`): a new file is a new URL,
+        so the browser may keep one for good instead of asking again on every page load
+        (three 304s before Dash's scripts could run)."""
+        from flask import request
+
+        if (
+            request.path.startswith(f"{PREFIX}assets/")
+            and request.args.get("m")
+            and response.status_code in (200, 304)  # a 304 renews what the browser holds
+        ):
+            response.cache_control.no_cache = None
+            response.cache_control.public = True
+            response.cache_control.max_age = 31536000
+            response.cache_control.immutable = True
+        return response
+
+    @server.after_request
     def private_layout(response):
         """The layout holds the signed-in viewer's page (shell): never kept by a cache."""
         from flask import request
@@ -113,6 +131,22 @@ _PUT_BACK_NATIVES = (
     "enumerable:false})});delete window.__natives;</script>"
 )
 # Dash's own page (dash.dash._default_index), the natives kept around its scripts.
+# The scripts Dash's components load only once the page's layout has arrived (dcc.Graph
+# and Plotly, the dropdown, the table): asked for with the page's own scripts instead of
+# after the layout's round trip. They have no version in their names, so the browser
+# asks the server again on every page load (a 304, through the same busy web processes
+# as the callbacks); preloaded, that happens beside the layout's request, not after it.
+_LAZY_SCRIPTS = (
+    "dash/dcc/async-graph.js",
+    "plotly/package_data/plotly.min.js",
+    "dash/dcc/async-dropdown.js",
+    "dash/dash_table/async-table.js",
+    "dash/dash_table/async-highlight.js",
+)
+_PRELOADS = "\n".join(
+    f'        <link rel="preload" as="script" href="{PREFIX}_dash-component-suites/{path}">'
+    for path in _LAZY_SCRIPTS
+)
 INDEX = f"""<!DOCTYPE html>
 <html>
     <head>
@@ -120,6 +154,7 @@ INDEX = f"""<!DOCTYPE html>
         <title>{{%title%}}</title>
         {{%favicon%}}
         {{%css%}}
+{_PRELOADS}
     </head>
     <body>
         {{%app_entry%}}

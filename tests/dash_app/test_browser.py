@@ -317,6 +317,36 @@ def test_each_chart_is_drawn_once_and_still_follows_the_window(live, browser):
         browser.set_window_size(before["width"], before["height"])
 
 
+def test_the_pages_scripts_leave_with_the_page_and_its_assets_stay_cached(live, browser):
+    """The components' lazily loaded scripts (Plotly among them) are preloaded by the page
+    (dash_app.INDEX), so they are asked for beside the layout's request instead of after
+    it, and used from there; our assets, linked with their file's time, are kept by the
+    browser: a second page load asks the server nothing for them."""
+    lazy = (
+        "dash/dcc/async-graph.js",
+        "plotly/package_data/plotly.min.js",
+        "dash/dcc/async-dropdown.js",
+        "dash/dash_table/async-table.js",
+    )
+    entries = (
+        "return performance.getEntriesByType('resource').map("
+        "(e) => [e.name, e.initiatorType, e.startTime, e.responseEnd, e.transferSize]);"
+    )
+    for visit in ("first", "again"):
+        browser.get(live.url("/dashboard/demo?period=30d"))
+        overview_ready(browser)
+        found = browser.execute_script(entries)
+        layout_in = next(end for name, _k, _s, end, _t in found if name.endswith("_dash-layout"))
+        for path in lazy:
+            mine = [(kind, start) for name, kind, start, _e, _t in found if name.endswith(path)]
+            assert [kind for kind, _start in mine] == ["link"], (visit, path, mine)
+            assert mine[0][1] < layout_in, (visit, path)  # asked for before the layout came
+        assets = [(name, size) for name, _k, _s, _e, size in found if "/assets/" in name]
+        assert len(assets) >= 3, assets  # style.css, geo.js, resize.js (and the map's shapes)
+        if visit == "again":
+            assert all(size == 0 for _name, size in assets), assets  # from the cache
+
+
 def test_wrong_key_gets_a_clear_message(live, browser):
     browser.get(live.url("/dashboard/"))
     field = wait_for(browser, lambda d: d.find_elements("css selector", "#signin-key"), "form")
