@@ -197,36 +197,56 @@ def deployment() -> str:
     return hashlib.sha256(where).hexdigest()[:16]
 
 
+MISSING = object()  # read_entry's answer when there is no entry to use
+
+
+def read_entry(found, name: str, expected: tuple) -> Any:
+    """The value of the sealed entry `name` (a tuple: what it was stored for, then the
+    value) when what it was stored for equals `expected`, else MISSING: absent, stored
+    for something else, or unreadable (Redis gone, another version's, forged). A store
+    that fails costs the shortcut, never the answer."""
+    try:
+        blob = found.get(name)
+    except Exception as exc:
+        log.warning("cache unreadable, computing instead: %s", exc)
+        return MISSING
+    if blob is None:
+        return MISSING
+    try:
+        *stored_for, value = unsealed(blob)
+    except Exception as exc:  # written by another version of the code, or forged
+        log.warning("cache entry unreadable, computing instead: %s", exc)
+        return MISSING
+    return value if tuple(stored_for) == expected else MISSING
+
+
+def write_entry(found, name: str, entry: tuple, largest: int | None = None) -> None:
+    """Store `entry` sealed under `name` (not when its bytes exceed `largest`); a store
+    that fails is logged, never raised."""
+    try:
+        blob = sealed(entry)
+        if largest is None or len(blob) <= largest:
+            found.put(name, blob)
+    except Exception as exc:
+        log.warning("cache entry not written: %s", exc)
+
+
 def remembered(key_id: int, question: str, compute: Callable[[], tuple[Any, str]]) -> Any:
     """The answer to `question` about the key's rows as they are now: a stored one computed
     from exactly this state, or `compute()`'s, which returns (answer, the fingerprint of
-    the rows it read) and is stored under that fingerprint. A store that fails (Redis
-    gone) costs the view its shortcut, never its answer."""
+    the rows it read) and is stored under that fingerprint."""
     found = store()
     if found is None:
         return compute()[0]
     question = f"{deployment()}|{question}"
     now = current_fingerprint(key_id)
-    try:
-        blob = found.get(_name(now, question))
-    except Exception as exc:
-        log.warning("answer cache unreadable, computing instead: %s", exc)
-        blob = None
-    if blob is not None:
-        try:
-            seen, asked, value = unsealed(blob)
-        except Exception as exc:  # written by another version of the code, or forged
-            log.warning("answer cache entry unreadable, computing instead: %s", exc)
-        else:
-            if seen == now and asked == question:
-                counts["hit"] += 1
-                return value
+    value = read_entry(found, _name(now, question), (now, question))
+    if value is not MISSING:
+        counts["hit"] += 1
+        return value
     counts["miss"] += 1
     value, read = compute()
-    try:
-        found.put(_name(read, question), sealed((read, question, value)))
-    except Exception as exc:
-        log.warning("answer cache not written: %s", exc)
+    write_entry(found, _name(read, question), (read, question, value))
     return value
 
 

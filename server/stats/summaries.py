@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import logging
 import os
 import threading
 from collections import OrderedDict
@@ -37,7 +36,6 @@ from server.stats.conditions import filter_conditions
 from server.stats.filters import Filters, Window
 from server.stats.planner import Plan
 
-log = logging.getLogger(__name__)
 # Which sets-frame group each kind of summary row feeds, and into which column.
 _SETS = {d.ROUTE: (_ROUTE, "route"), d.VERSION: (_VERSION, "version"),
          d.LOCATION: (_LOCATION, "location"), d.AGENT: (_AGENT, "user_agent")}  # fmt: skip
@@ -277,39 +275,17 @@ def remembered(key: tuple, compute: Callable):
     if shared is not None:
         question = f"{cache.deployment()}|{key!r}"
         name = SHARED_PREFIX + hashlib.sha256(question.encode()).hexdigest()
-        found = _shared_get(shared, name, question)
-        if found is not None:
+        found = cache.read_entry(shared, name, (question,))
+        if found is not cache.MISSING:
+            shared_counts["hit"] += 1
             _kept.put(key, found)
             return found
+        shared_counts["miss"] += 1
     found = compute()
     _kept.put(key, found)
-    if shared is not None:
-        try:
-            blob = cache.sealed((question, found))
-            if len(blob) <= shared.limit // 8:  # one big answer would push out every other
-                shared.put(name, blob)
-        except Exception as exc:
-            log.warning("summary answer not shared: %s", exc)
+    if shared is not None:  # one big answer would push out every other
+        cache.write_entry(shared, name, (question, found), largest=shared.limit // 8)
     return found
-
-
-def _shared_get(shared: cache.RedisStore, name: str, question: str):
-    try:
-        blob = shared.get(name)
-    except Exception as exc:
-        log.warning("shared summary answers unreadable, computing instead: %s", exc)
-        return None
-    if blob is not None:
-        try:
-            asked, value = cache.unsealed(blob)
-        except Exception as exc:  # written by another version of the code, or forged
-            log.warning("shared summary answer unreadable, computing instead: %s", exc)
-        else:
-            if asked == question:
-                shared_counts["hit"] += 1
-                return value
-    shared_counts["miss"] += 1
-    return None
 
 
 def breakdowns_from(
